@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Prepare a bare Debian 12 (or Ubuntu) host for ai-base: Docker Engine with buildx and
+# compose v2, the containerd image store, QEMU binfmt for linux/arm64, Debian's
+# docker-registry, debootstrap, and the Python tools. Idempotent: every step checks
+# first, so a second run takes seconds. Starts dockerd when nothing manages it.
+# Recipe: shared/docs/offline-host.md (verified on this project's hosts).
+set -euo pipefail
+
+log() { printf '[setup-host %(%H:%M:%S)T] %s\n' -1 "$*"; }
+step_start=$SECONDS
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+. /etc/os-release
+need_pkgs=()
+command -v dockerd >/dev/null || need_pkgs+=(docker.io)
+[ -x /usr/libexec/docker/cli-plugins/docker-buildx ] || need_pkgs+=(docker-buildx)
+[ -x /usr/libexec/docker/cli-plugins/docker-compose ] || need_pkgs+=(docker-compose)
+for p in qemu-user-static binfmt-support docker-registry debootstrap apache2-utils curl; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing: ${need_pkgs[*]}"
+  if [ "${ID}" = debian ] && [ "${VERSION_CODENAME}" = bookworm ]; then
+    # Debian 12's docker.io (20.10) has no buildx; trixie's engine/buildx/compose install
+    # cleanly on bookworm for exactly these packages (pinned low, nothing else upgrades).
+    if [ ! -f /etc/apt/sources.list.d/trixie.sources ]; then
+      as_root tee /etc/apt/sources.list.d/trixie.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+      printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' | as_root tee /etc/apt/preferences.d/trixie-low >/dev/null
+    fi
+    trixie=(-t trixie)
+  else
+    trixie=()
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  docker_pkgs=(); other_pkgs=()
+  for p in "${need_pkgs[@]}"; do
+    case "$p" in docker.io|docker-buildx|docker-compose) docker_pkgs+=("$p");; *) other_pkgs+=("$p");; esac
+  done
+  [ ${#docker_pkgs[@]} -eq 0 ] || as_root apt-get install -y -qq --no-install-recommends "${trixie[@]}" "${docker_pkgs[@]}" containerd runc >/dev/null
+  [ ${#other_pkgs[@]} -eq 0 ] || as_root apt-get install -y -qq --no-install-recommends "${other_pkgs[@]}" >/dev/null
+fi
+log "packages ready ($((SECONDS - step_start)) s)"
+
+# Multi-platform builds on the default (docker) buildx driver need the containerd store.
+if ! grep -q containerd-snapshotter /etc/docker/daemon.json 2>/dev/null; then
+  as_root mkdir -p /etc/docker
+  echo '{"features": {"containerd-snapshotter": true}}' | as_root tee /etc/docker/daemon.json >/dev/null
+  if docker info >/dev/null 2>&1; then
+    log "WARNING: dockerd is running without the containerd image store; restart it to apply /etc/docker/daemon.json"
+  fi
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    as_root systemctl start docker
+  else
+    # No init system (containers, CI sandboxes): start the daemon ourselves.
+    log "starting dockerd (log: /var/log/dockerd.log)"
+    as_root setsid dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  docker info >/dev/null 2>&1 || { log "dockerd did not come up; see /var/log/dockerd.log"; tail -20 /var/log/dockerd.log || true; exit 1; }
+fi
+log "engine: $(docker version --format '{{.Server.Version}}') ($((SECONDS - step_start)) s)"
+
+# QEMU for the foreign platform.
+mountpoint -q /proc/sys/fs/binfmt_misc || as_root mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || as_root update-binfmts --enable qemu-aarch64
+log "buildx: $(docker buildx version)"
+docker buildx inspect --bootstrap default | grep -i platforms
+
+# Python tools into a project venv (uv installs the locked dev environment fast).
+if [ -n "${AIBASE_SETUP_VENV:-}" ]; then
+  venv="${AIBASE_SETUP_VENV}"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip uv
+  "$venv/bin/uv" pip install -q --python "$venv/bin/python" -e ".[dev]"
+  log "python tools in $venv ($((SECONDS - step_start)) s)"
+fi
+log "host ready in $((SECONDS - step_start)) s"

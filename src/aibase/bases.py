@@ -1,0 +1,180 @@
+"""Stand-ins for the base images, for hosts without Docker Hub (tests, air-gapped dev).
+
+A stand-in is Debian 12 (debootstrap, minbase) with what the real base provides that the
+Dockerfiles rely on: python3.11 with venv and headers (python:3.11-slim has them); the CUDA
+stand-in adds the CUDA_VERSION / NVIDIA_* environment but no CUDA libraries. Each is pushed
+as a linux/amd64 + linux/arm64 index to `<mirror>/<path of the real base>`, so the same
+Dockerfiles build unchanged once AIBASE_BASE_MIRROR points there. They are test fixtures:
+every output that used one says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from aibase import log, proc
+from aibase.config import Config, mirror_reference
+from aibase.errors import EngineError
+
+SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# python3.11-venv needs these whl packages; debootstrap does not resolve them by itself.
+INCLUDE = (
+    "python3.11",
+    "python3.11-venv",
+    "python3-distutils",
+    "python3-pip-whl",
+    "python3-setuptools-whl",
+    "python3.11-dev",
+)
+STANDIN_LABEL = "io.cerebral.ai-base.stand-in"
+
+
+@dataclass(frozen=True)
+class StandIn:
+    real: str  # the reference the config names, e.g. python:3.11-slim
+    target: str  # where the stand-in goes, e.g. localhost:5000/mirror/library/python:3.11-slim
+    cuda_version: str | None  # set for CUDA bases: the env the real image carries
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("AIBASE_CACHE", Path.home() / ".cache" / "aibase"))
+
+
+def rootfs_key(arch: str) -> str:
+    material = f"{SUITE}|minbase|{arch}|{','.join(INCLUDE)}"
+    return f"{SUITE}-{arch}-{hashlib.sha256(material.encode()).hexdigest()[:12]}"
+
+
+def plan_standins(config: Config, mirror: str) -> tuple[StandIn, ...]:
+    seen: dict[str, StandIn] = {}
+    for variant in config.variants.values():
+        ref = variant.base.split("@", 1)[0]  # a digest pin cannot be reproduced by a stand-in
+        cuda = None
+        if "cuda:" in ref:
+            cuda = ref.rsplit(":", 1)[1].split("-", 1)[0]
+        seen.setdefault(ref, StandIn(ref, mirror_reference(ref, mirror), cuda))
+    return tuple(seen.values())
+
+
+def standin_dockerfile(standin: StandIn) -> str:
+    env = ["LANG=C.UTF-8"]
+    if standin.cuda_version:
+        major_minor = ".".join(standin.cuda_version.split(".")[:2])
+        env += [
+            f"CUDA_VERSION={standin.cuda_version}",
+            "NVIDIA_VISIBLE_DEVICES=all",
+            "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+            f'NVIDIA_REQUIRE_CUDA="cuda>={major_minor}"',
+        ]
+    return "\n".join(
+        [
+            "FROM scratch",
+            "ARG TARGETARCH",
+            "ADD rootfs-${TARGETARCH}.tar /",
+            "ENV " + " ".join(env),
+            f'LABEL {STANDIN_LABEL}="true" {STANDIN_LABEL}.of="{standin.real}"',
+            'CMD ["bash"]',
+            "",
+        ]
+    )
+
+
+def ensure_rootfs(arch: str) -> Path:
+    """Debootstrap once per (suite, arch, package set); later runs reuse the tarball."""
+    root = cache_dir() / "rootfs"
+    tar = root / f"{rootfs_key(arch)}.tar"
+    if tar.exists():
+        log.info(f"rootfs {arch}: cached {tar}")
+        return tar
+    if not shutil.which("debootstrap"):
+        raise EngineError(
+            "debootstrap not found",
+            "run scripts/setup-host-debian.sh (apt-get install debootstrap)",
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        target = Path(tmp) / "rootfs"
+        argv = [
+            "debootstrap",
+            f"--arch={arch}",
+            "--variant=minbase",
+            f"--include={','.join(INCLUDE)}",
+            SUITE,
+            str(target),
+            DEBIAN_MIRROR,
+        ]
+        result = proc.run(argv)
+        if not result.ok:
+            raise EngineError(
+                f"debootstrap for {arch} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}",
+                "for arm64 the host needs qemu-user-static with binfmt (scripts/setup-host-debian.sh)",
+            )
+        for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for f in (target / sub).glob("*"):
+                if f.is_file():
+                    f.unlink()
+        tmp_tar = tar.with_suffix(".partial")
+        result = proc.run(
+            [
+                "tar",
+                "-C",
+                str(target),
+                "--exclude=./dev/*",
+                "--exclude=./proc/*",
+                "--exclude=./sys/*",
+                "-cf",
+                str(tmp_tar),
+                ".",
+            ]
+        )
+        if not result.ok:
+            raise EngineError(
+                f"tar of the {arch} rootfs failed: {result.stderr}", "check free disk"
+            )
+        tmp_tar.rename(tar)
+    return tar
+
+
+def bootstrap_standins(config: Config, mirror: str, platforms: tuple[str, ...]) -> list[str]:
+    """Build and push every stand-in; returns the pushed references."""
+    archs = [p.split("/", 1)[1] for p in platforms]
+    tars = {arch: ensure_rootfs(arch) for arch in archs}
+    pushed: list[str] = []
+    with tempfile.TemporaryDirectory() as ctx_dir:
+        ctx = Path(ctx_dir)
+        for arch, tar in tars.items():
+            os.link(tar, ctx / f"rootfs-{arch}.tar") if _same_fs(tar, ctx) else shutil.copy(
+                tar, ctx / f"rootfs-{arch}.tar"
+            )
+        for standin in plan_standins(config, mirror):
+            (ctx / "Dockerfile").write_text(standin_dockerfile(standin))
+            log.info(f"STAND-IN: {standin.target} is Debian {SUITE}, NOT {standin.real}")
+            argv = [
+                "docker",
+                "buildx",
+                "build",
+                "--platform",
+                ",".join(platforms),
+                "--provenance=false",
+                "--output",
+                f"type=image,name={standin.target},push=true",
+                str(ctx),
+            ]
+            result = proc.run(argv, capture=False)
+            if not result.ok:
+                raise EngineError(
+                    f"building the stand-in for {standin.real} failed (exit {result.returncode})",
+                    "see the build output above; `invoke doctor` checks engine, QEMU, registry",
+                )
+            pushed.append(standin.target)
+    return pushed
+
+
+def _same_fs(a: Path, b: Path) -> bool:
+    return a.stat().st_dev == b.stat().st_dev

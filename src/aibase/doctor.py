@@ -1,0 +1,100 @@
+"""`invoke doctor`: is this host able to run the pipeline? Each failing line names the fix."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from aibase.buildx import EngineFacts
+from aibase.config import Config
+
+MIN_FREE_GB = 20
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+SETUP = "bash scripts/setup-host-debian.sh"
+
+
+def evaluate(facts: EngineFacts, config: Config, registry_ok: bool, free_gb: float) -> list[Check]:
+    """Pure: facts in, checks out (unit-tested without an engine)."""
+    checks = [
+        Check(
+            "docker CLI",
+            facts.docker_cli,
+            "found" if facts.docker_cli else "not on PATH",
+            f"install Docker: {SETUP}",
+        ),
+        Check(
+            "engine reachable",
+            facts.server_version is not None,
+            f"Docker Engine {facts.server_version}"
+            if facts.server_version
+            else f"not reachable: {facts.server_error}",
+            f"start dockerd ({SETUP} starts it) and check `docker info`",
+        ),
+        Check(
+            "buildx",
+            facts.buildx_version is not None,
+            facts.buildx_version or "missing",
+            f"install the docker-buildx plugin ({SETUP})",
+        ),
+        Check(
+            "containerd image store",
+            facts.containerd_store,
+            "enabled" if facts.containerd_store else "off (multi-platform builds need it)",
+            'set {"features": {"containerd-snapshotter": true}} in /etc/docker/daemon.json '
+            "and restart dockerd",
+        ),
+    ]
+    for platform in config.platforms:
+        have = platform in facts.builder_platforms
+        checks.append(
+            Check(
+                f"builder platform {platform}",
+                have,
+                "available"
+                if have
+                else f"not in the builder's list ({', '.join(facts.builder_platforms) or 'none'})",
+                "register QEMU: update-binfmts --enable qemu-aarch64 (qemu-user-static, "
+                f"binfmt-support; {SETUP})",
+            )
+        )
+    checks.append(
+        Check(
+            f"registry {config.registry}",
+            registry_ok,
+            "answers /v2/" if registry_ok else "does not answer /v2/",
+            "invoke registry-up (the local default), or pass --registry / AIBASE_REGISTRY",
+        )
+    )
+    checks.append(
+        Check(
+            "free disk",
+            free_gb >= MIN_FREE_GB,
+            f"{free_gb:.0f} GB free",
+            f"free at least {MIN_FREE_GB} GB (docker system prune / builder prune)",
+        )
+    )
+    return checks
+
+
+def free_disk_gb(path: Path = Path("/var/lib")) -> float:
+    return shutil.disk_usage(path).free / 1e9
+
+
+def render(checks: list[Check]) -> str:
+    lines = []
+    for c in checks:
+        mark = "ok  " if c.ok else "FAIL"
+        lines.append(f"[{mark}] {c.name}: {c.detail}")
+        if not c.ok and c.fix:
+            lines.append(f"       fix: {c.fix}")
+    return "\n".join(lines)

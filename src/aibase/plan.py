@@ -1,0 +1,194 @@
+"""Pure planning: cells, build args, labels, tags and the exact commands. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aibase.config import Config, VariantConfig
+
+LABEL_NS = "io.cerebral.ai-base"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One variant built for one platform: the unit a CI matrix job runs."""
+
+    variant: str
+    platform: str
+
+    @property
+    def slug(self) -> str:
+        return f"{self.variant}-{self.platform.replace('/', '-')}"
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Per-run facts the plan needs but must not look up itself."""
+
+    revision: str  # full git commit
+    created: str  # RFC 3339
+    date: str  # YYYYMMDD, for the immutable tag
+    ca_bundle: Path | None = None  # BuildKit secret for TLS-intercepting networks
+    pip_index_token_file: Path | None = None  # BuildKit secret for a private index
+    cache_dir: Path | None = None  # local BuildKit cache export/import
+    compression: str | None = None  # None: buildx default (gzip); "zstd" measured faster
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    cell: Cell
+    argv: tuple[str, ...]
+    metadata_file: Path
+    result_file: Path
+
+
+def plan_cells(
+    config: Config, variants: Sequence[VariantConfig], platforms: Sequence[str] | None = None
+) -> tuple[Cell, ...]:
+    """Every variant x required platform, in a stable order (variant, then platform)."""
+    plats = tuple(platforms) if platforms else config.platforms
+    return tuple(Cell(v.name, p) for v in variants for p in plats)
+
+
+def floating_tag(variant: VariantConfig) -> str:
+    return variant.name
+
+
+def descriptive_tag(variant: VariantConfig) -> str:
+    """`cpu-py3.11-torch2.4.1`, `cuda-py3.11-torch2.4.1-cu121`."""
+    parts = [variant.name, f"py{variant.python}"]
+    if variant.torch:
+        parts.append(f"torch{variant.torch.torch}")
+    cudas = sorted({p.cuda for p in variant.platforms.values() if p.cuda})
+    parts += [f"cu{c.replace('.', '')}" for c in cudas]
+    return "-".join(parts)
+
+
+def immutable_tags(variant: VariantConfig, ctx: BuildContext) -> tuple[str, ...]:
+    """Tags written once per build and never promoted: `cpu-20261127-abc1234`, descriptive."""
+    return (f"{variant.name}-{ctx.date}-{ctx.revision[:7]}", descriptive_tag(variant))
+
+
+def labels(config: Config, variant: VariantConfig, ctx: BuildContext) -> dict[str, str]:
+    out = {
+        "org.opencontainers.image.source": config.source,
+        "org.opencontainers.image.revision": ctx.revision,
+        "org.opencontainers.image.created": ctx.created,
+        "org.opencontainers.image.version": descriptive_tag(variant),
+        "org.opencontainers.image.title": f"{config.title}:{variant.name}",
+        "org.opencontainers.image.description": variant.description,
+        "org.opencontainers.image.base.name": config.base_for(variant),
+        f"{LABEL_NS}.variant": variant.name,
+        f"{LABEL_NS}.python": variant.python,
+        f"{LABEL_NS}.torch": variant.torch.torch if variant.torch else "none",
+        f"{LABEL_NS}.cuda": ",".join(
+            f"{p.platform}={p.cuda}" for p in variant.platforms.values() if p.cuda
+        )
+        or "none",
+    }
+    return out
+
+
+REQUIRED_LABELS = (
+    "org.opencontainers.image.source",
+    "org.opencontainers.image.revision",
+    "org.opencontainers.image.created",
+    "org.opencontainers.image.version",
+    f"{LABEL_NS}.variant",
+    f"{LABEL_NS}.python",
+    f"{LABEL_NS}.torch",
+    f"{LABEL_NS}.cuda",
+)
+
+
+def build_args(config: Config, variant: VariantConfig) -> dict[str, str]:
+    return {
+        "BASE_IMAGE": config.base_for(variant),
+        "PYTHON_VERSION": variant.python,
+        "VARIANT": variant.name,
+    }
+
+
+def cell_dir(config: Config) -> Path:
+    return config.root / "build" / "cells"
+
+
+def plan_build(
+    config: Config,
+    variant: VariantConfig,
+    cell: Cell,
+    ctx: BuildContext,
+    *,
+    push: bool,
+    load: bool = False,
+    tags: Sequence[str] = (),
+) -> BuildPlan:
+    """The exact `docker buildx build` for one cell.
+
+    push: push by digest only (no tag): nothing a user pulls changes until promote.
+    load: a single-platform local image for development.
+    """
+    out_dir = cell_dir(config)
+    metadata = out_dir / f"{cell.slug}.metadata.json"
+    argv: list[str] = [
+        "docker",
+        "buildx",
+        "build",
+        "--platform",
+        cell.platform,
+        "--file",
+        str(variant.dockerfile),
+        "--build-context",
+        f"locks={variant.lock_dir}",
+        "--metadata-file",
+        str(metadata),
+        "--progress",
+        "plain",
+        # provenance attestations are kept: verify skips them by their annotation
+    ]
+    for key, value in build_args(config, variant).items():
+        argv += ["--build-arg", f"{key}={value}"]
+    for key, value in labels(config, variant, ctx).items():
+        argv += ["--label", f"{key}={value}"]
+    if ctx.ca_bundle is not None:
+        argv += ["--secret", f"id=ca_bundle,src={ctx.ca_bundle}"]
+    if ctx.pip_index_token_file is not None:
+        argv += ["--secret", f"id=pip_index_token,src={ctx.pip_index_token_file}"]
+    if ctx.cache_dir is not None:
+        cache = ctx.cache_dir / cell.slug
+        argv += ["--cache-from", f"type=local,src={cache}"]
+        argv += ["--cache-to", f"type=local,dest={cache},mode=max"]
+    if push:
+        output = [
+            "type=image",
+            f"name={config.image}",
+            "push-by-digest=true",
+            "name-canonical=true",
+            "push=true",
+        ]
+        if ctx.compression:
+            output += [f"compression={ctx.compression}", "force-compression=true"]
+        argv += ["--output", ",".join(output)]
+    elif load:
+        argv.append("--load")
+        for tag in tags:
+            argv += ["--tag", tag]
+    argv.append(str(variant.dockerfile.parent))
+    return BuildPlan(cell, tuple(argv), metadata, out_dir / f"{cell.slug}.json")
+
+
+def plan_merge(
+    config: Config, variant: VariantConfig, digests: Mapping[str, str], ctx: BuildContext
+) -> tuple[str, ...]:
+    """`imagetools create`: one index from the per-platform digests, immutable tags only."""
+    argv = ["docker", "buildx", "imagetools", "create"]
+    for tag in immutable_tags(variant, ctx):
+        argv += ["--tag", f"{config.image}:{tag}"]
+    argv += [f"{config.image}@{digests[p]}" for p in config.platforms]
+    return tuple(argv)
+
+
+def missing_platforms(config: Config, present: Sequence[str]) -> tuple[str, ...]:
+    return tuple(p for p in config.platforms if p not in present)

@@ -1,0 +1,309 @@
+"""OCI distribution API client: the only module that talks HTTP to a registry.
+
+Plain HTTP on loopback (as the engine does), HTTPS elsewhere. Credentials come from the
+Docker credential store (config.json `auths`, `credsStore`, `credHelpers`), are used for
+Basic or Bearer (token) challenges, and are never printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from aibase import log
+from aibase.errors import RegistryError
+
+INDEX_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
+RETRY_STATUSES = {500, 502, 503, 504, 429}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    digest: str
+    media_type: str
+    body: bytes
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.body)  # type: ignore[no-any-return]
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES or "manifests" in self.json
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+def is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0][1:]
+    return name in ("localhost", "::1") or name.startswith("127.")
+
+
+def split_ref(ref: str) -> tuple[str, str, str]:
+    """`host:port/repo/name:tag` or `...@sha256:...` -> (host, repository, tag-or-digest)."""
+    host, _, rest = ref.partition("/")
+    if not rest:
+        raise RegistryError(f"{ref!r} has no registry host", "use HOST[:PORT]/REPOSITORY:TAG")
+    if "@" in rest:
+        repo, _, reference = rest.partition("@")
+    elif ":" in rest.rsplit("/", 1)[-1]:
+        repo, _, reference = rest.rpartition(":")
+    else:
+        repo, reference = rest, "latest"
+    return host, repo, reference
+
+
+def docker_config_dir() -> Path:
+    return Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
+
+
+def load_credentials(host: str) -> Credentials | None:
+    """Look the host up in the Docker credential store, as `docker login` left it."""
+    path = docker_config_dir() / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    helper = cfg.get("credHelpers", {}).get(host) or cfg.get("credsStore")
+    if helper:
+        try:
+            out = subprocess.run(  # echo deliberately skipped: the output is a secret
+                [f"docker-credential-{helper}", "get"],
+                input=host,
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            )
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            out = None
+        if out is not None and out.returncode == 0:
+            data = json.loads(out.stdout)
+            return Credentials(data["Username"], data["Secret"])
+    entry = cfg.get("auths", {}).get(host) or cfg.get("auths", {}).get(f"http://{host}")
+    if entry and entry.get("auth"):
+        user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+        return Credentials(user, pw)
+    return None
+
+
+def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.partition(" ")
+    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+    return scheme.lower(), params
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        host: str,
+        *,
+        credentials: Credentials | None = None,
+        timeout: float = 30.0,
+        attempts: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.host = host
+        scheme = "http" if is_loopback(host) else "https"
+        self.base = f"{scheme}://{host}"
+        self._credentials = credentials if credentials is not None else load_credentials(host)
+        self._client = httpx.Client(timeout=timeout, follow_redirects=True)
+        self._auth_header: str | None = None
+        self._attempts = attempts
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport -------------------------------------------------------------------------
+    def _request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
+        url = self.base + path
+        delay = 0.5
+        for attempt in range(1, self._attempts + 1):
+            hdrs = dict(headers or {})
+            if self._auth_header:
+                hdrs["Authorization"] = self._auth_header
+            try:
+                resp = self._client.request(method, url, headers=hdrs, content=content)
+            except httpx.TransportError as exc:
+                if attempt == self._attempts:
+                    raise RegistryError(
+                        f"registry {self.host}: {what}: cannot connect ({type(exc).__name__}: "
+                        f"{exc}) after {attempt} attempts",
+                        f"is the registry running? For the local default: invoke registry-up; "
+                        f"else check --registry / AIBASE_REGISTRY ({self.host})",
+                    ) from None
+                log.info(f"registry {self.host}: {what}: {type(exc).__name__}, retry in {delay} s")
+                self._sleep(delay)
+                delay *= 2
+                continue
+            if resp.status_code == 401 and self._authenticate(resp, what):
+                continue  # retry at once with the new header; does not count as a failure
+            if resp.status_code in RETRY_STATUSES and attempt < self._attempts:
+                log.info(
+                    f"registry {self.host}: {what}: HTTP {resp.status_code}, retry in {delay} s"
+                )
+                self._sleep(delay)
+                delay *= 2
+                continue
+            if resp.status_code in ok:
+                return resp
+            raise self._error(resp, what)
+        raise RegistryError(f"registry {self.host}: {what}: gave up", "retry later")
+
+    def _authenticate(self, resp: httpx.Response, what: str) -> bool:
+        """Answer a 401 challenge once; False when there is nothing (new) to try."""
+        if self._auth_header is not None and not self._auth_header.startswith("Bearer"):
+            return False
+        scheme, params = _parse_challenge(resp.headers.get("www-authenticate", ""))
+        creds = self._credentials
+        if scheme == "basic":
+            if creds is None or self._auth_header is not None:
+                return False
+            token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+            self._auth_header = f"Basic {token}"
+            return True
+        if scheme == "bearer" and "realm" in params:
+            if self._auth_header is not None and "insufficient_scope" not in str(params):
+                return False
+            query = {k: v for k, v in params.items() if k in ("service", "scope")}
+            auth = (creds.username, creds.password) if creds else None
+            try:
+                tok = self._client.get(params["realm"], params=query, auth=auth)
+            except httpx.TransportError as exc:
+                raise RegistryError(
+                    f"registry {self.host}: {what}: token service {params['realm']} "
+                    f"unreachable ({type(exc).__name__})",
+                    "check the registry's auth configuration",
+                ) from None
+            if tok.status_code != 200:
+                return False
+            body = tok.json()
+            self._auth_header = f"Bearer {body.get('token') or body.get('access_token')}"
+            return True
+        return False
+
+    def _error(self, resp: httpx.Response, what: str) -> RegistryError:
+        code = resp.status_code
+        if code == 401:
+            return RegistryError(
+                f"registry {self.host}: {what}: unauthorized (HTTP 401)",
+                f"log in first: docker login {self.host}",
+            )
+        if code == 403:
+            return RegistryError(
+                f"registry {self.host}: {what}: forbidden (HTTP 403)",
+                "the credential lacks permission for this repository",
+            )
+        if code == 404:
+            return RegistryError(
+                f"registry {self.host}: {what}: not found (HTTP 404)",
+                "check the repository, tag or digest",
+            )
+        return RegistryError(
+            f"registry {self.host}: {what}: HTTP {code}: {resp.text[:300]}",
+            "the registry failed; retry later or check its logs",
+        )
+
+    # -- API -----------------------------------------------------------------------------
+    def ping(self) -> None:
+        self._request("GET", "/v2/", "ping /v2/")
+
+    def get_manifest(self, repo: str, reference: str) -> Manifest:
+        what = (
+            f"GET manifest {repo}:{reference}"
+            if ":" not in reference
+            else (f"GET manifest {repo}@{reference}")
+        )
+        resp = self._request(
+            "GET", f"/v2/{repo}/manifests/{reference}", what, headers={"Accept": ACCEPT}
+        )
+        body = resp.content
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        if reference.startswith("sha256:") and digest != reference:
+            raise RegistryError(
+                f"registry {self.host}: {what}: content digest {digest} does not match",
+                "the registry returned corrupt or altered content; do not promote",
+            )
+        media = resp.headers.get("content-type", "").split(";")[0] or json.loads(body).get(
+            "mediaType", ""
+        )
+        return Manifest(digest, media, body)
+
+    def head_manifest(self, repo: str, reference: str) -> str | None:
+        """The digest a tag points to now, or None when the tag does not exist."""
+        try:
+            return self.get_manifest(repo, reference).digest
+        except RegistryError as exc:
+            if "HTTP 404" in exc.message:
+                return None
+            raise
+
+    def get_blob(self, repo: str, digest: str) -> bytes:
+        resp = self._request("GET", f"/v2/{repo}/blobs/{digest}", f"GET blob {repo}@{digest}")
+        got = "sha256:" + hashlib.sha256(resp.content).hexdigest()
+        if got != digest:
+            raise RegistryError(f"registry {self.host}: blob {digest} content mismatch", "retry")
+        return resp.content
+
+    def put_manifest(self, repo: str, tag: str, manifest: Manifest) -> str:
+        resp = self._request(
+            "PUT",
+            f"/v2/{repo}/manifests/{tag}",
+            f"PUT manifest {repo}:{tag}",
+            headers={"Content-Type": manifest.media_type},
+            content=manifest.body,
+            ok=(201, 200),
+        )
+        return resp.headers.get("docker-content-digest", manifest.digest)
+
+    def list_tags(self, repo: str) -> list[str]:
+        try:
+            resp = self._request("GET", f"/v2/{repo}/tags/list", f"GET tags {repo}")
+        except RegistryError as exc:
+            if "HTTP 404" in exc.message:
+                return []
+            raise
+        return sorted(resp.json().get("tags") or [])
+
+    def catalog(self) -> list[str]:
+        resp = self._request("GET", "/v2/_catalog?n=1000", "GET catalog")
+        return sorted(resp.json().get("repositories") or [])

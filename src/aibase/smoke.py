@@ -1,0 +1,84 @@
+"""What each image promises, checked against a probe report. Pure: collect every problem."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aibase.config import VariantConfig
+from aibase.lock import normalize, parse_lock
+
+
+def locked_packages(variant: VariantConfig, platform: str) -> dict[str, str]:
+    return {n: p.version for n, p in parse_lock(variant.lock_file(platform).read_text()).items()}
+
+
+def _version_matches(installed: str | None, locked: str) -> bool:
+    # a local version label (2.4.1+cpu) belongs to the same release when the lock has it too
+    return installed == locked
+
+
+def check_probe(
+    report: Mapping[str, Any],
+    variant: VariantConfig,
+    platform: str,
+    locked: Mapping[str, str],
+    *,
+    gpu_required: bool = False,
+) -> list[str]:
+    problems: list[str] = []
+    py = report["python"]["version"]
+    if ".".join(py.split(".")[:2]) != variant.python:
+        problems.append(f"python is {py}, the config promises {variant.python}")
+    if not report["python"]["prefix"].startswith("/opt/venv"):
+        problems.append(f"python runs from {report['python']['prefix']}, not the /opt/venv venv")
+    packages: Mapping[str, str] = report["packages"]
+    for name, version in sorted(locked.items()):
+        got = packages.get(normalize(name))
+        if got is None:
+            problems.append(f"locked package {name}=={version} is not installed")
+        elif not _version_matches(got, version):
+            problems.append(f"locked package {name} is {got}, the lock says {version}")
+    imports: Mapping[str, Mapping[str, str | None]] = report["imports"]
+    for name in sorted(locked):
+        for module, error in (imports.get(normalize(name)) or {}).items():
+            if error:
+                problems.append(f"{name}: `import {module}` fails: {error}")
+    if not report["pip_check"]["ok"]:
+        problems.append(f"pip check fails: {report['pip_check']['output']}")
+    spec = variant.platform(platform)
+    torch = report.get("torch")
+    if variant.torch:
+        if torch is None:
+            problems.append("torch is not importable")
+        else:
+            if torch["version"].split("+")[0] != variant.torch.torch:
+                problems.append(
+                    f"torch is {torch['version']}, the config says {variant.torch.torch}"
+                )
+            if spec.cuda:
+                if not torch["cuda"] or not str(torch["cuda"]).startswith(spec.cuda):
+                    problems.append(
+                        f"torch reports CUDA {torch['cuda']}, the config promises {spec.cuda} "
+                        f"on {platform}"
+                    )
+            elif torch["cuda"]:
+                problems.append(
+                    f"torch is a CUDA {torch['cuda']} build on {platform}, where the config "
+                    f"promises no CUDA"
+                )
+    if not variant.cuda_capable:
+        if report["cuda_libraries"]:
+            problems.append(
+                f"CUDA libraries in a non-CUDA image: {', '.join(report['cuda_libraries'][:5])}"
+            )
+        if report["nvidia_packages"]:
+            problems.append(f"nvidia-* packages in a non-CUDA image: {report['nvidia_packages']}")
+    if gpu_required:
+        if torch is None or not torch["cuda_available"]:
+            problems.append("a GPU was requested but torch.cuda.is_available() is False")
+        elif torch["device_count"] < 1:
+            problems.append("torch sees no CUDA device")
+        elif not (torch.get("matmul") or {}).get("ok"):
+            problems.append(f"matmul on the GPU failed: {torch.get('matmul')}")
+    return problems

@@ -1,0 +1,165 @@
+"""Check an index in the registry against the configuration.
+
+Fetching (I/O) and checking (pure) are separate: `fetch_index` reads everything once,
+`check_index` collects every problem before failing, so one run names them all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aibase.config import Config, VariantConfig
+from aibase.errors import VerifyError
+from aibase.plan import REQUIRED_LABELS
+from aibase.registry import Manifest, RegistryClient
+
+ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
+
+
+@dataclass(frozen=True)
+class FetchedIndex:
+    ref: str
+    index: Manifest
+    manifests: Mapping[str, Manifest]  # digest -> platform manifest
+    configs: Mapping[str, dict[str, Any]]  # manifest digest -> its image config
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    platform: str
+    digest: str
+    compressed_bytes: int
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ref: str
+    index_digest: str
+    images: tuple[PlatformImage, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def table(self) -> str:
+        lines = [f"{'platform':<14} {'digest':<71} {'size MB':>8}"]
+        lines += [
+            f"{i.platform:<14} {i.digest:<71} {i.compressed_bytes / 1e6:>8.1f}" for i in self.images
+        ]
+        return "\n".join(lines)
+
+
+def entry_platform(entry: Mapping[str, Any]) -> str:
+    p = entry.get("platform") or {}
+    parts = [p.get("os", "unknown"), p.get("architecture", "unknown")]
+    if p.get("variant"):
+        parts.append(p["variant"])
+    return "/".join(parts)
+
+
+def is_attestation(entry: Mapping[str, Any]) -> bool:
+    annotations = entry.get("annotations") or {}
+    return ATTESTATION_ANNOTATION in annotations or entry_platform(entry) == "unknown/unknown"
+
+
+def fetch_index(client: RegistryClient, repo: str, reference: str) -> FetchedIndex:
+    index = client.get_manifest(repo, reference)
+    manifests: dict[str, Manifest] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    if index.is_index:
+        for entry in index.json.get("manifests", []):
+            if is_attestation(entry):
+                continue
+            m = client.get_manifest(repo, entry["digest"])
+            manifests[m.digest] = m
+            cfg_digest = m.json.get("config", {}).get("digest")
+            if cfg_digest:
+                configs[m.digest] = json.loads(client.get_blob(repo, cfg_digest))
+    return FetchedIndex(f"{client.host}/{repo}:{reference}", index, manifests, configs)
+
+
+def compressed_size(manifest: Manifest) -> int:
+    data = manifest.json
+    return int(data.get("config", {}).get("size", 0)) + sum(
+        int(layer.get("size", 0)) for layer in data.get("layers", [])
+    )
+
+
+def check_index(
+    config: Config,
+    variant: VariantConfig,
+    fetched: FetchedIndex,
+    revision: str | None = None,
+) -> VerifyResult:
+    """Every problem found, not just the first. revision=None skips the revision check."""
+    problems: list[str] = []
+    images: list[PlatformImage] = []
+    if not fetched.index.is_index:
+        problems.append(
+            f"{fetched.ref} is a single image, not a multi-platform index: "
+            f"it cannot serve {', '.join(config.platforms)}"
+        )
+        return VerifyResult(fetched.ref, fetched.index.digest, (), tuple(problems))
+    entries = [e for e in fetched.index.json.get("manifests", []) if not is_attestation(e)]
+    by_platform: dict[str, list[Mapping[str, Any]]] = {}
+    for entry in entries:
+        by_platform.setdefault(entry_platform(entry), []).append(entry)
+    for platform in config.platforms:
+        found = by_platform.get(platform, [])
+        if not found:
+            problems.append(f"required platform {platform} is missing from the index")
+        elif len(found) > 1:
+            problems.append(
+                f"platform {platform} appears {len(found)} times (must be exactly once)"
+            )
+    budget = variant.size_budget_mb * 1_000_000
+    for entry in entries:
+        platform = entry_platform(entry)
+        digest = entry["digest"]
+        manifest = fetched.manifests.get(digest)
+        cfg = fetched.configs.get(digest)
+        if manifest is None or cfg is None:
+            problems.append(f"{platform}: manifest or config {digest} could not be read")
+            continue
+        want_os, _, want_arch = platform.partition("/")
+        want_arch = want_arch.split("/")[0]
+        if cfg.get("architecture") != want_arch or cfg.get("os") != want_os:
+            problems.append(
+                f"{platform}: the index entry says {platform} but the image config says "
+                f"{cfg.get('os')}/{cfg.get('architecture')} ({digest})"
+            )
+        labels: dict[str, str] = (cfg.get("config") or {}).get("Labels") or {}
+        missing = [k for k in REQUIRED_LABELS if not labels.get(k)]
+        if missing:
+            problems.append(f"{platform}: labels missing: {', '.join(missing)}")
+        if revision and labels.get("org.opencontainers.image.revision") not in (None, revision):
+            problems.append(
+                f"{platform}: revision label {labels.get('org.opencontainers.image.revision')} "
+                f"is not the commit {revision}"
+            )
+        variant_label = labels.get("io.cerebral.ai-base.variant")
+        if variant_label and variant_label != variant.name:
+            problems.append(f"{platform}: variant label {variant_label!r} is not {variant.name!r}")
+        size = compressed_size(manifest)
+        if size > budget:
+            problems.append(
+                f"{platform}: compressed size {size / 1e6:.1f} MB exceeds the budget of "
+                f"{variant.size_budget_mb} MB"
+            )
+        images.append(PlatformImage(platform, digest, size, labels))
+    return VerifyResult(fetched.ref, fetched.index.digest, tuple(images), tuple(problems))
+
+
+def raise_if_failed(result: VerifyResult) -> None:
+    if not result.ok:
+        raise VerifyError(
+            f"verify {result.ref} ({result.index_digest}) failed:\n  - "
+            + "\n  - ".join(result.problems),
+            "do not promote this index; rebuild the missing or wrong platforms with "
+            "`invoke build-all` (never a single-platform `docker build` + push)",
+        )
