@@ -14,7 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from invoke import Context, Exit, task
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
@@ -386,5 +388,5 @@ def build_all(
         ctx,
         dry_run=dry_run,
         promote=not no_promote,
-        report_dir=cfg.root / "build" / "reports",
+        report_dir=pipeline.out_dir() / "reports",
     )

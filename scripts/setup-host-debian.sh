@@ -77,7 +77,8 @@ mountpoint -q /proc/sys/fs/binfmt_misc || as_root mount -t binfmt_misc binfmt_mi
 log "buildx: $(docker buildx version)"
 docker buildx inspect --bootstrap default | grep -i platforms
 
-# Python tools into a project venv (uv installs the locked dev environment fast).
+# Python tools: the project venv (AIBASE_SETUP_VENV, default .venv when run from the repo).
+if [ -z "${AIBASE_SETUP_VENV+x}" ] && [ -f pyproject.toml ]; then AIBASE_SETUP_VENV=.venv; fi
 if [ -n "${AIBASE_SETUP_VENV:-}" ]; then
   venv="${AIBASE_SETUP_VENV}"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"

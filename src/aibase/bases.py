@@ -113,7 +113,7 @@ def ensure_rootfs(arch: str) -> Path:
         if not result.ok:
             raise EngineError(
                 f"debootstrap for {arch} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}",
-                "for arm64 the host needs qemu-user-static with binfmt (scripts/setup-host-debian.sh)",
+                "arm64 needs qemu-user-static with binfmt (scripts/setup-host-debian.sh)",
             )
         for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for f in (target / sub).glob("*"):

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aibase.errors import ConfigError
 
@@ -193,7 +193,7 @@ def config_path(explicit: str | None = None, env: Mapping[str, str] | None = Non
 
 
 def mirror_reference(ref: str, mirror: str | None) -> str:
-    """`python:3.11-slim` + `localhost:5000/mirror` -> `localhost:5000/mirror/library/python:3.11-slim`.
+    """`python:3.11-slim` + `localhost:5000/m` -> `localhost:5000/m/library/python:3.11-slim`.
 
     Docker Hub short names get their implicit `library/` namespace, so a mirror holds the
     same path a pull-through cache would.
@@ -349,16 +349,16 @@ def _variant(
     for plat, spec_raw in plats_raw.items():
         pw = plats_w.child(f'["{plat}"]')
         _platform(plat, pw)
-        spec = _table(spec_raw, pw)
-        _keys(spec, _PLATFORM_KEYS, pw)
-        index = spec.get("torch_index")
+        raw_spec = _table(spec_raw, pw)
+        _keys(raw_spec, _PLATFORM_KEYS, pw)
+        index = raw_spec.get("torch_index")
         if index is not None:
             index = _str(index, pw.child("torch_index"))
             if not index.startswith(("https://", "http://", "file://")):
                 pw.child("torch_index").fail(
                     None, f"{index!r} is not a URL", 'e.g. "https://download.pytorch.org/whl/cpu"'
                 )
-        cuda = spec.get("cuda")
+        cuda = raw_spec.get("cuda")
         if cuda is not None:
             cuda = _str(cuda, pw.child("cuda"), allow_empty=True) or None
             if cuda is not None and not _VERSION_RE.match(cuda):
@@ -404,7 +404,7 @@ def _variant(
 
 
 def _resolve(root: Path, p: Path) -> Path:
-    return p if p.is_absolute() else root / p
+    return p if p.is_absolute() else (root / p).resolve()
 
 
 def _keys(
@@ -427,7 +427,7 @@ def _table(value: Any, w: _Where) -> dict[str, Any]:
         w.fail(
             None, f"must be a table, got {type(value).__name__}", "see images.toml for the shape"
         )
-    return value  # type: ignore[return-value]
+    return cast(dict[str, Any], value)
 
 
 def _str(value: Any, w: _Where, allow_empty: bool = False) -> str:

@@ -8,6 +8,7 @@ on every required platform, and it is read back afterwards.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,6 @@ from aibase.lock import check_lock
 from aibase.plan import (
     BuildContext,
     Cell,
-    cell_dir,
     floating_tag,
     immutable_tags,
     plan_build,
@@ -97,8 +97,17 @@ def make_context(
     )
 
 
+def out_dir() -> Path:
+    """Where cell results, state and reports go: AIBASE_OUT or ./build."""
+    return Path(os.environ.get("AIBASE_OUT", "build")).resolve()
+
+
+def cell_dir() -> Path:
+    return out_dir() / "cells"
+
+
 def state_path(config: Config, variant: VariantConfig) -> Path:
-    return config.root / "build" / "state" / f"{variant.name}.json"
+    return out_dir() / "state" / f"{config.repository.replace('/', '_')}-{variant.name}.json"
 
 
 def read_state(config: Config, variant: VariantConfig) -> dict[str, Any]:
@@ -150,7 +159,9 @@ def build_cell(
     if not dry_run:
         require_locks(variant, [cell.platform])
     tags = [f"{config.repository}:{cell.slug}-dev"] if load else []
-    plan = plan_build(config, variant, cell, ctx, push=push, load=load, tags=tags)
+    plan = plan_build(
+        config, variant, cell, ctx, push=push, load=load, tags=tags, out_dir=cell_dir()
+    )
     start = time.monotonic()
     metadata = buildx.run_build(plan, dry_run=dry_run)
     if dry_run or not push:
@@ -170,7 +181,7 @@ def build_cell(
 def read_cells(config: Config, variant: VariantConfig) -> dict[str, CellResult]:
     out: dict[str, CellResult] = {}
     for cell in plan_cells(config, [variant]):
-        path = cell_dir(config) / f"{cell.slug}.json"
+        path = cell_dir() / f"{cell.slug}.json"
         if path.exists():
             out[cell.platform] = CellResult.read(path)
     return out

@@ -31,7 +31,7 @@ class BuildContext:
     created: str  # RFC 3339
     date: str  # YYYYMMDD, for the immutable tag
     ca_bundle: Path | None = None  # BuildKit secret for TLS-intercepting networks
-    pip_index_token_file: Path | None = None  # BuildKit secret for a private index
+    pip_index_url_file: Path | None = None  # BuildKit secret: a private index URL + token
     cache_dir: Path | None = None  # local BuildKit cache export/import
     compression: str | None = None  # None: buildx default (gzip); "zstd" measured faster
 
@@ -111,8 +111,13 @@ def build_args(config: Config, variant: VariantConfig) -> dict[str, str]:
     }
 
 
-def cell_dir(config: Config) -> Path:
-    return config.root / "build" / "cells"
+def cell_tag(cell: Cell, ctx: BuildContext) -> str:
+    """The immutable tag a cell is pushed under (`build-fixture-linux-amd64-20261127-abc1234`).
+
+    Push-by-digest would need a docker-container builder (its image comes from Docker Hub);
+    a unique, never-promoted tag works on the default docker driver too.
+    """
+    return f"build-{cell.slug}-{ctx.date}-{ctx.revision[:7]}"
 
 
 def plan_build(
@@ -123,14 +128,14 @@ def plan_build(
     *,
     push: bool,
     load: bool = False,
+    out_dir: Path,
     tags: Sequence[str] = (),
 ) -> BuildPlan:
     """The exact `docker buildx build` for one cell.
 
-    push: push by digest only (no tag): nothing a user pulls changes until promote.
+    push: push under the cell's immutable tag: nothing a user pulls changes until promote.
     load: a single-platform local image for development.
     """
-    out_dir = cell_dir(config)
     metadata = out_dir / f"{cell.slug}.metadata.json"
     argv: list[str] = [
         "docker",
@@ -154,20 +159,14 @@ def plan_build(
         argv += ["--label", f"{key}={value}"]
     if ctx.ca_bundle is not None:
         argv += ["--secret", f"id=ca_bundle,src={ctx.ca_bundle}"]
-    if ctx.pip_index_token_file is not None:
-        argv += ["--secret", f"id=pip_index_token,src={ctx.pip_index_token_file}"]
+    if ctx.pip_index_url_file is not None:
+        argv += ["--secret", f"id=pip_index_url,src={ctx.pip_index_url_file}"]
     if ctx.cache_dir is not None:
         cache = ctx.cache_dir / cell.slug
         argv += ["--cache-from", f"type=local,src={cache}"]
         argv += ["--cache-to", f"type=local,dest={cache},mode=max"]
     if push:
-        output = [
-            "type=image",
-            f"name={config.image}",
-            "push-by-digest=true",
-            "name-canonical=true",
-            "push=true",
-        ]
+        output = ["type=image", f"name={config.image}:{cell_tag(cell, ctx)}", "push=true"]
         if ctx.compression:
             output += [f"compression={ctx.compression}", "force-compression=true"]
         argv += ["--output", ",".join(output)]

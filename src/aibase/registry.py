@@ -293,7 +293,7 @@ class RegistryClient:
             content=manifest.body,
             ok=(201, 200),
         )
-        return resp.headers.get("docker-content-digest", manifest.digest)
+        return str(resp.headers.get("docker-content-digest", manifest.digest))
 
     def list_tags(self, repo: str) -> list[str]:
         try:

@@ -1,0 +1,83 @@
+"""Nox sessions: every CI step is one of these. `nox` (no arguments) runs the default set:
+lint, typecheck, unit, integration (real engine + local registry, fixture variant) and
+smoke-fixture. Sessions run in the project's environment (.venv, made by
+scripts/setup-host-debian.sh), so they start in seconds and use the locked dev tools."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "unit", "integration", "smoke-fixture"]
+nox.options.error_on_missing_interpreters = True
+PY = sys.executable
+BIN = Path(PY).parent
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    """ruff, hadolint on the Dockerfiles, workflow schemas, and lock freshness."""
+    session.run(PY, "-m", "ruff", "check", "src", "tests", "tasks.py", "noxfile.py")
+    session.run(PY, "-m", "ruff", "format", "--check", "src", "tasks.py", "noxfile.py")
+    dockerfiles = sorted(str(p) for p in Path("docker").glob("Dockerfile.*"))
+    session.run(str(BIN / "hadolint"), *dockerfiles)
+    workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.yml"))
+    session.run(
+        str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows
+    )
+    session.run(PY, "-m", "invoke", "lock", "--check")
+    session.run(PY, "-m", "invoke", "lock", "--check", "--config", "tests/fixtures/images.toml")
+
+
+@nox.session(python=False)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the library, tasks.py and noxfile.py."""
+    session.run(PY, "-m", "mypy")
+
+
+def _pytest(session: nox.Session, *args: str) -> None:
+    # exit code 5 (no tests collected) is a failure like any other non-zero code
+    session.run(PY, "-m", "pytest", *args, *session.posargs)
+
+
+@nox.session(python=False)
+def unit(session: nox.Session) -> None:
+    """Pure logic: config, plan, lock parsing, verify/smoke checks. No engine, seconds."""
+    _pytest(session, "tests/unit")
+
+
+@nox.session(python=False)
+def integration(session: nox.Session) -> None:
+    """Real engine, real local registry, the fixture variant (both platforms, QEMU)."""
+    _pytest(session, "tests/integration", "-p", "no:randomly")
+
+
+def _smoke(session: nox.Session, variant: str, config: str = "images.toml") -> None:
+    _pytest(session, "tests/smoke", "--variant", variant, "--config", config)
+
+
+@nox.session(name="smoke-cpu", python=False)
+def smoke_cpu(session: nox.Session) -> None:
+    """Smoke-test cerebral/ai-base:cpu (default: the floating tag on the configured
+    registry; --image REF --platform P to pick one; posargs go to pytest)."""
+    _smoke(session, "cpu")
+
+
+@nox.session(name="smoke-cuda", python=False)
+def smoke_cuda(session: nox.Session) -> None:
+    """Smoke-test cerebral/ai-base:cuda; pass --require-gpu on a GPU runner."""
+    _smoke(session, "cuda")
+
+
+@nox.session(name="smoke-fixture", python=False)
+def smoke_fixture(session: nox.Session) -> None:
+    """Smoke tests against the fixture variant (built by the integration session)."""
+    _smoke(session, "fixture", "tests/fixtures/images.toml")
+
+
+@nox.session(python=False)
+def lock(session: nox.Session) -> None:
+    """Re-resolve every lock file (needs PyPI and each configured torch index)."""
+    session.run(PY, "-m", "invoke", "lock", *session.posargs)

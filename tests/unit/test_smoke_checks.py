@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from aibase.config import Overrides, load_config
+from aibase.smoke import check_probe
+
+GOOD: dict[str, Any] = {
+    "python": {"version": "3.11.2", "executable": "/opt/venv/bin/python", "prefix": "/opt/venv"},
+    "packages": {"torch": "2.4.1", "fastapi": "0.115.0", "pip": "23.0.1"},
+    "imports": {"torch": {"torch": None}, "fastapi": {"fastapi": None}},
+    "pip_check": {"ok": True, "output": "No broken requirements found."},
+    "torch": {"version": "2.4.1", "cuda": None, "cuda_available": False, "device_count": 0},
+    "cuda_libraries": [],
+    "nvidia_packages": [],
+}
+LOCK = {"torch": "2.4.1", "fastapi": "0.115.0"}
+
+
+@pytest.fixture
+def cfg(write_config):
+    return load_config(write_config(), Overrides(), env={})
+
+
+def test_good_cpu_report_passes(cfg):
+    assert check_probe(GOOD, cfg.variant("cpu"), "linux/arm64", LOCK) == []
+
+
+def test_every_problem_is_collected(cfg):
+    bad = copy.deepcopy(GOOD)
+    bad["python"]["version"] = "3.12.1"
+    del bad["packages"]["fastapi"]
+    bad["imports"]["torch"]["torch"] = "ImportError: libfoo.so"
+    bad["pip_check"] = {"ok": False, "output": "x 1 has requirement y"}
+    bad["cuda_libraries"] = ["/usr/local/cuda/lib64/libcudart.so.12"]
+    problems = check_probe(bad, cfg.variant("cpu"), "linux/amd64", LOCK)
+    assert problems == [
+        "python is 3.12.1, the config promises 3.11",
+        "locked package fastapi==0.115.0 is not installed",
+        "torch: `import torch` fails: ImportError: libfoo.so",
+        "pip check fails: x 1 has requirement y",
+        "CUDA libraries in a non-CUDA image: /usr/local/cuda/lib64/libcudart.so.12",
+    ]
+
+
+def test_cuda_promise_per_platform(cfg):
+    cuda = cfg.variant("cuda")
+    rep = copy.deepcopy(GOOD)
+    assert "torch reports CUDA None, the config promises 12.1 on linux/amd64" in check_probe(
+        rep, cuda, "linux/amd64", LOCK)
+    rep["torch"]["cuda"] = "12.1"
+    assert check_probe(rep, cuda, "linux/amd64", LOCK) == []
+    # arm64: the config promises no CUDA, so a CUDA build there is wrong
+    assert any("promises no CUDA" in p for p in check_probe(rep, cuda, "linux/arm64", LOCK))
+
+
+def test_wrong_locked_version(cfg):
+    rep = copy.deepcopy(GOOD)
+    rep["packages"]["fastapi"] = "0.110.0"
+    assert check_probe(rep, cfg.variant("cpu"), "linux/arm64", LOCK) == [
+        "locked package fastapi is 0.110.0, the lock says 0.115.0"]
+
+
+def test_gpu_required(cfg):
+    rep = copy.deepcopy(GOOD) | {"torch": {**GOOD["torch"], "cuda": "12.1"}}
+    probs = check_probe(rep, cfg.variant("cuda"), "linux/amd64", LOCK, gpu_required=True)
+    assert probs == ["a GPU was requested but torch.cuda.is_available() is False"]
+    rep["torch"] |= {"cuda_available": True, "device_count": 1, "matmul": {"ok": True}}
+    assert check_probe(rep, cfg.variant("cuda"), "linux/amd64", LOCK, gpu_required=True) == []
