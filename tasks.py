@@ -35,6 +35,7 @@ COMMON_HELP = {
     "dry_run": "print every command in order and change nothing",
 }
 DEFAULT_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+DEFAULT_REGISTRY = "localhost:5000"  # the embedded default: started on demand
 CONFIG_KEYS = ("config", "registry", "repository", "platforms", "base_mirror")
 
 
@@ -79,19 +80,19 @@ def _ca_bundle(ca_bundle: str) -> Path | None:
 
 def _ensure_registry(cfg: Config, dry_run: bool = False) -> None:
     from aibase import localregistry
-    from aibase.registry import is_loopback
 
     if dry_run or localregistry.answers(cfg.registry):
         return
-    if is_loopback(cfg.registry):
+    if cfg.registry == DEFAULT_REGISTRY:
         log.info(f"registry {cfg.registry} is not answering: starting the local default")
         localregistry.start_registry(cfg.registry)
         return
     from aibase.errors import RegistryError
 
     raise RegistryError(
-        f"registry {cfg.registry} does not answer /v2/",
-        "check the address and your network, or `docker login` to it",
+        f"registry {cfg.registry} does not answer /v2/; nothing was built or pushed",
+        f"start it, or check --registry / AIBASE_REGISTRY (only {DEFAULT_REGISTRY}, the local "
+        "default, is started automatically: invoke registry-up)",
     )
 
 
@@ -224,6 +225,7 @@ def _build_flags(*keys: str) -> dict[str, str]:
         "platform": "one platform, e.g. linux/arm64",
         "push": "push by digest (no tag) and write build/cells/<cell>.json",
         "load": "load a single-platform image into the local engine (development)",
+        "no_cache": "rebuild every step, ignoring the build cache",
     }
 )
 @fail_cleanly
@@ -234,6 +236,7 @@ def build(
     push: bool = False,
     load: bool = False,
     dry_run: bool = False,
+    no_cache: bool = False,
     ca_bundle: str = "",
     compression: str = "",
     config: str = "",
@@ -253,7 +256,7 @@ def build(
     if push:
         _ensure_registry(cfg, dry_run)
     ctx = pipeline.make_context(
-        cfg, ca_bundle=_ca_bundle(ca_bundle), compression=compression or None
+        cfg, ca_bundle=_ca_bundle(ca_bundle), compression=compression or None, no_cache=no_cache
     )
     pipeline.build_cell(cfg, v, Cell(v.name, platform), ctx, push=push, load=load, dry_run=dry_run)
 
@@ -312,7 +315,7 @@ def verify(
                 f"run invoke merge --variant {variant}, or pass --ref",
             )
         ref = f"{cfg.image}@{digest}"
-        revision = revision or pipeline.git_revision(cfg.root)
+        revision = revision or pipeline.git_revision()
     result = pipeline.verify_ref(cfg, v, ref, revision or None)
     raise_if_failed(result)
     print(f"verified {result.ref} ({result.index_digest})")
@@ -344,7 +347,7 @@ def promote(
 
     cfg = _config(config, registry, repository, platforms, "")
     v = cfg.variant(variant)
-    revision = pipeline.git_revision(cfg.root)
+    revision = pipeline.git_revision()
     out = pipeline.promote_variant(cfg, v, dry_run=dry_run, revision=revision)
     if out:
         print(f"{out['tag']} -> {out['digest']} (was {out['previous']})")

@@ -147,16 +147,36 @@ def split_blocks(text: str) -> dict[str, str]:
     return {k: "\n".join(v) + "\n" for k, v in blocks.items()}
 
 
-def render_lock(
-    body: str, variant: VariantConfig, spec: PlatformSpec, digest: str, only: set[str] | None
-) -> str:
+def render_lock(body: str, variant: VariantConfig, spec: PlatformSpec, digest: str) -> str:
     inputs = ", ".join(str(p.name) for p in variant.requirements)
     head = HEADER.format(inputs=inputs) + f"# inputs-sha256: {digest}\n"
     if spec.torch_index:
         head += f"--extra-index-url {spec.torch_index}\n"
     blocks = split_blocks(body)
-    keep = [blocks[k] for k in sorted(blocks) if only is None or k in only]
-    return head + "".join(keep)
+    return head + "".join(blocks[k] for k in sorted(blocks))
+
+
+def derive_heavy(full_text: str, variant: VariantConfig, spec: PlatformSpec) -> str:
+    """The heavy layer's lock: the closure of heavy_roots within the full lock.
+
+    Its text depends on nothing but those packages (no input digest, no `# via` lines), so a
+    shared-stack bump leaves the file, and with it the torch layer, byte for byte the same.
+    """
+    closure = heavy_closure(parse_lock(full_text), variant.heavy_roots)
+    head = (
+        f"# The closure of {', '.join(variant.heavy_roots) or 'nothing'} within "
+        f"{variant.lock_file(spec.platform).name}, installed as its own layer. "
+        "Written by `invoke lock`; do not edit.\n"
+    )
+    if spec.torch_index:
+        head += f"--extra-index-url {spec.torch_index}\n"
+    blocks = split_blocks(full_text)
+    body = "".join(
+        "".join(ln + "\n" for ln in blocks[k].splitlines() if not _VIA_RE.match(ln))
+        for k in sorted(blocks)
+        if k in closure
+    )
+    return head + body
 
 
 @dataclass(frozen=True)
@@ -175,13 +195,11 @@ def check_lock(variant: VariantConfig, spec: PlatformSpec) -> LockStatus:
     full, heavy = variant.lock_file(spec.platform), variant.heavy_lock_file(spec.platform)
     if not full.exists() or not heavy.exists():
         return LockStatus(variant.name, spec.platform, full, "missing")
-    want = inputs_digest(variant, spec)
-    for path in (full, heavy):
-        m = INPUTS_RE.search(path.read_text())
-        if not m or m.group(1) != want:
-            return LockStatus(variant.name, spec.platform, path, "stale")
-    full_pkgs, heavy_pkgs = parse_lock(full.read_text()), parse_lock(heavy.read_text())
-    if any(n not in full_pkgs or full_pkgs[n].version != p.version for n, p in heavy_pkgs.items()):
+    full_text = full.read_text()
+    m = INPUTS_RE.search(full_text)
+    if not m or m.group(1) != inputs_digest(variant, spec):
+        return LockStatus(variant.name, spec.platform, full, "stale")
+    if heavy.read_text() != derive_heavy(full_text, variant, spec):
         return LockStatus(variant.name, spec.platform, heavy, "inconsistent")
     return LockStatus(variant.name, spec.platform, full, "ok")
 
@@ -209,15 +227,11 @@ def write_lock(variant: VariantConfig, spec: PlatformSpec, uv: str | None = None
                 f'[variants.{variant.name}.platforms."{spec.platform}"].torch_index at a mirror',
             )
         raise LockError(f"lock {cell}: uv pip compile failed:\n{tail}", "fix the pins named above")
-    digest = inputs_digest(variant, spec)
-    packages = parse_lock(result.stdout)
-    closure = heavy_closure(packages, variant.heavy_roots)
+    full_text = render_lock(result.stdout, variant, spec, inputs_digest(variant, spec))
     full = variant.lock_file(spec.platform)
     full.parent.mkdir(parents=True, exist_ok=True)
-    full.write_text(render_lock(result.stdout, variant, spec, digest, None))
-    variant.heavy_lock_file(spec.platform).write_text(
-        render_lock(result.stdout, variant, spec, digest, closure)
-    )
+    full.write_text(full_text)
+    variant.heavy_lock_file(spec.platform).write_text(derive_heavy(full_text, variant, spec))
     return full
 
 

@@ -68,12 +68,17 @@ class RunReport:
     error: str | None = None
 
 
-def git_revision(root: Path) -> str:
-    result = proc.run(["git", "-C", str(root), "rev-parse", "HEAD"], echo=False)
+def git_revision(root: Path | None = None) -> str:
+    """The commit the images are built from: AIBASE_REVISION, else HEAD of the checkout
+    the tool runs in (the Dockerfiles and the tool live there, wherever the config is)."""
+    if os.environ.get("AIBASE_REVISION"):
+        return os.environ["AIBASE_REVISION"]
+    where = root or Path.cwd()
+    result = proc.run(["git", "-C", str(where), "rev-parse", "HEAD"], echo=False)
     if not result.ok:
         raise BuildError(
-            f"{root} is not a git checkout with a commit: the revision label needs one",
-            "build from a clone of the repository (git commit first)",
+            f"{where} is not a git checkout with a commit: the revision label needs one",
+            "build from a clone of the repository (git commit first), or set AIBASE_REVISION",
         )
     return result.stdout.strip()
 
@@ -84,16 +89,18 @@ def make_context(
     ca_bundle: Path | None = None,
     cache_dir: Path | None = None,
     compression: str | None = None,
+    no_cache: bool = False,
     now: datetime | None = None,
 ) -> BuildContext:
     moment = now or datetime.now(UTC)
     return BuildContext(
-        revision=git_revision(config.root),
+        revision=git_revision(),
         created=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         date=moment.strftime("%Y%m%d"),
         ca_bundle=ca_bundle,
         cache_dir=cache_dir,
         compression=compression,
+        no_cache=no_cache,
     )
 
 

@@ -34,6 +34,7 @@ class BuildContext:
     pip_index_url_file: Path | None = None  # BuildKit secret: a private index URL + token
     cache_dir: Path | None = None  # local BuildKit cache export/import
     compression: str | None = None  # None: buildx default (gzip); "zstd" measured faster
+    no_cache: bool = False  # rebuild every step (e.g. to prove what a step leaves behind)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,8 @@ def plan_build(
         argv += ["--secret", f"id=ca_bundle,src={ctx.ca_bundle}"]
     if ctx.pip_index_url_file is not None:
         argv += ["--secret", f"id=pip_index_url,src={ctx.pip_index_url_file}"]
+    if ctx.no_cache:
+        argv.append("--no-cache")
     if ctx.cache_dir is not None:
         cache = ctx.cache_dir / cell.slug
         argv += ["--cache-from", f"type=local,src={cache}"]

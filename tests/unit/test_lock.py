@@ -5,6 +5,7 @@ import pytest
 from aibase.config import Overrides, load_config
 from aibase.lock import (
     check_lock,
+    derive_heavy,
     heavy_closure,
     inputs_digest,
     parse_lock,
@@ -54,14 +55,28 @@ def test_heavy_closure_is_the_torch_family_and_its_needs_only():
         "torch", "torchvision", "filelock", "jinja2", "markupsafe", "triton"}
 
 
-def test_render_lock_subset_keeps_hashes(write_config):
+def test_heavy_lock_is_the_closure_with_hashes_and_nothing_else(write_config):
     cfg = load_config(write_config(), Overrides(), env={})
     v = cfg.variant("cpu")
     spec = v.platform("linux/amd64")
-    text = render_lock(UV_OUT, v, spec, "0" * 64, {"torch", "filelock"})
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text
-    assert "torch==2.4.1" in text and "--hash=sha256:ff" in text
-    assert "fastapi" not in text
+    full = render_lock(UV_OUT, v, spec, "0" * 64)
+    heavy = derive_heavy(full, v, spec)
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in heavy
+    assert "torch==2.4.1" in heavy and "--hash=sha256:ff" in heavy
+    assert "fastapi" not in heavy and "starlette" not in heavy
+    assert "# via" not in heavy and "inputs-sha256" not in heavy
+
+
+def test_heavy_lock_ignores_shared_stack_changes(write_config):
+    """A shared-stack bump (new pin, new parent of a torch dependency) must not alter the
+    heavy lock's bytes: that file decides whether the torch layer is rebuilt."""
+    cfg = load_config(write_config(), Overrides(), env={})
+    v = cfg.variant("cpu")
+    spec = v.platform("linux/amd64")
+    heavy = derive_heavy(render_lock(UV_OUT, v, spec, "0" * 64), v, spec)
+    bumped = UV_OUT.replace("fastapi==0.115.0", "fastapi==0.115.5").replace(
+        "# via torch, triton", "# via fastapi, torch, triton")
+    assert derive_heavy(render_lock(bumped, v, spec, "1" * 64), v, spec) == heavy
 
 
 def test_inputs_digest_changes_with_any_input(write_config, tmp_path):
@@ -90,10 +105,12 @@ def test_check_lock_states(write_config, tmp_path):
     v = cfg.variant("cuda")
     spec = v.platform("linux/arm64")
     assert check_lock(v, spec).state == "missing"
-    digest = inputs_digest(v, spec)
+    full = render_lock(UV_OUT, v, spec, inputs_digest(v, spec))
     v.lock_file("linux/arm64").parent.mkdir(parents=True)
-    v.lock_file("linux/arm64").write_text(render_lock(UV_OUT, v, spec, digest, None))
-    v.heavy_lock_file("linux/arm64").write_text(render_lock(UV_OUT, v, spec, digest, {"torch"}))
+    v.lock_file("linux/arm64").write_text(full)
+    v.heavy_lock_file("linux/arm64").write_text(derive_heavy(full, v, spec) + "x==1\n")
+    assert check_lock(v, spec).state == "inconsistent"
+    v.heavy_lock_file("linux/arm64").write_text(derive_heavy(full, v, spec))
     assert check_lock(v, spec).state == "ok"
     (tmp_path / "common.in").write_text("fastapi==0.115.1\n")  # an input changed
     assert check_lock(v, spec).state == "stale"

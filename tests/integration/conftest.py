@@ -1,0 +1,167 @@
+"""Integration fixtures: a real Docker Engine with buildx, a real registry on loopback, and
+stand-in bases on the mirror. Locally these skip with the reason when the engine is missing;
+with CI set they fail instead."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aibase import localregistry
+from aibase.bases import bootstrap_standins, plan_standins
+from aibase.config import Overrides, load_config
+from aibase.registry import RegistryClient, split_ref
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO / "tests" / "fixtures"
+FIXTURE_CONFIG = FIXTURE / "images.toml"
+REGISTRY = "localhost:5000"
+MIRROR = f"{REGISTRY}/mirror"
+IT_REPO = "cerebral/ai-base-it"  # the repository the end-to-end run promotes into
+
+
+def _engine_problem() -> str | None:
+    if not shutil.which("docker"):
+        return "docker CLI not found (run scripts/setup-host-debian.sh)"
+    info = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if info.returncode != 0:
+        return f"Docker Engine not reachable: {info.stderr.strip()[-200:]}"
+    inspect = subprocess.run(
+        ["docker", "buildx", "inspect", "--bootstrap"], capture_output=True, text=True, check=False
+    )
+    if inspect.returncode != 0:
+        return "docker buildx missing"
+    if "linux/arm64" not in inspect.stdout:
+        return "the builder lists no linux/arm64 (QEMU binfmt not registered)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    problem = _engine_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI requires the engine, but: {problem}")
+        pytest.skip(f"needs a Docker Engine with buildx and QEMU: {problem}")
+
+
+@pytest.fixture(scope="session")
+def registry(engine: None) -> str:
+    localregistry.start_registry(REGISTRY)
+    return REGISTRY
+
+
+@pytest.fixture(scope="session")
+def standins(registry: str) -> str:
+    """Stand-in bases on the mirror (bootstrapped once; the rootfs tarballs are cached)."""
+    cfg = load_config(FIXTURE_CONFIG, Overrides(), env={})
+    wanted = plan_standins(cfg, MIRROR)
+    with RegistryClient(registry) as client:
+        missing = []
+        for s in wanted:
+            _, repo, ref = split_ref(s.target)
+            if client.head_manifest(repo, ref) is None:
+                missing.append(s.target)
+    if missing:
+        bootstrap_standins(cfg, MIRROR, cfg.platforms)
+    print(
+        f"\nNOTE: base images are STAND-INS (Debian 12 + python3.11) from {MIRROR}: "
+        + ", ".join(s.target for s in wanted)
+    )
+    return MIRROR
+
+
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    output: str
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, timeout: int = 3000) -> Run:
+    """Run `invoke` as a user would; output is echoed for the test log."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    print(f"\n$ invoke {' '.join(args)}  -> exit {proc.returncode}\n{out[-6000:]}")
+    return Run(proc.returncode, out)
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "out"
+    d.mkdir()
+    return d
+
+
+def env_for(out: Path, **extra: str) -> dict[str, str]:
+    return {"AIBASE_OUT": str(out), "AIBASE_BASE_MIRROR": MIRROR} | extra
+
+
+@dataclass(frozen=True)
+class Built:
+    """The fixture variant after one full `build-all` into IT_REPO."""
+
+    out: Path
+    index_digest: str
+    platform_digests: dict[str, str]
+    run: Run
+
+
+@pytest.fixture(scope="session")
+def built(standins: str, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    out = tmp_path_factory.mktemp("built")
+    run = invoke(
+        "build-all", "--config", str(FIXTURE_CONFIG), "--repository", IT_REPO, env=env_for(out)
+    )
+    assert run.returncode == 0, run.output[-3000:]
+    state = json.loads((out / "state" / f"{IT_REPO.replace('/', '_')}-fixture.json").read_text())
+    return Built(out, state["index_digest"], state["verified"]["platforms"], run)
+
+
+def floating_digest(repo: str = IT_REPO, tag: str = "fixture") -> str | None:
+    with RegistryClient(REGISTRY) as client:
+        return client.head_manifest(repo, tag)
+
+
+def registry_snapshot() -> dict[str, dict[str, str | None]]:
+    """Every repository's tags and what they point to: proves 'nothing changed'."""
+    snap: dict[str, dict[str, str | None]] = {}
+    with RegistryClient(REGISTRY) as client:
+        for repo in client.catalog():
+            snap[repo] = {t: client.head_manifest(repo, t) for t in client.list_tags(repo)}
+    return snap
+
+
+def copy_fixture(dest: Path, *, in_edit: tuple[str, str] | None = None) -> Path:
+    """A private copy of the fixture (config, .in, locks) with absolute Dockerfile paths."""
+    shutil.copytree(FIXTURE / "requirements", dest / "requirements")
+    shutil.copytree(FIXTURE / "locks", dest / "locks")
+    text = FIXTURE_CONFIG.read_text().replace("../../docker/", str(REPO / "docker") + "/")
+    cfg = dest / "images.toml"
+    cfg.write_text(text)
+    if in_edit:
+        fin = dest / "requirements" / "fixture.in"
+        old, new = in_edit
+        assert old in fin.read_text()
+        fin.write_text(fin.read_text().replace(old, new))
+    return cfg

@@ -1,0 +1,223 @@
+"""The main job end to end on the fixture variant, and every way it must fail closed."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from aibase.lock import split_blocks
+from aibase.registry import Manifest, RegistryClient
+
+from .conftest import (
+    FIXTURE_CONFIG,
+    IT_REPO,
+    REGISTRY,
+    Built,
+    copy_fixture,
+    env_for,
+    floating_digest,
+    invoke,
+    registry_snapshot,
+)
+
+pytestmark = pytest.mark.engine
+CFG = ("--config", str(FIXTURE_CONFIG))
+
+
+def test_build_all_promotes_a_verified_two_platform_index(built: Built):
+    assert floating_digest() == built.index_digest
+    with RegistryClient(REGISTRY) as client:
+        index = client.get_manifest(IT_REPO, "fixture")
+    platforms = sorted(
+        f"{m['platform']['os']}/{m['platform']['architecture']}"
+        for m in index.json["manifests"]
+        if "vnd.docker.reference.type" not in (m.get("annotations") or {})
+    )
+    assert platforms == ["linux/amd64", "linux/arm64"]
+    # a container of each platform runs, from the floating tag
+    for platform, machine in (("linux/amd64", "x86_64"), ("linux/arm64", "aarch64")):
+        out = subprocess.run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--pull",
+                "always",
+                "--platform",
+                platform,
+                f"{REGISTRY}/{IT_REPO}:fixture",
+                "python",
+                "-c",
+                "import platform, sys; print(platform.machine(), sys.prefix)",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.split() == [machine, "/opt/venv"]
+    # step lines with durations, and a report to paste into a PR
+    assert "<== verify fixture: ok" in built.run.output
+    assert "<== promote fixture: ok" in built.run.output
+    md = next((built.out / "reports").glob("build-*.md")).read_text()
+    for digest in built.platform_digests.values():
+        assert digest in md
+    report = json.loads(next((built.out / "reports").glob("build-*.json")).read_text())
+    assert report["variants"]["fixture"]["promoted"]["digest"] == built.index_digest
+
+
+def test_dry_run_changes_nothing(built: Built, out_dir: Path):
+    before = registry_snapshot()
+    run = invoke("build-all", *CFG, "--repository", IT_REPO, "--dry-run", env=env_for(out_dir))
+    assert run.returncode == 0
+    assert registry_snapshot() == before
+    commands = [ln for ln in run.output.splitlines() if ln.startswith("[dry-run] $ docker")]
+    assert [c.split()[4] for c in commands] == ["build", "build", "imagetools"]
+    assert "--platform linux/amd64" in commands[0] and "--platform linux/arm64" in commands[1]
+    assert not list(out_dir.rglob("*.json"))
+
+
+def _arm64_only_index(built: Built, tag: str) -> str:
+    arm = built.platform_digests["linux/arm64"]
+    subprocess.run(
+        [
+            "docker",
+            "buildx",
+            "imagetools",
+            "create",
+            "--tag",
+            f"{REGISTRY}/{IT_REPO}:{tag}",
+            f"{REGISTRY}/{IT_REPO}@{arm}",
+        ],
+        check=True,
+    )
+    with RegistryClient(REGISTRY) as client:
+        return client.get_manifest(IT_REPO, tag).digest
+
+
+def test_the_old_incident_arm64_only_index_is_never_promoted(built: Built, out_dir: Path):
+    before = floating_digest()
+    digest = _arm64_only_index(built, "incident-arm64-only")
+    run = invoke(
+        "verify",
+        *CFG,
+        "--variant",
+        "fixture",
+        "--ref",
+        f"{REGISTRY}/{IT_REPO}:incident-arm64-only",
+        env=env_for(out_dir),
+    )
+    assert run.returncode == 1
+    assert "required platform linux/amd64 is missing from the index" in run.output
+    # even a state file that claims verify + smoke passed does not get it promoted:
+    # promote re-reads the index from the registry first
+    state = out_dir / "state" / f"{IT_REPO.replace('/', '_')}-fixture.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(
+        json.dumps(
+            {
+                "index_digest": digest,
+                "verified": {"index_digest": digest, "platforms": {"linux/arm64": "x"}},
+                "smoke": {"linux/amd64": {"ok": True}, "linux/arm64": {"ok": True}},
+            }
+        )
+    )
+    run = invoke(
+        "promote", *CFG, "--repository", IT_REPO, "--variant", "fixture", env=env_for(out_dir)
+    )
+    assert run.returncode == 1
+    assert "linux/amd64 is missing" in run.output
+    assert floating_digest() == before
+
+
+def test_promote_refuses_an_unverified_index(built: Built, out_dir: Path):
+    before = floating_digest()
+    state = out_dir / "state" / f"{IT_REPO.replace('/', '_')}-fixture.json"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"index_digest": built.index_digest}))
+    run = invoke(
+        "promote", *CFG, "--repository", IT_REPO, "--variant", "fixture", env=env_for(out_dir)
+    )
+    assert run.returncode == 1
+    assert "was never verified" in run.output
+    assert floating_digest() == before
+
+
+def test_entry_whose_config_says_another_architecture_fails_verify(built: Built, out_dir: Path):
+    with RegistryClient(REGISTRY) as client:
+        index = client.get_manifest(IT_REPO, built.index_digest)
+        doc = index.json
+        for entry in doc["manifests"]:  # swap the platform claims of the two images
+            p = entry.get("platform", {})
+            if p.get("architecture") in ("amd64", "arm64"):
+                p["architecture"] = "arm64" if p["architecture"] == "amd64" else "amd64"
+        body = json.dumps(doc).encode()
+        forged = Manifest("", index.media_type, body)
+        client.put_manifest(IT_REPO, "forged-arch", forged)
+    run = invoke(
+        "verify",
+        *CFG,
+        "--variant",
+        "fixture",
+        "--ref",
+        f"{REGISTRY}/{IT_REPO}:forged-arch",
+        env=env_for(out_dir),
+    )
+    assert run.returncode == 1
+    assert "the index entry says linux/amd64 but the image config says linux/arm64" in run.output
+
+
+def test_merge_refuses_without_every_platform(built: Built, out_dir: Path):
+    cells = out_dir / "cells"
+    cells.mkdir()
+    src = next(built.out.glob("cells/fixture-linux-arm64.json"))
+    (cells / src.name).write_text(src.read_text())
+    run = invoke(
+        "merge", *CFG, "--repository", IT_REPO, "--variant", "fixture", env=env_for(out_dir)
+    )
+    assert run.returncode == 1
+    assert "no cell result for linux/amd64" in run.output
+
+
+def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: Path):
+    """A tampered hash in one platform's lock: the install fails, nothing is merged or promoted."""
+    cfg = copy_fixture(tmp_path / "fx")
+    lock = tmp_path / "fx" / "locks" / "fixture-linux-amd64.txt"
+    text = lock.read_text()
+    block = split_blocks(text)["structlog"]
+    tampered = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, block)
+    lock.write_text(text.replace(block, tampered))
+    before = registry_snapshot()
+    run = invoke("build-all", "--config", str(cfg), "--repository", IT_REPO, env=env_for(out_dir))
+    assert run.returncode == 1
+    assert "build of cell fixture/linux/amd64 failed" in run.output
+    assert "THESE PACKAGES DO NOT MATCH THE HASHES" in run.output
+    assert "merge fixture" not in run.output
+    assert registry_snapshot()[IT_REPO] == before[IT_REPO]
+
+
+def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_dir: Path):
+    before = floating_digest()
+    run = invoke("build-all", *CFG, "--registry", "127.0.0.1:5009", env=env_for(out_dir))
+    assert run.returncode == 1
+    assert "registry 127.0.0.1:5009 does not answer /v2/; nothing was built or pushed" in run.output
+    assert "Traceback" not in run.output
+    # the push itself failing (registry gone after preflight) names the cell
+    from aibase import pipeline
+    from aibase.config import Overrides, load_config
+    from aibase.errors import BuildError
+    from aibase.plan import Cell
+
+    cfg = load_config(
+        FIXTURE_CONFIG,
+        Overrides(registry="127.0.0.1:5009", base_mirror="localhost:5000/mirror"),
+        env={},
+    )
+    ctx = pipeline.make_context(cfg)
+    with pytest.raises(BuildError) as info:
+        pipeline.build_cell(cfg, cfg.variant("fixture"), Cell("fixture", "linux/amd64"), ctx)
+    assert "fixture/linux/amd64 failed" in info.value.render()
+    assert floating_digest() == before
