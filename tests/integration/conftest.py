@@ -24,7 +24,7 @@ FIXTURE = REPO / "tests" / "fixtures"
 FIXTURE_CONFIG = FIXTURE / "images.toml"
 REGISTRY = "localhost:5000"
 MIRROR = f"{REGISTRY}/mirror"
-IT_REPO = "cerebral/ai-base-it"  # the repository the end-to-end run promotes into
+IT_REPO = "cerebral/ai-base-fixture"  # the fixture config's own: smoke-fixture reads it
 
 
 def _engine_problem() -> str | None:

@@ -1,0 +1,83 @@
+"""What each image promises, checked inside it (probe) and in the registry (labels, size)."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from aibase import containers
+from aibase.registry import RegistryClient, split_ref
+from aibase.smoke import check_probe, locked_packages
+from aibase.verify import check_index, fetch_index
+
+from .conftest import Target
+
+pytestmark = pytest.mark.engine
+
+
+def test_image_keeps_every_promise(target: Target, probes, platform: str):
+    """Python minor, every locked package at its version and importable, pip check, torch
+    build and CUDA per the config, no CUDA libraries in a non-CUDA image: all problems at once."""
+    report = probes[platform].report
+    locked = locked_packages(target.variant, platform)
+    problems = check_probe(report, target.variant, platform, locked)
+    assert not problems, f"{target.image} on {platform}:\n  - " + "\n  - ".join(problems)
+
+
+def test_python_is_the_venv_first_on_path(target: Target, probes, platform: str):
+    py = probes[platform].report["python"]
+    assert py["executable"].startswith("/opt/venv/bin/python")
+    assert py["version"].rsplit(".", 1)[0] == target.variant.python
+
+
+def test_labels_and_size_in_the_registry(target: Target):
+    host, repo, ref = split_ref(target.image)
+    with RegistryClient(host) as client:
+        fetched = fetch_index(client, repo, ref)
+    result = check_index(target.config, target.variant, fetched)
+    print(result.table())
+    assert result.ok, "\n".join(result.problems)
+
+
+def test_gpu(target: Target, platform: str):
+    spec = target.variant.platform(platform)
+    if not spec.cuda:
+        pytest.skip(f"{target.variant.name} promises no CUDA on {platform}")
+    if not containers.gpu_runtime_available():
+        reason = "no NVIDIA container runtime on this host"
+        if target.require_gpu:
+            pytest.fail(f"--require-gpu: {reason}")
+        pytest.skip(f"{reason} (pass --require-gpu on a GPU runner to make this fail)")
+    run = containers.run_probe(target.image, platform, gpu=True)
+    torch = run.report["torch"]
+    assert torch["cuda_available"], "torch.cuda.is_available() is False with a GPU requested"
+    assert torch["device_count"] >= 1
+    assert torch["matmul"]["ok"], torch["matmul"]
+
+
+def _counter(metrics: str) -> float:
+    m = re.search(r"^aibase_smoke_health_checks_total (\S+)$", metrics, re.M)
+    assert m, "the prometheus-client counter is not exposed on /metrics"
+    return float(m.group(1))
+
+
+def test_image_serves_fastapi_with_metrics(target: Target, docker_services, platform: str):
+    service = f"app-{platform.split('/')[1]}"
+    port = docker_services.port_for(service, 8000)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/health", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    docker_services.wait_until_responsive(check=up, timeout=180.0, pause=1.0)
+    first = _counter(httpx.get(f"{base}/metrics/", timeout=10).text)
+    health = httpx.get(f"{base}/health", timeout=10).json()
+    assert health["status"] == "ok"
+    assert health["python"].rsplit(".", 1)[0] == target.variant.python
+    assert health["machine"] == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[platform]
+    assert _counter(httpx.get(f"{base}/metrics/", timeout=10).text) == first + 1
