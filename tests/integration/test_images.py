@@ -15,7 +15,7 @@ import pytest
 
 from aibase import containers
 from aibase.config import Overrides, load_config
-from aibase.lock import write_lock
+from aibase.lock import derive_heavy, write_lock
 from aibase.plan import REQUIRED_LABELS
 from aibase.registry import RegistryClient
 from aibase.smoke import check_probe, locked_packages
@@ -131,29 +131,28 @@ def _layer_files(archive: Path) -> Iterator[bytes]:
                 continue
 
 
-def test_build_secret_is_absent_from_layers_and_history(
-    standins: str, tmp_path: Path, out_dir: Path
-):
+def test_build_secret_is_absent_from_layers_and_history(standins: str, tmp_path: Path,
+                                                          out_dir: Path):
     canary = f"aibase-canary-{uuid.uuid4().hex}"
     bundle = tmp_path / "ca-with-canary.pem"
     # a working CA bundle (pip needs it here) with a marker line PEM parsers ignore
     bundle.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text() + f"\n{canary}\n")
-    run = invoke(
-        "build",
-        "--config",
-        str(FIXTURE_CONFIG),
-        "--variant",
-        "fixture",
-        "--platform",
-        "linux/amd64",
-        "--load",
-        "--no-cache",
-        "--ca-bundle",
-        str(bundle),
-        env=env_for(out_dir),
-    )
+    # Both pip steps (the ones that mount the secret) must really run with it: a fixture copy
+    # with one more heavy root changes the heavy lock, so neither comes from the cache.
+    # (--no-cache would do it too, but leaves a second cache record for every earlier step.)
+    cfg_path = copy_fixture(tmp_path / "fx")
+    cfg_path.write_text(cfg_path.read_text().replace(
+        'heavy_roots = ["numpy"]', 'heavy_roots = ["numpy", "typing-extensions"]'))
+    variant = load_config(cfg_path, Overrides(), env={}).variant("fixture")
+    full = variant.lock_file("linux/amd64").read_text()
+    variant.heavy_lock_file("linux/amd64").write_text(
+        derive_heavy(full, variant, variant.platform("linux/amd64")))
+    run = invoke("build", "--config", str(cfg_path), "--variant", "fixture",
+                 "--platform", "linux/amd64", "--load", "--ca-bundle", str(bundle),
+                 env=env_for(out_dir))
     assert run.returncode == 0, run.output[-2000:]
     assert "id=ca_bundle,src=" in run.output  # it really went in as a BuildKit secret
+    assert run.output.count("Successfully installed") == 2  # both pip steps ran, not cached
     ref = "cerebral/ai-base-fixture:fixture-linux-amd64-dev"
     history = subprocess.run(
         ["docker", "history", "--no-trunc", ref], capture_output=True, text=True, check=True
