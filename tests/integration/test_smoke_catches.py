@@ -30,7 +30,7 @@ BREAKAGES = {
     "wrong-python": (
         "RUN echo 'deb http://deb.debian.org/debian trixie main' "
         "> /etc/apt/sources.list.d/trixie.list "
-        "&& apt-get update && apt-get install -y --no-install-recommends python3.13-minimal "
+        "&& apt-get update && apt-get install -y --no-install-recommends python3.13 "
         "&& ln -sf /usr/bin/python3.13 /opt/venv/bin/python",
         "the config promises 3.11",
     ),
@@ -60,6 +60,18 @@ def _build_broken(built: Built, name: str, instruction: str, tmp_path: Path) -> 
         check=True,
     )
     return ref
+
+
+def _smoke(ref: str) -> tuple[int, str]:
+    """The real smoke suite (the one `nox -s smoke-*` runs), against one amd64 image."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider",
+         "-k", "keeps_every_promise", "--config", str(FIXTURE_CONFIG), "--variant", "fixture",
+         "--image", ref, "--platform", "linux/amd64"],
+        cwd=REPO, capture_output=True, text=True, check=False, env=os.environ.copy())
+    out = proc.stdout + proc.stderr
+    print(out[-3000:])
+    return proc.returncode, out
 
 
 @pytest.mark.parametrize("name", sorted(BREAKAGES))

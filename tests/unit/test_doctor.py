@@ -18,7 +18,16 @@ def test_host_without_engine_says_exactly_what_is_missing(write_config):
                        "registry localhost:5000"]
     text = render(checks)
     assert "[FAIL] engine reachable: not reachable: Cannot connect to the Docker daemon" in text
-    assert "fix: register QEMU" in text and "invoke registry-up" in text
+    assert "[FAIL] builder platform linux/arm64: not checked: the engine is not reachable" in text
+    assert "invoke registry-up" in text
+
+
+def test_missing_qemu_names_the_fix(write_config):
+    cfg = load_config(write_config(), Overrides(), env={})
+    no_arm = EngineFacts(True, "26.1.5", "", True, "buildx 0.13.1", ("linux/amd64",))
+    checks = evaluate(no_arm, cfg, registry_ok=True, free_gb=50)
+    assert [c.name for c in checks if not c.ok] == ["builder platform linux/arm64"]
+    assert "update-binfmts --enable qemu-aarch64" in render(checks)
 
 
 def test_ready_host_passes(write_config):

@@ -1,0 +1,140 @@
+"""pip-audit for real, against a local OSV-compatible endpoint serving the real advisory
+snapshot in ../shared/advisories (no engine needed, no network beyond loopback)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from aibase.osv_mirror import serve
+
+from .conftest import REPO, invoke
+
+SNAPSHOT = REPO.parent / "shared" / "advisories" / "pypa"
+# The snapshot is from 2024-10-10: it says nothing about advisories published later.
+VULNERABLE = "requests==2.25.0"  # PYSEC-2023-74 (CVE-2023-32681), fixed in 2.31.0
+
+
+@pytest.fixture(scope="module")
+def osv_url():
+    if not SNAPSHOT.is_dir():
+        pytest.fail(f"advisory snapshot missing: {SNAPSHOT}")
+    with serve(SNAPSHOT) as url:
+        yield url
+
+
+def _project(tmp: Path, pins: str, allow: str = "") -> Path:
+    """A one-variant config whose lock we write by hand (hashes are real, from PyPI)."""
+    (tmp / "req").mkdir(parents=True)
+    (tmp / "req" / "x.in").write_text(pins)
+    (tmp / "images.toml").write_text(f"""
+[project]
+repository = "cerebral/audit-test"
+registry = "localhost:5000"
+platforms = ["linux/amd64"]
+[variants.x]
+dockerfile = "{REPO}/docker/Dockerfile.ai-base.cpu"
+base = "python:3.11-slim"
+python = "3.11"
+size_budget_mb = 100
+requirements = ["req/x.in"]
+heavy_roots = []
+lock_dir = "locks"
+[variants.x.platforms."linux/amd64"]
+""")
+    (tmp / "allow.toml").write_text(allow)
+    return tmp
+
+
+def _lock(project: Path) -> None:
+    run = invoke("lock", "--config", str(project / "images.toml"))
+    assert run.returncode == 0, run.output
+
+
+def _audit(project: Path, osv_url: str, *extra: str):
+    return invoke("audit", "--config", str(project / "images.toml"), "--osv-url", osv_url,
+                  "--allowlist", str(project / "allow.toml"), "--today", "2026-11-27", *extra,
+                  env={"AIBASE_OUT": str(project / "out")})
+
+
+# requests 2.25.0 needs idna<3, and idna 2.10 has PYSEC-2024-60: accepted for these tests,
+# so that requests' advisory is the one that decides.
+IDNA = """[[allow]]
+id = "PYSEC-2024-60"
+package = "idna"
+reason = "test: comes with requests 2.25.0"
+owner = "platform-team"
+expires = 2099-12-31
+
+"""
+ENTRY = """[[allow]]
+id = "PYSEC-2023-74"
+package = "requests"
+reason = "test: only internal endpoints"
+owner = "platform-team"
+expires = {expires}
+"""
+
+
+@pytest.fixture(scope="module")
+def vulnerable(tmp_path_factory) -> Path:
+    project = _project(tmp_path_factory.mktemp("vuln"), f"{VULNERABLE}\n", IDNA)
+    _lock(project)
+    return project
+
+
+def test_vulnerable_lock_fails_naming_the_advisory(vulnerable: Path, osv_url: str):
+    run = _audit(vulnerable, osv_url)
+    assert run.returncode == 1
+    assert "PYSEC-2023-74" in run.output and "2.31.0" in run.output
+    assert "1 vulnerability not allowed by the policy" in run.output
+    sbom = next((vulnerable / "out" / "audit").glob("*.cdx.json"))
+    assert '"bomFormat": "CycloneDX"' in sbom.read_text() and "requests" in sbom.read_text()
+
+
+def test_allowlisted_passes_and_expired_fails_again(vulnerable: Path, osv_url: str):
+    (vulnerable / "allow.toml").write_text(IDNA + ENTRY.format(expires="2027-01-31"))
+    ok = _audit(vulnerable, osv_url)
+    assert ok.returncode == 0, ok.output
+    assert "allowed until 2027-01-31: requests PYSEC-2023-74" in ok.output
+    (vulnerable / "allow.toml").write_text(IDNA + ENTRY.format(expires="2026-11-01"))
+    expired = _audit(vulnerable, osv_url)
+    assert expired.returncode == 1
+    assert "EXPIRED allowlist entry PYSEC-2023-74" in expired.output
+    assert "1 vulnerability not allowed by the policy" in expired.output
+    (vulnerable / "allow.toml").write_text(IDNA)
+
+
+def test_clean_lock_passes_and_reports_stale_entries(tmp_path: Path, osv_url: str):
+    project = _project(tmp_path, "requests==2.32.3\n", ENTRY.format(expires="2027-01-31"))
+    _lock(project)
+    run = _audit(project, osv_url)
+    assert run.returncode == 0, run.output
+    assert "stale allowlist entry PYSEC-2023-74" in run.output
+    assert "| 0 |" in run.output  # the summary row: no blocking vulnerabilities
+
+
+def test_unreachable_service_fails_instead_of_passing(vulnerable: Path):
+    run = _audit(vulnerable, "http://127.0.0.1:9/v1/query")
+    assert run.returncode == 1
+    assert "could not run against http://127.0.0.1:9/v1/query" in run.output
+    assert "No known vulnerabilities" not in run.output.split("error:")[-1]
+
+
+def test_no_service_chosen_contacts_nothing(vulnerable: Path):
+    run = invoke("audit", "--config", str(vulnerable / "images.toml"))
+    assert run.returncode == 1
+    assert "no vulnerability service chosen" in run.output
+
+
+def test_committed_locks_against_the_snapshot(tmp_path: Path):
+    """The project's own locks, audited for real against the snapshot (what the closing
+    note reports); fails if the snapshot knows a vulnerability the allowlist does not cover."""
+    shutil.copy(REPO / "audit-allowlist.toml", tmp_path / "allow.toml")
+    run = invoke("audit", "--snapshot", str(SNAPSHOT), "--allowlist", str(tmp_path / "allow.toml"),
+                 "--today", "2026-11-27", env={"AIBASE_OUT": str(tmp_path)})
+    assert "| target | packages |" in run.output
+    assert len(list((tmp_path / "audit").glob("*.cdx.json"))) >= 3
+    assert run.returncode == 0, run.output[-3000:]
