@@ -465,6 +465,11 @@ def audit(
     used: set[au.AllowEntry] = set()
     with contextlib.ExitStack() as stack:
         if snapshot:
+            if not Path(snapshot).is_dir():
+                raise au.AuditError(
+                    f"advisory snapshot {snapshot} not found",
+                    "pass the folder holding <package>/<ID>.yaml (e.g. shared/advisories/pypa)",
+                )
             osv_url = stack.enter_context(serve(Path(snapshot)))
             log.info(f"serving the advisory snapshot {snapshot} at {osv_url}")
         targets: list[tuple[Path, bool]] = []

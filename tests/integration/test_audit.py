@@ -3,6 +3,7 @@ snapshot in ../shared/advisories (no engine needed, no network beyond loopback).
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from aibase.osv_mirror import serve
 
 from .conftest import REPO, invoke
 
-SNAPSHOT = REPO.parent / "shared" / "advisories" / "pypa"
+# CI lays shared/ beside the clone; AIBASE_ADVISORIES points elsewhere
+SNAPSHOT = Path(os.environ.get("AIBASE_ADVISORIES", REPO.parent / "shared" / "advisories" / "pypa"))
 # The snapshot is from 2024-10-10: it says nothing about advisories published later.
 VULNERABLE = "requests==2.25.0"  # PYSEC-2023-74 (CVE-2023-32681), fixed in 2.31.0
 
@@ -20,7 +22,7 @@ VULNERABLE = "requests==2.25.0"  # PYSEC-2023-74 (CVE-2023-32681), fixed in 2.31
 @pytest.fixture(scope="module")
 def osv_url():
     if not SNAPSHOT.is_dir():
-        pytest.fail(f"advisory snapshot missing: {SNAPSHOT}")
+        pytest.fail(f"advisory snapshot missing: {SNAPSHOT} (set AIBASE_ADVISORIES)")
     with serve(SNAPSHOT) as url:
         yield url
 
@@ -129,7 +131,7 @@ def test_no_service_chosen_contacts_nothing(vulnerable: Path):
     assert "no vulnerability service chosen" in run.output
 
 
-def test_committed_locks_against_the_snapshot(tmp_path: Path):
+def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str):
     """The project's own locks, audited for real against the snapshot (what the closing
     note reports); fails if the snapshot knows a vulnerability the allowlist does not cover."""
     shutil.copy(REPO / "audit-allowlist.toml", tmp_path / "allow.toml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -243,3 +244,50 @@ def test_bases_update_pins_each_base_in_one_line(standins: str, tmp_path: Path, 
     dry = invoke("build", "--config", str(cfg), "--variant", "fixture", "--platform",
                  "linux/amd64", "--push", "--dry-run", env=env_for(out_dir))
     assert f"BASE_IMAGE={standins}/library/python:3.11-slim@{digest}" in dry.output
+
+
+def test_authenticated_registry_uses_the_credential_store(
+    built: Built, tmp_path: Path, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """htpasswd registry on 127.0.0.1:5001: build-all pushes, verifies, smokes and promotes
+    with the credential `docker login` stored; the password appears in no output or file."""
+    import secrets
+
+    import httpx
+
+    from aibase import localregistry
+
+    host = "127.0.0.1:5001"
+    password = secrets.token_hex(16)
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", "ci", password], capture_output=True,
+                                       text=True, check=True).stdout)
+    localregistry.stop_registry(host)
+    localregistry.start_registry(host, htpasswd=htpasswd)
+    docker_config = tmp_path / "docker-config"
+    docker_config.mkdir()
+    env = env_for(out_dir, DOCKER_CONFIG=str(docker_config))
+    try:
+        assert httpx.get(f"http://{host}/v2/").status_code == 401
+        # without credentials: a clear error naming the fix
+        denied = invoke("verify", *CFG, "--variant", "fixture", "--ref",
+                        f"{host}/{IT_REPO}:fixture", env=env)
+        assert denied.returncode == 1
+        assert "unauthorized (HTTP 401)" in denied.output and f"docker login {host}" in denied.output
+        subprocess.run(["docker", "login", host, "-u", "ci", "--password-stdin"],
+                       input=password, text=True, check=True, capture_output=True,
+                       env={**os.environ, "DOCKER_CONFIG": str(docker_config)})
+        run = invoke("build-all", *CFG, "--registry", host, env=env)
+        assert run.returncode == 0, run.output[-3000:]
+        assert password not in run.output
+        for path in out_dir.rglob("*"):
+            if path.is_file():
+                assert password not in path.read_text(errors="replace"), path
+        from aibase.registry import load_credentials
+
+        monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
+        with RegistryClient(host, credentials=load_credentials(host)) as client:
+            index = client.get_manifest(IT_REPO, "fixture")
+        assert index.is_index
+    finally:
+        localregistry.stop_registry(host)
