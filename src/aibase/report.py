@@ -25,8 +25,8 @@ def render_markdown(report: RunReport) -> str:
     lines.append(f"- result: {'FAILED: ' + report.error.splitlines()[0] if report.error else 'ok'}")
     lines += [
         "",
-        "| variant | platform | digest | compressed MB | build s | smoke |",
-        "|---|---|---|---|---|---|",
+        "| variant | platform | digest | compressed MB | build s | smoke | lock (SBOM) |",
+        "|---|---|---|---|---|---|---|",
     ]
     seconds = {(c["variant"], c["platform"]): c["seconds"] for c in report.cells}
     for name, v in report.variants.items():
