@@ -33,7 +33,16 @@ from aibase.plan import (
 )
 from aibase.promote import promote_tag
 from aibase.registry import RegistryClient, split_ref
-from aibase.verify import VerifyResult, check_index, fetch_index, raise_if_failed
+from aibase.report import write_report
+from aibase.verify import (
+    VerifyResult,
+    check_index,
+    compressed_size,
+    entry_platform,
+    fetch_index,
+    is_attestation,
+    raise_if_failed,
+)
 
 
 @dataclass(frozen=True)
@@ -143,8 +152,6 @@ def require_locks(variant: VariantConfig, platforms: Sequence[str]) -> None:
 
 def _platform_manifest(client: RegistryClient, repo: str, digest: str, platform: str) -> int:
     """Compressed size of the platform image behind a pushed digest (index or manifest)."""
-    from aibase.verify import compressed_size, entry_platform, is_attestation
-
     top = client.get_manifest(repo, digest)
     if not top.is_index:
         return compressed_size(top)
@@ -391,7 +398,5 @@ def build_all(
         report.steps = timer.steps
         log.info(timer.summary())
         if report_dir is not None and not dry_run:
-            from aibase.report import write_report
-
             write_report(report, report_dir)
     return report

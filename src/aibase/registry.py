@@ -125,12 +125,13 @@ class RegistryClient:
         timeout: float = 30.0,
         attempts: int = 4,
         sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.host = host
         scheme = "http" if is_loopback(host) else "https"
         self.base = f"{scheme}://{host}"
         self._credentials = credentials if credentials is not None else load_credentials(host)
-        self._client = httpx.Client(timeout=timeout, follow_redirects=True)
+        self._client = httpx.Client(timeout=timeout, follow_redirects=True, transport=transport)
         self._auth_header: str | None = None
         self._attempts = attempts
         self._sleep = sleep

@@ -13,11 +13,6 @@ def locked_packages(variant: VariantConfig, platform: str) -> dict[str, str]:
     return {n: p.version for n, p in parse_lock(variant.lock_file(platform).read_text()).items()}
 
 
-def _version_matches(installed: str | None, locked: str) -> bool:
-    # a local version label (2.4.1+cpu) belongs to the same release when the lock has it too
-    return installed == locked
-
-
 def check_probe(
     report: Mapping[str, Any],
     variant: VariantConfig,
@@ -37,7 +32,7 @@ def check_probe(
         got = packages.get(normalize(name))
         if got is None:
             problems.append(f"locked package {name}=={version} is not installed")
-        elif not _version_matches(got, version):
+        elif got != version:  # exact, local label included (2.4.1+cpu)
             problems.append(f"locked package {name} is {got}, the lock says {version}")
     imports: Mapping[str, Mapping[str, str | None]] = report["imports"]
     for name in sorted(locked):

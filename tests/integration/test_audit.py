@@ -140,3 +140,32 @@ def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str):
     assert "| target | packages |" in run.output
     assert len(list((tmp_path / "audit").glob("*.cdx.json"))) >= 3
     assert run.returncode == 0, run.output[-3000:]
+
+
+def test_a_package_installed_outside_the_lock_cannot_hide(built, tmp_path: Path, osv_url: str):
+    """The image audit reads what the image really holds (the smoke probe), not the lock."""
+    import subprocess
+
+    from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {REGISTRY}/{IT_REPO}@{built.platform_digests['linux/amd64']}\n"
+        "RUN --mount=type=secret,id=ca_bundle,target=/run/secrets/ca.pem "
+        f"PIP_CERT=/run/secrets/ca.pem pip install --no-deps {VULNERABLE}\n")
+    ref = f"{REGISTRY}/cerebral/ai-base-broken:outside-the-lock"
+    subprocess.run(["docker", "buildx", "build", "--platform", "linux/amd64", "--provenance=false",
+                    "--secret", "id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt",
+                    "--output", f"type=image,name={ref},push=true", str(ctx)], check=True)
+    allow = tmp_path / "allow.toml"
+    allow.write_text("")
+    run = invoke("audit", "--config", str(FIXTURE_CONFIG), "--osv-url", osv_url,
+                 "--allowlist", str(allow), "--image", ref, "--platform", "linux/amd64",
+                 env={"AIBASE_OUT": str(tmp_path / "out")})
+    assert run.returncode == 1
+    rows = [ln for ln in run.output.splitlines() if ln.startswith("| ")]
+    lock_rows = [r for r in rows if "fixture-linux-" in r]
+    image_row = next(r for r in rows if "image-linux-amd64" in r)
+    assert lock_rows and all("| 0 | - |" in r for r in lock_rows)  # the locks are clean...
+    assert "requests 2.25.0: PYSEC-2023-74" in image_row  # ...the image is not

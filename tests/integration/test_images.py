@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import re
 import subprocess
 import tarfile
 import uuid
@@ -16,7 +15,7 @@ import pytest
 
 from aibase import containers
 from aibase.config import Overrides, load_config
-from aibase.lock import derive_heavy, inputs_digest, write_lock
+from aibase.lock import write_lock
 from aibase.plan import REQUIRED_LABELS
 from aibase.registry import RegistryClient
 from aibase.smoke import check_probe, locked_packages
@@ -25,6 +24,7 @@ from .conftest import (
     FIXTURE_CONFIG,
     IT_REPO,
     REGISTRY,
+    REPO,
     Built,
     copy_fixture,
     env_for,
@@ -138,19 +138,19 @@ def test_build_secret_is_absent_from_layers_and_history(standins: str, tmp_path:
     bundle = tmp_path / "ca-with-canary.pem"
     # a working CA bundle (pip needs it here) with a marker line PEM parsers ignore
     bundle.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text() + f"\n{canary}\n")
-    # Both pip steps (the ones that mount the secret) must really run with it: a fixture copy
-    # with one more heavy root changes the heavy lock, so neither comes from the cache.
-    # (--no-cache would do it too, but leaves a second cache record for every earlier step.)
+    # Both pip steps (the ones that mount the secret) must really run with it, on a warm
+    # builder too: the real Dockerfile plus one ARG right before them changes their cache
+    # key, and nothing else. (--no-cache would also redo the earlier steps and leave a second
+    # cache record for each, which makes later rebuilds pick either.)
+    docker_dir = tmp_path / "docker"
+    docker_dir.mkdir()
+    dockerfile = (REPO / "docker" / "Dockerfile.ai-base.cpu").read_text()
+    marker = "# The torch family and what it needs"
+    assert marker in dockerfile
+    (docker_dir / "Dockerfile.ai-base.cpu").write_text(
+        dockerfile.replace(marker, f"ARG SECRET_TEST_RUN={uuid.uuid4().hex}\n{marker}"))
     cfg_path = copy_fixture(tmp_path / "fx")
-    cfg_path.write_text(cfg_path.read_text().replace(
-        'heavy_roots = ["numpy"]', 'heavy_roots = ["numpy", "typing-extensions"]'))
-    variant = load_config(cfg_path, Overrides(), env={}).variant("fixture")
-    spec = variant.platform("linux/amd64")
-    # same resolution, split differently: re-stamp the full lock, re-derive the heavy one
-    full = re.sub(r"inputs-sha256: [0-9a-f]{64}", f"inputs-sha256: {inputs_digest(variant, spec)}",
-                  variant.lock_file("linux/amd64").read_text())
-    variant.lock_file("linux/amd64").write_text(full)
-    variant.heavy_lock_file("linux/amd64").write_text(derive_heavy(full, variant, spec))
+    cfg_path.write_text(cfg_path.read_text().replace(str(REPO / "docker"), str(docker_dir)))
     run = invoke("build", "--config", str(cfg_path), "--variant", "fixture",
                  "--platform", "linux/amd64", "--load", "--ca-bundle", str(bundle),
                  env=env_for(out_dir))

@@ -47,3 +47,57 @@ def test_challenge_parsing():
     assert params == {"realm": "https://auth.example/token", "service": "registry",
                       "scope": "repository:a:pull"}
     assert _parse_challenge('Basic realm="x"')[0] == "basic"
+
+
+def _client(handler, sleeps):
+    import httpx
+
+    from aibase.registry import Credentials, RegistryClient
+
+    return RegistryClient("localhost:5000", credentials=Credentials("ci", "s3cr3t-Pw"),
+                          sleep=sleeps.append, transport=httpx.MockTransport(handler))
+
+
+def test_5xx_is_retried_with_backoff():
+    import httpx
+
+    calls = []
+
+    def handler(request):
+        calls.append(request.url.path)
+        return httpx.Response(503 if len(calls) < 3 else 200, json={})
+
+    sleeps: list[float] = []
+    with _client(handler, sleeps) as client:
+        client.ping()
+    assert len(calls) == 3 and sleeps == [0.5, 1.0]
+
+
+def test_connection_refused_names_registry_operation_and_fix():
+    import httpx
+
+    def handler(request):
+        raise httpx.ConnectError("Connection refused")
+
+    sleeps: list[float] = []
+    with _client(handler, sleeps) as client, pytest.raises(RegistryError) as info:
+        client.get_manifest("cerebral/ai-base", "cpu")
+    text = info.value.render()
+    assert "registry localhost:5000: GET manifest cerebral/ai-base:cpu: cannot connect" in text
+    assert "invoke registry-up" in text and len(sleeps) == 3
+
+
+def test_basic_challenge_is_answered_once_and_secret_never_in_errors():
+    import httpx
+
+    seen = []
+
+    def handler(request):
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+
+    with _client(handler, []) as client, pytest.raises(RegistryError) as info:
+        client.ping()
+    assert seen[0] is None and seen[1].startswith("Basic ") and len(seen) == 2
+    assert "docker login localhost:5000" in info.value.render()
+    assert "s3cr3t-Pw" not in info.value.render()
