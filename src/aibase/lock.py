@@ -89,6 +89,9 @@ def uv_compile_argv(uv: str, variant: VariantConfig, spec: PlatformSpec) -> list
         "--python-platform",
         UV_PLATFORMS[spec.platform],
         "--generate-hashes",
+        # keep `uvicorn[standard]==...`: pip --require-hashes treats a dependency's
+        # `uvicorn[standard]` as unpinned when the lock only says `uvicorn==...`
+        "--no-strip-extras",
         "--no-header",
         "--annotation-style",
         "line",
