@@ -81,19 +81,8 @@ def _ca_bundle(ca_bundle: str) -> Path | None:
 def _ensure_registry(cfg: Config, dry_run: bool = False) -> None:
     from aibase import localregistry
 
-    if dry_run or localregistry.answers(cfg.registry):
-        return
-    if cfg.registry == DEFAULT_REGISTRY:
-        log.info(f"registry {cfg.registry} is not answering: starting the local default")
-        localregistry.start_registry(cfg.registry)
-        return
-    from aibase.errors import RegistryError
-
-    raise RegistryError(
-        f"registry {cfg.registry} does not answer /v2/; nothing was built or pushed",
-        f"start it, or check --registry / AIBASE_REGISTRY (only {DEFAULT_REGISTRY}, the local "
-        "default, is started automatically: invoke registry-up)",
-    )
+    if not dry_run:
+        localregistry.ensure_registry(cfg.registry, start_if_default=DEFAULT_REGISTRY)
 
 
 @task(help=_help(*CONFIG_KEYS))

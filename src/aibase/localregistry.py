@@ -115,6 +115,22 @@ def start_registry(host: str, htpasswd: Path | None = None, wait_s: float = 30) 
     )
 
 
+def ensure_registry(host: str, *, start_if_default: str) -> None:
+    """Fail before anything is built when the target registry is down; only the embedded
+    default (a loopback registry this tool manages) is started on demand."""
+    if answers(host):
+        return
+    if host == start_if_default:
+        log.info(f"registry {host} is not answering: starting the local default")
+        start_registry(host)
+        return
+    raise RegistryError(
+        f"registry {host} does not answer /v2/; nothing was built or pushed",
+        f"start it, or check --registry / AIBASE_REGISTRY (only {start_if_default}, the local "
+        "default, is started automatically: invoke registry-up)",
+    )
+
+
 def _docker_image_usable(image: str) -> bool:
     if proc.run(["docker", "image", "inspect", image], echo=False).ok:
         return True

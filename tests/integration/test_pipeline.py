@@ -81,6 +81,13 @@ def test_dry_run_changes_nothing(built: Built, out_dir: Path):
     assert not list(out_dir.rglob("*.json"))
 
 
+def _write_state(out_dir: Path, state: dict[str, object]) -> None:
+    """What `merge`/`verify` would have recorded (tests forge it to try to fool promote)."""
+    path = out_dir / "state" / f"{IT_REPO.replace('/', '_')}-fixture.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(state))
+
+
 def _arm64_only_index(built: Built, tag: str) -> str:
     arm = built.platform_digests["linux/arm64"]
     subprocess.run(
@@ -115,17 +122,11 @@ def test_the_old_incident_arm64_only_index_is_never_promoted(built: Built, out_d
     assert "required platform linux/amd64 is missing from the index" in run.output
     # even a state file that claims verify + smoke passed does not get it promoted:
     # promote re-reads the index from the registry first
-    state = out_dir / "state" / f"{IT_REPO.replace('/', '_')}-fixture.json"
-    state.parent.mkdir(parents=True)
-    state.write_text(
-        json.dumps(
-            {
-                "index_digest": digest,
-                "verified": {"index_digest": digest, "platforms": {"linux/arm64": "x"}},
-                "smoke": {"linux/amd64": {"ok": True}, "linux/arm64": {"ok": True}},
-            }
-        )
-    )
+    _write_state(out_dir, {
+        "index_digest": digest,
+        "verified": {"index_digest": digest, "platforms": {"linux/arm64": "x"}},
+        "smoke": {"linux/amd64": {"ok": True}, "linux/arm64": {"ok": True}},
+    })
     run = invoke(
         "promote", *CFG, "--repository", IT_REPO, "--variant", "fixture", env=env_for(out_dir)
     )
@@ -136,9 +137,7 @@ def test_the_old_incident_arm64_only_index_is_never_promoted(built: Built, out_d
 
 def test_promote_refuses_an_unverified_index(built: Built, out_dir: Path):
     before = floating_digest()
-    state = out_dir / "state" / f"{IT_REPO.replace('/', '_')}-fixture.json"
-    state.parent.mkdir(parents=True)
-    state.write_text(json.dumps({"index_digest": built.index_digest}))
+    _write_state(out_dir, {"index_digest": built.index_digest})
     run = invoke(
         "promote", *CFG, "--repository", IT_REPO, "--variant", "fixture", env=env_for(out_dir)
     )

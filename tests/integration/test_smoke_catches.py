@@ -74,67 +74,30 @@ def _smoke(ref: str) -> tuple[int, str]:
     return proc.returncode, out
 
 
+def _smoke(ref: str) -> tuple[int, str]:
+    """The real smoke suite (what `nox -s smoke-*` runs), against one amd64 image."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider",
+         "-k", "keeps_every_promise", "--config", str(FIXTURE_CONFIG), "--variant", "fixture",
+         "--image", ref, "--platform", "linux/amd64"],
+        cwd=REPO, capture_output=True, text=True, check=False, env=os.environ.copy(),
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    print(out[-3000:])
+    return proc.returncode, out
+
+
 @pytest.mark.parametrize("name", sorted(BREAKAGES))
 def test_smoke_fails_on_a_broken_image_naming_the_problem(built: Built, tmp_path: Path, name: str):
     instruction, expected = BREAKAGES[name]
-    ref = _build_broken(built, name, instruction, tmp_path)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/smoke",
-            "-p",
-            "no:cacheprovider",
-            "-k",
-            "keeps_every_promise",
-            "--config",
-            str(FIXTURE_CONFIG),
-            "--variant",
-            "fixture",
-            "--image",
-            ref,
-            "--platform",
-            "linux/amd64",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=os.environ.copy(),
-    )
-    out = proc.stdout + proc.stderr
-    print(out[-3000:])
-    assert proc.returncode == 1, out[-2000:]
+    code, out = _smoke(_build_broken(built, name, instruction, tmp_path))
+    assert code == 1, out[-2000:]
     assert "1 failed" in out
     assert expected in out
 
 
 def test_smoke_passes_on_the_good_image(built: Built):
     """The control: the same smoke selection passes on the image the broken ones derive from."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "tests/smoke",
-            "-p",
-            "no:cacheprovider",
-            "-k",
-            "keeps_every_promise",
-            "--config",
-            str(FIXTURE_CONFIG),
-            "--variant",
-            "fixture",
-            "--image",
-            f"{REGISTRY}/{IT_REPO}@{built.index_digest}",
-            "--platform",
-            "linux/amd64",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
-    assert "1 passed" in proc.stdout
+    code, out = _smoke(f"{REGISTRY}/{IT_REPO}@{built.index_digest}")
+    assert code == 0, out[-2000:]
+    assert "1 passed" in out
