@@ -80,7 +80,8 @@ def fetch_index(client: RegistryClient, repo: str, reference: str) -> FetchedInd
             cfg_digest = m.json.get("config", {}).get("digest")
             if cfg_digest:
                 configs[m.digest] = json.loads(client.get_blob(repo, cfg_digest))
-    return FetchedIndex(f"{client.host}/{repo}:{reference}", index, manifests, configs)
+    sep = "@" if reference.startswith("sha256:") else ":"
+    return FetchedIndex(f"{client.host}/{repo}{sep}{reference}", index, manifests, configs)
 
 
 def compressed_size(manifest: Manifest) -> int:
