@@ -224,9 +224,11 @@ def _build_flags(*keys: str) -> dict[str, str]:
     help=_build_flags("variant", "dry_run", "config", "registry", "repository", "base_mirror")
     | {
         "platform": "one platform, e.g. linux/arm64",
-        "push": "push by digest (no tag) and write build/cells/<cell>.json",
+        "push": "push under the cell's immutable, never-promoted tag and write "
+        "build/cells/<cell>.json (digest, size, seconds)",
         "load": "load a single-platform image into the local engine (development)",
-        "no_cache": "rebuild every step, ignoring the build cache",
+        "no_cache": "rebuild every step, ignoring the build cache (leaves a second cache "
+        "record per step: later rebuilds may re-push unchanged-looking layers)",
     }
 )
 @fail_cleanly
