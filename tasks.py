@@ -21,7 +21,7 @@ from invoke.tasks import task
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 from aibase import log
-from aibase.config import Config, Overrides, load_config
+from aibase.config import Config, Overrides, VariantConfig, load_config
 from aibase.errors import AibaseError, ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,6 +65,12 @@ def _config(
         config or None,
         Overrides(registry or None, repository or None, platforms or None, base_mirror or None),
     )
+
+
+def _one_variant(cfg: Config, name: str) -> VariantConfig:
+    if not name:
+        raise ConfigError("this task needs --variant", f"one of: {', '.join(cfg.variants)}")
+    return cfg.variant(name)
 
 
 def _ca_bundle(ca_bundle: str) -> Path | None:
@@ -234,8 +240,8 @@ def _build_flags(*keys: str) -> dict[str, str]:
 @fail_cleanly
 def build(
     c: Context,
-    variant: str,
-    platform: str,
+    variant: str = "",
+    platform: str = "",
     push: bool = False,
     load: bool = False,
     dry_run: bool = False,
@@ -252,7 +258,9 @@ def build(
     from aibase.plan import Cell
 
     cfg = _config(config, registry, repository, "", base_mirror)
-    v = cfg.variant(variant)
+    v = _one_variant(cfg, variant)
+    if not platform:
+        raise ConfigError("build needs --platform", f"one of: {', '.join(v.platforms)}")
     v.platform(platform)
     if push == load:
         raise ConfigError("build needs exactly one of --push or --load", "pick one")
@@ -268,7 +276,7 @@ def build(
 @fail_cleanly
 def merge(
     c: Context,
-    variant: str,
+    variant: str = "",
     dry_run: bool = False,
     config: str = "",
     registry: str = "",
@@ -279,7 +287,9 @@ def merge(
     from aibase import pipeline
 
     cfg = _config(config, registry, repository, platforms, "")
-    pipeline.merge_variant(cfg, cfg.variant(variant), pipeline.make_context(cfg), dry_run=dry_run)
+    pipeline.merge_variant(
+        cfg, _one_variant(cfg, variant), pipeline.make_context(cfg), dry_run=dry_run
+    )
 
 
 @task(
@@ -294,7 +304,7 @@ def merge(
 @fail_cleanly
 def verify(
     c: Context,
-    variant: str,
+    variant: str = "",
     ref: str = "",
     smoke: bool = True,
     revision: str = "",
@@ -308,7 +318,7 @@ def verify(
     from aibase.verify import raise_if_failed
 
     cfg = _config(config, registry, repository, platforms, "")
-    v = cfg.variant(variant)
+    v = _one_variant(cfg, variant)
     own = not ref
     if own:
         digest = pipeline.read_state(cfg, v).get("index_digest")
@@ -338,7 +348,7 @@ def verify(
 @fail_cleanly
 def promote(
     c: Context,
-    variant: str,
+    variant: str = "",
     dry_run: bool = False,
     config: str = "",
     registry: str = "",
@@ -349,7 +359,7 @@ def promote(
     from aibase import pipeline
 
     cfg = _config(config, registry, repository, platforms, "")
-    v = cfg.variant(variant)
+    v = _one_variant(cfg, variant)
     revision = pipeline.git_revision()
     out = pipeline.promote_variant(cfg, v, dry_run=dry_run, revision=revision)
     if out:

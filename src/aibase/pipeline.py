@@ -150,6 +150,24 @@ def require_locks(variant: VariantConfig, platforms: Sequence[str]) -> None:
         )
 
 
+def require_base(config: Config, variant: VariantConfig) -> None:
+    """With a mirror, check the base is there before building (its absence otherwise shows up
+    as a buildx error deep in the log). Without one the engine pulls from the base's own
+    registry, which we do not contact ahead of it."""
+    if not config.base_mirror:
+        return
+    ref = config.base_for(variant)
+    host, repo, reference = split_ref(ref)
+    with RegistryClient(host) as client:
+        found = client.head_manifest(repo, reference)
+    if found is None:
+        raise BuildError(
+            f"base image {ref} (for {variant.base}) is not in the mirror {config.base_mirror}",
+            "copy the real base there, or for tests and offline hosts push stand-ins: "
+            f"invoke bases-bootstrap --mirror {config.base_mirror}",
+        )
+
+
 def _platform_manifest(client: RegistryClient, repo: str, digest: str, platform: str) -> int:
     """Compressed size of the platform image behind a pushed digest (index or manifest)."""
     top = client.get_manifest(repo, digest)
@@ -174,6 +192,7 @@ def build_cell(
     """Build one cell. With push: by digest only, and write the cell result file."""
     if not dry_run:
         require_locks(variant, [cell.platform])
+        require_base(config, variant)
     tags = [f"{config.repository}:{cell.slug}-dev"] if load else []
     lock_file = variant.lock_file(cell.platform)
     lock_sha = hashlib.sha256(lock_file.read_bytes()).hexdigest() if lock_file.exists() else ""
@@ -346,8 +365,9 @@ def build_all(
         log.info(f"bases come from the mirror {config.base_mirror}")
     try:
         for variant in variants:
-            if not dry_run:
-                require_locks(variant, config.platforms)  # fail before any build starts
+            if not dry_run:  # fail before any build starts
+                require_locks(variant, config.platforms)
+                require_base(config, variant)
         for variant in variants:
             vrep: dict[str, Any] = {"platforms": {}}
             report.variants[variant.name] = vrep

@@ -67,8 +67,10 @@ def split_ref(ref: str) -> tuple[str, str, str]:
     host, _, rest = ref.partition("/")
     if not rest:
         raise RegistryError(f"{ref!r} has no registry host", "use HOST[:PORT]/REPOSITORY:TAG")
-    if "@" in rest:
+    if "@" in rest:  # repo@digest or repo:tag@digest (the digest decides)
         repo, _, reference = rest.partition("@")
+        if ":" in repo.rsplit("/", 1)[-1]:
+            repo = repo.rsplit(":", 1)[0]
     elif ":" in rest.rsplit("/", 1)[-1]:
         repo, _, reference = rest.rpartition(":")
     else:

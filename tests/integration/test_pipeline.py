@@ -290,3 +290,13 @@ def test_authenticated_registry_uses_the_credential_store(
         assert index.is_index
     finally:
         localregistry.stop_registry(host)
+
+
+def test_missing_base_in_the_mirror_is_named_before_any_build(registry: str, out_dir: Path):
+    run = invoke("build-all", *CFG, "--repository", IT_REPO,
+                 env={"AIBASE_OUT": str(out_dir), "AIBASE_BASE_MIRROR": f"{registry}/no-such-mirror"})
+    assert run.returncode == 1
+    assert ("base image localhost:5000/no-such-mirror/library/python:3.11-slim (for "
+            "python:3.11-slim) is not in the mirror") in run.output
+    assert "invoke bases-bootstrap" in run.output
+    assert "docker buildx build" not in run.output

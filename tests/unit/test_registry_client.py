@@ -15,6 +15,8 @@ from aibase.registry import _parse_challenge, is_loopback, load_credentials, spl
         ("localhost:5000/cerebral/ai-base:cpu", ("localhost:5000", "cerebral/ai-base", "cpu")),
         ("127.0.0.1:5000/a/b@sha256:" + "a" * 64, ("127.0.0.1:5000", "a/b", "sha256:" + "a" * 64)),
         ("localhost:5000/a/b", ("localhost:5000", "a/b", "latest")),
+        ("localhost:5000/m/python:3.11-slim@sha256:" + "b" * 64,
+         ("localhost:5000", "m/python", "sha256:" + "b" * 64)),
     ],
 )
 def test_split_ref(ref, expect):
