@@ -149,9 +149,11 @@ def bootstrap_standins(config: Config, mirror: str, platforms: tuple[str, ...]) 
     with tempfile.TemporaryDirectory() as ctx_dir:
         ctx = Path(ctx_dir)
         for arch, tar in tars.items():
-            os.link(tar, ctx / f"rootfs-{arch}.tar") if _same_fs(tar, ctx) else shutil.copy(
-                tar, ctx / f"rootfs-{arch}.tar"
-            )
+            dest = ctx / f"rootfs-{arch}.tar"
+            if _same_fs(tar, ctx):
+                os.link(tar, dest)  # no 250 MB copy when the cache is on the same disk
+            else:
+                shutil.copy(tar, dest)
         for standin in plan_standins(config, mirror):
             (ctx / "Dockerfile").write_text(standin_dockerfile(standin))
             log.info(f"STAND-IN: {standin.target} is Debian {SUITE}, NOT {standin.real}")

@@ -7,7 +7,6 @@ import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from aibase import log, proc
 from aibase.errors import BuildError, EngineError
@@ -100,26 +99,3 @@ def run_imagetools_create(argv: Sequence[str], *, dry_run: bool = False) -> None
             f"merge failed: {result.stderr.strip()[-800:]}",
             "check that every cell's digest is still in the registry (invoke verify --ref ...)",
         )
-
-
-def image_history(ref: str) -> str:
-    """`docker history` of a local image (used to prove secrets are absent)."""
-    result = proc.run(["docker", "history", "--no-trunc", "--format", "{{json .}}", ref])
-    if not result.ok:
-        raise EngineError(f"docker history {ref} failed: {result.stderr.strip()}", "pull it first")
-    return result.stdout
-
-
-def pull(ref: str, platform: str) -> None:
-    result = proc.run(["docker", "pull", "--quiet", "--platform", platform, ref])
-    if not result.ok:
-        raise EngineError(
-            f"docker pull {ref} ({platform}) failed: {result.stderr.strip()}",
-            "check the registry (invoke doctor)",
-        )
-
-
-def save_image(ref: str, dest: Path) -> None:
-    result = proc.run(["docker", "save", "--output", str(dest), ref])
-    if not result.ok:
-        raise EngineError(f"docker save {ref} failed: {result.stderr.strip()}", "pull it first")

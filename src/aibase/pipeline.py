@@ -168,7 +168,7 @@ def require_base(config: Config, variant: VariantConfig) -> None:
         )
 
 
-def _platform_manifest(client: RegistryClient, repo: str, digest: str, platform: str) -> int:
+def _pushed_size(client: RegistryClient, repo: str, digest: str, platform: str) -> int:
     """Compressed size of the platform image behind a pushed digest (index or manifest)."""
     top = client.get_manifest(repo, digest)
     if not top.is_index:
@@ -216,7 +216,7 @@ def build_cell(
     if not digest.startswith("sha256:"):
         raise BuildError(f"cell {cell.slug}: buildx reported no pushed digest", "rerun the build")
     with RegistryClient(config.registry) as client:
-        size = _platform_manifest(client, config.repository, digest, cell.platform)
+        size = _pushed_size(client, config.repository, digest, cell.platform)
     result = CellResult(variant.name, cell.platform, digest, size, round(seconds, 1), metadata)
     result.write(plan.result_file)
     log.info(f"cell {cell.variant}/{cell.platform}: {digest} ({size / 1e6:.1f} MB compressed)")

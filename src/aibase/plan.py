@@ -194,7 +194,3 @@ def plan_merge(
         argv += ["--tag", f"{config.image}:{tag}"]
     argv += [f"{config.image}@{digests[p]}" for p in config.platforms]
     return tuple(argv)
-
-
-def missing_platforms(config: Config, present: Sequence[str]) -> tuple[str, ...]:
-    return tuple(p for p in config.platforms if p not in present)
