@@ -20,7 +20,7 @@ BIN = Path(PY).parent
 def lint(session: nox.Session) -> None:
     """ruff, hadolint on the Dockerfiles, workflow schemas, and lock freshness."""
     session.run(PY, "-m", "ruff", "check", "src", "tests", "tasks.py", "noxfile.py")
-    session.run(PY, "-m", "ruff", "format", "--check", "src", "tasks.py", "noxfile.py")
+    session.run(PY, "-m", "ruff", "format", "--check", "src", "tests", "tasks.py", "noxfile.py")
     dockerfiles = sorted(str(p) for p in Path("docker").glob("Dockerfile.*"))
     session.run(str(BIN / "hadolint"), *dockerfiles)
     workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.yml"))

@@ -8,10 +8,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvi
 python3 src/aibase/probe.py --skip-imports > "$out/probe.json"
 PYTHONPATH=src python3 - "$out/probe.json" > "$out/check.txt" <<'PY'
 import json, sys
-from aibase.config import load_config, Overrides
+from aibase.configfile import load_config
 from aibase.smoke import check_probe
 report = json.load(open(sys.argv[1]))
-cuda = load_config("images.toml", Overrides(), env={}).variant("cuda")
+cuda = load_config("images.toml", env={}).variant("cuda")
 t = report["torch"]
 print("torch", t["version"], "cuda", t["cuda"], "available", t["cuda_available"],
       "devices", t["devices"], "cudnn", t["cudnn"], "matmul", t["matmul"])

@@ -1,64 +1,30 @@
-"""pip-audit runs that cannot pass silently, plus the allowlist policy.
+"""pip-audit runs that cannot pass silently, and the audit of every lock (and image).
 
 Every run uses --strict (a package the service could not check fails the audit instead of
-being skipped) and, for locks, --disable-pip --require-hashes. Findings are then filtered
-by the allowlist: entries need a reason, an owner and an expiry; an expired entry stops
-suppressing; an entry that matches nothing is reported as stale.
+being skipped) and, for locks, --disable-pip --require-hashes. Findings then go through the
+allowlist policy (`allowlist`). "Could not run" (AuditError) and "found vulnerabilities"
+(VulnerabilitiesFound) are different failures with different exit codes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-import tomllib
+import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from aibase import proc
-from aibase.errors import AibaseError
-
-SERVICES = ("osv", "pypi")
-ALLOWLIST = "audit-allowlist.toml"
-
-
-class AuditError(AibaseError):
-    """The audit could not run, or its policy file is invalid."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    package: str
-    version: str
-    vuln_id: str
-    aliases: tuple[str, ...]
-    fix_versions: tuple[str, ...]
-
-    def ids(self) -> set[str]:
-        return {self.vuln_id, *self.aliases}
-
-
-@dataclass(frozen=True)
-class AllowEntry:
-    id: str
-    package: str
-    reason: str
-    owner: str
-    expires: date
-
-
-@dataclass(frozen=True)
-class PolicyResult:
-    blocking: tuple[Finding, ...]
-    suppressed: tuple[tuple[Finding, AllowEntry], ...]
-    expired: tuple[AllowEntry, ...]  # matched a finding but no longer suppresses it
-    stale: tuple[AllowEntry, ...]  # matched nothing: remove it
-
-    @property
-    def ok(self) -> bool:
-        return not self.blocking
+from aibase import engine, log, proc
+from aibase.allowlist import Finding, PolicyResult, apply_policy, load_allowlist, stale_entries
+from aibase.config import VariantConfig
+from aibase.errors import AuditError, VulnerabilitiesFound
+from aibase.osv_mirror import serve
+from aibase.settings import AUDIT_SERVICES as SERVICES
 
 
 @dataclass(frozen=True)
@@ -68,72 +34,6 @@ class AuditRun:
     findings: tuple[Finding, ...]
     sbom: Path | None = None
     seconds: float = 0.0
-
-
-def load_allowlist(path: Path) -> tuple[AllowEntry, ...]:
-    """[[allow]] tables: id, package, reason, owner, expires (YYYY-MM-DD); all required."""
-    if not path.exists():
-        return ()
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise AuditError(f"{path}: not valid TOML: {exc}", "fix the syntax") from None
-    entries: list[AllowEntry] = []
-    for i, raw in enumerate(data.get("allow", [])):
-        where = f"{path}: allow[{i}]"
-        missing = [k for k in ("id", "package", "reason", "owner", "expires") if not raw.get(k)]
-        if missing:
-            raise AuditError(
-                f"{where} ({raw.get('id', '?')}): missing {', '.join(missing)}",
-                "every exception needs an id, package, reason, owner and expiry date",
-            )
-        expires = raw["expires"]
-        if not isinstance(expires, date):
-            raise AuditError(
-                f"{where}: expires must be a date, got {expires!r}",
-                "write it unquoted: expires = 2027-01-31",
-            )
-        unknown = set(raw) - {"id", "package", "reason", "owner", "expires"}
-        if unknown:
-            raise AuditError(
-                f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
-                "allowed: id, package, reason, owner, expires",
-            )
-        entries.append(
-            AllowEntry(raw["id"], raw["package"].lower(), raw["reason"], raw["owner"], expires)
-        )
-    return tuple(entries)
-
-
-def apply_policy(
-    findings: Sequence[Finding], allowlist: Sequence[AllowEntry], today: date
-) -> PolicyResult:
-    blocking: list[Finding] = []
-    suppressed: list[tuple[Finding, AllowEntry]] = []
-    expired: list[AllowEntry] = []
-    used: set[int] = set()
-    for finding in findings:
-        match = next(
-            (
-                (i, e)
-                for i, e in enumerate(allowlist)
-                if e.id in finding.ids() and e.package == finding.package.lower()
-            ),
-            None,
-        )
-        if match is None:
-            blocking.append(finding)
-            continue
-        i, entry = match
-        used.add(i)
-        if entry.expires < today:
-            blocking.append(finding)
-            if entry not in expired:
-                expired.append(entry)
-        else:
-            suppressed.append((finding, entry))
-    stale = tuple(e for i, e in enumerate(allowlist) if i not in used)
-    return PolicyResult(tuple(blocking), tuple(suppressed), tuple(expired), stale)
 
 
 def audit_argv(
@@ -202,8 +102,6 @@ def run_audit(
     pip_audit: str | None = None,
 ) -> AuditRun:
     """One pip-audit run (JSON), plus a CycloneDX SBOM of the same requirements."""
-    import time
-
     if service not in SERVICES:
         raise AuditError(
             f"unknown vulnerability service {service!r}",
@@ -285,3 +183,88 @@ class Summary:
 def requirements_from_packages(packages: dict[str, str]) -> str:
     """`name==version` lines of what an image really holds (from the smoke probe)."""
     return "".join(f"{n}=={v}\n" for n, v in sorted(packages.items()))
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    variants: Sequence[VariantConfig]
+    platforms: Sequence[str]
+    service: str | None
+    osv_url: str | None
+    snapshot: Path | None  # an advisory database served on loopback for the run
+    image: str | None  # also audit what this image really holds
+    image_platforms: Sequence[str]
+    allowlist: Path
+    today: date
+    workdir: Path
+
+
+def audit_all(req: AuditRequest) -> Summary:
+    """Every committed lock of the variants (and the image), one policy, one summary."""
+    service = req.service or ("osv" if req.osv_url or req.snapshot else None)
+    if service is None:
+        raise AuditError(
+            "no vulnerability service chosen (nothing is contacted by default)",
+            "pass --service osv (public OSV API) or --service pypi, --osv-url URL of a mirror, "
+            "or --snapshot DIR to serve an advisory snapshot on loopback",
+        )
+    policy = load_allowlist(req.allowlist)
+    summary = Summary()
+    results: list[PolicyResult] = []
+    with contextlib.ExitStack() as stack:
+        osv_url = req.osv_url
+        if req.snapshot is not None:
+            if not req.snapshot.is_dir():
+                raise AuditError(
+                    f"advisory snapshot {req.snapshot} not found",
+                    "pass the folder holding <package>/<ID>.yaml (e.g. shared/advisories/pypa)",
+                )
+            osv_url = stack.enter_context(serve(req.snapshot))
+            log.info(f"serving the advisory snapshot {req.snapshot} at {osv_url}")
+        targets: list[tuple[Path, bool]] = []
+        for v in req.variants:
+            for p in req.platforms:
+                if v.lock_file(p).exists():
+                    targets.append((v.lock_file(p), True))
+                else:
+                    log.info(f"not audited: {v.name}/{p} has no committed lock ({v.lock_file(p)})")
+        if req.image:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            for p in req.image_platforms:
+                report = engine.run_probe(req.image, p).report
+                reqs = tmp / f"image-{p.replace('/', '-')}.txt"
+                reqs.write_text(requirements_from_packages(report["packages"]))
+                targets.append((reqs, False))
+        for path, hashed in targets:
+            with log.step(f"audit {path.name}"):
+                run = run_audit(
+                    path, service=service, osv_url=osv_url, hashed=hashed, workdir=req.workdir
+                )
+            verdict = apply_policy(run.findings, policy, req.today)
+            results.append(verdict)
+            summary.add(run, verdict)
+            _explain(verdict)
+    for entry in stale_entries(policy, results):
+        log.info(f"stale allowlist entry {entry.id} ({entry.package}): matches nothing, remove it")
+    print(summary.table())
+    log.info(f"SBOMs and JSON results: {req.workdir}")
+    blocking = sum(len(r.blocking) for r in results)
+    if blocking:
+        raise VulnerabilitiesFound(
+            f"{blocking} vulnerabilit{'y' if blocking == 1 else 'ies'} not allowed by the policy",
+            f"upgrade to a fix version, or add a reviewed entry with an expiry to {req.allowlist}",
+        )
+    return summary
+
+
+def _explain(verdict: PolicyResult) -> None:
+    for finding, entry in verdict.suppressed:
+        log.info(
+            f"allowed until {entry.expires}: {finding.package} {finding.vuln_id} "
+            f"({entry.owner}: {entry.reason})"
+        )
+    for entry in verdict.expired:
+        log.info(
+            f"EXPIRED allowlist entry {entry.id} ({entry.package}) since {entry.expires}: "
+            "no longer suppresses"
+        )

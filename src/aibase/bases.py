@@ -17,9 +17,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from aibase import log, proc
-from aibase.config import Config, mirror_reference
+from aibase import engine, localregistry, log, proc
+from aibase.config import Config
 from aibase.errors import EngineError
+from aibase.paths import Paths
+from aibase.refs import parse_ref
 
 SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -42,10 +44,6 @@ class StandIn:
     cuda_version: str | None  # set for CUDA bases: the env the real image carries
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("AIBASE_CACHE", Path.home() / ".cache" / "aibase"))
-
-
 def rootfs_key(arch: str) -> str:
     material = f"{SUITE}|minbase|{arch}|{','.join(INCLUDE)}"
     return f"{SUITE}-{arch}-{hashlib.sha256(material.encode()).hexdigest()[:12]}"
@@ -58,7 +56,7 @@ def plan_standins(config: Config, mirror: str) -> tuple[StandIn, ...]:
         cuda = None
         if "cuda:" in ref:
             cuda = ref.rsplit(":", 1)[1].split("-", 1)[0]
-        seen.setdefault(ref, StandIn(ref, mirror_reference(ref, mirror), cuda))
+        seen.setdefault(ref, StandIn(ref, str(parse_ref(ref).mirrored(mirror)), cuda))
     return tuple(seen.values())
 
 
@@ -85,9 +83,9 @@ def standin_dockerfile(standin: StandIn) -> str:
     )
 
 
-def ensure_rootfs(arch: str) -> Path:
-    """Debootstrap once per (suite, arch, package set); later runs reuse the tarball."""
-    root = cache_dir() / "rootfs"
+def ensure_rootfs(arch: str, root: Path) -> Path:
+    """Debootstrap once per (suite, arch, package set) into root (Paths.rootfs); later runs
+    reuse the tarball."""
     tar = root / f"{rootfs_key(arch)}.tar"
     if tar.exists():
         log.info(f"rootfs {arch}: cached {tar}")
@@ -141,10 +139,24 @@ def ensure_rootfs(arch: str) -> Path:
     return tar
 
 
-def bootstrap_standins(config: Config, mirror: str, platforms: tuple[str, ...]) -> list[str]:
+def bootstrap_standins(config: Config, paths: Paths) -> list[str]:
+    """Build every stand-in and push it to the base mirror (default: <registry>/mirror),
+    starting the local registry when it is the one images.toml names; returns the refs."""
+    mirror = config.base_mirror or f"{config.registry}/mirror"
+    localregistry.ensure_registry(config.registry, paths)
+    pushed = push_standins(config, mirror, config.platforms, paths.rootfs)
+    for ref in pushed:
+        print(f"stand-in pushed: {ref}")
+    print(f"use them with: export AIBASE_BASE_MIRROR={mirror}")
+    return pushed
+
+
+def push_standins(
+    config: Config, mirror: str, platforms: tuple[str, ...], rootfs_cache: Path
+) -> list[str]:
     """Build and push every stand-in; returns the pushed references."""
     archs = [p.split("/", 1)[1] for p in platforms]
-    tars = {arch: ensure_rootfs(arch) for arch in archs}
+    tars = {arch: ensure_rootfs(arch, rootfs_cache) for arch in archs}
     pushed: list[str] = []
     with tempfile.TemporaryDirectory() as ctx_dir:
         ctx = Path(ctx_dir)
@@ -168,12 +180,7 @@ def bootstrap_standins(config: Config, mirror: str, platforms: tuple[str, ...]) 
                 f"type=image,name={standin.target},push=true",
                 str(ctx),
             ]
-            result = proc.run(argv, capture=False)
-            if not result.ok:
-                raise EngineError(
-                    f"building the stand-in for {standin.real} failed (exit {result.returncode})",
-                    "see the build output above; `invoke doctor` checks engine, QEMU, registry",
-                )
+            engine.build_and_push(argv, f"the stand-in for {standin.real}")
             pushed.append(standin.target)
     return pushed
 

@@ -6,8 +6,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from aibase.buildx import EngineFacts
+from aibase import engine, localregistry
 from aibase.config import Config
+from aibase.engine import EngineFacts
+from aibase.errors import EngineError
 
 MIN_FREE_GB = 20
 
@@ -111,3 +113,16 @@ def render(checks: list[Check]) -> str:
         if not c.ok and c.fix:
             lines.append(f"       fix: {c.fix}")
     return "\n".join(lines)
+
+
+def run_doctor(config: Config) -> list[Check]:
+    """Gather the facts, print one line per check; raise when any check fails."""
+    checks = evaluate(
+        engine.gather_engine_facts(), config, localregistry.answers(config.registry), free_disk_gb()
+    )
+    print(render(checks))
+    if not all(c.ok for c in checks):
+        raise EngineError(
+            "the host is not ready (see the FAIL lines)", f"each names its fix; {SETUP}"
+        )
+    return checks

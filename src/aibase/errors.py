@@ -1,10 +1,15 @@
-"""One error type per failure a user can act on; each message says what to do."""
+"""Every error a user can act on: one class per failure, each with its own exit code and a
+message that says what to do. Tasks turn them into one line on stderr and that exit code;
+anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 
 class AibaseError(Exception):
-    """Base for every expected failure: printed as one message, exit code 1."""
+    """Base for every expected failure. Subclasses set `exit_code` (listed in the README)."""
+
+    exit_code = 1
 
     def __init__(self, message: str, fix: str = "") -> None:
         self.message = message
@@ -16,28 +21,89 @@ class AibaseError(Exception):
 
 
 class ConfigError(AibaseError):
-    """images.toml or an override is invalid."""
+    """images.toml, a flag or an AIBASE_* variable is invalid."""
+
+    exit_code = 2
 
 
 class EngineError(AibaseError):
-    """The Docker Engine / buildx is missing or a command it ran failed."""
+    """The Docker Engine or buildx is missing, unreachable, or a command it ran failed."""
+
+    exit_code = 3
 
 
-class BuildError(AibaseError):
-    """A cell's build failed."""
+class RegistryError(AibaseError):
+    """A registry could not be reached, refused an operation, or answered oddly."""
+
+    exit_code = 4
+
+
+class NotFound(RegistryError):
+    """A manifest, blob or repository does not exist in the registry (HTTP 404)."""
+
+    exit_code = 5
 
 
 class LockError(AibaseError):
     """A lock file is missing, stale, or could not be resolved."""
 
+    exit_code = 6
 
-class RegistryError(AibaseError):
-    """The registry could not be reached or refused an operation."""
+
+class BuildError(AibaseError):
+    """A cell's build, its push, or the merge of the cells failed."""
+
+    exit_code = 7
+
+
+class StateError(AibaseError):
+    """A run record (cell, variant state) is missing, truncated or from another run."""
+
+    exit_code = 8
 
 
 class VerifyError(AibaseError):
     """An index does not satisfy the configuration."""
 
+    exit_code = 9
+
+
+class SmokeError(AibaseError):
+    """An image failed its smoke tests on at least one platform."""
+
+    exit_code = 10
+
 
 class PromoteError(AibaseError):
     """A floating tag was not (or could not be) moved."""
+
+    exit_code = 11
+
+
+class AuditError(AibaseError):
+    """The audit could not run (service unreachable, policy file invalid): nothing is known."""
+
+    exit_code = 12
+
+
+class VulnerabilitiesFound(AibaseError):
+    """The audit ran and found vulnerabilities the allowlist does not accept."""
+
+    exit_code = 13
+
+
+ALL_ERRORS: tuple[type[AibaseError], ...] = (
+    ConfigError,
+    EngineError,
+    RegistryError,
+    NotFound,
+    LockError,
+    BuildError,
+    StateError,
+    VerifyError,
+    SmokeError,
+    PromoteError,
+    AuditError,
+    VulnerabilitiesFound,
+)
+INTERRUPTED_EXIT = 130  # SIGINT / SIGTERM, as shells report it

@@ -11,11 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from aibase import log, proc
-from aibase.bases import cache_dir
+from aibase import engine, log
 from aibase.errors import RegistryError
+from aibase.paths import Paths
+from aibase.registry import RegistryClient, is_loopback
 
 CONTAINER = "aibase-registry"
 
@@ -29,11 +28,8 @@ class LocalRegistry:
 
 def answers(host: str, timeout: float = 2.0) -> bool:
     """True when /v2/ answers (200, or 401 when auth is on)."""
-    try:
-        resp = httpx.get(f"http://{host}/v2/", timeout=timeout)
-    except httpx.TransportError:
-        return False
-    return resp.status_code in (200, 401)
+    with RegistryClient(host, timeout=timeout, attempts=1) as client:
+        return client.answers()
 
 
 def _port(host: str) -> int:
@@ -55,14 +51,12 @@ def registry_config(port: int, storage: Path, htpasswd: Path | None) -> str:
     )
 
 
-def state_dir_for(port: int) -> Path:
-    return cache_dir() / f"registry-{port}"
-
-
-def start_registry(host: str, htpasswd: Path | None = None, wait_s: float = 30) -> LocalRegistry:
+def start_registry(
+    host: str, paths: Paths, htpasswd: Path | None = None, wait_s: float = 30
+) -> LocalRegistry:
     """Start a registry on host (loopback) unless one already answers there."""
     port = _port(host)
-    state = state_dir_for(port)
+    state = paths.registry_dir(port)  # its config, data, log and pid
     if answers(host):
         log.info(f"registry {host}: already answering /v2/")
         return LocalRegistry(host, "external", state)
@@ -78,21 +72,8 @@ def start_registry(host: str, htpasswd: Path | None = None, wait_s: float = 30) 
             )
         (state / "pid").write_text(str(child.pid))
         kind = "process"
-    elif htpasswd is None and _docker_image_usable("registry:2"):
-        result = proc.run(
-            [
-                "docker",
-                "run",
-                "-d",
-                "--restart",
-                "unless-stopped",
-                "--name",
-                f"{CONTAINER}-{port}",
-                "-p",
-                f"127.0.0.1:{port}:5000",
-                "registry:2",
-            ]
-        )
+    elif htpasswd is None and engine.image_available("registry:2"):
+        result = engine.run_registry_container(f"{CONTAINER}-{port}", port)
         if not result.ok:
             raise RegistryError(
                 f"could not start registry:2: {result.stderr.strip()}",
@@ -115,33 +96,27 @@ def start_registry(host: str, htpasswd: Path | None = None, wait_s: float = 30) 
     )
 
 
-def ensure_registry(host: str, *, start_if_default: str) -> None:
-    """Fail before anything is built when the target registry is down; only the embedded
-    default (a loopback registry this tool manages) is started on demand."""
+def ensure_registry(host: str, paths: Paths | None) -> None:
+    """Fail before anything is built when the target registry is down. Only the registry
+    images.toml names, when it is on loopback, is started on demand (paths given); a
+    registry given by flag or variable must already answer."""
     if answers(host):
         return
-    if host == start_if_default:
-        log.info(f"registry {host} is not answering: starting the local default")
-        start_registry(host)
+    if paths is not None and is_loopback(host):
+        log.info(f"registry {host} is not answering: starting the local one images.toml names")
+        start_registry(host, paths)
         return
     raise RegistryError(
         f"registry {host} does not answer /v2/; nothing was built or pushed",
-        f"start it, or check --registry / AIBASE_REGISTRY (only {start_if_default}, the local "
-        "default, is started automatically: invoke registry-up)",
+        "start it, or check --registry / AIBASE_REGISTRY (only the loopback registry "
+        "images.toml names is started automatically: invoke registry-up)",
     )
 
 
-def _docker_image_usable(image: str) -> bool:
-    if proc.run(["docker", "image", "inspect", image], echo=False).ok:
-        return True
-    return proc.run(["docker", "pull", image], timeout=60).ok
-
-
-def stop_registry(host: str) -> bool:
+def stop_registry(host: str, paths: Paths) -> bool:
     """Stop a registry this tool started on host; False when there was none."""
     port = _port(host)
-    state = state_dir_for(port)
-    pid_file = state / "pid"
+    pid_file = paths.registry_dir(port) / "pid"
     stopped = False
     if pid_file.exists():
         pid = int(pid_file.read_text())
@@ -154,6 +129,6 @@ def stop_registry(host: str) -> bool:
             pass
         pid_file.unlink()
         stopped = True
-    if proc.run(["docker", "rm", "-f", f"{CONTAINER}-{port}"], echo=False).ok:
+    if engine.remove_container(f"{CONTAINER}-{port}"):
         stopped = True
     return stopped

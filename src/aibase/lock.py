@@ -14,12 +14,15 @@ import hashlib
 import re
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aibase import proc
+from aibase import log, proc
 from aibase.config import PlatformSpec, VariantConfig
 from aibase.errors import LockError
+from aibase.names import normalize_name
+from aibase.state import write_atomic
 
 UV_PLATFORMS = {
     "linux/amd64": "x86_64-manylinux_2_28",
@@ -36,10 +39,6 @@ class LockedPackage:
     name: str  # normalized (PEP 503)
     version: str
     via: tuple[str, ...]  # normalized names that require it
-
-
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def heavy_requirements(variant: VariantConfig) -> tuple[str, ...]:
@@ -111,13 +110,15 @@ def parse_lock(text: str) -> dict[str, LockedPackage]:
     for line in text.splitlines():
         m = _REQ_RE.match(line)
         if m:
-            current = normalize(m.group(1))
+            current = normalize_name(m.group(1))
             out[current] = LockedPackage(current, m.group(3), ())
             continue
         v = _VIA_RE.match(line)
         if v and current:
             parents = tuple(
-                normalize(p.strip()) for p in v.group(1).split(",") if not p.strip().startswith("-")
+                normalize_name(p.strip())
+                for p in v.group(1).split(",")
+                if not p.strip().startswith("-")
             )
             out[current] = LockedPackage(current, out[current].version, parents)
     return out
@@ -125,7 +126,7 @@ def parse_lock(text: str) -> dict[str, LockedPackage]:
 
 def heavy_closure(packages: dict[str, LockedPackage], roots: tuple[str, ...]) -> set[str]:
     """The roots and everything they need, within the lock (fixpoint over `via`)."""
-    closure = {normalize(r) for r in roots if normalize(r) in packages}
+    closure = {normalize_name(r) for r in roots if normalize_name(r) in packages}
     changed = True
     while changed:
         changed = False
@@ -143,7 +144,7 @@ def split_blocks(text: str) -> dict[str, str]:
     for line in text.splitlines():
         m = _REQ_RE.match(line)
         if m:
-            current = normalize(m.group(1))
+            current = normalize_name(m.group(1))
             blocks[current] = []
         if current:
             blocks[current].append(line)
@@ -232,13 +233,47 @@ def write_lock(variant: VariantConfig, spec: PlatformSpec, uv: str | None = None
         raise LockError(f"lock {cell}: uv pip compile failed:\n{tail}", "fix the pins named above")
     full_text = render_lock(result.stdout, variant, spec, inputs_digest(variant, spec))
     full = variant.lock_file(spec.platform)
-    full.parent.mkdir(parents=True, exist_ok=True)
-    full.write_text(full_text)
-    variant.heavy_lock_file(spec.platform).write_text(derive_heavy(full_text, variant, spec))
+    write_atomic(full, full_text)
+    write_atomic(variant.heavy_lock_file(spec.platform), derive_heavy(full_text, variant, spec))
     return full
 
 
 def lock_cells(
-    variants: tuple[VariantConfig, ...], platforms: tuple[str, ...]
+    variants: Sequence[VariantConfig], platforms: Sequence[str]
 ) -> list[tuple[VariantConfig, PlatformSpec]]:
     return [(v, v.platform(p)) for v in variants for p in platforms]
+
+
+def check_locks(
+    variants: Sequence[VariantConfig], platforms: Sequence[str], allow_missing: Sequence[str]
+) -> list[LockStatus]:
+    """Every lock present and current (offline). `allow_missing` names cells
+    (variant/os/arch) whose absence is a known gap: printed, never silently passed."""
+    allowed = set(allow_missing)
+    bad = []
+    states = [check_lock(v, s) for v, s in lock_cells(variants, platforms)]
+    for st in states:
+        gap = st.state == "missing" and f"{st.variant}/{st.platform}" in allowed
+        note = " (allowed by --allow-missing: known gap)" if gap else ""
+        print(f"{st.variant:<10} {st.platform:<12} {st.state:<12} {st.path}{note}")
+        if not st.ok and not gap:
+            bad.append(st)
+    if bad:
+        raise LockError(f"{len(bad)} lock(s) missing or stale", "run `invoke lock` and commit")
+    return states
+
+
+def write_locks(variants: Sequence[VariantConfig], platforms: Sequence[str]) -> list[Path]:
+    """Resolve every cell; try them all, then fail naming each one that broke."""
+    written: list[Path] = []
+    failures: list[str] = []
+    for v, spec in lock_cells(variants, platforms):
+        try:
+            written.append(write_lock(v, spec))
+            print(f"locked {v.name}/{spec.platform}: {written[-1]}")
+        except LockError as exc:
+            log.error(exc.render())
+            failures.append(f"{v.name}/{spec.platform}")
+    if failures:
+        raise LockError(f"lock failed for: {', '.join(failures)}", "see the messages above")
+    return written

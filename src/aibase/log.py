@@ -1,4 +1,9 @@
-"""Console output: one line per step with its duration, commands echoed before they run."""
+"""Console output, all on stderr (stdout stays for results a script may parse).
+
+Levels: debug (only with --debug / AIBASE_DEBUG=1), info, warn, error. Steps print one line
+when they start and one with their duration when they end; on GitHub Actions each step is
+also a foldable group. Commands are echoed as one copy-pasteable line before they run.
+"""
 
 from __future__ import annotations
 
@@ -10,40 +15,93 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
-def info(message: str) -> None:
+@dataclass(frozen=True)
+class Step:
+    name: str
+    seconds: float
+    status: str  # "ok" or "FAILED"
+
+
+@dataclass
+class _State:
+    debug: bool = False
+    github: bool = False  # GitHub Actions: fold each step with ::group::
+    steps: list[Step] = field(default_factory=list)  # this process's run, in order
+
+
+_state = _State()
+
+
+def configure(*, debug: bool, github: bool) -> None:
+    _state.debug = debug
+    _state.github = github
+
+
+def debug_enabled() -> bool:
+    return _state.debug
+
+
+def _emit(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def debug(message: str) -> None:
+    if _state.debug:
+        _emit(f"debug: {message}")
+
+
+def info(message: str) -> None:
+    _emit(message)
+
+
+def warn(message: str) -> None:
+    _emit(f"warning: {message}")
+
+
+def error(message: str) -> None:
+    _emit(f"error: {message}")
 
 
 def echo_command(argv: Sequence[str], dry_run: bool = False) -> None:
     """Print the command as one copy-pasteable line (users re-run these when debugging)."""
     prefix = "[dry-run] $ " if dry_run else "$ "
-    info(prefix + shlex.join(argv))
+    _emit(prefix + shlex.join(argv))
 
 
-@dataclass
-class StepTimer:
-    """Collects (step, seconds, status) for the final summary table and the report."""
+def steps() -> tuple[Step, ...]:
+    return tuple(_state.steps)
 
-    steps: list[tuple[str, float, str]] = field(default_factory=list)
 
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        info(f"==> {name}")
-        start = time.monotonic()
-        try:
-            yield
-        except BaseException:
-            took = time.monotonic() - start
-            self.steps.append((name, took, "FAILED"))
-            info(f"<== {name}: FAILED after {took:.1f} s")
-            raise
+def reset_steps() -> None:
+    _state.steps.clear()
+
+
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    """One line when the step starts, one with its duration and status when it ends."""
+    if _state.github:
+        _emit(f"::group::{name}")
+    _emit(f"==> {name}")
+    start = time.monotonic()
+    status = "FAILED"
+    try:
+        yield
+        status = "ok"
+    finally:
         took = time.monotonic() - start
-        self.steps.append((name, took, "ok"))
-        info(f"<== {name}: ok ({took:.1f} s)")
+        _state.steps.append(Step(name, took, status))
+        _emit(
+            f"<== {name}: ok ({took:.1f} s)"
+            if status == "ok"
+            else f"<== {name}: FAILED after {took:.1f} s"
+        )
+        if _state.github:
+            _emit("::endgroup::")
 
-    def summary(self) -> str:
-        width = max((len(n) for n, _, _ in self.steps), default=4)
-        lines = [f"{'step':<{width}}  {'seconds':>8}  status"]
-        lines += [f"{n:<{width}}  {s:>8.1f}  {st}" for n, s, st in self.steps]
-        lines.append(f"{'total':<{width}}  {sum(s for _, s, _ in self.steps):>8.1f}")
-        return "\n".join(lines)
+
+def summary() -> str:
+    width = max((len(s.name) for s in _state.steps), default=4)
+    lines = [f"{'step':<{width}}  {'seconds':>8}  status"]
+    lines += [f"{s.name:<{width}}  {s.seconds:>8.1f}  {s.status}" for s in _state.steps]
+    lines.append(f"{'total':<{width}}  {sum(s.seconds for s in _state.steps):>8.1f}")
+    return "\n".join(lines)

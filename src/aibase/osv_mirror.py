@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 from packaging.version import InvalidVersion, Version
 
+from aibase.names import normalize_name
+
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that keeps timestamps as the strings the advisories wrote (OSV clients
@@ -37,10 +39,6 @@ _Loader.yaml_implicit_resolvers = {
 def load_advisory(text: str) -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.load(text, Loader=_Loader)
     return loaded
-
-
-def normalize(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _version(text: str) -> Version | None:
@@ -85,7 +83,7 @@ def affects(vuln: Mapping[str, Any], package: str, version: str) -> bool:
         return False
     for aff in vuln.get("affected", []):
         pkg = aff.get("package", {})
-        if pkg.get("ecosystem") != "PyPI" or normalize(pkg.get("name", "")) != package:
+        if pkg.get("ecosystem") != "PyPI" or normalize_name(pkg.get("name", "")) != package:
             continue
         if version in [str(x) for x in aff.get("versions", [])]:
             return True
@@ -103,7 +101,7 @@ class AdvisoryDB:
         folder = self.root / package
         if not folder.is_dir():
             # the database names folders as the package is spelled; normalize to find it
-            matches = [p for p in self.root.iterdir() if normalize(p.name) == package]
+            matches = [p for p in self.root.iterdir() if normalize_name(p.name) == package]
             if not matches:
                 return ()
             folder = matches[0]
@@ -114,7 +112,7 @@ class AdvisoryDB:
         return tuple(docs)
 
     def query(self, name: str, version: str) -> list[dict[str, Any]]:
-        package = normalize(name)
+        package = normalize_name(name)
         return [v for v in self.for_package(package) if affects(v, package, version)]
 
     def by_id(self, vuln_id: str) -> dict[str, Any] | None:

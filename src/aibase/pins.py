@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, replace
 
-from aibase.config import Config, mirror_reference
+from aibase import log
+from aibase.config import Config
+from aibase.refs import parse_ref
 from aibase.registry import RegistryClient
+from aibase.state import write_atomic
 
-DOCKER_HUB = "registry-1.docker.io"
 
-
-def registry_location(ref: str) -> tuple[str, str, str]:
-    """`python:3.11-slim` -> (registry-1.docker.io, library/python, 3.11-slim)."""
-    name, _, tag = ref.split("@", 1)[0].rpartition(":")
-    if "/" in tag:  # no tag: the colon was a port
-        name, tag = ref.split("@", 1)[0], "latest"
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first, rest, tag
-    return DOCKER_HUB, name if rest else f"library/{name}", tag
+@dataclass(frozen=True)
+class PinChange:
+    old: str  # the config line before
+    new: str  # and after
 
 
 def resolve_digest(ref: str, mirror: str | None) -> str:
     """The index digest a base tag points to now, at its registry or at the mirror."""
-    host, repo, tag = registry_location(mirror_reference(ref.split("@", 1)[0], mirror))
-    with RegistryClient(host) as client:
-        return client.get_manifest(repo, tag).digest
+    where = replace(parse_ref(ref), digest=None).mirrored(mirror)
+    with RegistryClient(where.api_host) as client:
+        return client.get_manifest(where.repository, where.reference).digest
+
+
+def plan_pins(config: Config, mirror: str | None) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for name, variant in config.variants.items():
+        tag_ref = variant.base.split("@", 1)[0]
+        pins[name] = f"{tag_ref}@{resolve_digest(tag_ref, mirror)}"
+    return pins
 
 
 def rewrite_base_pins(text: str, pins: dict[str, str]) -> str:
@@ -45,9 +50,20 @@ def rewrite_base_pins(text: str, pins: dict[str, str]) -> str:
     return "".join(out)
 
 
-def plan_pins(config: Config, mirror: str | None) -> dict[str, str]:
-    pins: dict[str, str] = {}
-    for name, variant in config.variants.items():
-        tag_ref = variant.base.split("@", 1)[0]
-        pins[name] = f"{tag_ref}@{resolve_digest(tag_ref, mirror)}"
-    return pins
+def update_base_pins(config: Config, *, dry_run: bool) -> list[PinChange]:
+    """Pin every base to its current digest in the config file; returns the changed lines."""
+    text = config.path.read_text()
+    updated = rewrite_base_pins(text, plan_pins(config, config.base_mirror))
+    changes = [
+        PinChange(a.strip(), b.strip())
+        for a, b in zip(text.splitlines(), updated.splitlines(), strict=True)
+        if a != b
+    ]
+    for change in changes:
+        log.info(f"- {change.old}\n+ {change.new}")
+    if changes and not dry_run:
+        write_atomic(config.path, updated)
+        log.info(f"rewrote {len(changes)} line(s) in {config.path}")
+    elif not changes:
+        log.info("base pins are up to date")
+    return changes

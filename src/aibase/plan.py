@@ -32,8 +32,8 @@ class BuildContext:
     date: str  # YYYYMMDD, for the immutable tag
     ca_bundle: Path | None = None  # BuildKit secret for TLS-intercepting networks
     pip_index_url_file: Path | None = None  # BuildKit secret: a private index URL + token
-    cache_dir: Path | None = None  # local BuildKit cache export/import
-    compression: str | None = None  # None: buildx default (gzip); "zstd" measured faster
+    build_cache: str | None = None  # "registry", or a directory for a local cache; None: off
+    compression: str = "gzip"  # buildx's default; "zstd" measured faster (offline-host.md)
     no_cache: bool = False  # rebuild every step (e.g. to prove what a step leaves behind)
 
 
@@ -42,15 +42,11 @@ class BuildPlan:
     cell: Cell
     argv: tuple[str, ...]
     metadata_file: Path
-    result_file: Path
 
 
-def plan_cells(
-    config: Config, variants: Sequence[VariantConfig], platforms: Sequence[str] | None = None
-) -> tuple[Cell, ...]:
-    """Every variant x required platform, in a stable order (variant, then platform)."""
-    plats = tuple(platforms) if platforms else config.platforms
-    return tuple(Cell(v.name, p) for v in variants for p in plats)
+def plan_cells(config: Config, variants: Sequence[VariantConfig]) -> tuple[Cell, ...]:
+    """Every variant x platform of this run, in a stable order (variant, then platform)."""
+    return tuple(Cell(v.name, p) for v in variants for p in config.platforms)
 
 
 def floating_tag(variant: VariantConfig) -> str:
@@ -132,7 +128,7 @@ def plan_build(
     *,
     push: bool,
     load: bool = False,
-    out_dir: Path,
+    metadata_file: Path,
     tags: Sequence[str] = (),
     extra_labels: Mapping[str, str] | None = None,
 ) -> BuildPlan:
@@ -141,7 +137,6 @@ def plan_build(
     push: push under the cell's immutable tag: nothing a user pulls changes until promote.
     load: a single-platform local image for development.
     """
-    metadata = out_dir / f"{cell.slug}.metadata.json"
     argv: list[str] = [
         "docker",
         "buildx",
@@ -153,7 +148,7 @@ def plan_build(
         "--build-context",
         f"locks={variant.lock_dir}",
         "--metadata-file",
-        str(metadata),
+        str(metadata_file),
         "--progress",
         "plain",
         # provenance attestations are kept: verify skips them by their annotation
@@ -168,13 +163,10 @@ def plan_build(
         argv += ["--secret", f"id=pip_index_url,src={ctx.pip_index_url_file}"]
     if ctx.no_cache:
         argv.append("--no-cache")
-    if ctx.cache_dir is not None:
-        cache = ctx.cache_dir / cell.slug
-        argv += ["--cache-from", f"type=local,src={cache}"]
-        argv += ["--cache-to", f"type=local,dest={cache},mode=max"]
+    argv += cache_args(config, cell, ctx.build_cache)
     if push:
         output = ["type=image", f"name={config.image}:{cell_tag(cell, ctx)}", "push=true"]
-        if ctx.compression:
+        if ctx.compression != "gzip":  # gzip is buildx's own default: no recompression
             output += [f"compression={ctx.compression}", "force-compression=true"]
         argv += ["--output", ",".join(output)]
     elif load:
@@ -182,15 +174,31 @@ def plan_build(
         for tag in tags:
             argv += ["--tag", tag]
     argv.append(str(variant.dockerfile.parent))
-    return BuildPlan(cell, tuple(argv), metadata, out_dir / f"{cell.slug}.json")
+    return BuildPlan(cell, tuple(argv), metadata_file)
+
+
+def cache_args(config: Config, cell: Cell, build_cache: str | None) -> list[str]:
+    """BuildKit's layer cache for one cell: in the registry beside the images, or a folder."""
+    if not build_cache:
+        return []
+    if build_cache == "registry":
+        ref = f"{config.image}:cache-{cell.slug}"
+        return ["--cache-from", f"type=registry,ref={ref}",
+                "--cache-to", f"type=registry,ref={ref},mode=max"]  # fmt: skip
+    folder = Path(build_cache) / cell.slug
+    return ["--cache-from", f"type=local,src={folder}",
+            "--cache-to", f"type=local,dest={folder},mode=max"]  # fmt: skip
 
 
 def plan_merge(
-    config: Config, variant: VariantConfig, digests: Mapping[str, str], ctx: BuildContext
+    config: Config, variant: VariantConfig, sources: Mapping[str, str], ctx: BuildContext
 ) -> tuple[str, ...]:
-    """`imagetools create`: one index from the per-platform digests, immutable tags only."""
+    """`imagetools create`: one index from each platform's pushed image, immutable tags only.
+
+    sources: platform -> a reference to its image (by digest once built).
+    """
     argv = ["docker", "buildx", "imagetools", "create"]
     for tag in immutable_tags(variant, ctx):
         argv += ["--tag", f"{config.image}:{tag}"]
-    argv += [f"{config.image}@{digests[p]}" for p in config.platforms]
+    argv += [sources[p] for p in config.platforms]
     return tuple(argv)

@@ -1,8 +1,9 @@
 """Runs INSIDE an image with the image's own Python; standard library only.
 
 Prints one JSON document with every fact the smoke tests check, so one container start
-per image and platform gathers all of them: `docker run -i IMAGE python - < probe.py`.
-Also runs directly on a GPU host (`python probe.py --matmul`).
+per image and platform gathers all of them: `docker run IMAGE python -c "$(cat probe.py)"`.
+Also runs directly on a GPU host: `python probe.py [--no-matmul] [--skip-imports]`.
+Package names are reported as their metadata spells them; the host normalises them.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import sys
 import time
 from typing import Any
 
-# Distributions whose import name cannot be read from their metadata (no top_level.txt,
-# RECORD lists only data files), or whose top-level module needs optional extras.
+# Where a distribution's top-level names are not what proves it works, by metadata name.
 IMPORT_OVERRIDES: dict[str, list[str]] = {
+    # namespace packages: every one maps to the bare `opentelemetry` namespace, which
+    # imports even when the distribution's own code is broken
     "opentelemetry-api": ["opentelemetry.trace"],
     "opentelemetry-sdk": ["opentelemetry.sdk"],
     "opentelemetry-semantic-conventions": ["opentelemetry.semconv"],
@@ -31,36 +33,22 @@ IMPORT_OVERRIDES: dict[str, list[str]] = {
     "opentelemetry-instrumentation-asgi": ["opentelemetry.instrumentation.asgi"],
     "opentelemetry-instrumentation-fastapi": ["opentelemetry.instrumentation.fastapi"],
     "opentelemetry-util-http": ["opentelemetry.util.http"],
-    "pip": [],  # tooling, checked by `pip check` itself
+    # tooling: `pip check` exercises pip; setuptools' top level includes a vendored
+    # `pkg_resources` whose import warns and is checked by the services that use it
+    "pip": [],
     "setuptools": [],
 }
-SKIP_TOP = {"__pycache__", "bin", "share", "include", "etc", "lib", "..", ""}
 
 
-def _norm(name: str) -> str:
-    return name.replace("_", "-").replace(".", "-").lower()
-
-
-def top_level_modules(dist: md.Distribution) -> list[str]:
-    name = _norm(dist.metadata["Name"] or "")
-    if name in IMPORT_OVERRIDES:
-        return IMPORT_OVERRIDES[name]
-    text = dist.read_text("top_level.txt")
-    if text:
-        mods = [m.strip().replace("/", ".") for m in text.splitlines() if m.strip()]
-    else:
-        mods = []
-        for f in dist.files or []:
-            parts = f.parts
-            if not parts or parts[0].endswith((".dist-info", ".data")) or parts[0] in SKIP_TOP:
-                continue
-            if len(parts) == 1 and parts[0].endswith(".py"):
-                mods.append(parts[0][:-3])
-            elif len(parts) == 1 and parts[0].endswith(".so"):
-                mods.append(parts[0].split(".", 1)[0])
-            elif len(parts) > 1 and parts[1] == "__init__.py":
-                mods.append(parts[0])
-    return sorted({m for m in mods if m and not m.startswith("_") and m.isidentifier()})
+def modules_by_distribution() -> dict[str, list[str]]:
+    """Metadata name -> the importable top-level modules it provides (stdlib mapping)."""
+    found: dict[str, set[str]] = {}
+    for module, dists in md.packages_distributions().items():
+        if module.startswith("_") or not module.isidentifier():
+            continue  # private helpers and data folders (`../../bin`, `*.libs`)
+        for dist in dists:
+            found.setdefault(dist, set()).add(module)
+    return {name: sorted(mods) for name, mods in found.items()}
 
 
 def try_import(module: str) -> str | None:
@@ -125,18 +113,18 @@ def pip_check() -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     matmul = "--no-matmul" not in argv
-    dists = {}
-    for dist in md.distributions():
+    packages: dict[str, str] = {}
+    for dist in md.distributions():  # sys.path order: the first one found is what imports
         name = dist.metadata["Name"]
-        if not name or _norm(name) in dists:
-            continue
-        dists[_norm(name)] = dist
-    packages = {n: d.version for n, d in sorted(dists.items())}
+        if name and name not in packages:
+            packages[name] = dist.version
     imports: dict[str, dict[str, str | None]] = {}
     if "--skip-imports" not in argv:  # e.g. on a GPU host whose site-packages is not ours
-        for n, d in sorted(dists.items()):
-            imports[n] = {m: try_import(m) for m in top_level_modules(d)}
-    nvidia_pkgs = sorted(n for n in packages if n.startswith("nvidia-"))
+        provided = modules_by_distribution()
+        for name in sorted(packages):
+            modules = IMPORT_OVERRIDES.get(name.lower(), provided.get(name, []))
+            imports[name] = {m: try_import(m) for m in modules}
+    nvidia_pkgs = sorted(n for n in packages if n.lower().startswith("nvidia-"))
     report = {
         "python": {
             "version": platform.python_version(),

@@ -1,28 +1,27 @@
 """OCI distribution API client: the only module that talks HTTP to a registry.
 
 Plain HTTP on loopback (as the engine does), HTTPS elsewhere. Credentials come from the
-Docker credential store (config.json `auths`, `credsStore`, `credHelpers`), are used for
-Basic or Bearer (token) challenges, and are never printed.
+Docker credential store (`credentials`), answer Basic or Bearer (token) challenges, and are
+never printed. One client per registry host and run: the pipeline makes it once.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
-import os
 import re
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from aibase import log
-from aibase.errors import RegistryError
+from aibase.credentials import Credentials, load_credentials
+from aibase.errors import NotFound, RegistryError
 
 INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -51,65 +50,15 @@ class Manifest:
         return self.media_type in INDEX_TYPES or "manifests" in self.json
 
 
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str
-
-
 def is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0][1:]
-    return name in ("localhost", "::1") or name.startswith("127.")
-
-
-def split_ref(ref: str) -> tuple[str, str, str]:
-    """`host:port/repo/name:tag` or `...@sha256:...` -> (host, repository, tag-or-digest)."""
-    host, _, rest = ref.partition("/")
-    if not rest:
-        raise RegistryError(f"{ref!r} has no registry host", "use HOST[:PORT]/REPOSITORY:TAG")
-    if "@" in rest:  # repo@digest or repo:tag@digest (the digest decides)
-        repo, _, reference = rest.partition("@")
-        if ":" in repo.rsplit("/", 1)[-1]:
-            repo = repo.rsplit(":", 1)[0]
-    elif ":" in rest.rsplit("/", 1)[-1]:
-        repo, _, reference = rest.rpartition(":")
-    else:
-        repo, reference = rest, "latest"
-    return host, repo, reference
-
-
-def docker_config_dir() -> Path:
-    return Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-
-
-def load_credentials(host: str) -> Credentials | None:
-    """Look the host up in the Docker credential store, as `docker login` left it."""
-    path = docker_config_dir() / "config.json"
+    """localhost, 127.0.0.0/8 or ::1, with or without a port; `127.evil.example` is a name."""
+    name = host.split("]")[0][1:] if host.startswith("[") else host.rsplit(":", 1)[0]
+    if name == "localhost":
+        return True
     try:
-        cfg = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    helper = cfg.get("credHelpers", {}).get(host) or cfg.get("credsStore")
-    if helper:
-        try:
-            out = subprocess.run(  # echo deliberately skipped: the output is a secret
-                [f"docker-credential-{helper}", "get"],
-                input=host,
-                capture_output=True,
-                text=True,
-                timeout=20,
-                check=False,
-            )
-        except (FileNotFoundError, subprocess.TimeoutExpired):
-            out = None
-        if out is not None and out.returncode == 0:
-            data = json.loads(out.stdout)
-            return Credentials(data["Username"], data["Secret"])
-    entry = cfg.get("auths", {}).get(host) or cfg.get("auths", {}).get(f"http://{host}")
-    if entry and entry.get("auth"):
-        user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
-        return Credentials(user, pw)
-    return None
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -237,7 +186,7 @@ class RegistryClient:
                 "the credential lacks permission for this repository",
             )
         if code == 404:
-            return RegistryError(
+            return NotFound(
                 f"registry {self.host}: {what}: not found (HTTP 404)",
                 "check the repository, tag or digest",
             )
@@ -250,12 +199,16 @@ class RegistryClient:
     def ping(self) -> None:
         self._request("GET", "/v2/", "ping /v2/")
 
+    def answers(self) -> bool:
+        """True when /v2/ answers at all: 200, or 401 (it wants credentials)."""
+        try:
+            resp = self._client.get(self.base + "/v2/")
+        except httpx.TransportError:
+            return False
+        return resp.status_code in (200, 401)
+
     def get_manifest(self, repo: str, reference: str) -> Manifest:
-        what = (
-            f"GET manifest {repo}:{reference}"
-            if ":" not in reference
-            else (f"GET manifest {repo}@{reference}")
-        )
+        what = f"GET manifest {repo}{'@' if reference.startswith('sha256:') else ':'}{reference}"
         resp = self._request(
             "GET", f"/v2/{repo}/manifests/{reference}", what, headers={"Accept": ACCEPT}
         )
@@ -272,13 +225,20 @@ class RegistryClient:
         return Manifest(digest, media, body)
 
     def head_manifest(self, repo: str, reference: str) -> str | None:
-        """The digest a tag points to now, or None when the tag does not exist."""
+        """The digest a tag points to now (HEAD), or None when the tag does not exist."""
         try:
-            return self.get_manifest(repo, reference).digest
-        except RegistryError as exc:
-            if "HTTP 404" in exc.message:
-                return None
-            raise
+            resp = self._request(
+                "HEAD",
+                f"/v2/{repo}/manifests/{reference}",
+                f"HEAD manifest {repo}{'@' if reference.startswith('sha256:') else ':'}{reference}",
+                headers={"Accept": ACCEPT},
+            )
+        except NotFound:
+            return None
+        digest = resp.headers.get("docker-content-digest")
+        if digest and re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            return str(digest)
+        return self.get_manifest(repo, reference).digest  # the header is optional in the spec
 
     def get_blob(self, repo: str, digest: str) -> bytes:
         resp = self._request("GET", f"/v2/{repo}/blobs/{digest}", f"GET blob {repo}@{digest}")
@@ -301,10 +261,8 @@ class RegistryClient:
     def list_tags(self, repo: str) -> list[str]:
         try:
             resp = self._request("GET", f"/v2/{repo}/tags/list", f"GET tags {repo}")
-        except RegistryError as exc:
-            if "HTTP 404" in exc.message:
-                return []
-            raise
+        except NotFound:
+            return []
         return sorted(resp.json().get("tags") or [])
 
     def catalog(self) -> list[str]:

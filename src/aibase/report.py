@@ -1,16 +1,55 @@
-"""The build report: JSON for machines, Markdown to paste into a PR."""
+"""The run report, a typed record: JSON for machines, Markdown to paste into a PR."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from aibase import log
+from aibase.log import Step
+from aibase.state import write_atomic
 
-if TYPE_CHECKING:
-    from aibase.pipeline import RunReport
+
+@dataclass(frozen=True)
+class PlatformRow:
+    variant: str
+    platform: str
+    digest: str
+    compressed_mb: float
+    build_seconds: float | None  # None: not built in this run
+    smoke: tuple[str, ...] | None  # problems; () passed; None: not smoke-tested
+    lock: str
+    lock_sha256: str | None  # the image's lock label
+    sbom: str  # where `invoke audit` writes that lock's CycloneDX SBOM
+
+
+@dataclass(frozen=True)
+class PromotionRow:
+    variant: str
+    tag: str
+    digest: str
+    previous: str | None
+
+
+@dataclass
+class RunReport:
+    """Filled in as the run goes; `result` stays "failed" unless the run reached its end."""
+
+    started: str
+    revision: str
+    registry: str
+    repository: str
+    dry_run: bool
+    base_mirror: str | None
+    settings: tuple[tuple[str, str, str], ...] = ()  # (name, value, source)
+    variants: list[str] = field(default_factory=list)
+    indexes: dict[str, str] = field(default_factory=dict)  # variant -> merged index digest
+    platforms: list[PlatformRow] = field(default_factory=list)
+    promotions: list[PromotionRow] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    result: str = "failed"
+    error: str | None = None
 
 
 def render_markdown(report: RunReport) -> str:
@@ -22,36 +61,40 @@ def render_markdown(report: RunReport) -> str:
     ]
     if report.base_mirror:
         lines.append(f"- bases from mirror `{report.base_mirror}`")
-    lines.append(f"- result: {'FAILED: ' + report.error.splitlines()[0] if report.error else 'ok'}")
+    failed = f"FAILED: {(report.error or 'interrupted').splitlines()[0]}"
+    lines.append(f"- result: {'ok' if report.result == 'ok' else failed}")
     lines += [
         "",
         "| variant | platform | digest | compressed MB | build s | smoke | lock (SBOM) |",
         "|---|---|---|---|---|---|---|",
     ]
-    seconds = {(c["variant"], c["platform"]): c["seconds"] for c in report.cells}
-    for name, v in report.variants.items():
-        for platform, p in v.get("platforms", {}).items():
-            smoke = "ok" if p.get("smoke") == [] else ("; ".join(p.get("smoke") or []) or "-")
-            lock = f"`{(p.get('lock_sha256') or '?')[:12]}` ({Path(p.get('sbom', '-')).name})"
-            lines.append(
-                f"| {name} | {platform} | `{p['digest']}` | {p['compressed_mb']} | "
-                f"{seconds.get((name, platform), '-')} | {smoke} | {lock} |"
-            )
-        if v.get("promoted"):
-            pr = v["promoted"]
-            lines.append(f"\n`{pr['tag']}` -> `{pr['digest']}` (was `{pr['previous']}`)")
+    for row in report.platforms:
+        smoke = "-" if row.smoke is None else ("; ".join(row.smoke) or "ok")
+        lock = f"`{(row.lock_sha256 or '?')[:12]}` ({Path(row.sbom).name})"
+        seconds = "-" if row.build_seconds is None else row.build_seconds
+        lines.append(
+            f"| {row.variant} | {row.platform} | `{row.digest}` | {row.compressed_mb} | "
+            f"{seconds} | {smoke} | {lock} |"
+        )
+    promoted = {p.variant: p for p in report.promotions}
+    for name in report.variants:
+        if name in promoted:
+            p = promoted[name]
+            lines.append(f"\n`{p.tag}` -> `{p.digest}` (was `{p.previous}`)")
         else:
             lines.append(f"\n{name}: floating tag not moved")
     lines += ["", "| step | seconds | status |", "|---|---|---|"]
-    lines += [f"| {n} | {s:.1f} | {st} |" for n, s, st in report.steps]
+    lines += [f"| {s.name} | {s.seconds:.1f} | {s.status} |" for s in report.steps]
+    if report.settings:
+        lines += ["", "| setting | value | source |", "|---|---|---|"]
+        lines += [f"| {n} | `{v or '-'}` | {src} |" for n, v, src in report.settings]
     return "\n".join(lines) + "\n"
 
 
 def write_report(report: RunReport, directory: Path) -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
     stamp = report.started.replace(":", "").replace("-", "")
     js, md = directory / f"build-{stamp}.json", directory / f"build-{stamp}.md"
-    js.write_text(json.dumps(asdict(report), indent=2, sort_keys=True, default=str))
-    md.write_text(render_markdown(report))
+    write_atomic(js, json.dumps(asdict(report), indent=2, sort_keys=True))
+    write_atomic(md, render_markdown(report))
     log.info(f"report: {md} and {js}")
     return js, md

@@ -1,12 +1,17 @@
-"""What each image promises, checked against a probe report. Pure: collect every problem."""
+"""What each image promises, checked against a probe report (pure: every problem at once),
+and the smoke step that probes each platform's image by digest."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from aibase.config import VariantConfig
-from aibase.lock import normalize, parse_lock
+from aibase import engine
+from aibase.config import Config, VariantConfig
+from aibase.lock import parse_lock
+from aibase.names import normalize_name
+from aibase.state import SmokeRecord
+from aibase.verify import VerifyResult
 
 
 def locked_packages(variant: VariantConfig, platform: str) -> dict[str, str]:
@@ -27,16 +32,16 @@ def check_probe(
         problems.append(f"python is {py}, the config promises {variant.python}")
     if not report["python"]["prefix"].startswith("/opt/venv"):
         problems.append(f"python runs from {report['python']['prefix']}, not the /opt/venv venv")
-    packages: Mapping[str, str] = report["packages"]
+    packages = {normalize_name(n): v for n, v in report["packages"].items()}
     for name, version in sorted(locked.items()):
-        got = packages.get(normalize(name))
+        got = packages.get(normalize_name(name))
         if got is None:
             problems.append(f"locked package {name}=={version} is not installed")
         elif got != version:  # exact, local label included (2.4.1+cpu)
             problems.append(f"locked package {name} is {got}, the lock says {version}")
-    imports: Mapping[str, Mapping[str, str | None]] = report["imports"]
+    imports = {normalize_name(n): mods for n, mods in report["imports"].items()}
     for name in sorted(locked):
-        for module, error in (imports.get(normalize(name)) or {}).items():
+        for module, error in (imports.get(normalize_name(name)) or {}).items():
             if error:
                 problems.append(f"{name}: `import {module}` fails: {error}")
     if not report["pip_check"]["ok"]:
@@ -77,3 +82,18 @@ def check_probe(
         elif not (torch.get("matmul") or {}).get("ok"):
             problems.append(f"matmul on the GPU failed: {torch.get('matmul')}")
     return problems
+
+
+def smoke_index(
+    config: Config, variant: VariantConfig, result: VerifyResult
+) -> dict[str, SmokeRecord]:
+    """Probe every platform image of a verified index by digest: one container each."""
+    found: dict[str, SmokeRecord] = {}
+    for image in result.images:
+        if image.platform not in config.platforms:
+            continue
+        run = engine.run_probe(f"{result.ref.name}@{image.digest}", image.platform)
+        locked = locked_packages(variant, image.platform)
+        problems = check_probe(run.report, variant, image.platform, locked)
+        found[image.platform] = SmokeRecord(image.platform, image.digest, tuple(problems))
+    return found

@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aibase import log
 from aibase.config import Config, VariantConfig
 from aibase.errors import VerifyError
 from aibase.plan import REQUIRED_LABELS
+from aibase.refs import ImageRef
 from aibase.registry import Manifest, RegistryClient
 
 ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
@@ -21,7 +23,7 @@ ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
 
 @dataclass(frozen=True)
 class FetchedIndex:
-    ref: str
+    ref: ImageRef
     index: Manifest
     manifests: Mapping[str, Manifest]  # digest -> platform manifest
     configs: Mapping[str, dict[str, Any]]  # manifest digest -> its image config
@@ -37,7 +39,7 @@ class PlatformImage:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    ref: str
+    ref: ImageRef
     index_digest: str
     images: tuple[PlatformImage, ...]
     problems: tuple[str, ...]
@@ -67,7 +69,9 @@ def is_attestation(entry: Mapping[str, Any]) -> bool:
     return ATTESTATION_ANNOTATION in annotations or entry_platform(entry) == "unknown/unknown"
 
 
-def fetch_index(client: RegistryClient, repo: str, reference: str) -> FetchedIndex:
+def fetch_index(client: RegistryClient, ref: ImageRef) -> FetchedIndex:
+    """Everything verify looks at, read once: the index, each image manifest and config."""
+    repo, reference = ref.repository, ref.reference
     index = client.get_manifest(repo, reference)
     manifests: dict[str, Manifest] = {}
     configs: dict[str, dict[str, Any]] = {}
@@ -80,8 +84,20 @@ def fetch_index(client: RegistryClient, repo: str, reference: str) -> FetchedInd
             cfg_digest = m.json.get("config", {}).get("digest")
             if cfg_digest:
                 configs[m.digest] = json.loads(client.get_blob(repo, cfg_digest))
-    sep = "@" if reference.startswith("sha256:") else ":"
-    return FetchedIndex(f"{client.host}/{repo}{sep}{reference}", index, manifests, configs)
+    return FetchedIndex(ref, index, manifests, configs)
+
+
+def verify_index(
+    client: RegistryClient,
+    config: Config,
+    variant: VariantConfig,
+    ref: ImageRef,
+    revision: str | None,
+) -> VerifyResult:
+    """Read the index through the registry API and check it; prints the platform table."""
+    result = check_index(config, variant, fetch_index(client, ref), revision)
+    log.info(result.table())
+    return result
 
 
 def compressed_size(manifest: Manifest) -> int:

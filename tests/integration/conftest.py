@@ -4,7 +4,6 @@ with CI set they fail instead."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -14,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from aibase import localregistry
-from aibase.bases import bootstrap_standins, plan_standins
-from aibase.config import Overrides, load_config
-from aibase.registry import RegistryClient, split_ref
+from aibase import engine, localregistry
+from aibase.bases import plan_standins, push_standins
+from aibase.configfile import load_config
+from aibase.paths import Paths
+from aibase.refs import parse_ref
+from aibase.registry import RegistryClient
+from aibase.settings import SETTINGS, resolve_one
+from aibase.state import VariantState, read_variant
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures"
@@ -27,30 +30,14 @@ MIRROR = f"{REGISTRY}/mirror"
 IT_REPO = "cerebral/ai-base-fixture"  # the fixture config's own: smoke-fixture reads it
 
 
-def _engine_problem() -> str | None:
-    if not shutil.which("docker"):
-        return "docker CLI not found (run scripts/setup-host-debian.sh)"
-    info = subprocess.run(
-        ["docker", "info", "--format", "{{.ServerVersion}}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if info.returncode != 0:
-        return f"Docker Engine not reachable: {info.stderr.strip()[-200:]}"
-    inspect = subprocess.run(
-        ["docker", "buildx", "inspect", "--bootstrap"], capture_output=True, text=True, check=False
-    )
-    if inspect.returncode != 0:
-        return "docker buildx missing"
-    if "linux/arm64" not in inspect.stdout:
-        return "the builder lists no linux/arm64 (QEMU binfmt not registered)"
-    return None
+# Where the tests keep the host cache (rootfs tarballs, registry data): the user's, as
+# `invoke` itself would use it, so the stand-ins are bootstrapped once per host.
+HOST_PATHS = Paths(Path("build"), Path(resolve_one(SETTINGS["cache"], {}, os.environ, {}).text))
 
 
 @pytest.fixture(scope="session")
-def engine() -> None:
-    problem = _engine_problem()
+def engine_ready() -> None:
+    problem = engine.engine_problem(engine.gather_engine_facts(), ["linux/amd64", "linux/arm64"])
     if problem:
         if os.environ.get("CI"):
             pytest.fail(f"CI requires the engine, but: {problem}")
@@ -58,24 +45,24 @@ def engine() -> None:
 
 
 @pytest.fixture(scope="session")
-def registry(engine: None) -> str:
-    localregistry.start_registry(REGISTRY)
+def registry(engine_ready: None) -> str:
+    localregistry.start_registry(REGISTRY, HOST_PATHS)
     return REGISTRY
 
 
 @pytest.fixture(scope="session")
 def standins(registry: str) -> str:
     """Stand-in bases on the mirror (bootstrapped once; the rootfs tarballs are cached)."""
-    cfg = load_config(FIXTURE_CONFIG, Overrides(), env={})
+    cfg = load_config(FIXTURE_CONFIG, env={})
     wanted = plan_standins(cfg, MIRROR)
     with RegistryClient(registry) as client:
         missing = []
         for s in wanted:
-            _, repo, ref = split_ref(s.target)
-            if client.head_manifest(repo, ref) is None:
+            ref = parse_ref(s.target)
+            if client.head_manifest(ref.repository, ref.reference) is None:
                 missing.append(s.target)
     if missing:
-        bootstrap_standins(cfg, MIRROR, cfg.platforms)
+        push_standins(cfg, MIRROR, cfg.platforms, HOST_PATHS.rootfs)
     print(
         f"\nNOTE: base images are STAND-INS (Debian 12 + python3.11) from {MIRROR}: "
         + ", ".join(s.target for s in wanted)
@@ -127,6 +114,12 @@ class Built:
     run: Run
 
 
+def variant_state(out: Path, repo: str = IT_REPO, variant: str = "fixture") -> VariantState:
+    state = read_variant(Paths(out, Path()).variant_state(repo, variant))
+    assert state is not None, f"no state under {out}"
+    return state
+
+
 @pytest.fixture(scope="session")
 def built(standins: str, tmp_path_factory: pytest.TempPathFactory) -> Built:
     out = tmp_path_factory.mktemp("built")
@@ -134,8 +127,9 @@ def built(standins: str, tmp_path_factory: pytest.TempPathFactory) -> Built:
         "build-all", "--config", str(FIXTURE_CONFIG), "--repository", IT_REPO, env=env_for(out)
     )
     assert run.returncode == 0, run.output[-3000:]
-    state = json.loads((out / "state" / f"{IT_REPO.replace('/', '_')}-fixture.json").read_text())
-    return Built(out, state["index_digest"], state["verified"]["platforms"], run)
+    state = variant_state(out)
+    assert state.merged is not None and state.verified is not None
+    return Built(out, state.merged.index_digest, dict(state.verified.platforms), run)
 
 
 def floating_digest(repo: str = IT_REPO, tag: str = "fixture") -> str | None:

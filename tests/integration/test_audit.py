@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from aibase.errors import AuditError, VulnerabilitiesFound
 from aibase.osv_mirror import serve
 
 from .conftest import REPO, invoke
@@ -56,9 +57,19 @@ def _lock(project: Path) -> None:
 
 
 def _audit(project: Path, osv_url: str, *extra: str):
-    return invoke("audit", "--config", str(project / "images.toml"), "--osv-url", osv_url,
-                  "--allowlist", str(project / "allow.toml"), "--today", "2026-11-27", *extra,
-                  env={"AIBASE_OUT": str(project / "out")})
+    return invoke(
+        "audit",
+        "--config",
+        str(project / "images.toml"),
+        "--osv-url",
+        osv_url,
+        "--allowlist",
+        str(project / "allow.toml"),
+        "--today",
+        "2026-11-27",
+        *extra,
+        env={"AIBASE_OUT": str(project / "out")},
+    )
 
 
 # requests 2.25.0 needs idna<3, and idna 2.10 has PYSEC-2024-60: accepted for these tests,
@@ -89,7 +100,7 @@ def vulnerable(tmp_path_factory) -> Path:
 
 def test_vulnerable_lock_fails_naming_the_advisory(vulnerable: Path, osv_url: str):
     run = _audit(vulnerable, osv_url)
-    assert run.returncode == 1
+    assert run.returncode == VulnerabilitiesFound.exit_code
     assert "PYSEC-2023-74" in run.output and "2.31.0" in run.output
     assert "1 vulnerability not allowed by the policy" in run.output
     sbom = next((vulnerable / "out" / "audit").glob("*.cdx.json"))
@@ -103,7 +114,7 @@ def test_allowlisted_passes_and_expired_fails_again(vulnerable: Path, osv_url: s
     assert "allowed until 2027-01-31: requests PYSEC-2023-74" in ok.output
     (vulnerable / "allow.toml").write_text(IDNA + ENTRY.format(expires="2026-11-01"))
     expired = _audit(vulnerable, osv_url)
-    assert expired.returncode == 1
+    assert expired.returncode == VulnerabilitiesFound.exit_code
     assert "EXPIRED allowlist entry PYSEC-2023-74" in expired.output
     assert "1 vulnerability not allowed by the policy" in expired.output
     (vulnerable / "allow.toml").write_text(IDNA)
@@ -120,14 +131,14 @@ def test_clean_lock_passes_and_reports_stale_entries(tmp_path: Path, osv_url: st
 
 def test_unreachable_service_fails_instead_of_passing(vulnerable: Path):
     run = _audit(vulnerable, "http://127.0.0.1:9/v1/query")
-    assert run.returncode == 1
+    assert run.returncode == AuditError.exit_code  # "could not run" is not "found nothing"
     assert "could not run against http://127.0.0.1:9/v1/query" in run.output
     assert "No known vulnerabilities" not in run.output.split("error:")[-1]
 
 
 def test_no_service_chosen_contacts_nothing(vulnerable: Path):
     run = invoke("audit", "--config", str(vulnerable / "images.toml"))
-    assert run.returncode == 1
+    assert run.returncode == AuditError.exit_code
     assert "no vulnerability service chosen" in run.output
 
 
@@ -135,8 +146,16 @@ def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str):
     """The project's own locks, audited for real against the snapshot (what the closing
     note reports); fails if the snapshot knows a vulnerability the allowlist does not cover."""
     shutil.copy(REPO / "audit-allowlist.toml", tmp_path / "allow.toml")
-    run = invoke("audit", "--snapshot", str(SNAPSHOT), "--allowlist", str(tmp_path / "allow.toml"),
-                 "--today", "2026-11-27", env={"AIBASE_OUT": str(tmp_path)})
+    run = invoke(
+        "audit",
+        "--snapshot",
+        str(SNAPSHOT),
+        "--allowlist",
+        str(tmp_path / "allow.toml"),
+        "--today",
+        "2026-11-27",
+        env={"AIBASE_OUT": str(tmp_path)},
+    )
     assert "| target | packages |" in run.output
     assert len(list((tmp_path / "audit").glob("*.cdx.json"))) >= 3
     assert run.returncode == 0, run.output[-3000:]
@@ -153,17 +172,42 @@ def test_a_package_installed_outside_the_lock_cannot_hide(built, tmp_path: Path,
     (ctx / "Dockerfile").write_text(
         f"FROM {REGISTRY}/{IT_REPO}@{built.platform_digests['linux/amd64']}\n"
         "RUN --mount=type=secret,id=ca_bundle,target=/run/secrets/ca.pem "
-        f"PIP_CERT=/run/secrets/ca.pem pip install --no-deps {VULNERABLE}\n")
+        f"PIP_CERT=/run/secrets/ca.pem pip install --no-deps {VULNERABLE}\n"
+    )
     ref = f"{REGISTRY}/cerebral/ai-base-broken:outside-the-lock"
-    subprocess.run(["docker", "buildx", "build", "--platform", "linux/amd64", "--provenance=false",
-                    "--secret", "id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt",
-                    "--output", f"type=image,name={ref},push=true", str(ctx)], check=True)
+    subprocess.run(
+        [
+            "docker",
+            "buildx",
+            "build",
+            "--platform",
+            "linux/amd64",
+            "--provenance=false",
+            "--secret",
+            "id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt",
+            "--output",
+            f"type=image,name={ref},push=true",
+            str(ctx),
+        ],
+        check=True,
+    )
     allow = tmp_path / "allow.toml"
     allow.write_text("")
-    run = invoke("audit", "--config", str(FIXTURE_CONFIG), "--osv-url", osv_url,
-                 "--allowlist", str(allow), "--image", ref, "--platform", "linux/amd64",
-                 env={"AIBASE_OUT": str(tmp_path / "out")})
-    assert run.returncode == 1
+    run = invoke(
+        "audit",
+        "--config",
+        str(FIXTURE_CONFIG),
+        "--osv-url",
+        osv_url,
+        "--allowlist",
+        str(allow),
+        "--image",
+        ref,
+        "--platform",
+        "linux/amd64",
+        env={"AIBASE_OUT": str(tmp_path / "out")},
+    )
+    assert run.returncode == VulnerabilitiesFound.exit_code
     rows = [ln for ln in run.output.splitlines() if ln.startswith("| ")]
     lock_rows = [r for r in rows if "fixture-linux-" in r]
     image_row = next(r for r in rows if "image-linux-amd64" in r)

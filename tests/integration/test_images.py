@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from aibase import containers
-from aibase.config import Overrides, load_config
+from aibase import engine
+from aibase.configfile import load_config
 from aibase.lock import write_lock
 from aibase.plan import REQUIRED_LABELS
 from aibase.registry import RegistryClient
 from aibase.smoke import check_probe, locked_packages
+from aibase.state import read_cell
 
 from .conftest import (
     FIXTURE_CONFIG,
@@ -36,10 +37,10 @@ pytestmark = pytest.mark.engine
 
 @pytest.mark.parametrize("platform", ["linux/amd64", "linux/arm64"])
 def test_image_holds_the_locked_python_and_packages_and_labels(built: Built, platform: str):
-    cfg = load_config(FIXTURE_CONFIG, Overrides(), env={})
+    cfg = load_config(FIXTURE_CONFIG, env={})
     variant = cfg.variant("fixture")
     digest = built.platform_digests[platform]
-    run = containers.run_probe(f"{REGISTRY}/{IT_REPO}@{digest}", platform)
+    run = engine.run_probe(f"{REGISTRY}/{IT_REPO}@{digest}", platform)
     report = run.report
     assert (
         report["platform"]["machine"]
@@ -77,7 +78,7 @@ def _build_amd64(config: Path, out: Path) -> str:
         env=env_for(out),
     )
     assert run.returncode == 0, run.output[-2000:]
-    return str(json.loads((out / "cells" / "fixture-linux-amd64.json").read_text())["digest"])
+    return read_cell(out / "cells" / "fixture-linux-amd64.json").digest
 
 
 def test_bumping_a_shared_pin_keeps_the_heavy_layer(standins: str, tmp_path: Path):
@@ -87,7 +88,7 @@ def test_bumping_a_shared_pin_keeps_the_heavy_layer(standins: str, tmp_path: Pat
     """
     original = _build_amd64(FIXTURE_CONFIG, tmp_path / "before")
     cfg_path = copy_fixture(tmp_path / "fx", in_edit=("structlog==24.4.0", "structlog==24.1.0"))
-    cfg = load_config(cfg_path, Overrides(), env={})
+    cfg = load_config(cfg_path, env={})
     variant = cfg.variant("fixture")
     write_lock(variant, variant.platform("linux/amd64"))  # resolves with uv against PyPI
     assert "structlog==24.1.0" in variant.lock_file("linux/amd64").read_text()
@@ -132,8 +133,9 @@ def _layer_files(archive: Path) -> Iterator[bytes]:
                 continue
 
 
-def test_build_secret_is_absent_from_layers_and_history(standins: str, tmp_path: Path,
-                                                          out_dir: Path):
+def test_build_secret_is_absent_from_layers_and_history(
+    standins: str, tmp_path: Path, out_dir: Path
+):
     canary = f"aibase-canary-{uuid.uuid4().hex}"
     bundle = tmp_path / "ca-with-canary.pem"
     # a working CA bundle (pip needs it here) with a marker line PEM parsers ignore
@@ -148,12 +150,23 @@ def test_build_secret_is_absent_from_layers_and_history(standins: str, tmp_path:
     marker = "# The torch family and what it needs"
     assert marker in dockerfile
     (docker_dir / "Dockerfile.ai-base.cpu").write_text(
-        dockerfile.replace(marker, f"ARG SECRET_TEST_RUN={uuid.uuid4().hex}\n{marker}"))
+        dockerfile.replace(marker, f"ARG SECRET_TEST_RUN={uuid.uuid4().hex}\n{marker}")
+    )
     cfg_path = copy_fixture(tmp_path / "fx")
     cfg_path.write_text(cfg_path.read_text().replace(str(REPO / "docker"), str(docker_dir)))
-    run = invoke("build", "--config", str(cfg_path), "--variant", "fixture",
-                 "--platform", "linux/amd64", "--load", "--ca-bundle", str(bundle),
-                 env=env_for(out_dir))
+    run = invoke(
+        "build",
+        "--config",
+        str(cfg_path),
+        "--variant",
+        "fixture",
+        "--platform",
+        "linux/amd64",
+        "--load",
+        "--ca-bundle",
+        str(bundle),
+        env=env_for(out_dir),
+    )
     assert run.returncode == 0, run.output[-2000:]
     assert "id=ca_bundle,src=" in run.output  # it really went in as a BuildKit secret
     assert run.output.count("Successfully installed") == 2  # both pip steps ran, not cached

@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from aibase.errors import (
+    BuildError,
+    PromoteError,
+    RegistryError,
+    VerifyError,
+)
 from aibase.lock import split_blocks
+from aibase.paths import Paths
 from aibase.registry import Manifest, RegistryClient
+from aibase.state import MergeRecord, SmokeRecord, VariantState, VerifyRecord, write_variant
 
 from .conftest import (
     FIXTURE_CONFIG,
@@ -67,7 +75,10 @@ def test_build_all_promotes_a_verified_two_platform_index(built: Built):
     for digest in built.platform_digests.values():
         assert digest in md
     report = json.loads(next((built.out / "reports").glob("build-*.json")).read_text())
-    assert report["variants"]["fixture"]["promoted"]["digest"] == built.index_digest
+    assert report["result"] == "ok"
+    assert report["promotions"][0]["digest"] == built.index_digest
+    assert ["repository", IT_REPO, "flag"] in report["settings"]
+    assert "settings (flag > env > file > default):" in built.run.output
 
 
 def test_dry_run_changes_nothing(built: Built, out_dir: Path):
@@ -81,11 +92,20 @@ def test_dry_run_changes_nothing(built: Built, out_dir: Path):
     assert not list(out_dir.rglob("*.json"))
 
 
-def _write_state(out_dir: Path, state: dict[str, object]) -> None:
+def _write_state(
+    out_dir: Path,
+    index: str,
+    verified: dict[str, str] | None = None,
+    smoke: dict[str, str] | None = None,
+) -> None:
     """What `merge`/`verify` would have recorded (tests forge it to try to fool promote)."""
-    path = out_dir / "state" / f"{IT_REPO.replace('/', '_')}-fixture.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps(state))
+    merged = MergeRecord(REGISTRY, IT_REPO, "f" * 40, "c" * 64, index, ("forged",), {})
+    state = VariantState(
+        "fixture", REGISTRY, IT_REPO, merged,
+        VerifyRecord(index, verified) if verified is not None else None,
+        {p: SmokeRecord(p, d, ()) for p, d in (smoke or {}).items()},
+    )  # fmt: skip
+    write_variant(Paths(out_dir, Path()).variant_state(IT_REPO, "fixture"), state)
 
 
 def _arm64_only_index(built: Built, tag: str) -> str:
@@ -118,30 +138,27 @@ def test_the_old_incident_arm64_only_index_is_never_promoted(built: Built, out_d
         f"{REGISTRY}/{IT_REPO}:incident-arm64-only",
         env=env_for(out_dir),
     )
-    assert run.returncode == 1
+    assert run.returncode == VerifyError.exit_code
     assert "required platform linux/amd64 is missing from the index" in run.output
     # even a state file that claims verify + smoke passed does not get it promoted:
     # promote re-reads the index from the registry first
-    _write_state(out_dir, {
-        "index_digest": digest,
-        "verified": {"index_digest": digest, "platforms": {"linux/arm64": "x"}},
-        "smoke": {"linux/amd64": {"ok": True}, "linux/arm64": {"ok": True}},
-    })
+    claimed = {"linux/amd64": "sha256:" + "1" * 64, "linux/arm64": "sha256:" + "2" * 64}
+    _write_state(out_dir, digest, verified=claimed, smoke=claimed)
     run = invoke(
         "promote", *CFG, "--repository", IT_REPO, "--variant", "fixture", env=env_for(out_dir)
     )
-    assert run.returncode == 1
+    assert run.returncode == VerifyError.exit_code
     assert "linux/amd64 is missing" in run.output
     assert floating_digest() == before
 
 
 def test_promote_refuses_an_unverified_index(built: Built, out_dir: Path):
     before = floating_digest()
-    _write_state(out_dir, {"index_digest": built.index_digest})
+    _write_state(out_dir, built.index_digest)
     run = invoke(
         "promote", *CFG, "--repository", IT_REPO, "--variant", "fixture", env=env_for(out_dir)
     )
-    assert run.returncode == 1
+    assert run.returncode == PromoteError.exit_code
     assert "was never verified" in run.output
     assert floating_digest() == before
 
@@ -166,7 +183,7 @@ def test_entry_whose_config_says_another_architecture_fails_verify(built: Built,
         f"{REGISTRY}/{IT_REPO}:forged-arch",
         env=env_for(out_dir),
     )
-    assert run.returncode == 1
+    assert run.returncode == VerifyError.exit_code
     assert "the index entry says linux/amd64 but the image config says linux/arm64" in run.output
 
 
@@ -178,7 +195,7 @@ def test_merge_refuses_without_every_platform(built: Built, out_dir: Path):
     run = invoke(
         "merge", *CFG, "--repository", IT_REPO, "--variant", "fixture", env=env_for(out_dir)
     )
-    assert run.returncode == 1
+    assert run.returncode == BuildError.exit_code
     assert "no cell result for linux/amd64" in run.output
 
 
@@ -192,7 +209,7 @@ def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: 
     lock.write_text(text.replace(block, tampered))
     before = registry_snapshot()
     run = invoke("build-all", "--config", str(cfg), "--repository", IT_REPO, env=env_for(out_dir))
-    assert run.returncode == 1
+    assert run.returncode == BuildError.exit_code
     assert "build of cell fixture/linux/amd64 failed" in run.output
     assert "THESE PACKAGES DO NOT MATCH THE HASHES" in run.output
     assert "merge fixture" not in run.output
@@ -202,23 +219,24 @@ def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: 
 def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_dir: Path):
     before = floating_digest()
     run = invoke("build-all", *CFG, "--registry", "127.0.0.1:5009", env=env_for(out_dir))
-    assert run.returncode == 1
+    assert run.returncode == RegistryError.exit_code
     assert "registry 127.0.0.1:5009 does not answer /v2/; nothing was built or pushed" in run.output
     assert "Traceback" not in run.output
     # the push itself failing (registry gone after preflight) names the cell
-    from aibase import pipeline
-    from aibase.config import Overrides, load_config
-    from aibase.errors import BuildError
+    from aibase.build import build_cell
+    from aibase.configfile import load
+    from aibase.context import open_run
     from aibase.plan import Cell
 
-    cfg = load_config(
-        FIXTURE_CONFIG,
-        Overrides(registry="127.0.0.1:5009", base_mirror="localhost:5000/mirror"),
-        env={},
-    )
-    ctx = pipeline.make_context(cfg)
-    with pytest.raises(BuildError) as info:
-        pipeline.build_cell(cfg, cfg.variant("fixture"), Cell("fixture", "linux/amd64"), ctx)
+    flags = {
+        "config": str(FIXTURE_CONFIG),
+        "registry": "127.0.0.1:5009",
+        "base_mirror": "localhost:5000/mirror",
+        "out": str(out_dir),
+    }
+    settings, cfg = load(flags, env={})
+    with open_run(settings, cfg) as ctx, pytest.raises(BuildError) as info:
+        build_cell(ctx, cfg.variant("fixture"), Cell("fixture", "linux/amd64"))
     assert "fixture/linux/amd64 failed" in info.value.render()
     assert floating_digest() == before
 
@@ -228,20 +246,31 @@ def test_bases_update_pins_each_base_in_one_line(standins: str, tmp_path: Path, 
     pinned config still plans builds through the mirror."""
     cfg = copy_fixture(tmp_path / "fx")
     before = cfg.read_text()
-    run = invoke("bases-update", "--config", str(cfg), "--base-mirror", standins,
-                 env=env_for(out_dir))
+    run = invoke(
+        "bases-update", "--config", str(cfg), "--base-mirror", standins, env=env_for(out_dir)
+    )
     assert run.returncode == 0, run.output
     after = cfg.read_text()
-    diff = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True)
-            if a != b]
+    diff = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
     with RegistryClient(REGISTRY) as client:
         digest = client.get_manifest("mirror/library/python", "3.11-slim").digest
     assert diff == [('base = "python:3.11-slim"', f'base = "python:3.11-slim@{digest}"')]
-    again = invoke("bases-update", "--config", str(cfg), "--base-mirror", standins,
-                   env=env_for(out_dir))
+    again = invoke(
+        "bases-update", "--config", str(cfg), "--base-mirror", standins, env=env_for(out_dir)
+    )
     assert "base pins are up to date" in again.output
-    dry = invoke("build", "--config", str(cfg), "--variant", "fixture", "--platform",
-                 "linux/amd64", "--push", "--dry-run", env=env_for(out_dir))
+    dry = invoke(
+        "build",
+        "--config",
+        str(cfg),
+        "--variant",
+        "fixture",
+        "--platform",
+        "linux/amd64",
+        "--push",
+        "--dry-run",
+        env=env_for(out_dir),
+    )
     assert f"BASE_IMAGE={standins}/library/python:3.11-slim@{digest}" in dry.output
 
 
@@ -259,44 +288,63 @@ def test_authenticated_registry_uses_the_credential_store(
     host = "127.0.0.1:5001"
     password = secrets.token_hex(16)
     htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", "ci", password], capture_output=True,
-                                       text=True, check=True).stdout)
-    localregistry.stop_registry(host)
-    localregistry.start_registry(host, htpasswd=htpasswd)
+    htpasswd.write_text(
+        subprocess.run(
+            ["htpasswd", "-Bbn", "ci", password], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    paths = Paths(out_dir, tmp_path / "cache")
+    localregistry.stop_registry(host, paths)
+    localregistry.start_registry(host, paths, htpasswd=htpasswd)
     docker_config = tmp_path / "docker-config"
     docker_config.mkdir()
     env = env_for(out_dir, DOCKER_CONFIG=str(docker_config))
     try:
         assert httpx.get(f"http://{host}/v2/").status_code == 401
         # without credentials: a clear error naming the fix
-        denied = invoke("verify", *CFG, "--variant", "fixture", "--ref",
-                        f"{host}/{IT_REPO}:fixture", env=env)
-        assert denied.returncode == 1
-        assert "unauthorized (HTTP 401)" in denied.output and f"docker login {host}" in denied.output
-        subprocess.run(["docker", "login", host, "-u", "ci", "--password-stdin"],
-                       input=password, text=True, check=True, capture_output=True,
-                       env={**os.environ, "DOCKER_CONFIG": str(docker_config)})
+        denied = invoke(
+            "verify", *CFG, "--variant", "fixture", "--ref", f"{host}/{IT_REPO}:fixture", env=env
+        )
+        assert denied.returncode == RegistryError.exit_code
+        assert (
+            "unauthorized (HTTP 401)" in denied.output and f"docker login {host}" in denied.output
+        )
+        subprocess.run(
+            ["docker", "login", host, "-u", "ci", "--password-stdin"],
+            input=password,
+            text=True,
+            check=True,
+            capture_output=True,
+            env={**os.environ, "DOCKER_CONFIG": str(docker_config)},
+        )
         run = invoke("build-all", *CFG, "--registry", host, env=env)
         assert run.returncode == 0, run.output[-3000:]
         assert password not in run.output
         for path in out_dir.rglob("*"):
             if path.is_file():
                 assert password not in path.read_text(errors="replace"), path
-        from aibase.registry import load_credentials
+        from aibase.credentials import load_credentials
 
         monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
         with RegistryClient(host, credentials=load_credentials(host)) as client:
             index = client.get_manifest(IT_REPO, "fixture")
         assert index.is_index
     finally:
-        localregistry.stop_registry(host)
+        localregistry.stop_registry(host, paths)
 
 
 def test_missing_base_in_the_mirror_is_named_before_any_build(registry: str, out_dir: Path):
-    run = invoke("build-all", *CFG, "--repository", IT_REPO,
-                 env={"AIBASE_OUT": str(out_dir), "AIBASE_BASE_MIRROR": f"{registry}/no-such-mirror"})
-    assert run.returncode == 1
-    assert ("base image localhost:5000/no-such-mirror/library/python:3.11-slim (for "
-            "python:3.11-slim) is not in the mirror") in run.output
+    run = invoke(
+        "build-all",
+        *CFG,
+        "--repository",
+        IT_REPO,
+        env={"AIBASE_OUT": str(out_dir), "AIBASE_BASE_MIRROR": f"{registry}/no-such-mirror"},
+    )
+    assert run.returncode == BuildError.exit_code
+    assert (
+        "base image localhost:5000/no-such-mirror/library/python:3.11-slim (for "
+        "python:3.11-slim) is not in the mirror"
+    ) in run.output
     assert "invoke bases-bootstrap" in run.output
     assert "docker buildx build" not in run.output

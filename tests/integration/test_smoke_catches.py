@@ -63,18 +63,6 @@ def _build_broken(built: Built, name: str, instruction: str, tmp_path: Path) -> 
 
 
 def _smoke(ref: str) -> tuple[int, str]:
-    """The real smoke suite (the one `nox -s smoke-*` runs), against one amd64 image."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider",
-         "-k", "keeps_every_promise", "--config", str(FIXTURE_CONFIG), "--variant", "fixture",
-         "--image", ref, "--platform", "linux/amd64"],
-        cwd=REPO, capture_output=True, text=True, check=False, env=os.environ.copy())
-    out = proc.stdout + proc.stderr
-    print(out[-3000:])
-    return proc.returncode, out
-
-
-def _smoke(ref: str) -> tuple[int, str]:
     """The real smoke suite (what `nox -s smoke-*` runs), against one amd64 image."""
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider",

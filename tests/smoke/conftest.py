@@ -1,43 +1,45 @@
 """Smoke tests run against a built image ref: `pytest tests/smoke --variant cuda --image REF`.
 
-Options (and AIBASE_* equivalents): --config (AIBASE_CONFIG), --variant (AIBASE_SMOKE_VARIANT),
---image (AIBASE_SMOKE_IMAGE; default: the variant's floating tag on the configured registry),
---platform (AIBASE_SMOKE_PLATFORMS; default: every platform of the config), --require-gpu.
+Options and their variables come from aibase.settings (declared once): --config
+(AIBASE_CONFIG), --variant (AIBASE_SMOKE_VARIANT), --image (AIBASE_SMOKE_IMAGE; default: the
+variant's floating tag on the configured registry), --platform (AIBASE_SMOKE_PLATFORM; default:
+every platform of the config), --require-gpu (AIBASE_REQUIRE_GPU).
 One container start per platform gathers every fact (the probe); the serving test starts
 one more per platform through docker compose."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from aibase import containers
-from aibase.config import Config, Overrides, VariantConfig, load_config
+from aibase import engine
+from aibase.config import Config, VariantConfig
+from aibase.configfile import load_config
 from aibase.errors import EngineError
+from aibase.settings import SETTINGS, resolve_one
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _default(name: str) -> str:
+    return resolve_one(SETTINGS[name], {}, os.environ, {}).text
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("aibase smoke")
-    group.addoption("--config", default=os.environ.get("AIBASE_CONFIG", str(REPO / "images.toml")))
-    group.addoption("--variant", default=os.environ.get("AIBASE_SMOKE_VARIANT", "cpu"))
-    group.addoption("--image", default=os.environ.get("AIBASE_SMOKE_IMAGE", ""))
-    group.addoption(
-        "--platform",
-        default=os.environ.get("AIBASE_SMOKE_PLATFORMS", ""),
-        help="comma-separated, default: every platform in the config",
-    )
+    for name in ("config", "variant", "image", "platform"):
+        s = SETTINGS[name]
+        default = _default(name) or (str(REPO / "images.toml") if name == "config" else "")
+        group.addoption(f"--{name}", default=default, help=f"{s.help} [{s.env}]")
+    s = SETTINGS["require_gpu"]
     group.addoption(
         "--require-gpu",
         action="store_true",
-        default=bool(os.environ.get("AIBASE_REQUIRE_GPU")),
-        help="fail (not skip) when no GPU runtime is available",
+        help=f"{s.help} [{s.env}]",
+        default=_default("require_gpu").lower() in ("1", "true", "yes", "on"),
     )
 
 
@@ -51,11 +53,7 @@ class Target:
 
 
 def _engine_or_skip() -> None:
-    problem = None
-    if not shutil.which("docker"):
-        problem = "docker CLI not found"
-    elif subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
-        problem = "Docker Engine not reachable"
+    problem = engine.engine_problem(engine.gather_engine_facts())
     if problem:
         if os.environ.get("CI"):
             pytest.fail(f"CI requires the engine, but: {problem}")
@@ -66,7 +64,7 @@ def _engine_or_skip() -> None:
 def target(request: pytest.FixtureRequest) -> Target:
     _engine_or_skip()
     opt = request.config.getoption
-    cfg = load_config(opt("--config"), Overrides())
+    cfg = load_config(opt("--config"))
     variant = cfg.variant(opt("--variant"))
     image = opt("--image") or f"{cfg.image}:{variant.name}"
     plats = tuple(p for p in opt("--platform").split(",") if p) or cfg.platforms
@@ -77,12 +75,12 @@ def target(request: pytest.FixtureRequest) -> Target:
 
 
 @pytest.fixture(scope="session")
-def probes(target: Target) -> dict[str, containers.ProbeRun]:
+def probes(target: Target) -> dict[str, engine.ProbeRun]:
     """One container start per platform: every fact the tests below check."""
-    runs: dict[str, containers.ProbeRun] = {}
+    runs: dict[str, engine.ProbeRun] = {}
     for platform in target.platforms:
         try:
-            runs[platform] = containers.run_probe(target.image, platform)
+            runs[platform] = engine.run_probe(target.image, platform)
         except EngineError as exc:
             pytest.fail(f"cannot probe {target.image} on {platform}: {exc.render()}")
     print(f"container starts for the probe: {len(runs)}")
@@ -91,7 +89,7 @@ def probes(target: Target) -> dict[str, containers.ProbeRun]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "platform" in metafunc.fixturenames:
-        cfg = load_config(metafunc.config.getoption("--config"), Overrides())
+        cfg = load_config(metafunc.config.getoption("--config"))
         chosen = metafunc.config.getoption("--platform")
         plats = [p for p in chosen.split(",") if p] or list(cfg.platforms)
         metafunc.parametrize("platform", plats)

@@ -7,8 +7,9 @@ import re
 import httpx
 import pytest
 
-from aibase import containers
-from aibase.registry import RegistryClient, split_ref
+from aibase import engine
+from aibase.refs import parse_ref
+from aibase.registry import RegistryClient
 from aibase.smoke import check_probe, locked_packages
 from aibase.verify import check_index, fetch_index
 
@@ -33,9 +34,9 @@ def test_python_is_the_venv_first_on_path(target: Target, probes, platform: str)
 
 
 def test_labels_and_size_in_the_registry(target: Target):
-    host, repo, ref = split_ref(target.image)
-    with RegistryClient(host) as client:
-        fetched = fetch_index(client, repo, ref)
+    ref = parse_ref(target.image)
+    with RegistryClient(ref.api_host) as client:
+        fetched = fetch_index(client, ref)
     result = check_index(target.config, target.variant, fetched)
     print(result.table())
     assert result.ok, "\n".join(result.problems)
@@ -45,12 +46,12 @@ def test_gpu(target: Target, platform: str):
     spec = target.variant.platform(platform)
     if not spec.cuda:
         pytest.skip(f"{target.variant.name} promises no CUDA on {platform}")
-    if not containers.gpu_runtime_available():
+    if not engine.gpu_runtime_available():
         reason = "no NVIDIA container runtime on this host"
         if target.require_gpu:
             pytest.fail(f"--require-gpu: {reason}")
         pytest.skip(f"{reason} (pass --require-gpu on a GPU runner to make this fail)")
-    run = containers.run_probe(target.image, platform, gpu=True)
+    run = engine.run_probe(target.image, platform, gpu=True)
     torch = run.report["torch"]
     assert torch["cuda_available"], "torch.cuda.is_available() is False with a GPU requested"
     assert torch["device_count"] >= 1

@@ -1,8 +1,21 @@
+"""Unit tests: pure logic, seconds. An autouse guard fails any real subprocess or network
+call (as cibuildwheel's mock_protection does); the registry is an in-memory fake behind
+httpx.MockTransport, so the real client code runs without a socket."""
+
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import socket
+import subprocess
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+
+from aibase.registry import RegistryClient
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,6 +52,29 @@ cuda = "12.1"
 """
 
 
+class RealWorldCall(AssertionError):
+    """A unit test tried to reach a process, a socket or the engine."""
+
+
+def _refuse(what: str) -> Any:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RealWorldCall(f"unit tests must not {what}: {args[:2]!r}")
+
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def no_real_world(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("start a process"))
+    monkeypatch.setattr(os, "system", _refuse("start a process"))
+    monkeypatch.setattr(socket.socket, "connect", _refuse("open a connection"))
+    monkeypatch.setattr(socket.socket, "connect_ex", _refuse("open a connection"))
+    monkeypatch.setattr(socket, "create_connection", _refuse("open a connection"))
+    for name in list(os.environ):  # no setting leaks in from the shell running the tests
+        if name.startswith("AIBASE_") or name in ("GITHUB_ACTIONS", "DOCKER_CONFIG"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def write_config(tmp_path: Path):
     """Write a config (VALID, optionally edited) into tmp_path and return its path."""
@@ -50,3 +86,92 @@ def write_config(tmp_path: Path):
         return path
 
     return _write
+
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def digest_of(raw: bytes) -> str:
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+class FakeRegistry:
+    """The distribution API's manifest and blob endpoints over dicts, for MockTransport."""
+
+    def __init__(self) -> None:
+        self.manifests: dict[tuple[str, str], tuple[str, bytes]] = {}  # (repo, ref) -> body
+        self.blobs: dict[str, bytes] = {}
+        self.puts: list[tuple[str, str]] = []  # (repo, tag) of every PUT, in order
+
+    def add_blob(self, raw: bytes) -> str:
+        digest = digest_of(raw)
+        self.blobs[digest] = raw
+        return digest
+
+    def add_manifest(self, repo: str, body: dict[str, Any], *tags: str) -> str:
+        raw = json.dumps(body).encode()
+        digest = digest_of(raw)
+        for ref in (digest, *tags):
+            self.manifests[(repo, ref)] = (body["mediaType"], raw)
+        return digest
+
+    def add_image(self, repo: str, arch: str, labels: dict[str, str], size: int = 1000) -> str:
+        config = {"architecture": arch, "os": "linux", "config": {"Labels": labels}}
+        cfg_raw = json.dumps(config).encode()
+        cfg = self.add_blob(cfg_raw)
+        return self.add_manifest(repo, {
+            "mediaType": OCI_MANIFEST,
+            "config": {"digest": cfg, "size": len(cfg_raw)},
+            "layers": [{"digest": digest_of(arch.encode()), "size": size}],
+        })  # fmt: skip
+
+    def add_index(self, repo: str, images: dict[str, str], *tags: str) -> str:
+        entries = [
+            {"mediaType": OCI_MANIFEST, "digest": d,
+             "platform": {"os": p.split("/")[0], "architecture": p.split("/")[1]}}
+            for p, d in images.items()
+        ]  # fmt: skip
+        return self.add_manifest(repo, {"mediaType": OCI_INDEX, "manifests": entries}, *tags)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v2/":
+            return httpx.Response(200, json={})
+        repo, kind, ref = _split_api_path(path)
+        if kind == "blobs":
+            raw = self.blobs.get(ref)
+            return httpx.Response(200, content=raw) if raw else httpx.Response(404)
+        if request.method == "PUT":
+            raw = request.content
+            media = request.headers["content-type"]
+            for key in (ref, digest_of(raw)):
+                self.manifests[(repo, key)] = (media, raw)
+            self.puts.append((repo, ref))
+            return httpx.Response(201, headers={"Docker-Content-Digest": digest_of(raw)})
+        found = self.manifests.get((repo, ref))
+        if found is None:
+            return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN"}]})
+        media, raw = found
+        headers = {"Content-Type": media, "Docker-Content-Digest": digest_of(raw)}
+        return httpx.Response(200, content=b"" if request.method == "HEAD" else raw,
+                              headers=headers)  # fmt: skip
+
+    def client(self, host: str = "localhost:5000") -> RegistryClient:
+        return RegistryClient(host, credentials=None, sleep=lambda s: None,
+                              transport=httpx.MockTransport(self.handle))  # fmt: skip
+
+
+def _split_api_path(path: str) -> tuple[str, str, str]:
+    rest = path.removeprefix("/v2/")
+    for kind in ("manifests", "blobs"):
+        marker = f"/{kind}/"
+        if marker in rest:
+            repo, _, ref = rest.partition(marker)
+            return repo, kind, ref
+    raise AssertionError(f"unexpected registry path {path}")
+
+
+@pytest.fixture
+def fake_registry() -> FakeRegistry:
+    return FakeRegistry()

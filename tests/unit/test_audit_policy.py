@@ -4,18 +4,19 @@ from datetime import date
 
 import pytest
 
-from aibase.audit import (
+from aibase.allowlist import (
     AllowEntry,
-    AuditError,
     Finding,
     apply_policy,
-    audit_argv,
     load_allowlist,
-    parse_findings,
+    stale_entries,
 )
+from aibase.audit import audit_argv, parse_findings
+from aibase.errors import AuditError
 
-REQ = Finding("requests", "2.25.0", "PYSEC-2023-74", ("CVE-2023-32681", "GHSA-j8r2-6x86-q33q"),
-              ("2.31.0",))
+REQ = Finding(
+    "requests", "2.25.0", "PYSEC-2023-74", ("CVE-2023-32681", "GHSA-j8r2-6x86-q33q"), ("2.31.0",)
+)
 TODAY = date(2026, 11, 27)
 
 
@@ -41,10 +42,13 @@ def test_expired_entry_no_longer_suppresses():
     assert result.expired == (old,)
 
 
-def test_entry_matching_nothing_is_stale():
+def test_entry_matching_nothing_in_the_whole_audit_is_stale():
     other = entry("PYSEC-0000-1")
-    result = apply_policy([REQ], [entry(), other], TODAY)
-    assert result.ok and result.stale == (other,)
+    first = apply_policy([REQ], [entry(), other], TODAY)
+    clean = apply_policy([], [entry(), other], TODAY)  # a second target without findings
+    assert first.ok and stale_entries([entry(), other], [first, clean]) == (other,)
+    # an entry used by one target only is not stale for the audit
+    assert stale_entries([entry()], [clean, first]) == ()
 
 
 def test_entry_for_another_package_does_not_suppress():
@@ -55,12 +59,20 @@ def test_entry_for_another_package_does_not_suppress():
 @pytest.mark.parametrize(
     ("body", "expect"),
     [
-        ('[[allow]]\nid = "X"\npackage = "p"\nowner = "o"\nexpires = 2027-01-01\n', "missing reason"),
+        (
+            '[[allow]]\nid = "X"\npackage = "p"\nowner = "o"\nexpires = 2027-01-01\n',
+            "missing reason",
+        ),
         ('[[allow]]\nid = "X"\npackage = "p"\nreason = "r"\nowner = "o"\n', "missing expires"),
-        ('[[allow]]\nid = "X"\npackage = "p"\nreason = "r"\nowner = "o"\nexpires = "soon"\n',
-         "expires must be a date"),
-        ('[[allow]]\nid = "X"\npackage = "p"\nreason = "r"\nowner = "o"\nexpires = 2027-01-01\n'
-         'note = "x"\n', "unknown key(s) note"),
+        (
+            '[[allow]]\nid = "X"\npackage = "p"\nreason = "r"\nowner = "o"\nexpires = "soon"\n',
+            "expires must be a date",
+        ),
+        (
+            '[[allow]]\nid = "X"\npackage = "p"\nreason = "r"\nowner = "o"\nexpires = 2027-01-01\n'
+            'note = "x"\n',
+            "unknown key(s) note",
+        ),
         ("[[allow]\n", "not valid TOML"),
     ],
 )
@@ -74,27 +86,50 @@ def test_invalid_allowlist_entries_are_rejected(tmp_path, body, expect):
 
 def test_valid_allowlist_loads(tmp_path):
     path = tmp_path / "allow.toml"
-    path.write_text('[[allow]]\nid = "X"\npackage = "Requests"\nreason = "r"\nowner = "o"\n'
-                    "expires = 2027-01-01\n")
+    path.write_text(
+        '[[allow]]\nid = "X"\npackage = "Requests"\nreason = "r"\nowner = "o"\n'
+        "expires = 2027-01-01\n"
+    )
     assert load_allowlist(path) == (AllowEntry("X", "requests", "r", "o", date(2027, 1, 1)),)
     assert load_allowlist(tmp_path / "absent.toml") == ()
 
 
 def test_argv_is_strict_and_hash_checked(tmp_path):
-    argv = audit_argv(tmp_path / "l.txt", service="osv", osv_url="http://127.0.0.1:1/v1/query",
-                      hashed=True, output=tmp_path / "o.json")
+    argv = audit_argv(
+        tmp_path / "l.txt",
+        service="osv",
+        osv_url="http://127.0.0.1:1/v1/query",
+        hashed=True,
+        output=tmp_path / "o.json",
+    )
     assert "--strict" in argv and "--disable-pip" in argv and "--require-hashes" in argv
     assert argv[argv.index("--osv-url") + 1] == "http://127.0.0.1:1/v1/query"
-    image = audit_argv(tmp_path / "i.txt", service="pypi", osv_url=None, hashed=False,
-                       output=tmp_path / "o.json")
+    image = audit_argv(
+        tmp_path / "i.txt", service="pypi", osv_url=None, hashed=False, output=tmp_path / "o.json"
+    )
     assert "--no-deps" in image and "--require-hashes" not in image
 
 
 def test_parse_findings():
-    count, findings = parse_findings({"dependencies": [
-        {"name": "requests", "version": "2.25.0", "vulns": [
-            {"id": "PYSEC-2023-74", "aliases": ["CVE-2023-32681"], "fix_versions": ["2.31.0"]}]},
-        {"name": "idna", "version": "3.7", "vulns": []}]})
+    count, findings = parse_findings(
+        {
+            "dependencies": [
+                {
+                    "name": "requests",
+                    "version": "2.25.0",
+                    "vulns": [
+                        {
+                            "id": "PYSEC-2023-74",
+                            "aliases": ["CVE-2023-32681"],
+                            "fix_versions": ["2.31.0"],
+                        }
+                    ],
+                },
+                {"name": "idna", "version": "3.7", "vulns": []},
+            ]
+        }
+    )
     assert count == 2
-    assert findings == (Finding("requests", "2.25.0", "PYSEC-2023-74", ("CVE-2023-32681",),
-                                ("2.31.0",)),)
+    assert findings == (
+        Finding("requests", "2.25.0", "PYSEC-2023-74", ("CVE-2023-32681",), ("2.31.0",)),
+    )

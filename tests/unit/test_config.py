@@ -4,16 +4,17 @@ from pathlib import Path
 
 import pytest
 
-from aibase.config import Overrides, load_config, mirror_reference, resolve_overrides
+from aibase.configfile import load_config
 from aibase.errors import ConfigError
+from aibase.refs import parse_ref
 
 from .conftest import REPO, VALID
 
 NO_ENV: dict[str, str] = {}
 
 
-def load(path: Path, env: dict[str, str] | None = None, **ov: str):
-    return load_config(path, Overrides(**ov), env=NO_ENV if env is None else env)
+def load(path: Path, env: dict[str, str] | None = None, **flags: str):
+    return load_config(path, flags, env=NO_ENV if env is None else env)
 
 
 def error_of(path: Path, **ov: str) -> str:
@@ -35,6 +36,7 @@ def test_valid_config_is_frozen_and_complete(write_config):
     assert cpu.lock_file("linux/arm64").name == "cpu-linux-arm64.txt"
     with pytest.raises(AttributeError):
         cfg.registry = "elsewhere"  # type: ignore[misc]
+    assert cfg.required_platforms == cfg.platforms
 
 
 def test_repository_config_loads_with_documented_defaults():
@@ -47,7 +49,11 @@ def test_repository_config_loads_with_documented_defaults():
         v = cfg.variant(name)
         assert v.python == "3.11"
         assert v.torch is not None
-        assert (v.torch.torch, v.torch.torchvision, v.torch.torchaudio) == ("2.4.1", "0.19.1", "2.4.1")
+        assert (v.torch.torch, v.torch.torchvision, v.torch.torchaudio) == (
+            "2.4.1",
+            "0.19.1",
+            "2.4.1",
+        )
     assert cfg.variant("cuda").platform("linux/amd64").cuda == "12.1"
     assert cfg.variant("cuda").platform("linux/arm64").cuda is None
     assert not cfg.variant("cpu").cuda_capable
@@ -75,13 +81,18 @@ def test_bad_platform_string(write_config):
 
 
 def test_bad_platform_key_in_variant(write_config):
-    msg = error_of(write_config(VALID.replace('[variants.cuda.platforms."linux/arm64"]',
-                                              '[variants.cuda.platforms."linux/arm46"]')))
+    msg = error_of(
+        write_config(
+            VALID.replace(
+                '[variants.cuda.platforms."linux/arm64"]', '[variants.cuda.platforms."linux/arm46"]'
+            )
+        )
+    )
     assert 'variants.cuda.platforms["linux/arm46"]' in msg
 
 
 def test_missing_field(write_config):
-    msg = error_of(write_config(VALID.replace('size_budget_mb = 2500\n', '', 1)))
+    msg = error_of(write_config(VALID.replace("size_budget_mb = 2500\n", "", 1)))
     assert "variants.cpu.size_budget_mb: missing required field" in msg
 
 
@@ -92,8 +103,10 @@ def test_missing_required_platform_in_variant(write_config):
 
 
 def test_cuda_expectation_on_cpu_variant(write_config):
-    text = VALID.replace('torch_index = "https://download.pytorch.org/whl/cpu"',
-                         'torch_index = "https://download.pytorch.org/whl/cpu"\ncuda = "12.1"')
+    text = VALID.replace(
+        'torch_index = "https://download.pytorch.org/whl/cpu"',
+        'torch_index = "https://download.pytorch.org/whl/cpu"\ncuda = "12.1"',
+    )
     msg = error_of(write_config(text))
     assert 'variants.cpu.platforms["linux/amd64"].cuda' in msg
     assert "cannot promise CUDA" in msg
@@ -112,16 +125,27 @@ def test_cuda_without_torch(write_config):
 @pytest.mark.parametrize(
     ("old", "new", "expect"),
     [
-        ('size_budget_mb = 2500', 'size_budget_mb = -1', "size_budget_mb: -1 is not a positive"),
+        ("size_budget_mb = 2500", "size_budget_mb = -1", "size_budget_mb: -1 is not a positive"),
         ('python = "3.11"', 'python = "3"', "python: '3' is not a Python minor"),
-        ('torch = "2.4.1", torchvision', 'torch = "latest", torchvision', "'latest' is not a release"),
+        (
+            'torch = "2.4.1", torchvision',
+            'torch = "latest", torchvision',
+            "'latest' is not a release",
+        ),
         ('registry = "localhost:5000"', 'registry = "http://x"', "is not a registry host"),
         ('repository = "cerebral/ai-base"', 'repository = "Cerebral/AI"', "not a repository path"),
-        ('base = "python:3.11-slim"', 'base = "python:3.11-slim@sha256:12"', "not an image reference"),
+        (
+            'base = "python:3.11-slim"',
+            'base = "python:3.11-slim@sha256:12"',
+            "not an image reference",
+        ),
         ('torch_index = "https://', 'torch_index = "ftp://', "is not a URL"),
-        ('platforms = ["linux/amd64", "linux/arm64"]', 'platforms = []', "non-empty list"),
-        ('platforms = ["linux/amd64", "linux/arm64"]', 'platforms = ["linux/amd64", "linux/amd64"]',
-         "listed twice"),
+        ('platforms = ["linux/amd64", "linux/arm64"]', "platforms = []", "non-empty list"),
+        (
+            'platforms = ["linux/amd64", "linux/arm64"]',
+            'platforms = ["linux/amd64", "linux/amd64"]',
+            "listed twice",
+        ),
     ],
 )
 def test_field_validation(write_config, old, new, expect):
@@ -155,15 +179,18 @@ def test_precedence_flag_over_env_over_file(write_config):
     assert from_flag.platforms == ("linux/arm64",)
 
 
-def test_resolve_overrides_empty_flag_falls_through():
-    ov = resolve_overrides(Overrides(registry=""), {"AIBASE_REGISTRY": "localhost:6000"})
-    assert ov.registry == "localhost:6000"
-    assert ov.base_mirror is None
+def test_empty_flag_falls_through_to_the_environment(write_config):
+    cfg = load(write_config(), env={"AIBASE_REGISTRY": "localhost:6000"}, registry="")
+    assert cfg.registry == "localhost:6000"
+    assert cfg.base_mirror is None
 
 
-def test_bad_platform_override(write_config):
+def test_bad_platform_override_names_the_flag_or_variable(write_config):
     msg = error_of(write_config(), platforms="linux/amd64,linux/arm46")
-    assert "AIBASE_PLATFORMS / --platforms" in msg and "'linux/arm46'" in msg
+    assert msg.startswith("--platforms: 'linux/arm46' is not a platform")
+    with pytest.raises(ConfigError) as info:
+        load(write_config(), env={"AIBASE_PLATFORMS": "linux/arm46"})
+    assert info.value.render().startswith("AIBASE_PLATFORMS: 'linux/arm46'")
 
 
 def test_override_platform_the_variant_lacks(write_config):
@@ -173,22 +200,37 @@ def test_override_platform_the_variant_lacks(write_config):
 
 def test_config_path_from_env(write_config):
     path = write_config()
-    cfg = load_config(None, Overrides(), env={"AIBASE_CONFIG": str(path)})
+    cfg = load_config(None, env={"AIBASE_CONFIG": str(path)})
     assert cfg.path == path
+
+
+def test_config_is_found_from_a_subdirectory(write_config, tmp_path, monkeypatch):
+    path = write_config()
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    assert load_config(None, env={}).path == path
 
 
 @pytest.mark.parametrize(
     ("ref", "mirror", "expect"),
     [
         ("python:3.11-slim", None, "python:3.11-slim"),
-        ("python:3.11-slim", "localhost:5000/mirror", "localhost:5000/mirror/library/python:3.11-slim"),
-        ("nvidia/cuda:12.4.1-runtime-ubuntu22.04", "localhost:5000/m/",
-         "localhost:5000/m/nvidia/cuda:12.4.1-runtime-ubuntu22.04"),
+        (
+            "python:3.11-slim",
+            "localhost:5000/mirror",
+            "localhost:5000/mirror/library/python:3.11-slim",
+        ),
+        (
+            "nvidia/cuda:12.4.1-runtime-ubuntu22.04",
+            "localhost:5000/m/",
+            "localhost:5000/m/nvidia/cuda:12.4.1-runtime-ubuntu22.04",
+        ),
         ("ghcr.io/org/img:1", "localhost:5000/mirror", "localhost:5000/mirror/ghcr.io/org/img:1"),
     ],
 )
 def test_mirror_reference(ref, mirror, expect):
-    assert mirror_reference(ref, mirror) == expect
+    assert (str(parse_ref(ref).mirrored(mirror)) if mirror else ref) == expect
 
 
 def test_base_mirror_override_redirects_every_base(write_config):

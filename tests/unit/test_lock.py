@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from aibase.config import Overrides, load_config
+from aibase.configfile import load_config
 from aibase.lock import (
     check_lock,
     derive_heavy,
@@ -52,11 +52,17 @@ def test_parse_lock_reads_versions_and_parents():
 def test_heavy_closure_is_the_torch_family_and_its_needs_only():
     pkgs = parse_lock(UV_OUT)
     assert heavy_closure(pkgs, ("torch", "torchvision", "torchaudio")) == {
-        "torch", "torchvision", "filelock", "jinja2", "markupsafe", "triton"}
+        "torch",
+        "torchvision",
+        "filelock",
+        "jinja2",
+        "markupsafe",
+        "triton",
+    }
 
 
 def test_heavy_lock_is_the_closure_with_hashes_and_nothing_else(write_config):
-    cfg = load_config(write_config(), Overrides(), env={})
+    cfg = load_config(write_config(), env={})
     v = cfg.variant("cpu")
     spec = v.platform("linux/amd64")
     full = render_lock(UV_OUT, v, spec, "0" * 64)
@@ -70,17 +76,18 @@ def test_heavy_lock_is_the_closure_with_hashes_and_nothing_else(write_config):
 def test_heavy_lock_ignores_shared_stack_changes(write_config):
     """A shared-stack bump (new pin, new parent of a torch dependency) must not alter the
     heavy lock's bytes: that file decides whether the torch layer is rebuilt."""
-    cfg = load_config(write_config(), Overrides(), env={})
+    cfg = load_config(write_config(), env={})
     v = cfg.variant("cpu")
     spec = v.platform("linux/amd64")
     heavy = derive_heavy(render_lock(UV_OUT, v, spec, "0" * 64), v, spec)
     bumped = UV_OUT.replace("fastapi==0.115.0", "fastapi==0.115.5").replace(
-        "# via torch, triton", "# via fastapi, torch, triton")
+        "# via torch, triton", "# via fastapi, torch, triton"
+    )
     assert derive_heavy(render_lock(bumped, v, spec, "1" * 64), v, spec) == heavy
 
 
 def test_inputs_digest_changes_with_any_input(write_config, tmp_path):
-    cfg = load_config(write_config(), Overrides(), env={})
+    cfg = load_config(write_config(), env={})
     v = cfg.variant("cpu")
     a = inputs_digest(v, v.platform("linux/amd64"))
     assert a != inputs_digest(v, v.platform("linux/arm64"))
@@ -90,7 +97,7 @@ def test_inputs_digest_changes_with_any_input(write_config, tmp_path):
 
 
 def test_uv_argv_uses_the_platform_index_without_fallback(write_config):
-    cfg = load_config(write_config(), Overrides(), env={})
+    cfg = load_config(write_config(), env={})
     v = cfg.variant("cpu")
     argv = uv_compile_argv("uv", v, v.platform("linux/amd64"))
     assert argv[argv.index("--python-platform") + 1] == "x86_64-manylinux_2_28"
@@ -101,7 +108,7 @@ def test_uv_argv_uses_the_platform_index_without_fallback(write_config):
 
 
 def test_check_lock_states(write_config, tmp_path):
-    cfg = load_config(write_config(), Overrides(), env={})
+    cfg = load_config(write_config(), env={})
     v = cfg.variant("cuda")
     spec = v.platform("linux/arm64")
     assert check_lock(v, spec).state == "missing"
@@ -119,9 +126,12 @@ def test_check_lock_states(write_config, tmp_path):
 @pytest.mark.parametrize("config", ["images.toml", "tests/fixtures/images.toml"])
 def test_committed_locks_match_their_inputs(config):
     """Every committed lock is current; a missing one must be a documented gap."""
-    cfg = load_config(REPO / config, Overrides(), env={})
-    states = {(v.name, p): check_lock(v, v.platform(p)).state
-              for v in cfg.variants.values() for p in cfg.platforms}
+    cfg = load_config(REPO / config, env={})
+    states = {
+        (v.name, p): check_lock(v, v.platform(p)).state
+        for v in cfg.variants.values()
+        for p in cfg.platforms
+    }
     # cpu/linux/amd64 needs the PyTorch CPU index, unreachable where these locks were made
     allowed_missing = {("cpu", "linux/amd64")}
     for key, state in states.items():

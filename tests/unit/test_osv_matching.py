@@ -7,9 +7,16 @@ from aibase.osv_mirror import affects, in_ranges
 RANGES = [{"type": "ECOSYSTEM", "events": [{"introduced": "2.3.0"}, {"fixed": "2.31.0"}]}]
 
 
-@pytest.mark.parametrize(("version", "hit"), [
-    ("2.2.9", False), ("2.3.0", True), ("2.25.0", True), ("2.30.99", True), ("2.31.0", False),
-])
+@pytest.mark.parametrize(
+    ("version", "hit"),
+    [
+        ("2.2.9", False),
+        ("2.3.0", True),
+        ("2.25.0", True),
+        ("2.30.99", True),
+        ("2.31.0", False),
+    ],
+)
 def test_introduced_fixed(version, hit):
     assert in_ranges(version, RANGES) is hit
 
@@ -22,8 +29,11 @@ def test_last_affected_and_open_ranges():
 
 
 def test_affects_uses_versions_list_and_package_name():
-    vuln = {"affected": [{"package": {"name": "Foo_Bar", "ecosystem": "PyPI"},
-                          "versions": ["1.0"], "ranges": []}]}
+    vuln = {
+        "affected": [
+            {"package": {"name": "Foo_Bar", "ecosystem": "PyPI"}, "versions": ["1.0"], "ranges": []}
+        ]
+    }
     assert affects(vuln, "foo-bar", "1.0")
     assert not affects(vuln, "foo-bar", "1.1")
     assert not affects(vuln, "other", "1.0")

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aibase.config import Overrides, load_config
+from aibase.configfile import load_config
 from aibase.plan import (
     REQUIRED_LABELS,
     BuildContext,
     Cell,
     build_args,
+    cache_args,
     descriptive_tag,
     floating_tag,
     immutable_tags,
@@ -17,20 +18,23 @@ from aibase.plan import (
     plan_merge,
 )
 
-CTX = BuildContext(revision="abc1234def5678" + "0" * 26, created="2026-11-27T06:00:00Z",
-                   date="20261127")
+CTX = BuildContext(
+    revision="abc1234def5678" + "0" * 26, created="2026-11-27T06:00:00Z", date="20261127"
+)
 
 
 def cfg(write_config, **env: str):
-    return load_config(write_config(), Overrides(), env=env)
+    return load_config(write_config(), env=env)
 
 
 def test_cells_are_variant_by_platform(write_config):
     c = cfg(write_config)
     cells = plan_cells(c, c.select(""))
     assert cells == (
-        Cell("cpu", "linux/amd64"), Cell("cpu", "linux/arm64"),
-        Cell("cuda", "linux/amd64"), Cell("cuda", "linux/arm64"),
+        Cell("cpu", "linux/amd64"),
+        Cell("cpu", "linux/arm64"),
+        Cell("cuda", "linux/amd64"),
+        Cell("cuda", "linux/arm64"),
     )
     assert cells[1].slug == "cpu-linux-arm64"
 
@@ -64,41 +68,94 @@ def test_build_command_pushes_one_platform_under_an_immutable_tag(write_config, 
     c = cfg(write_config)
     cpu = c.variant("cpu")
     ctx = BuildContext(**{**CTX.__dict__, "ca_bundle": Path("/etc/ca.pem")})
-    plan = plan_build(c, cpu, Cell("cpu", "linux/arm64"), ctx, push=True, out_dir=tmp_path)
+    plan = plan_build(
+        c, cpu, Cell("cpu", "linux/arm64"), ctx, push=True, metadata_file=tmp_path / "m.json"
+    )
     argv = list(plan.argv)
     assert argv[:3] == ["docker", "buildx", "build"]
     assert argv[argv.index("--platform") + 1] == "linux/arm64"
     out = argv[argv.index("--output") + 1]
-    assert out == ("type=image,name=localhost:5000/cerebral/ai-base:"
-                   "build-cpu-linux-arm64-20261127-abc1234,push=true")
+    assert out == (
+        "type=image,name=localhost:5000/cerebral/ai-base:"
+        "build-cpu-linux-arm64-20261127-abc1234,push=true"
+    )
     # the CA bundle travels as a secret, never as a build arg
     assert "id=ca_bundle,src=/etc/ca.pem" in argv
-    assert not any("ca.pem" in a for a in argv if a.startswith("BASE_IMAGE") or ("=" in a
-                   and a.split("=")[0] in ("CA", "CA_BUNDLE")))
+    assert not any(
+        "ca.pem" in a
+        for a in argv
+        if a.startswith("BASE_IMAGE") or ("=" in a and a.split("=")[0] in ("CA", "CA_BUNDLE"))
+    )
     assert all("/etc/ca.pem" not in argv[i + 1] for i, a in enumerate(argv) if a == "--build-arg")
     assert f"locks={cpu.lock_dir}" in argv
-    assert plan.result_file == tmp_path / "cpu-linux-arm64.json"
+    assert argv[argv.index("--metadata-file") + 1] == str(tmp_path / "m.json")
     assert argv[-1] == str(cpu.dockerfile.parent)
 
 
 def test_build_command_load_and_compression(write_config, tmp_path):
     c = cfg(write_config)
     cpu = c.variant("cpu")
-    load = plan_build(c, cpu, Cell("cpu", "linux/amd64"), CTX, push=False, load=True,
-                      tags=["x:dev"], out_dir=tmp_path)
+    load = plan_build(
+        c,
+        cpu,
+        Cell("cpu", "linux/amd64"),
+        CTX,
+        push=False,
+        load=True,
+        tags=["x:dev"],
+        metadata_file=tmp_path / "m.json",
+    )
     assert "--load" in load.argv and "--output" not in load.argv and "x:dev" in load.argv
     zstd = BuildContext(**{**CTX.__dict__, "compression": "zstd"})
-    push = plan_build(c, cpu, Cell("cpu", "linux/amd64"), zstd, push=True, out_dir=tmp_path)
+    push = plan_build(
+        c, cpu, Cell("cpu", "linux/amd64"), zstd, push=True, metadata_file=tmp_path / "m.json"
+    )
     assert "compression=zstd,force-compression=true" in push.argv[push.argv.index("--output") + 1]
+    gzip = plan_build(
+        c, cpu, Cell("cpu", "linux/amd64"), CTX, push=True, metadata_file=tmp_path / "m.json"
+    )
+    assert "compression" not in gzip.argv[gzip.argv.index("--output") + 1]  # buildx's default
+
+
+def test_build_cache_in_the_registry_or_a_folder(write_config, tmp_path):
+    c = cfg(write_config)
+    cell = Cell("cpu", "linux/arm64")
+    assert cache_args(c, cell, None) == []
+    assert cache_args(c, cell, "registry") == [
+        "--cache-from",
+        "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64",
+        "--cache-to",
+        "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64,mode=max",
+    ]
+    assert cache_args(c, cell, str(tmp_path)) == [
+        "--cache-from",
+        f"type=local,src={tmp_path}/cpu-linux-arm64",
+        "--cache-to",
+        f"type=local,dest={tmp_path}/cpu-linux-arm64,mode=max",
+    ]
+    ctx = BuildContext(**{**CTX.__dict__, "build_cache": "registry"})
+    plan = plan_build(c, c.variant("cpu"), cell, ctx, push=True, metadata_file=tmp_path / "m")
+    assert "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64" in plan.argv
 
 
 def test_merge_command_lists_every_platform_in_order(write_config):
     c = cfg(write_config)
-    argv = plan_merge(c, c.variant("cpu"), {"linux/arm64": "sha256:b", "linux/amd64": "sha256:a"},
-                      CTX)
+    argv = plan_merge(
+        c,
+        c.variant("cpu"),
+        {
+            "linux/arm64": "localhost:5000/cerebral/ai-base@sha256:b",
+            "linux/amd64": "localhost:5000/cerebral/ai-base@sha256:a",
+        },
+        CTX,
+    )
     assert argv[:4] == ("docker", "buildx", "imagetools", "create")
-    assert argv[-2:] == ("localhost:5000/cerebral/ai-base@sha256:a",
-                         "localhost:5000/cerebral/ai-base@sha256:b")
+    assert argv[-2:] == (
+        "localhost:5000/cerebral/ai-base@sha256:a",
+        "localhost:5000/cerebral/ai-base@sha256:b",
+    )
     tags = [argv[i + 1] for i, a in enumerate(argv) if a == "--tag"]
-    assert tags == ["localhost:5000/cerebral/ai-base:cpu-20261127-abc1234",
-                    "localhost:5000/cerebral/ai-base:cpu-py3.11-torch2.4.1"]
+    assert tags == [
+        "localhost:5000/cerebral/ai-base:cpu-20261127-abc1234",
+        "localhost:5000/cerebral/ai-base:cpu-py3.11-torch2.4.1",
+    ]

@@ -5,32 +5,16 @@ import json
 
 import pytest
 
-from aibase.errors import RegistryError
-from aibase.registry import _parse_challenge, is_loopback, load_credentials, split_ref
-
-
-@pytest.mark.parametrize(
-    ("ref", "expect"),
-    [
-        ("localhost:5000/cerebral/ai-base:cpu", ("localhost:5000", "cerebral/ai-base", "cpu")),
-        ("127.0.0.1:5000/a/b@sha256:" + "a" * 64, ("127.0.0.1:5000", "a/b", "sha256:" + "a" * 64)),
-        ("localhost:5000/a/b", ("localhost:5000", "a/b", "latest")),
-        ("localhost:5000/m/python:3.11-slim@sha256:" + "b" * 64,
-         ("localhost:5000", "m/python", "sha256:" + "b" * 64)),
-    ],
-)
-def test_split_ref(ref, expect):
-    assert split_ref(ref) == expect
-
-
-def test_split_ref_needs_host():
-    with pytest.raises(RegistryError):
-        split_ref("python:3.11")
+from aibase.credentials import load_credentials
+from aibase.errors import NotFound, RegistryError
+from aibase.registry import _parse_challenge, is_loopback
 
 
 def test_loopback_detection():
     assert is_loopback("localhost:5000") and is_loopback("127.0.0.1:5001")
+    assert is_loopback("127.1.2.3") and is_loopback("[::1]:5000")
     assert not is_loopback("registry.example.com") and not is_loopback("128.0.0.1:5000")
+    assert not is_loopback("127.evil.example:5000")  # a host name, not an address
 
 
 def test_credentials_from_docker_config(tmp_path, monkeypatch):
@@ -40,14 +24,49 @@ def test_credentials_from_docker_config(tmp_path, monkeypatch):
     (tmp_path / "config.json").write_text(json.dumps({"auths": {"127.0.0.1:5001": {"auth": auth}}}))
     creds = load_credentials("127.0.0.1:5001")
     assert creds is not None and (creds.username, creds.password) == ("ci", "s3cret")
+    assert "s3cret" not in repr(creds)
+
+
+def test_docker_hub_credentials_are_found_under_the_index_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    auth = base64.b64encode(b"hubuser:hubpw").decode()
+    (tmp_path / "config.json").write_text(
+        json.dumps({"auths": {"https://index.docker.io/v1/": {"auth": auth}}})
+    )
+    for host in ("registry-1.docker.io", "docker.io", "index.docker.io"):
+        creds = load_credentials(host)
+        assert creds is not None and creds.username == "hubuser", host
+    assert load_credentials("localhost:5000") is None
+
+
+def test_missing_manifest_is_a_typed_not_found(fake_registry):
+    with fake_registry.client() as client:
+        assert client.head_manifest("cerebral/x", "nope") is None
+        with pytest.raises(NotFound):
+            client.get_manifest("cerebral/x", "nope")
+
+
+def test_head_manifest_uses_head(fake_registry):
+    digest = fake_registry.add_image("cerebral/x", "amd64", {})
+    fake_registry.manifests[("cerebral/x", "t")] = fake_registry.manifests[("cerebral/x", digest)]
+    methods = []
+    handle = fake_registry.handle
+    fake_registry.handle = lambda req: (methods.append(req.method), handle(req))[1]
+    with fake_registry.client() as client:
+        assert client.head_manifest("cerebral/x", "t") == digest
+    assert methods == ["HEAD"]
 
 
 def test_challenge_parsing():
     scheme, params = _parse_challenge(
-        'Bearer realm="https://auth.example/token",service="registry",scope="repository:a:pull"')
+        'Bearer realm="https://auth.example/token",service="registry",scope="repository:a:pull"'
+    )
     assert scheme == "bearer"
-    assert params == {"realm": "https://auth.example/token", "service": "registry",
-                      "scope": "repository:a:pull"}
+    assert params == {
+        "realm": "https://auth.example/token",
+        "service": "registry",
+        "scope": "repository:a:pull",
+    }
     assert _parse_challenge('Basic realm="x"')[0] == "basic"
 
 
@@ -56,8 +75,12 @@ def _client(handler, sleeps):
 
     from aibase.registry import Credentials, RegistryClient
 
-    return RegistryClient("localhost:5000", credentials=Credentials("ci", "s3cr3t-Pw"),
-                          sleep=sleeps.append, transport=httpx.MockTransport(handler))
+    return RegistryClient(
+        "localhost:5000",
+        credentials=Credentials("ci", "s3cr3t-Pw"),
+        sleep=sleeps.append,
+        transport=httpx.MockTransport(handler),
+    )
 
 
 def test_5xx_is_retried_with_backoff():

@@ -1,19 +1,43 @@
 from __future__ import annotations
 
-from aibase.pipeline import RunReport
-from aibase.report import render_markdown
+from aibase.log import Step
+from aibase.report import PlatformRow, PromotionRow, RunReport, render_markdown
+
+
+def _report(**extra: object) -> RunReport:
+    report = RunReport(
+        started="2026-11-27T06:00:00Z",
+        revision="f" * 40,
+        registry="localhost:5000",
+        repository="cerebral/ai-base",
+        dry_run=False,
+        base_mirror=None,
+        variants=["cpu"],
+        **extra,
+    )  # type: ignore[arg-type]
+    report.platforms.append(
+        PlatformRow(
+            variant="cpu",
+            platform="linux/amd64",
+            digest="sha256:" + "a" * 64,
+            compressed_mb=900.1,
+            build_seconds=12.5,
+            smoke=(),
+            lock="requirements/locks/cpu-linux-amd64.txt",
+            lock_sha256="b" * 64,
+            sbom="build/audit/cpu-linux-amd64.cdx.json",
+        )
+    )
+    report.steps.append(Step("build cpu/linux/amd64", 12.5, "ok"))
+    return report
 
 
 def test_markdown_tables_are_well_formed_and_name_everything():
-    report = RunReport(started="2026-11-27T06:00:00Z", revision="f" * 40, registry="localhost:5000",
-                       repository="cerebral/ai-base", dry_run=False, base_mirror=None)
-    report.cells = [{"variant": "cpu", "platform": "linux/amd64", "seconds": 12.5}]
-    report.variants = {"cpu": {"platforms": {"linux/amd64": {
-        "digest": "sha256:" + "a" * 64, "compressed_mb": 900.1, "smoke": [],
-        "lock_sha256": "b" * 64, "sbom": "build/audit/cpu-linux-amd64.cdx.json"}},
-        "promoted": {"tag": "localhost:5000/cerebral/ai-base:cpu", "digest": "sha256:" + "c" * 64,
-                     "previous": None}}}
-    report.steps = [("build cpu/linux/amd64", 12.5, "ok")]
+    report = _report(settings=(("registry", "localhost:5000", "file"),))
+    report.promotions.append(
+        PromotionRow("cpu", "localhost:5000/cerebral/ai-base:cpu", "sha256:" + "c" * 64, None)
+    )
+    report.result = "ok"
     md = render_markdown(report)
     rows = [ln for ln in md.splitlines() if ln.startswith("| ")]
     header, row = rows[0], rows[1]
@@ -22,3 +46,11 @@ def test_markdown_tables_are_well_formed_and_name_everything():
     assert "`bbbbbbbbbbbb` (cpu-linux-amd64.cdx.json)" in row
     assert "`localhost:5000/cerebral/ai-base:cpu` -> `sha256:" + "c" * 64 in md
     assert "| build cpu/linux/amd64 | 12.5 | ok |" in md
+    assert "- result: ok" in md
+    assert "| registry | `localhost:5000` | file |" in md
+
+
+def test_a_report_is_failed_unless_the_run_said_otherwise():
+    md = render_markdown(_report())  # e.g. written from `finally` after a crash
+    assert "- result: FAILED: interrupted" in md
+    assert "cpu: floating tag not moved" in md

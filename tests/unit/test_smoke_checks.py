@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from aibase.config import Overrides, load_config
+from aibase.configfile import load_config
 from aibase.smoke import check_probe
 
 GOOD: dict[str, Any] = {
@@ -22,7 +22,7 @@ LOCK = {"torch": "2.4.1", "fastapi": "0.115.0"}
 
 @pytest.fixture
 def cfg(write_config):
-    return load_config(write_config(), Overrides(), env={})
+    return load_config(write_config(), env={})
 
 
 def test_good_cpu_report_passes(cfg):
@@ -50,7 +50,8 @@ def test_cuda_promise_per_platform(cfg):
     cuda = cfg.variant("cuda")
     rep = copy.deepcopy(GOOD)
     assert "torch reports CUDA None, the config promises 12.1 on linux/amd64" in check_probe(
-        rep, cuda, "linux/amd64", LOCK)
+        rep, cuda, "linux/amd64", LOCK
+    )
     rep["torch"]["cuda"] = "12.1"
     assert check_probe(rep, cuda, "linux/amd64", LOCK) == []
     # arm64: the config promises no CUDA, so a CUDA build there is wrong
@@ -61,7 +62,8 @@ def test_wrong_locked_version(cfg):
     rep = copy.deepcopy(GOOD)
     rep["packages"]["fastapi"] = "0.110.0"
     assert check_probe(rep, cfg.variant("cpu"), "linux/arm64", LOCK) == [
-        "locked package fastapi is 0.110.0, the lock says 0.115.0"]
+        "locked package fastapi is 0.110.0, the lock says 0.115.0"
+    ]
 
 
 def test_gpu_required(cfg):

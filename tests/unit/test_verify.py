@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from aibase.config import Overrides, load_config
+from aibase.configfile import load_config
 from aibase.errors import VerifyError
 from aibase.plan import REQUIRED_LABELS
+from aibase.refs import parse_ref
 from aibase.registry import Manifest
 from aibase.verify import FetchedIndex, check_index, raise_if_failed
 
@@ -22,39 +23,71 @@ def manifest(body: dict[str, Any], media: str) -> Manifest:
     return Manifest("sha256:" + hashlib.sha256(raw).hexdigest(), media, raw)
 
 
-def image(arch: str, *, config_arch: str | None = None, size: int = 1000,
-          labels: dict[str, str] | None = None) -> tuple[Manifest, dict[str, Any]]:
-    m = manifest({"mediaType": OCI_MANIFEST, "config": {"digest": f"sha256:{arch}", "size": 10},
-                  "layers": [{"size": size}]}, OCI_MANIFEST)
-    lab = {k: "x" for k in REQUIRED_LABELS} | {"org.opencontainers.image.revision": REV,
-                                               "io.cerebral.ai-base.variant": "cpu"}
-    cfg = {"architecture": config_arch or arch, "os": "linux",
-           "config": {"Labels": lab if labels is None else labels}}
+def image(
+    arch: str,
+    *,
+    config_arch: str | None = None,
+    size: int = 1000,
+    labels: dict[str, str] | None = None,
+) -> tuple[Manifest, dict[str, Any]]:
+    m = manifest(
+        {
+            "mediaType": OCI_MANIFEST,
+            "config": {"digest": f"sha256:{arch}", "size": 10},
+            "layers": [{"size": size}],
+        },
+        OCI_MANIFEST,
+    )
+    lab = {k: "x" for k in REQUIRED_LABELS} | {
+        "org.opencontainers.image.revision": REV,
+        "io.cerebral.ai-base.variant": "cpu",
+    }
+    cfg = {
+        "architecture": config_arch or arch,
+        "os": "linux",
+        "config": {"Labels": lab if labels is None else labels},
+    }
     return m, cfg
 
 
-def index_of(*images: tuple[str, tuple[Manifest, dict[str, Any]]], attest: bool = True
-             ) -> FetchedIndex:
-    entries = [{"mediaType": OCI_MANIFEST, "digest": m.digest,
-                "platform": {"os": "linux", "architecture": arch}} for arch, (m, _) in images]
+def index_of(
+    *images: tuple[str, tuple[Manifest, dict[str, Any]]], attest: bool = True
+) -> FetchedIndex:
+    entries = [
+        {
+            "mediaType": OCI_MANIFEST,
+            "digest": m.digest,
+            "platform": {"os": "linux", "architecture": arch},
+        }
+        for arch, (m, _) in images
+    ]
     if attest:  # what buildx adds: must not count as a platform
-        entries.append({"mediaType": OCI_MANIFEST, "digest": "sha256:att",
-                        "platform": {"os": "unknown", "architecture": "unknown"},
-                        "annotations": {"vnd.docker.reference.type": "attestation-manifest"}})
+        entries.append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": "sha256:att",
+                "platform": {"os": "unknown", "architecture": "unknown"},
+                "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+            }
+        )
     idx = manifest({"mediaType": OCI_INDEX, "manifests": entries}, OCI_INDEX)
-    return FetchedIndex("localhost:5000/cerebral/ai-base:t", idx,
-                        {m.digest: m for _, (m, _) in images},
-                        {m.digest: c for _, (m, c) in images})
+    return FetchedIndex(
+        parse_ref("localhost:5000/cerebral/ai-base:t"),
+        idx,
+        {m.digest: m for _, (m, _) in images},
+        {m.digest: c for _, (m, c) in images},
+    )
 
 
 @pytest.fixture
 def cfg(write_config):
-    return load_config(write_config(), Overrides(), env={})
+    return load_config(write_config(), env={})
 
 
 def test_complete_index_passes_and_skips_attestations(cfg):
-    result = check_index(cfg, cfg.variant("cpu"),
-                         index_of(("amd64", image("amd64")), ("arm64", image("arm64"))), REV)
+    result = check_index(
+        cfg, cfg.variant("cpu"), index_of(("amd64", image("amd64")), ("arm64", image("arm64"))), REV
+    )
     assert result.ok, result.problems
     assert [i.platform for i in result.images] == ["linux/amd64", "linux/arm64"]
     assert "linux/amd64" in result.table()
@@ -71,27 +104,44 @@ def test_arm64_only_index_fails_naming_amd64(cfg):
 
 def test_single_manifest_is_not_an_index(cfg):
     m, _ = image("arm64")
-    fetched = FetchedIndex("r", m, {}, {})
+    fetched = FetchedIndex(parse_ref("localhost:5000/r:t"), m, {}, {})
     assert "not a multi-platform index" in check_index(cfg, cfg.variant("cpu"), fetched).problems[0]
 
 
 def test_config_architecture_must_match_entry(cfg):
-    result = check_index(cfg, cfg.variant("cpu"), index_of(
-        ("amd64", image("amd64", config_arch="arm64")), ("arm64", image("arm64"))), REV)
+    result = check_index(
+        cfg,
+        cfg.variant("cpu"),
+        index_of(("amd64", image("amd64", config_arch="arm64")), ("arm64", image("arm64"))),
+        REV,
+    )
     assert len(result.problems) == 1
-    assert "index entry says linux/amd64 but the image config says linux/arm64" in result.problems[0]
+    assert (
+        "index entry says linux/amd64 but the image config says linux/arm64" in result.problems[0]
+    )
 
 
 def test_duplicate_platform(cfg):
-    result = check_index(cfg, cfg.variant("cpu"), index_of(
-        ("amd64", image("amd64")), ("amd64", image("amd64", size=5)), ("arm64", image("arm64"))))
+    result = check_index(
+        cfg,
+        cfg.variant("cpu"),
+        index_of(
+            ("amd64", image("amd64")), ("amd64", image("amd64", size=5)), ("arm64", image("arm64"))
+        ),
+    )
     assert any("appears 2 times" in p for p in result.problems)
 
 
 def test_labels_revision_and_size_collected_together(cfg):
-    result = check_index(cfg, cfg.variant("cpu"), index_of(
-        ("amd64", image("amd64", size=3_000_000_000)),
-        ("arm64", image("arm64", labels={"org.opencontainers.image.revision": "0" * 40}))), REV)
+    result = check_index(
+        cfg,
+        cfg.variant("cpu"),
+        index_of(
+            ("amd64", image("amd64", size=3_000_000_000)),
+            ("arm64", image("arm64", labels={"org.opencontainers.image.revision": "0" * 40})),
+        ),
+        REV,
+    )
     text = "\n".join(result.problems)
     assert "linux/amd64: compressed size 3000.0 MB exceeds the budget of 2500 MB" in text
     assert "linux/arm64: labels missing" in text

@@ -1,0 +1,117 @@
+"""The shared argument builder for the Invoke tasks, so each task is a few lines.
+
+A task declares which settings it takes; this module adds their flags (help text from
+`settings`), resolves them (flag > env > file > default), prints the settings block, maps
+Invoke's own `--dry` onto the task's --dry-run (or refuses it loudly), and turns every
+AibaseError into one message and its documented exit code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import signal
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import Task
+
+from aibase import configfile, log
+from aibase.config import Config, VariantConfig
+from aibase.errors import INTERRUPTED_EXIT, AibaseError, ConfigError
+from aibase.settings import SETTINGS, resolve_one
+
+Body = Callable[..., object]
+
+# The settings most tasks take: where the config is, what it builds, where output goes.
+COMMON = ("config", "registry", "repository", "base_mirror", "out", "debug")
+BUILD = (*COMMON, "revision", "ca_bundle", "pip_index_url_file", "compression", "build_cache")
+ONE_VARIANT = "the variant (one of images.toml's [variants.*])"
+SOME_VARIANTS = "variants, comma-separated (default: all)"
+DRY_RUN = "print every command in order and change nothing (Invoke's --dry does the same)"
+
+
+def command(*names: str, name: str | None = None, **task_help: str) -> Callable[[Body], Task[Any]]:
+    """Make an Invoke task of body(settings, config, **task_flags) taking these settings.
+
+    The body's own keyword parameters are its task-specific flags; `dry_run` among them
+    receives Invoke's --dry too.
+    """
+
+    def wrap(body: Body) -> Task[Any]:
+        own = list(inspect.signature(body).parameters.values())[2:]
+        task_name = name or body.__name__
+        takes_dry_run = any(p.name == "dry_run" for p in own)
+        if takes_dry_run:
+            task_help.setdefault("dry_run", DRY_RUN)
+
+        def task_body(c: Context, **kwargs: Any) -> None:
+            flags = {n: kwargs.pop(n, None) for n in names}
+            if getattr(c.config.run, "dry", False):
+                if not takes_dry_run:
+                    log.error(f"`invoke --dry {body.__name__}`: this task has no dry run")
+                    raise Exit(code=ConfigError.exit_code)
+                kwargs["dry_run"] = True
+            with _errors(flags):
+                settings, config = configfile.load(flags)
+                log.info(settings.render(names))
+                log.reset_steps()
+                with log.step(task_name):
+                    body(settings, config, **kwargs)
+
+        params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        params += own + [_parameter(n) for n in names]
+        task_body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        task_body.__doc__ = body.__doc__
+        task_body.__name__ = body.__name__
+        flag_help = {n: SETTINGS[n].help + _env_hint(n) for n in names}
+        return Task(task_body, name=name, help=flag_help | task_help, auto_shortflags=False)
+
+    return wrap
+
+
+def _parameter(name: str) -> inspect.Parameter:
+    default: object = False if SETTINGS[name].kind == "bool" else ""
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+
+
+def _env_hint(name: str) -> str:
+    s = SETTINGS[name]
+    where = f", images.toml {s.file_key}" if s.file_key else ""
+    return f" [{s.env}{where}]"
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def _errors(flags: dict[str, Any]) -> Iterator[None]:
+    """One message and the error's exit code; --debug adds the traceback."""
+    debug = resolve_one(SETTINGS["debug"], flags, os.environ, {}).text.lower() in ("1", "true")
+    log.configure(debug=debug, github=os.environ.get("GITHUB_ACTIONS") == "true")
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed run cleans up too
+    try:
+        yield
+    except AibaseError as exc:
+        if debug:
+            traceback.print_exc()
+        log.error(exc.render())
+        raise Exit(code=exc.exit_code) from None
+    except KeyboardInterrupt as exc:
+        log.error(f"interrupted ({exc or 'SIGINT'}): the run stopped; see the steps above")
+        raise Exit(code=INTERRUPTED_EXIT) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def variant_of(config: Config, variant: str) -> VariantConfig:
+    """The one variant a single-step task works on; a clear error without it."""
+    if not variant:
+        raise ConfigError("this task needs --variant", f"one of: {', '.join(config.variants)}")
+    return config.variant(variant)

@@ -1,0 +1,223 @@
+"""The only module that runs `docker`: the CLI (buildx, imagetools, containers) and the SDK.
+
+Every CLI call is an argument list echoed before it runs; long steps stream their output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import APIError, ContainerError, DockerException, ImageNotFound
+from docker.types import DeviceRequest
+
+from aibase import log, proc
+from aibase.errors import BuildError, EngineError
+from aibase.plan import BuildPlan
+
+PROBE_SOURCE = Path(__file__).with_name("probe.py")
+SETUP = "bash scripts/setup-host-debian.sh"
+
+
+@dataclass(frozen=True)
+class EngineFacts:
+    docker_cli: bool
+    server_version: str | None  # None: engine unreachable
+    server_error: str
+    containerd_store: bool
+    buildx_version: str | None
+    builder_platforms: tuple[str, ...]
+
+
+def gather_engine_facts() -> EngineFacts:
+    if shutil.which("docker") is None:
+        return EngineFacts(False, None, "docker CLI not found", False, None, ())
+    info = proc.run(["docker", "info", "--format", "{{json .}}"], timeout=30, echo=False)
+    server: str | None = None
+    containerd = False
+    error = ""
+    if info.ok:
+        data = json.loads(info.stdout)
+        server = data.get("ServerVersion") or None
+        error = "; ".join(data.get("ServerErrors") or [])
+        containerd = "io.containerd.snapshotter" in json.dumps(data.get("DriverStatus") or [])
+    else:
+        error = (info.stderr.strip().splitlines() or ["docker info failed"])[-1]
+    version = proc.run(["docker", "buildx", "version"], timeout=30, echo=False)
+    buildx = version.stdout.strip() if version.ok else None
+    platforms: tuple[str, ...] = ()
+    if buildx and server:
+        inspect = proc.run(["docker", "buildx", "inspect", "--bootstrap"], timeout=120, echo=False)
+        m = re.search(r"^Platforms:\s*(.+)$", inspect.stdout, re.M)
+        if m:
+            platforms = tuple(p.strip().rstrip("*") for p in m.group(1).split(","))
+    return EngineFacts(True, server, error, containerd, buildx, platforms)
+
+
+def engine_problem(facts: EngineFacts, platforms: Sequence[str] = ()) -> str | None:
+    """Why this engine cannot build the platforms, or None. (Tests skip or fail on it.)"""
+    if not facts.docker_cli:
+        return f"docker CLI not found ({SETUP})"
+    if facts.server_version is None:
+        return f"Docker Engine not reachable: {facts.server_error}"
+    if facts.buildx_version is None:
+        return f"docker buildx missing ({SETUP})"
+    missing = [p for p in platforms if p not in facts.builder_platforms]
+    if missing:
+        return f"the builder lists no {', '.join(missing)} (QEMU binfmt not registered)"
+    return None
+
+
+def require_engine() -> None:
+    if shutil.which("docker") is None:
+        raise EngineError("docker CLI not found", f"install it: {SETUP}")
+    if not proc.run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=30).ok:
+        raise EngineError(
+            "the Docker Engine is not reachable",
+            f"start it ({SETUP} starts dockerd) and check `docker info`",
+        )
+
+
+def run_build(plan: BuildPlan, *, dry_run: bool = False) -> dict[str, object]:
+    """Run one cell's build, streaming its progress; returns buildx's metadata."""
+    if dry_run:
+        log.echo_command(plan.argv, dry_run=True)
+        return {}
+    plan.metadata_file.parent.mkdir(parents=True, exist_ok=True)
+    plan.metadata_file.unlink(missing_ok=True)
+    result = proc.run(plan.argv, capture=False)
+    if not result.ok:
+        raise BuildError(
+            f"build of cell {plan.cell.variant}/{plan.cell.platform} failed "
+            f"(exit {result.returncode}); nothing was merged or promoted",
+            "read the failing step in the build log above; for a lock error run "
+            "`invoke lock --check`",
+        )
+    try:
+        data: dict[str, object] = json.loads(plan.metadata_file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        raise BuildError(
+            f"build of cell {plan.cell.slug} wrote no metadata ({exc})", "rerun the build"
+        ) from None
+    return data
+
+
+def run_imagetools_create(argv: Sequence[str], *, dry_run: bool = False) -> None:
+    if dry_run:
+        log.echo_command(argv, dry_run=True)
+        return
+    result = proc.run(argv)
+    if not result.ok:
+        raise BuildError(
+            f"merge failed: {result.stderr.strip()[-800:]}",
+            "check that every cell's digest is still in the registry (invoke verify --ref ...)",
+        )
+
+
+def build_and_push(argv: Sequence[str], what: str) -> None:
+    """A buildx build whose output is a push (stand-in bases); streams its progress."""
+    result = proc.run(argv, capture=False)
+    if not result.ok:
+        raise EngineError(
+            f"building {what} failed (exit {result.returncode})",
+            "see the build output above; `invoke doctor` checks engine, QEMU, registry",
+        )
+
+
+# -- containers (Docker SDK) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    ref: str
+    platform: str
+    report: dict[str, Any]
+
+
+def _sdk() -> Any:  # docker.DockerClient (docker-py ships no type hints)
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except DockerException as exc:
+        raise EngineError(
+            f"the Docker Engine is not reachable through the SDK ({exc})",
+            f"start it: {SETUP}, then `invoke doctor`",
+        ) from None
+    return client
+
+
+def run_probe(ref: str, platform: str, *, gpu: bool = False) -> ProbeRun:
+    """One container start: the probe reads every fact of the image on that platform."""
+    client = _sdk()
+    requests = [DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpu else None
+    log.info(f"$ docker pull --platform {platform} {ref}")
+    log.info(
+        f"$ docker run --rm --platform {platform} {'--gpus all ' if gpu else ''}"
+        f'--network none --entrypoint python {ref} -c "$(cat {PROBE_SOURCE.name})"'
+    )
+    try:
+        # Always pull: a digest ref is immutable, but a tag may have moved since the last pull.
+        client.images.pull(ref, platform=platform)
+        out = client.containers.run(
+            ref,
+            command=["-c", PROBE_SOURCE.read_text()],
+            entrypoint="python",
+            platform=platform,
+            remove=True,
+            stdout=True,
+            stderr=False,
+            device_requests=requests,
+            network_mode="none",  # the probe needs no network; keeps it loopback-only
+        )
+    except ContainerError as exc:
+        raise EngineError(
+            f"probe failed in {ref} ({platform}): exit {exc.exit_status}: {exc.stderr!r}"[:1500],
+            "the image cannot run its own python; rebuild it",
+        ) from None
+    except (APIError, ImageNotFound) as exc:
+        raise EngineError(
+            f"cannot run {ref} ({platform}): {exc}", "check the ref and registry"
+        ) from None
+    text = out.decode() if isinstance(out, bytes) else str(out)
+    try:
+        report = json.loads(text.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        raise EngineError(
+            f"probe printed no JSON in {ref}: {text[-500:]!r}", "see output"
+        ) from None
+    return ProbeRun(ref, platform, report)
+
+
+def gpu_runtime_available() -> bool:
+    """True when the engine has the NVIDIA runtime (what `--gpus` needs)."""
+    try:
+        info = _sdk().info()
+    except EngineError:
+        return False
+    return "nvidia" in (info.get("Runtimes") or {})
+
+
+# -- the local registry as a container (where registry:2 can be had) -----------------------
+
+
+def image_available(image: str) -> bool:
+    if proc.run(["docker", "image", "inspect", image], echo=False).ok:
+        return True
+    return proc.run(["docker", "pull", image], timeout=60).ok
+
+
+def run_registry_container(name: str, port: int, image: str = "registry:2") -> proc.Result:
+    return proc.run(
+        ["docker", "run", "-d", "--restart", "unless-stopped", "--name", name,
+         "-p", f"127.0.0.1:{port}:5000", image]
+    )  # fmt: skip
+
+
+def remove_container(name: str) -> bool:
+    return proc.run(["docker", "rm", "-f", name], echo=False).ok

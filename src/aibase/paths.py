@@ -1,0 +1,48 @@
+"""Where things go on disk: one place for the output layout and the host cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    out: Path  # --out / AIBASE_OUT: run records and reports of this checkout
+    cache: Path  # --cache / AIBASE_CACHE: survives checkouts (rootfs tarballs, registry data)
+
+    @property
+    def cells(self) -> Path:
+        """One record per built cell: what a CI cell job hands to the merge job."""
+        return self.out / "cells"
+
+    @property
+    def state(self) -> Path:
+        return self.out / "state"
+
+    @property
+    def reports(self) -> Path:
+        return self.out / "reports"
+
+    @property
+    def audit(self) -> Path:
+        return self.out / "audit"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.cache / "rootfs"
+
+    def cell_record(self, slug: str) -> Path:
+        return self.cells / f"{slug}.json"
+
+    def build_metadata(self, slug: str) -> Path:
+        return self.cells / f"{slug}.metadata.json"
+
+    def variant_state(self, repository: str, variant: str) -> Path:
+        return self.state / f"{repository.replace('/', '_')}-{variant}.json"
+
+    def sbom(self, lock_file: Path) -> Path:
+        return self.audit / lock_file.name.replace(".txt", ".cdx.json")
+
+    def registry_dir(self, port: int) -> Path:
+        return self.cache / f"registry-{port}"
