@@ -84,7 +84,8 @@ def audit(session: nox.Session) -> None:
     """pip-audit every committed lock, --strict, with the allowlist policy. Name the service:
     `nox -s audit -- --service osv` (public OSV API), `-- --osv-url URL` (a mirror) or
     `-- --snapshot ../shared/advisories/pypa` (an advisory snapshot served on loopback)."""
-    session.run(PY, "-m", "invoke", "audit", *session.posargs)
+    # cpu/linux/amd64: the known gap (README); every other lock must be there and audited
+    session.run(PY, "-m", "invoke", "audit", "--allow-missing", "cpu/linux/amd64", *session.posargs)
 
 
 @nox.session(python=False)

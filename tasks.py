@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aibase import localregistry, pins, pipeline
 from aibase.allowlist import DEFAULT_ALLOWLIST
-from aibase.audit import AuditRequest, audit_all
+from aibase.auditing import AuditRequest, audit_all
 from aibase.bases import bootstrap_standins
 from aibase.cli import BUILD, COMMON, ONE_VARIANT, SOME_VARIANTS, command, variant_of
 from aibase.config import Config
@@ -22,6 +22,8 @@ from aibase.errors import ConfigError
 from aibase.lock import check_locks, write_locks
 from aibase.paths import Paths
 from aibase.settings import Settings
+
+ALLOW_ROLLBACK = "move the floating tag even to an index older than the one it serves"
 
 
 @command("config", "registry", "platforms", "debug")
@@ -95,20 +97,19 @@ def build(
             "build needs --platform and exactly one of --push or --load",
             f"e.g. invoke build --variant {v.name} --platform {next(iter(v.platforms))} --push",
         )
-    with open_run(s, cfg, no_cache=no_cache) as ctx:
+    with open_run(s, cfg, dry_run=dry_run, no_cache=no_cache) as ctx:
         pipeline.build_one(ctx, v, platform, push=push, dry_run=dry_run)
 
 
-@command(*COMMON, "platforms", "revision", variant=ONE_VARIANT)
+@command(*COMMON, "revision", variant=ONE_VARIANT)
 def merge(s: Settings, cfg: Config, variant: str = "", dry_run: bool = False) -> None:
-    """Merge the cell records of a variant into one index under its immutable tags."""
-    with open_run(s, cfg) as ctx:
+    """Merge the cell records of a variant into one index under an immutable tag."""
+    with open_run(s, cfg, dry_run=dry_run) as ctx:
         pipeline.merge_one(ctx, variant_of(cfg, variant), dry_run=dry_run)
 
 
 @command(
     *COMMON,
-    "platforms",
     "revision",
     variant=ONE_VARIANT,
     ref="verify this ref instead of the merged index (REPO:TAG or REPO@sha256:...; Docker Hub "
@@ -121,11 +122,14 @@ def verify(s: Settings, cfg: Config, variant: str = "", ref: str = "", smoke: bo
         pipeline.verify_one(ctx, variant_of(cfg, variant), ref or None, smoke=smoke)
 
 
-@command(*COMMON, "platforms", "revision", variant=ONE_VARIANT)
-def promote(s: Settings, cfg: Config, variant: str = "", dry_run: bool = False) -> None:
+@command(*COMMON, "revision", variant=ONE_VARIANT, allow_rollback=ALLOW_ROLLBACK)
+def promote(
+    s: Settings, cfg: Config, variant: str = "", allow_rollback: bool = False, dry_run: bool = False
+) -> None:
     """Move the floating tag to the verified, smoke-tested index and read it back."""
-    with open_run(s, cfg) as ctx:
-        pipeline.promote_one(ctx, variant_of(cfg, variant), dry_run=dry_run)
+    with open_run(s, cfg, dry_run=dry_run) as ctx:
+        v = variant_of(cfg, variant)
+        pipeline.promote_one(ctx, v, allow_rollback=allow_rollback, dry_run=dry_run)
 
 
 @command(
@@ -134,21 +138,33 @@ def promote(s: Settings, cfg: Config, variant: str = "", dry_run: bool = False) 
     name="build-all",
     variant=SOME_VARIANTS,
     no_promote="stop after smoke: build candidates, leave the floating tags alone",
+    allow_rollback=ALLOW_ROLLBACK,
 )
 def build_all(
-    s: Settings, cfg: Config, variant: str = "", no_promote: bool = False, dry_run: bool = False
+    s: Settings,
+    cfg: Config,
+    variant: str = "",
+    no_promote: bool = False,
+    allow_rollback: bool = False,
+    dry_run: bool = False,
 ) -> None:
     """Every variant x platform: build, merge, verify, smoke, promote, report (fail-closed)."""
-    with open_run(s, cfg) as ctx:
-        pipeline.build_all(ctx, cfg.select(variant), dry_run=dry_run, promote=not no_promote)
+    with open_run(s, cfg, dry_run=dry_run) as ctx:
+        pipeline.build_all(
+            ctx,
+            cfg.select(variant),
+            dry_run=dry_run,
+            promote=not no_promote,
+            allow_rollback=allow_rollback,
+        )
 
 
 @command(
     "config",
     "out",
     "debug",
-    "service",
-    "osv_url",
+    "audit_service",
+    "audit_osv_url",
     variant=SOME_VARIANTS,
     snapshot="serve this advisory snapshot (pypa/advisory-database layout) on 127.0.0.1 for "
     "the run: air-gapped audits",
@@ -156,6 +172,8 @@ def build_all(
     platform="platforms of --image, comma-separated (default: every one in the config)",
     allowlist="policy file (default: audit-allowlist.toml beside images.toml)",
     today="evaluate expiry dates as of this day (YYYY-MM-DD; default: today)",
+    allow_missing="cells (variant/os/arch, comma-separated) whose lock may be absent: a known "
+    "gap, printed, never silently passed",
 )
 def audit(
     s: Settings,
@@ -166,6 +184,7 @@ def audit(
     platform: str = "",
     allowlist: str = "",
     today: str = "",
+    allow_missing: str = "",
 ) -> None:
     """pip-audit every committed lock (and optionally an image), --strict, with the allowlist
     policy; writes JSON results and CycloneDX SBOMs to build/audit/ and one summary table."""
@@ -173,14 +192,15 @@ def audit(
         AuditRequest(
             variants=cfg.select(variant),
             platforms=cfg.platforms,
-            service=s.text("service") or None,
-            osv_url=s.text("osv_url") or None,
+            service=s.text("audit_service") or None,
+            osv_url=s.text("audit_osv_url") or None,
             snapshot=Path(snapshot) if snapshot else None,
             image=image or None,
             image_platforms=_split(platform) or cfg.platforms,
             allowlist=Path(allowlist) if allowlist else cfg.root / DEFAULT_ALLOWLIST,
             today=_day(today),
             workdir=Paths(s.out, s.cache).audit,
+            allow_missing=_split(allow_missing),
         )
     )
 

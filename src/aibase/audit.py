@@ -1,29 +1,22 @@
-"""pip-audit runs that cannot pass silently, and the audit of every lock (and image).
+"""pip-audit runs that cannot pass silently.
 
 Every run uses --strict (a package the service could not check fails the audit instead of
-being skipped) and, for locks, --disable-pip --require-hashes. Findings then go through the
-allowlist policy (`allowlist`). "Could not run" (AuditError) and "found vulnerabilities"
-(VulnerabilitiesFound) are different failures with different exit codes.
+being skipped) and, for locks, --disable-pip --require-hashes. A canary (a requirement with a
+known advisory) proves first that the service answers with real data.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from aibase import engine, log, proc
-from aibase.allowlist import Finding, PolicyResult, apply_policy, load_allowlist, stale_entries
-from aibase.config import VariantConfig
-from aibase.errors import AuditError, VulnerabilitiesFound
-from aibase.osv_mirror import serve
+from aibase import proc
+from aibase.allowlist import Finding, PolicyResult
+from aibase.errors import AuditError
 from aibase.settings import AUDIT_SERVICES as SERVICES
 
 
@@ -114,14 +107,15 @@ def run_audit(
     out.unlink(missing_ok=True)  # a result left by an earlier run must never count
     start = time.monotonic()
     result = proc.run(
-        audit_argv(
+        timeout=proc.QUICK * 15,
+        argv=audit_argv(
             requirements,
             service=service,
             osv_url=osv_url,
             hashed=hashed,
             output=out,
             pip_audit=pip_audit,
-        )
+        ),
     )
     endpoint = osv_url or ("https://api.osv.dev/v1/query" if service == "osv" else "PyPI JSON API")
     try:
@@ -141,7 +135,8 @@ def run_audit(
         sbom_path = workdir / f"{stem}.cdx.json"
         sbom_path.unlink(missing_ok=True)
         sb = proc.run(
-            audit_argv(
+            timeout=proc.QUICK * 15,
+            argv=audit_argv(
                 requirements,
                 service=service,
                 osv_url=osv_url,
@@ -149,7 +144,7 @@ def run_audit(
                 output=sbom_path,
                 fmt="cyclonedx-json",
                 pip_audit=pip_audit,
-            )
+            ),
         )
         if not sbom_path.exists():
             raise AuditError(
@@ -185,86 +180,25 @@ def requirements_from_packages(packages: dict[str, str]) -> str:
     return "".join(f"{n}=={v}\n" for n, v in sorted(packages.items()))
 
 
-@dataclass(frozen=True)
-class AuditRequest:
-    variants: Sequence[VariantConfig]
-    platforms: Sequence[str]
-    service: str | None
-    osv_url: str | None
-    snapshot: Path | None  # an advisory database served on loopback for the run
-    image: str | None  # also audit what this image really holds
-    image_platforms: Sequence[str]
-    allowlist: Path
-    today: date
-    workdir: Path
+# A release with a long-known advisory: a service that does not report it is not one.
+CANARY = ("requests", "2.25.0", {"PYSEC-2023-74", "CVE-2023-32681", "GHSA-j8r2-6x86-q33q"})
 
 
-def audit_all(req: AuditRequest) -> Summary:
-    """Every committed lock of the variants (and the image), one policy, one summary."""
-    service = req.service or ("osv" if req.osv_url or req.snapshot else None)
-    if service is None:
+def check_service(service: str, osv_url: str | None, workdir: Path) -> None:
+    """Audit the canary; the service must report its known advisory, or nothing it says
+    (an empty answer above all) can be trusted."""
+    name, version, ids = CANARY
+    reqs = workdir / "canary-requirements.txt"
+    workdir.mkdir(parents=True, exist_ok=True)
+    reqs.write_text(f"{name}=={version}\n")
+    where = osv_url or service
+    run = run_audit(reqs, service=service, osv_url=osv_url, hashed=False, workdir=workdir,
+                    sbom=False)  # fmt: skip
+    if not any(f.ids() & ids for f in run.findings):
         raise AuditError(
-            "no vulnerability service chosen (nothing is contacted by default)",
-            "pass --service osv (public OSV API) or --service pypi, --osv-url URL of a mirror, "
-            "or --snapshot DIR to serve an advisory snapshot on loopback",
-        )
-    policy = load_allowlist(req.allowlist)
-    summary = Summary()
-    results: list[PolicyResult] = []
-    with contextlib.ExitStack() as stack:
-        osv_url = req.osv_url
-        if req.snapshot is not None:
-            if not req.snapshot.is_dir():
-                raise AuditError(
-                    f"advisory snapshot {req.snapshot} not found",
-                    "pass the folder holding <package>/<ID>.yaml (e.g. shared/advisories/pypa)",
-                )
-            osv_url = stack.enter_context(serve(req.snapshot))
-            log.info(f"serving the advisory snapshot {req.snapshot} at {osv_url}")
-        targets: list[tuple[Path, bool]] = []
-        for v in req.variants:
-            for p in req.platforms:
-                if v.lock_file(p).exists():
-                    targets.append((v.lock_file(p), True))
-                else:
-                    log.info(f"not audited: {v.name}/{p} has no committed lock ({v.lock_file(p)})")
-        if req.image:
-            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            for p in req.image_platforms:
-                report = engine.run_probe(req.image, p).report
-                reqs = tmp / f"image-{p.replace('/', '-')}.txt"
-                reqs.write_text(requirements_from_packages(report["packages"]))
-                targets.append((reqs, False))
-        for path, hashed in targets:
-            with log.step(f"audit {path.name}"):
-                run = run_audit(
-                    path, service=service, osv_url=osv_url, hashed=hashed, workdir=req.workdir
-                )
-            verdict = apply_policy(run.findings, policy, req.today)
-            results.append(verdict)
-            summary.add(run, verdict)
-            _explain(verdict)
-    for entry in stale_entries(policy, results):
-        log.info(f"stale allowlist entry {entry.id} ({entry.package}): matches nothing, remove it")
-    print(summary.table())
-    log.info(f"SBOMs and JSON results: {req.workdir}")
-    blocking = sum(len(r.blocking) for r in results)
-    if blocking:
-        raise VulnerabilitiesFound(
-            f"{blocking} vulnerabilit{'y' if blocking == 1 else 'ies'} not allowed by the policy",
-            f"upgrade to a fix version, or add a reviewed entry with an expiry to {req.allowlist}",
-        )
-    return summary
-
-
-def _explain(verdict: PolicyResult) -> None:
-    for finding, entry in verdict.suppressed:
-        log.info(
-            f"allowed until {entry.expires}: {finding.package} {finding.vuln_id} "
-            f"({entry.owner}: {entry.reason})"
-        )
-    for entry in verdict.expired:
-        log.info(
-            f"EXPIRED allowlist entry {entry.id} ({entry.package}) since {entry.expires}: "
-            "no longer suppresses"
+            f"the vulnerability service ({where}) did not report {sorted(ids)[0]} for "
+            f"{name} {version}, a known advisory: it is not an advisory database, or it "
+            "answers wrongly; nothing it says can be trusted",
+            "point --osv-url / --snapshot at a real advisory database (the folder holding "
+            "<package>/<ID>.yaml, e.g. shared/advisories/pypa)",
         )

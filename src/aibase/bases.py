@@ -107,7 +107,7 @@ def ensure_rootfs(arch: str, root: Path) -> Path:
             str(target),
             DEBIAN_MIRROR,
         ]
-        result = proc.run(argv)
+        result = proc.run(argv, timeout=proc.LONG)  # arm64 under QEMU: minutes
         if not result.ok:
             raise EngineError(
                 f"debootstrap for {arch} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}",
@@ -119,7 +119,8 @@ def ensure_rootfs(arch: str, root: Path) -> Path:
                     f.unlink()
         tmp_tar = tar.with_suffix(".partial")
         result = proc.run(
-            [
+            timeout=proc.QUICK * 10,
+            argv=[
                 "tar",
                 "-C",
                 str(target),
@@ -129,7 +130,7 @@ def ensure_rootfs(arch: str, root: Path) -> Path:
                 "-cf",
                 str(tmp_tar),
                 ".",
-            ]
+            ],
         )
         if not result.ok:
             raise EngineError(

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 
 from aibase import engine, localregistry, log
 from aibase.config import VariantConfig
-from aibase.context import RunContext
+from aibase.context import RunContext, registry_client
 from aibase.errors import BuildError, LockError
 from aibase.lock import check_lock
+from aibase.oci import compressed_size, entry_platform, is_attestation
 from aibase.plan import LOCK_LABEL, Cell, plan_build
 from aibase.refs import parse_ref
 from aibase.registry import RegistryClient
 from aibase.state import CellRecord, write_cell
-from aibase.verify import compressed_size, entry_platform, is_attestation
 
 
 def preflight(
@@ -24,9 +24,9 @@ def preflight(
     """Everything that can be known to fail before a build starts, checked once per run."""
     for variant in variants:
         require_locks(variant, platforms)
-    engine.require_engine()
+    engine.require_engine(platforms)
     if push:
-        managed = ctx.settings.source("registry") in ("file", "default")
+        managed = ctx.config.registry == ctx.config.file_registry
         localregistry.ensure_registry(ctx.config.registry, ctx.paths if managed else None)
     for variant in variants:
         require_base(ctx, variant)
@@ -37,7 +37,10 @@ def require_locks(variant: VariantConfig, platforms: Sequence[str]) -> None:
     if bad:
         raise LockError(
             "lock files not usable: "
-            + "; ".join(f"{s.variant}/{s.platform}: {s.state} ({s.path})" for s in bad),
+            + "; ".join(
+                f"{s.variant}/{s.platform}: {s.state} ({s.path}{': ' + s.why if s.why else ''})"
+                for s in bad
+            ),
             "run `invoke lock` (where every index the config names is reachable) and commit "
             "the result",
         )
@@ -54,7 +57,7 @@ def require_base(ctx: RunContext, variant: VariantConfig) -> None:
     if ref.api_host == ctx.config.registry:
         found = ctx.registry.head_manifest(ref.repository, ref.reference)
     else:
-        with RegistryClient(ref.api_host) as client:
+        with registry_client(ctx.settings, ref.api_host) as client:
             found = client.head_manifest(ref.repository, ref.reference)
     if found is None:
         raise BuildError(

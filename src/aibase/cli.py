@@ -24,12 +24,22 @@ from invoke.tasks import Task
 from aibase import configfile, log
 from aibase.config import Config, VariantConfig
 from aibase.errors import INTERRUPTED_EXIT, AibaseError, ConfigError
-from aibase.settings import SETTINGS, resolve_one
+from aibase.settings import SETTINGS, is_true, resolve_one
 
 Body = Callable[..., object]
 
 # The settings most tasks take: where the config is, what it builds, where output goes.
-COMMON = ("config", "registry", "repository", "base_mirror", "out", "debug")
+COMMON = (
+    "config",
+    "registry",
+    "repository",
+    "base_mirror",
+    "out",
+    "cache",
+    "registry_ca",
+    "auth_hosts",
+    "debug",
+)
 BUILD = (*COMMON, "revision", "ca_bundle", "pip_index_url_file", "compression", "build_cache")
 ONE_VARIANT = "the variant (one of images.toml's [variants.*])"
 SOME_VARIANTS = "variants, comma-separated (default: all)"
@@ -51,17 +61,17 @@ def command(*names: str, name: str | None = None, **task_help: str) -> Callable[
             task_help.setdefault("dry_run", DRY_RUN)
 
         def task_body(c: Context, **kwargs: Any) -> None:
-            flags = {n: kwargs.pop(n, None) for n in names}
+            flags = {n: kwargs.pop(SETTINGS[n].param, None) for n in names}
             if getattr(c.config.run, "dry", False):
                 if not takes_dry_run:
                     log.error(f"`invoke --dry {body.__name__}`: this task has no dry run")
                     raise Exit(code=ConfigError.exit_code)
                 kwargs["dry_run"] = True
             with _errors(flags):
-                settings, config = configfile.load(flags)
+                settings, config = configfile.load(flags, names=("config", *names))
                 log.info(settings.render(names))
                 log.reset_steps()
-                with log.step(task_name):
+                with log.step(task_name, fold=False):
                     body(settings, config, **kwargs)
 
         params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
@@ -69,15 +79,16 @@ def command(*names: str, name: str | None = None, **task_help: str) -> Callable[
         task_body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         task_body.__doc__ = body.__doc__
         task_body.__name__ = body.__name__
-        flag_help = {n: SETTINGS[n].help + _env_hint(n) for n in names}
+        flag_help = {SETTINGS[n].param: SETTINGS[n].help + _env_hint(n) for n in names}
         return Task(task_body, name=name, help=flag_help | task_help, auto_shortflags=False)
 
     return wrap
 
 
 def _parameter(name: str) -> inspect.Parameter:
-    default: object = False if SETTINGS[name].kind == "bool" else ""
-    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+    s = SETTINGS[name]
+    default: object = False if s.kind == "bool" else ""
+    return inspect.Parameter(s.param, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
 
 
 def _env_hint(name: str) -> str:
@@ -93,7 +104,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 @contextmanager
 def _errors(flags: dict[str, Any]) -> Iterator[None]:
     """One message and the error's exit code; --debug adds the traceback."""
-    debug = resolve_one(SETTINGS["debug"], flags, os.environ, {}).text.lower() in ("1", "true")
+    debug = is_true(resolve_one(SETTINGS["debug"], flags, os.environ, {}).text)
     log.configure(debug=debug, github=os.environ.get("GITHUB_ACTIONS") == "true")
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed run cleans up too
     try:

@@ -98,6 +98,7 @@ class Config:
     platforms: tuple[str, ...]  # what this run builds: images.toml's, or an override
     variants: Mapping[str, VariantConfig]
     required_platforms: tuple[str, ...] = ()  # images.toml's alone: what a floating tag serves
+    file_registry: str = ""  # images.toml's registry: the one started on demand on loopback
     file_sha256: str = ""
     base_mirror: str | None = None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,15 +66,18 @@ def load(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    names: Sequence[str] | None = None,
 ) -> tuple[Settings, Config]:
-    """Resolve every setting (flag > env > file > default) and the config they select."""
+    """Resolve the settings (flag > env > file > default; `names`: those a task takes, None:
+    all) and the config they select."""
     files: dict[Path, Config] = {}
 
     def read(path: Path) -> dict[str, Any]:
         files[path] = read_config(path)
         return file_values(files[path])
 
-    settings = resolve(flags or {}, os.environ if env is None else env, read, cwd or Path.cwd())
+    env = os.environ if env is None else env
+    settings = resolve(flags or {}, env, read, cwd or Path.cwd(), names)
     return settings, apply_settings(files[settings.config], settings)
 
 
@@ -142,6 +145,7 @@ def parse_config(data: Mapping[str, Any], path: Path, sha256: str = "") -> Confi
         platforms=platforms,
         variants=variants,
         required_platforms=platforms,
+        file_registry=vd.registry(project["registry"], pw.child("registry")),
         file_sha256=sha256,
     )
 
@@ -162,11 +166,7 @@ def _platform_spec(plat: str, raw: Any, w: Where, has_torch: bool) -> PlatformSp
     vd.check_keys(spec, _PLATFORM_KEYS, w)
     index = spec.get("torch_index")
     if index is not None:
-        index = vd.string(index, w.child("torch_index"))
-        if not index.startswith(("https://", "http://", "file://")):
-            w.child("torch_index").fail(
-                None, f"{index!r} is not a URL", 'e.g. "https://download.pytorch.org/whl/cpu"'
-            )
+        index = vd.index_url(vd.string(index, w.child("torch_index")), w.child("torch_index"))
     cuda = spec.get("cuda")
     if cuda is not None:
         cuda = vd.string(cuda, w.child("cuda"), allow_empty=True) or None

@@ -4,6 +4,11 @@ the target registry."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import secrets
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +17,7 @@ from pathlib import Path
 
 from aibase import proc
 from aibase.config import Config
-from aibase.errors import ConfigError
+from aibase.errors import ConfigError, StateError
 from aibase.paths import Paths
 from aibase.plan import BuildContext
 from aibase.registry import RegistryClient
@@ -34,7 +39,7 @@ class RunContext:
 
 def git_revision(cwd: Path) -> str:
     """HEAD of the checkout the tool runs in (the Dockerfiles and the tool live there)."""
-    result = proc.run(["git", "-C", str(cwd), "rev-parse", "HEAD"], echo=False, timeout=30)
+    result = proc.run(["git", "-C", str(cwd), "rev-parse", "HEAD"], echo=False, timeout=proc.QUICK)
     if not result.ok:
         raise ConfigError(
             f"{cwd} is not a git checkout with a commit: the revision label needs one",
@@ -57,6 +62,7 @@ def make_build_context(
         revision=settings.text("revision") or git_revision(Path.cwd()),
         created=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         date=moment.strftime("%Y%m%d"),
+        run_id=secrets.token_hex(3),
         ca_bundle=settings.ca_bundle,
         pip_index_url_file=index_url_file,
         build_cache=settings.text("build_cache") or None,
@@ -65,10 +71,47 @@ def make_build_context(
     )
 
 
+def registry_client(settings: Settings, host: str) -> RegistryClient:
+    """A client that trusts what the settings say: --registry-ca, --auth-hosts."""
+    hosts = tuple(h.strip() for h in settings.text("auth_hosts").split(",") if h.strip())
+    return RegistryClient(host, ca=settings.path("registry_ca"), auth_hosts=hosts)
+
+
 @contextmanager
-def open_run(settings: Settings, config: Config, *, no_cache: bool = False) -> Iterator[RunContext]:
-    """The run's context; its registry client is closed when the run ends."""
+def hold_output(out: Path, what: str) -> Iterator[None]:
+    """One run at a time per output directory: two runs on one checkout would mix their
+    records. The lock is the kernel's (flock): a killed run releases it by dying."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / ".lock").open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise StateError(
+                f"{out} is in use by another run ({holder})",
+                "wait for it to finish, or give this run its own --out / AIBASE_OUT",
+            ) from None
+        fh.truncate(0)
+        fh.write(f"pid {os.getpid()}: invoke {what}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.truncate(0)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextmanager
+def open_run(
+    settings: Settings, config: Config, *, dry_run: bool = False, no_cache: bool = False
+) -> Iterator[RunContext]:
+    """The run's context, holding its output directory (a dry run writes nothing, so it
+    holds nothing); the registry client is closed when the run ends."""
     paths = Paths(settings.out, settings.cache)
     build = make_build_context(settings, no_cache=no_cache)
-    with RegistryClient(config.registry) as client:
+    with contextlib.ExitStack() as stack:
+        if not dry_run:
+            stack.enter_context(hold_output(paths.out, " ".join(sys.argv[1:])[:200]))
+        client = stack.enter_context(registry_client(settings, config.registry))
         yield RunContext(settings, config, paths, build, client)

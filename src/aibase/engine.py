@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from docker.errors import APIError, ContainerError, DockerException, ImageNotFound
+from docker.errors import APIError, DockerException, ImageNotFound
 from docker.types import DeviceRequest
+from requests.exceptions import RequestException
 
 from aibase import log, proc
-from aibase.errors import BuildError, EngineError
+from aibase.errors import BuildError, EngineError, Timeout
 from aibase.plan import BuildPlan
 
 PROBE_SOURCE = Path(__file__).with_name("probe.py")
+PROBE_TIMEOUT = 1800.0  # the full stack's imports under QEMU take minutes; a hang, longer
 SETUP = "bash scripts/setup-host-debian.sh"
 
 
@@ -38,7 +40,10 @@ class EngineFacts:
 def gather_engine_facts() -> EngineFacts:
     if shutil.which("docker") is None:
         return EngineFacts(False, None, "docker CLI not found", False, None, ())
-    info = proc.run(["docker", "info", "--format", "{{json .}}"], timeout=30, echo=False)
+    try:
+        info = proc.run(["docker", "info", "--format", "{{json .}}"], timeout=30, echo=False)
+    except Timeout as exc:
+        return EngineFacts(True, None, exc.message, False, None, ())
     server: str | None = None
     containerd = False
     error = ""
@@ -49,11 +54,13 @@ def gather_engine_facts() -> EngineFacts:
         containerd = "io.containerd.snapshotter" in json.dumps(data.get("DriverStatus") or [])
     else:
         error = (info.stderr.strip().splitlines() or ["docker info failed"])[-1]
-    version = proc.run(["docker", "buildx", "version"], timeout=30, echo=False)
+    version = proc.run(["docker", "buildx", "version"], timeout=proc.QUICK, echo=False)
     buildx = version.stdout.strip() if version.ok else None
     platforms: tuple[str, ...] = ()
     if buildx and server:
-        inspect = proc.run(["docker", "buildx", "inspect", "--bootstrap"], timeout=120, echo=False)
+        inspect = proc.run(
+            ["docker", "buildx", "inspect", "--bootstrap"], timeout=proc.QUICK * 2, echo=False
+        )
         m = re.search(r"^Platforms:\s*(.+)$", inspect.stdout, re.M)
         if m:
             platforms = tuple(p.strip().rstrip("*") for p in m.group(1).split(","))
@@ -74,14 +81,11 @@ def engine_problem(facts: EngineFacts, platforms: Sequence[str] = ()) -> str | N
     return None
 
 
-def require_engine() -> None:
-    if shutil.which("docker") is None:
-        raise EngineError("docker CLI not found", f"install it: {SETUP}")
-    if not proc.run(["docker", "version", "--format", "{{.Server.Version}}"], timeout=30).ok:
-        raise EngineError(
-            "the Docker Engine is not reachable",
-            f"start it ({SETUP} starts dockerd) and check `docker info`",
-        )
+def require_engine(platforms: Sequence[str] = ()) -> None:
+    """Fail before any build when the engine cannot build these platforms."""
+    problem = engine_problem(gather_engine_facts(), platforms)
+    if problem:
+        raise EngineError(problem, f"start and set it up: {SETUP}; then `invoke doctor`")
 
 
 def run_build(plan: BuildPlan, *, dry_run: bool = False) -> dict[str, object]:
@@ -91,7 +95,7 @@ def run_build(plan: BuildPlan, *, dry_run: bool = False) -> dict[str, object]:
         return {}
     plan.metadata_file.parent.mkdir(parents=True, exist_ok=True)
     plan.metadata_file.unlink(missing_ok=True)
-    result = proc.run(plan.argv, capture=False)
+    result = proc.run(plan.argv, capture=False, timeout=proc.LONG)
     if not result.ok:
         raise BuildError(
             f"build of cell {plan.cell.variant}/{plan.cell.platform} failed "
@@ -112,7 +116,7 @@ def run_imagetools_create(argv: Sequence[str], *, dry_run: bool = False) -> None
     if dry_run:
         log.echo_command(argv, dry_run=True)
         return
-    result = proc.run(argv)
+    result = proc.run(argv, timeout=proc.QUICK * 10)
     if not result.ok:
         raise BuildError(
             f"merge failed: {result.stderr.strip()[-800:]}",
@@ -122,7 +126,7 @@ def run_imagetools_create(argv: Sequence[str], *, dry_run: bool = False) -> None
 
 def build_and_push(argv: Sequence[str], what: str) -> None:
     """A buildx build whose output is a push (stand-in bases); streams its progress."""
-    result = proc.run(argv, capture=False)
+    result = proc.run(argv, capture=False, timeout=proc.LONG)
     if not result.ok:
         raise EngineError(
             f"building {what} failed (exit {result.returncode})",
@@ -152,72 +156,109 @@ def _sdk() -> Any:  # docker.DockerClient (docker-py ships no type hints)
     return client
 
 
-def run_probe(ref: str, platform: str, *, gpu: bool = False) -> ProbeRun:
-    """One container start: the probe reads every fact of the image on that platform."""
+def run_probe(
+    ref: str, platform: str, *, gpu: str | None = None, timeout: float = PROBE_TIMEOUT
+) -> ProbeRun:
+    """One container start: the probe reads every fact of the image on that platform.
+
+    gpu: how to hand the container the GPUs ("nvidia" runtime or "cdi" devices), or None.
+    """
     client = _sdk()
-    requests = [DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpu else None
+    requests = gpu_requests(gpu)
     log.info(f"$ docker pull --platform {platform} {ref}")
     log.info(
-        f"$ docker run --rm --platform {platform} {'--gpus all ' if gpu else ''}"
+        f"$ docker run --rm --platform {platform} {GPU_FLAGS.get(gpu or '', '')}"
         f'--network none --entrypoint python {ref} -c "$(cat {PROBE_SOURCE.name})"'
     )
     try:
         # Always pull: a digest ref is immutable, but a tag may have moved since the last pull.
         client.images.pull(ref, platform=platform)
-        out = client.containers.run(
+        container = client.containers.run(
             ref,
             command=["-c", PROBE_SOURCE.read_text()],
             entrypoint="python",
             platform=platform,
-            remove=True,
-            stdout=True,
-            stderr=False,
+            detach=True,
             device_requests=requests,
             network_mode="none",  # the probe needs no network; keeps it loopback-only
         )
-    except ContainerError as exc:
-        raise EngineError(
-            f"probe failed in {ref} ({platform}): exit {exc.exit_status}: {exc.stderr!r}"[:1500],
-            "the image cannot run its own python; rebuild it",
-        ) from None
     except (APIError, ImageNotFound) as exc:
         raise EngineError(
             f"cannot run {ref} ({platform}): {exc}", "check the ref and registry"
         ) from None
-    text = out.decode() if isinstance(out, bytes) else str(out)
     try:
-        report = json.loads(text.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        raise EngineError(
-            f"probe printed no JSON in {ref}: {text[-500:]!r}", "see output"
+        status = container.wait(timeout=timeout)
+        out = container.logs(stdout=True, stderr=False).decode(errors="replace")
+        if status.get("StatusCode") != 0:
+            err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+            raise EngineError(
+                f"probe failed in {ref} ({platform}): exit {status.get('StatusCode')}: "
+                f"{err[-1200:]}",
+                "the image cannot run its own python; rebuild it",
+            )
+    except RequestException:
+        raise Timeout(
+            f"the probe in {ref} ({platform}) did not finish within {timeout:.0f} s (stopped)",
+            "an import hangs in the image, or QEMU is very slow here; run it by hand to see",
         ) from None
+    finally:
+        container.remove(force=True)
+    try:
+        report = json.loads(out.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        raise EngineError(f"probe printed no JSON in {ref}: {out[-500:]!r}", "see output") from None
     return ProbeRun(ref, platform, report)
 
 
-def gpu_runtime_available() -> bool:
-    """True when the engine has the NVIDIA runtime (what `--gpus` needs)."""
+GPU_FLAGS = {"nvidia": "--gpus all ", "cdi": "--device nvidia.com/gpu=all "}
+
+
+def gpu_requests(gpu: str | None) -> list[DeviceRequest] | None:
+    if gpu == "nvidia":  # the NVIDIA container runtime: what `--gpus all` asks for
+        return [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    if gpu == "cdi":  # Container Device Interface: `--device nvidia.com/gpu=all`
+        return [DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"])]
+    return None
+
+
+def gpu_access_from(info: dict[str, Any], cdi_specs: list[str]) -> str | None:
+    """How this engine hands GPUs to containers: "nvidia", "cdi" or None. Pure."""
+    if "nvidia" in (info.get("Runtimes") or {}):
+        return "nvidia"
+    if any("nvidia.com/gpu" in spec for spec in cdi_specs):
+        return "cdi"
+    return None
+
+
+def gpu_access() -> str | None:
+    """The engine's way to GPUs, if any: the nvidia runtime, or NVIDIA devices in CDI."""
     try:
         info = _sdk().info()
     except EngineError:
-        return False
-    return "nvidia" in (info.get("Runtimes") or {})
+        return None
+    specs = []
+    for folder in info.get("CDISpecDirs") or []:
+        for path in sorted(Path(folder).glob("*")):
+            if path.suffix in (".yaml", ".yml", ".json") and path.is_file():
+                specs.append(path.read_text(errors="replace"))
+    return gpu_access_from(info, specs)
 
 
 # -- the local registry as a container (where registry:2 can be had) -----------------------
 
 
 def image_available(image: str) -> bool:
-    if proc.run(["docker", "image", "inspect", image], echo=False).ok:
+    if proc.run(["docker", "image", "inspect", image], echo=False, timeout=proc.QUICK).ok:
         return True
-    return proc.run(["docker", "pull", image], timeout=60).ok
+    return proc.run(["docker", "pull", image], timeout=proc.QUICK).ok
 
 
 def run_registry_container(name: str, port: int, image: str = "registry:2") -> proc.Result:
     return proc.run(
         ["docker", "run", "-d", "--restart", "unless-stopped", "--name", name,
-         "-p", f"127.0.0.1:{port}:5000", image]
+         "-p", f"127.0.0.1:{port}:5000", image], timeout=proc.QUICK * 2
     )  # fmt: skip
 
 
 def remove_container(name: str) -> bool:
-    return proc.run(["docker", "rm", "-f", name], echo=False).ok
+    return proc.run(["docker", "rm", "-f", name], echo=False, timeout=proc.QUICK).ok

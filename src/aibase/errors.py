@@ -80,6 +80,12 @@ class PromoteError(AibaseError):
     exit_code = 11
 
 
+class Timeout(AibaseError):
+    """A command or a container did not finish in time (network calls: RegistryError)."""
+
+    exit_code = 14
+
+
 class AuditError(AibaseError):
     """The audit could not run (service unreachable, policy file invalid): nothing is known."""
 
@@ -105,5 +111,6 @@ ALL_ERRORS: tuple[type[AibaseError], ...] = (
     PromoteError,
     AuditError,
     VulnerabilitiesFound,
+    Timeout,
 )
 INTERRUPTED_EXIT = 130  # SIGINT / SIGTERM, as shells report it

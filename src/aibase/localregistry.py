@@ -1,8 +1,11 @@
-"""The embedded default registry on loopback: `registry:2` where it can be had, Debian's
-`docker-registry` (distribution 2.8, the same API) on hosts without Docker Hub."""
+"""The embedded default registry on loopback: Debian's `docker-registry` (distribution 2.8)
+where it is installed, `registry:2` where that image can be had. It listens on the loopback
+address it is named by, never on all interfaces; TLS and htpasswd auth are options (tests of
+production-like registries)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -14,7 +17,8 @@ from pathlib import Path
 from aibase import engine, log
 from aibase.errors import RegistryError
 from aibase.paths import Paths
-from aibase.registry import RegistryClient, is_loopback
+from aibase.registry import RegistryClient
+from aibase.trust import is_loopback
 
 CONTAINER = "aibase-registry"
 
@@ -26,36 +30,52 @@ class LocalRegistry:
     state_dir: Path
 
 
+@dataclass(frozen=True)
+class Tls:
+    certificate: Path
+    key: Path
+
+
 def answers(host: str, timeout: float = 2.0) -> bool:
-    """True when /v2/ answers (200, or 401 when auth is on)."""
-    with RegistryClient(host, timeout=timeout, attempts=1) as client:
+    """True when /v2/ answers (200, or 401 when auth is on), over TLS or plain HTTP."""
+    with RegistryClient(host, credentials=None, timeout=timeout, attempts=1) as client:
         return client.answers()
 
 
-def _port(host: str) -> int:
+def listen_address(host: str) -> tuple[str, int]:
+    """The loopback address and port to serve `host` on; anything else is refused."""
     name, _, port = host.rpartition(":")
-    if name not in ("localhost", "127.0.0.1") or not port.isdigit():
+    if not is_loopback(host) or not port.isdigit():
         raise RegistryError(
-            f"registry-up only starts a registry on loopback, not {host!r}",
-            "use localhost:PORT, or start your registry yourself and pass --registry",
+            f"only a registry on loopback is started here, not {host!r}",
+            "use localhost:PORT or 127.0.0.1:PORT, or start your registry yourself",
         )
-    return int(port)
+    address = "127.0.0.1" if name == "localhost" else name.strip("[]")
+    return (f"[{address}]" if ipaddress.ip_address(address).version == 6 else address), int(port)
 
 
-def registry_config(port: int, storage: Path, htpasswd: Path | None) -> str:
+def registry_config(
+    address: str, port: int, storage: Path, htpasswd: Path | None, tls: Tls | None
+) -> str:
     auth = f"auth: {{htpasswd: {{realm: aibase-test, path: {htpasswd}}}}}\n" if htpasswd else ""
+    secure = f", tls: {{certificate: {tls.certificate}, key: {tls.key}}}" if tls else ""
     return (
         "version: 0.1\nlog: {level: warn}\n"
         f"storage: {{filesystem: {{rootdirectory: {storage}}}, delete: {{enabled: true}}}}\n"
-        f"http: {{addr: 127.0.0.1:{port}}}\n" + auth
+        f"http: {{addr: '{address}:{port}'{secure}}}\n" + auth
     )
 
 
 def start_registry(
-    host: str, paths: Paths, htpasswd: Path | None = None, wait_s: float = 30
+    host: str,
+    paths: Paths,
+    *,
+    htpasswd: Path | None = None,
+    tls: Tls | None = None,
+    wait_s: float = 30,
 ) -> LocalRegistry:
     """Start a registry on host (loopback) unless one already answers there."""
-    port = _port(host)
+    address, port = listen_address(host)
     state = paths.registry_dir(port)  # its config, data, log and pid
     if answers(host):
         log.info(f"registry {host}: already answering /v2/")
@@ -63,7 +83,7 @@ def start_registry(
     state.mkdir(parents=True, exist_ok=True)
     if shutil.which("docker-registry"):
         cfg = state / "config.yml"
-        cfg.write_text(registry_config(port, state / "data", htpasswd))
+        cfg.write_text(registry_config(address, port, state / "data", htpasswd, tls))
         argv = ["docker-registry", "serve", str(cfg)]
         log.echo_command(argv)
         with (state / "registry.log").open("ab") as out:
@@ -72,7 +92,7 @@ def start_registry(
             )
         (state / "pid").write_text(str(child.pid))
         kind = "process"
-    elif htpasswd is None and engine.image_available("registry:2"):
+    elif htpasswd is None and tls is None and engine.image_available("registry:2"):
         result = engine.run_registry_container(f"{CONTAINER}-{port}", port)
         if not result.ok:
             raise RegistryError(
@@ -98,8 +118,8 @@ def start_registry(
 
 def ensure_registry(host: str, paths: Paths | None) -> None:
     """Fail before anything is built when the target registry is down. Only the registry
-    images.toml names, when it is on loopback, is started on demand (paths given); a
-    registry given by flag or variable must already answer."""
+    images.toml names, when it is on loopback, is started on demand (paths given); any
+    other registry a flag or variable names must already answer."""
     if answers(host):
         return
     if paths is not None and is_loopback(host):
@@ -113,22 +133,33 @@ def ensure_registry(host: str, paths: Paths | None) -> None:
     )
 
 
+def is_our_registry(pid: int, config: Path) -> bool:
+    """True when pid is `docker-registry serve <config>`: a recycled pid is someone else."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"docker-registry" in argv[0] and str(config).encode() in argv
+
+
 def stop_registry(host: str, paths: Paths) -> bool:
     """Stop a registry this tool started on host; False when there was none."""
-    port = _port(host)
-    pid_file = paths.registry_dir(port) / "pid"
+    _, port = listen_address(host)
+    state = paths.registry_dir(port)
+    pid_file = state / "pid"
     stopped = False
     if pid_file.exists():
         pid = int(pid_file.read_text())
-        try:
+        if is_our_registry(pid, state / "config.yml"):
             os.kill(pid, signal.SIGTERM)
             for _ in range(50):
-                os.kill(pid, 0)
+                if not is_our_registry(pid, state / "config.yml"):
+                    break
                 time.sleep(0.1)
-        except ProcessLookupError:
-            pass
+            stopped = True
+        else:
+            log.warn(f"pid {pid} in {pid_file} is not the registry this tool started: left alone")
         pid_file.unlink()
-        stopped = True
     if engine.remove_container(f"{CONTAINER}-{port}"):
         stopped = True
     return stopped

@@ -27,6 +27,7 @@ class _State:
     debug: bool = False
     github: bool = False  # GitHub Actions: fold each step with ::group::
     steps: list[Step] = field(default_factory=list)  # this process's run, in order
+    grouped: bool = False  # a GitHub ::group:: is open
 
 
 _state = _State()
@@ -35,10 +36,6 @@ _state = _State()
 def configure(*, debug: bool, github: bool) -> None:
     _state.debug = debug
     _state.github = github
-
-
-def debug_enabled() -> bool:
-    return _state.debug
 
 
 def _emit(message: str) -> None:
@@ -77,9 +74,12 @@ def reset_steps() -> None:
 
 
 @contextmanager
-def step(name: str) -> Iterator[None]:
-    """One line when the step starts, one with its duration and status when it ends."""
-    if _state.github:
+def step(name: str, *, fold: bool = True) -> Iterator[None]:
+    """One line when the step starts, one with its duration and status when it ends.
+    On GitHub Actions a step is a foldable group, unless one is open (groups don't nest)."""
+    group = fold and _state.github and not _state.grouped
+    if group:
+        _state.grouped = True
         _emit(f"::group::{name}")
     _emit(f"==> {name}")
     start = time.monotonic()
@@ -95,7 +95,8 @@ def step(name: str) -> Iterator[None]:
             if status == "ok"
             else f"<== {name}: FAILED after {took:.1f} s"
         )
-        if _state.github:
+        if group:
+            _state.grouped = False
             _emit("::endgroup::")
 
 

@@ -17,13 +17,12 @@ from pathlib import Path
 from aibase import log
 from aibase.build import build_cell, preflight
 from aibase.config import VariantConfig
-from aibase.context import RunContext
+from aibase.context import RunContext, registry_client
 from aibase.errors import AibaseError, ConfigError, SmokeError
 from aibase.merge import merge_variant, read_cells
-from aibase.plan import LOCK_LABEL, Cell, floating_tag, plan_cells
+from aibase.plan import LOCK_LABEL, Cell, floating_tag, plan_cells, promoted_tags
 from aibase.promote import Promotion, promote_variant
 from aibase.refs import ImageRef, parse_ref
-from aibase.registry import RegistryClient
 from aibase.report import PlatformRow, PromotionRow, RunReport, write_report
 from aibase.smoke import smoke_index
 from aibase.state import (
@@ -63,50 +62,103 @@ def merge_one(ctx: RunContext, variant: VariantConfig, *, dry_run: bool) -> Merg
 def verify_one(
     ctx: RunContext, variant: VariantConfig, ref: str | None, *, smoke: bool
 ) -> VerifyResult:
-    """The recorded index (or any --ref): registry checks, then smoke per platform."""
-    state = None
-    revision: str | None = ctx.revision
-    if ref is None:
-        state = read_variant(_state_path(ctx, variant))
-        if state is None or state.merged is None:
-            raise ConfigError(
-                f"no merged index recorded for {variant.name}",
-                f"run invoke merge --variant {variant.name}, or pass --ref",
-            )
-        ref = f"{ctx.config.image}@{state.merged.index_digest}"
-    elif ctx.settings.source("revision") not in ("flag", "env"):
-        revision = None  # a foreign ref: its revision is only checked when asked for
-    parsed = parse_ref(ref)
-    with log.step(f"verify {variant.name}"):
-        result = _verify(ctx, variant, parsed, revision)
-    log.info(f"verified {result.ref} ({result.index_digest})")
-    if smoke:
-        with log.step(f"smoke {variant.name}"):
-            smoked = smoke_index(ctx.config, variant, result)
-        if state is not None:
-            _save(ctx, _verified(state, result, smoked))
-        raise_if_smoke_failed(variant, smoked, f"{ctx.config.image}:{floating_tag(variant)}")
-        log.info(f"smoke ok on {', '.join(smoked)}")
+    """The recorded index, or any --ref (its revision checked only when one is given)."""
+    if ref is not None:
+        given = ctx.settings.source("revision") in ("flag", "env")
+        revision = ctx.revision if given else None
+        result, _, smoked = verify_and_smoke(ctx, variant, parse_ref(ref), revision, None, smoke)
+        raise_if_smoke_failed(ctx, variant, smoked)
+        return result
+    state = read_variant(_state_path(ctx, variant))
+    if state is None or state.merged is None:
+        raise ConfigError(
+            f"no merged index recorded for {variant.name}",
+            f"run invoke merge --variant {variant.name}, or pass --ref",
+        )
+    own = parse_ref(f"{ctx.config.image}@{state.merged.index_digest}")
+    result, _, smoked = verify_and_smoke(ctx, variant, own, ctx.revision, state, smoke)
+    raise_if_smoke_failed(ctx, variant, smoked)
     return result
 
 
-def promote_one(ctx: RunContext, variant: VariantConfig, *, dry_run: bool) -> Promotion | None:
-    """Move the floating tag to the recorded, verified, smoke-tested index."""
-    state = None if dry_run else read_variant(_state_path(ctx, variant))
-    with log.step(f"promote {variant.name}"):
-        promotion = promote_variant(
-            ctx.registry, ctx.config, variant, state, revision=ctx.revision, dry_run=dry_run
+def verify_and_smoke(
+    ctx: RunContext,
+    variant: VariantConfig,
+    ref: ImageRef,
+    revision: str | None,
+    state: VariantState | None,
+    smoke: bool = True,
+) -> tuple[VerifyResult, VariantState | None, dict[str, SmokeRecord]]:
+    """Verify the index in the registry, smoke-test every platform it holds, and record both
+    (with what the promoted tags serve now) in the variant's state when it has one.
+    A failed verify raises; smoke problems are returned (raise_if_smoke_failed)."""
+    with log.step(f"verify {variant.name}"):
+        if ref.api_host == ctx.config.registry:
+            result = verify_index(ctx.registry, ctx.config, variant, ref, revision)
+        else:
+            with registry_client(ctx.settings, ref.api_host) as other:
+                result = verify_index(other, ctx.config, variant, ref, revision)
+        raise_if_failed(result)
+        repo = ctx.config.repository
+        before = {t: ctx.registry.head_manifest(repo, t) for t in promoted_tags(variant)}
+    log.info(f"verified {result.ref} ({result.index_digest})")
+    if not smoke:
+        return result, state, {}
+    with log.step(f"smoke {variant.name}"):
+        smoked = smoke_index(variant, result)
+    if state is not None:
+        platforms = {i.platform: i.digest for i in result.images}
+        verified = VerifyRecord(result.index_digest, platforms, before)
+        state = replace(state, verified=verified, smoke=smoked)
+        _save(ctx, state)
+    return result, state, smoked
+
+
+def raise_if_smoke_failed(
+    ctx: RunContext, variant: VariantConfig, smoked: Mapping[str, SmokeRecord]
+) -> None:
+    bad = [f"{p}: {x}" for p, s in smoked.items() for x in s.problems]
+    if bad:
+        raise SmokeError(
+            f"smoke {variant.name} failed:\n  - " + "\n  - ".join(bad),
+            f"{ctx.config.image}:{floating_tag(variant)} left untouched; fix the image",
         )
+    if smoked:
+        log.info(f"smoke ok on {', '.join(smoked)}")
+
+
+def promote_one(
+    ctx: RunContext, variant: VariantConfig, *, allow_rollback: bool, dry_run: bool
+) -> Promotion | None:
+    """Move the promoted tags to the recorded, verified, smoke-tested index."""
+    state = read_variant(_state_path(ctx, variant))
+    with log.step(f"promote {variant.name}"):
+        promotion = _promote(ctx, variant, state, allow_rollback, dry_run)
     if promotion is not None:
         log.info(f"{promotion.tag} -> {promotion.digest} (was {promotion.previous})")
     return promotion
 
 
 def build_all(
-    ctx: RunContext, variants: Sequence[VariantConfig], *, dry_run: bool, promote: bool
+    ctx: RunContext,
+    variants: Sequence[VariantConfig],
+    *,
+    dry_run: bool,
+    promote: bool,
+    allow_rollback: bool = False,
 ) -> RunReport:
     """Every variant x platform, in order; stops at the first failure (fail-closed)."""
     config = ctx.config
+    if config.platforms != config.required_platforms:
+        left_out = [p for p in config.required_platforms if p not in config.platforms]
+        raise ConfigError(
+            "build-all merges, verifies and promotes: every index must hold "
+            f"{', '.join(config.required_platforms)} (images.toml), and "
+            f"{ctx.settings.origin('platforms')}={','.join(config.platforms)} leaves out "
+            f"{', '.join(left_out)}; nothing was built",
+            "build single cells with invoke build --variant V --platform P --push (a CI "
+            "matrix job), then invoke merge once every platform's cell exists",
+        )
     report = RunReport(
         started=ctx.build.created,
         revision=ctx.revision,
@@ -123,7 +175,14 @@ def build_all(
         if not dry_run:
             preflight(ctx, variants, config.platforms, push=True)
         for variant in variants:
-            _build_variant(ctx, variant, report, dry_run=dry_run, promote=promote)
+            state = _build_variant(ctx, variant, report, dry_run=dry_run)
+            if promote:
+                with log.step(f"promote {variant.name}"):
+                    done = _promote(ctx, variant, state, allow_rollback, dry_run)
+                if done is not None:
+                    report.promotions.append(
+                        PromotionRow(variant.name, done.tag, done.digest, done.previous)
+                    )
         report.result = "ok"
     except AibaseError as exc:
         report.error = exc.render()
@@ -140,8 +199,9 @@ def build_all(
 
 
 def _build_variant(
-    ctx: RunContext, variant: VariantConfig, report: RunReport, *, dry_run: bool, promote: bool
-) -> None:
+    ctx: RunContext, variant: VariantConfig, report: RunReport, *, dry_run: bool
+) -> VariantState | None:
+    """Build, merge, verify and smoke one variant; its state, ready for the gate."""
     cells: dict[str, CellRecord] = {}
     for cell in plan_cells(ctx.config, [variant]):
         with log.step(f"build {cell.variant}/{cell.platform}"):
@@ -152,58 +212,34 @@ def _build_variant(
         merged = merge_variant(ctx, variant, cells, dry_run=dry_run)
     if merged is None:  # dry run: nothing was built, so nothing can be verified
         log.info(f"[dry-run] would verify and smoke the merged {variant.name} index per platform")
-        promote_variant(ctx.registry, ctx.config, variant, None, revision="", dry_run=True)
-        return
+        return None
     report.indexes[variant.name] = merged.index_digest
+    report.tags[variant.name] = list(merged.tags)
     state = VariantState(variant.name, ctx.config.registry, ctx.config.repository, merged)
     _save(ctx, state)
     ref = parse_ref(f"{ctx.config.image}@{merged.index_digest}")
-    with log.step(f"verify {variant.name}"):
-        result = _verify(ctx, variant, ref, ctx.revision)
-    with log.step(f"smoke {variant.name}"):
-        smoked = smoke_index(ctx.config, variant, result)
-    state = _verified(state, result, smoked)
-    _save(ctx, state)
+    result, verified, smoked = verify_and_smoke(ctx, variant, ref, ctx.revision, state)
     report.platforms += _rows(ctx, variant, result, smoked, cells)
-    raise_if_smoke_failed(variant, smoked, f"{ctx.config.image}:{floating_tag(variant)}")
-    if promote:
-        with log.step(f"promote {variant.name}"):
-            done = promote_variant(ctx.registry, ctx.config, variant, state, revision=ctx.revision)
-        if done is not None:
-            report.promotions.append(
-                PromotionRow(variant.name, done.tag, done.digest, done.previous)
-            )
+    raise_if_smoke_failed(ctx, variant, smoked)
+    return verified
 
 
-def raise_if_smoke_failed(
-    variant: VariantConfig, smoked: Mapping[str, SmokeRecord], floating: str
-) -> None:
-    bad = [f"{p}: {x}" for p, s in smoked.items() for x in s.problems]
-    if bad:
-        raise SmokeError(
-            f"smoke {variant.name} failed:\n  - " + "\n  - ".join(bad),
-            f"{floating} left untouched; fix the image",
-        )
-
-
-def _verify(
-    ctx: RunContext, variant: VariantConfig, ref: ImageRef, revision: str | None
-) -> VerifyResult:
-    """Through the run's client when the ref is on the target registry, else a new one."""
-    if ref.api_host == ctx.config.registry:
-        result = verify_index(ctx.registry, ctx.config, variant, ref, revision)
-    else:
-        with RegistryClient(ref.api_host) as other:
-            result = verify_index(other, ctx.config, variant, ref, revision)
-    raise_if_failed(result)
-    return result
-
-
-def _verified(
-    state: VariantState, result: VerifyResult, smoked: Mapping[str, SmokeRecord]
-) -> VariantState:
-    platforms = {i.platform: i.digest for i in result.images}
-    return replace(state, verified=VerifyRecord(result.index_digest, platforms), smoke=smoked)
+def _promote(
+    ctx: RunContext,
+    variant: VariantConfig,
+    state: VariantState | None,
+    allow_rollback: bool,
+    dry_run: bool,
+) -> Promotion | None:
+    return promote_variant(
+        ctx.registry,
+        ctx.config,
+        variant,
+        state,
+        revision=ctx.revision,
+        allow_rollback=allow_rollback,
+        dry_run=dry_run,
+    )
 
 
 def _rows(
@@ -216,8 +252,7 @@ def _rows(
     rows = []
     for image in result.images:
         lock = variant.lock_file(image.platform)
-        cell = cells.get(image.platform)
-        smoke = smoked.get(image.platform)
+        cell, smoke = cells.get(image.platform), smoked.get(image.platform)
         rows.append(
             PlatformRow(
                 variant=variant.name,
@@ -234,9 +269,10 @@ def _rows(
     return rows
 
 
-def _state_path(ctx: RunContext, variant: VariantConfig) -> Path:
-    return ctx.paths.variant_state(ctx.config.repository, variant.name)
+def _state_path(ctx: RunContext, variant: str | VariantConfig) -> Path:
+    name = variant if isinstance(variant, str) else variant.name
+    return ctx.paths.variant_state(ctx.config.repository, name)
 
 
 def _save(ctx: RunContext, state: VariantState) -> None:
-    write_variant(ctx.paths.variant_state(ctx.config.repository, state.variant), state)
+    write_variant(_state_path(ctx, state.variant), state)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aibase.config import Config, VariantConfig
+from aibase.errors import ConfigError
+from aibase.refs import is_valid_tag
 
 LABEL_NS = "io.cerebral.ai-base"
 
@@ -30,6 +32,7 @@ class BuildContext:
     revision: str  # full git commit
     created: str  # RFC 3339
     date: str  # YYYYMMDD, for the immutable tag
+    run_id: str  # a few random hex digits: two runs of one commit on one day differ
     ca_bundle: Path | None = None  # BuildKit secret for TLS-intercepting networks
     pip_index_url_file: Path | None = None  # BuildKit secret: a private index URL + token
     build_cache: str | None = None  # "registry", or a directory for a local cache; None: off
@@ -53,6 +56,11 @@ def floating_tag(variant: VariantConfig) -> str:
     return variant.name
 
 
+def promoted_tags(variant: VariantConfig) -> tuple[str, str]:
+    """The tags that move, together and only in promote: `cuda`, `cuda-py3.11-torch2.4.1-cu121`."""
+    return floating_tag(variant), descriptive_tag(variant)
+
+
 def descriptive_tag(variant: VariantConfig) -> str:
     """`cpu-py3.11-torch2.4.1`, `cuda-py3.11-torch2.4.1-cu121`."""
     parts = [variant.name, f"py{variant.python}"]
@@ -63,9 +71,20 @@ def descriptive_tag(variant: VariantConfig) -> str:
     return "-".join(parts)
 
 
-def immutable_tags(variant: VariantConfig, ctx: BuildContext) -> tuple[str, ...]:
-    """Tags written once per build and never promoted: `cpu-20261127-abc1234`, descriptive."""
-    return (f"{variant.name}-{ctx.date}-{ctx.revision[:7]}", descriptive_tag(variant))
+def immutable_tag(variant: VariantConfig, ctx: BuildContext) -> str:
+    """The tag a merged index is written under, once per run, never moved or promoted:
+    `cpu-20261127-abc1234-9f3e2a`."""
+    return check_tag(f"{variant.name}-{ctx.date}-{ctx.revision[:7]}-{ctx.run_id}")
+
+
+def check_tag(tag: str) -> str:
+    """A tag as the OCI distribution spec allows it, checked before it reaches buildx."""
+    if not is_valid_tag(tag):
+        raise ConfigError(
+            f"{tag!r} is not a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-], at most 128)",
+            "shorten the variant name in images.toml",
+        )
+    return tag
 
 
 def labels(config: Config, variant: VariantConfig, ctx: BuildContext) -> dict[str, str]:
@@ -117,7 +136,7 @@ def cell_tag(cell: Cell, ctx: BuildContext) -> str:
     Push-by-digest would need a docker-container builder (its image comes from Docker Hub);
     a unique, never-promoted tag works on the default docker driver too.
     """
-    return f"build-{cell.slug}-{ctx.date}-{ctx.revision[:7]}"
+    return check_tag(f"build-{cell.slug}-{ctx.date}-{ctx.revision[:7]}-{ctx.run_id}")
 
 
 def plan_build(
@@ -198,7 +217,6 @@ def plan_merge(
     sources: platform -> a reference to its image (by digest once built).
     """
     argv = ["docker", "buildx", "imagetools", "create"]
-    for tag in immutable_tags(variant, ctx):
-        argv += ["--tag", f"{config.image}:{tag}"]
-    argv += [sources[p] for p in config.platforms]
+    argv += ["--tag", f"{config.image}:{immutable_tag(variant, ctx)}"]
+    argv += [sources[p] for p in config.required_platforms]
     return tuple(argv)

@@ -1,9 +1,11 @@
-"""The promotion gate and the tag move: the one place a floating tag changes.
+"""The promotion gate and the tag moves: the one place the promoted tags change.
 
-The gate reads what the run recorded (merged, verified, smoke-tested on every required
-platform), then re-reads the index from the registry, because the registry is the truth and
-a state file is not. Only then is the index manifest copied, byte for byte, to the floating
-tag, and the tag read back.
+The gate reads what the run recorded (merged, verified, smoke-tested on every platform the
+index holds and every one images.toml requires), then re-reads the index from the registry,
+because the registry is the truth and a state file is not. Each promoted tag (the floating
+`cuda` and the descriptive `cuda-py3.11-torch2.4.1-cu121`) then moves only if it still serves
+what it served when this run verified (no last writer wins), never to an older index unless
+asked, and is read back.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from dataclasses import dataclass
 from aibase import log
 from aibase.config import Config, VariantConfig
 from aibase.errors import PromoteError
-from aibase.plan import floating_tag
+from aibase.plan import floating_tag, promoted_tags
 from aibase.refs import parse_ref
 from aibase.registry import RegistryClient
 from aibase.state import MergeRecord, VariantState, VerifyRecord
-from aibase.verify import raise_if_failed, verify_index
+from aibase.verify import fetch_index, raise_if_failed, verify_index
+
+CREATED = "org.opencontainers.image.created"
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class Promotion:
 
 
 def check_gate(
-    config: Config, variant: VariantConfig, state: VariantState | None
+    config: Config, variant: VariantConfig, state: VariantState | None, revision: str
 ) -> tuple[MergeRecord, VerifyRecord]:
     """What must be on record before the registry is even asked. Pure."""
     name = variant.name
@@ -37,13 +41,29 @@ def check_gate(
             f"promote {name}: no merged index recorded", f"run invoke merge --variant {name} first"
         )
     merged, verified = state.merged, state.verified
+    expected = {
+        "registry": config.registry,
+        "repository": config.repository,
+        "revision": revision,
+        "config_digest": config.config_digest,
+    }
+    foreign = [
+        f"{k} {getattr(merged, k)!r}" for k, v in expected.items() if getattr(merged, k) != v
+    ]
+    if foreign:
+        raise PromoteError(
+            f"promote {name}: the recorded index is from another run ({', '.join(foreign)}; this "
+            f"run: {', '.join(f'{k} {v!r}' for k, v in expected.items())})",
+            f"merge and verify in this checkout first: invoke merge / verify --variant {name}",
+        )
     if verified is None or verified.index_digest != merged.index_digest:
         raise PromoteError(
             f"promote {name}: index {merged.index_digest} was never verified",
             f"run invoke verify --variant {name} (it also smoke-tests)",
         )
+    platforms = dict.fromkeys([*config.required_platforms, *verified.platforms])
     failed = []
-    for platform in config.platforms:
+    for platform in platforms:
         smoke = state.smoke.get(platform)
         if smoke is None or not smoke.ok or smoke.digest != verified.platforms.get(platform):
             failed.append(platform)
@@ -63,42 +83,97 @@ def promote_variant(
     state: VariantState | None,
     *,
     revision: str,
+    allow_rollback: bool = False,
     dry_run: bool = False,
 ) -> Promotion | None:
-    """Move the floating tag to the recorded index, after the gate and a fresh verify."""
-    tag = floating_tag(variant)
-    if dry_run:
-        log.info(f"[dry-run] would PUT {config.image}:{tag} -> <the verified, smoke-tested index>")
+    """Move the promoted tags to the recorded index, after the gate and a fresh verify."""
+    tags = promoted_tags(variant)
+    if dry_run and state is None:  # build-all --dry-run: nothing merged yet
+        for tag in tags:
+            log.info(
+                f"[dry-run] would PUT {config.image}:{tag} -> the index merged above, once "
+                "verified and smoke-tested"
+            )
         return None
-    merged, verified = check_gate(config, variant, state)
-    ref = parse_ref(f"{config.image}@{merged.index_digest}")
-    result = verify_index(client, config, variant, ref, revision)
+    merged, verified = check_gate(config, variant, state, revision)
+    digest = merged.index_digest
+    if dry_run:
+        for tag in tags:
+            log.info(f"[dry-run] would PUT {config.image}:{tag} -> {digest} (after a fresh verify)")
+        return None
+    result = verify_index(client, config, variant, parse_ref(f"{config.image}@{digest}"), revision)
     raise_if_failed(result)
     if {i.platform: i.digest for i in result.images} != dict(verified.platforms):
         raise PromoteError(
             f"promote {variant.name}: index content changed since verify", "rerun invoke verify"
         )
-    previous = promote_tag(client, config.repository, tag, merged.index_digest)
-    return Promotion(f"{config.image}:{tag}", merged.index_digest, previous)
+    now = {tag: client.head_manifest(config.repository, tag) for tag in tags}
+    for tag in tags:
+        if tag not in verified.promoted_before:
+            raise PromoteError(
+                f"promote {variant.name}: no record of what {tag} served at verify",
+                f"rerun invoke verify --variant {variant.name}",
+            )
+        if now[tag] != verified.promoted_before[tag]:
+            raise PromoteError(
+                f"{config.image}:{tag} moved to {now[tag]} since this run verified (it served "
+                f"{verified.promoted_before[tag]}): another run promoted; not overwriting it",
+                f"rerun invoke verify --variant {variant.name} to promote over it deliberately",
+            )
+    floating = tags[0]
+    current = now[floating]
+    if current and current != digest and not allow_rollback:
+        ours = min((i.labels.get(CREATED, "") for i in result.images), default="")
+        theirs = created_of(client, config, current)
+        if ours and theirs and ours < theirs:
+            raise PromoteError(
+                f"{config.image}:{floating} serves an index created {theirs}; this one was "
+                f"created {ours}: that would be a rollback",
+                "pass --allow-rollback to move the tag back deliberately",
+            )
+    for tag in reversed(tags):  # the floating tag last: it is the one every build uses
+        promote_tag(client, config.repository, tag, digest, expected=now[tag])
+    return Promotion(f"{config.image}:{floating}", digest, current)
 
 
-def promote_tag(client: RegistryClient, repo: str, tag: str, digest: str) -> str | None:
-    """Point repo:tag at digest (already verified by the caller). Returns the previous digest.
+def created_of(client: RegistryClient, config: Config, digest: str) -> str:
+    """The newest `created` label of an index's images ("" when it has none)."""
+    fetched = fetch_index(client, parse_ref(f"{config.image}@{digest}"))
+    labels = [(c.get("config") or {}).get("Labels") or {} for c in fetched.configs.values()]
+    return max((str(lab.get(CREATED, "")) for lab in labels), default="")
+
+
+def promote_tag(
+    client: RegistryClient, repo: str, tag: str, digest: str, *, expected: str | None
+) -> None:
+    """Point repo:tag at digest (verified by the caller), if it still serves `expected`.
 
     The manifest is re-uploaded byte for byte, so the tag resolves to exactly the digest
-    that was verified; a registry that answers with anything else is an error.
+    that was verified. The registry API has no conditional PUT: the tag is read just
+    before the PUT and read back after it, and each surprise is named.
     """
-    previous = client.head_manifest(repo, tag)
     manifest = client.get_manifest(repo, digest)
     if not manifest.is_index:
         raise PromoteError(f"{repo}@{digest} is not a multi-platform index", "never promote it")
-    log.info(f"PUT {client.host}/{repo}:{tag} -> {digest} (was {previous or 'unset'})")
-    client.put_manifest(repo, tag, manifest)
-    now = client.head_manifest(repo, tag)
-    if now != digest:
+    before = client.head_manifest(repo, tag)
+    if before != expected:
         raise PromoteError(
-            f"read-back of {client.host}/{repo}:{tag} gives {now}, expected {digest}",
-            "the registry did not store the tag as sent; check it before any build uses the tag",
+            f"{client.host}/{repo}:{tag} moved to {before} while promoting (expected {expected})",
+            "another run is promoting; check the tag, then rerun verify and promote",
         )
-    log.info(f"promoted {client.host}/{repo}:{tag} = {digest} (read back)")
-    return previous
+    log.info(f"PUT {client.host}/{repo}:{tag} -> {digest} (was {before or 'unset'})")
+    client.put_manifest(repo, tag, manifest)
+    after = client.head_manifest(repo, tag)
+    if after == digest:
+        log.info(f"promoted {client.host}/{repo}:{tag} = {digest} (read back)")
+        return
+    if after == before:
+        raise PromoteError(
+            f"the PUT of {client.host}/{repo}:{tag} did not take: it still serves {after}",
+            "the registry accepted the upload but kept the old tag; check its logs",
+        )
+    raise PromoteError(
+        f"{client.host}/{repo}:{tag} serves {after} right after our PUT of {digest}: "
+        "another run moved it in between",
+        "check which index the tag serves before any build uses it; rerun verify and promote",
+    )

@@ -52,22 +52,10 @@ class ImageRef:
     def name(self) -> str:
         return f"{self.registry}/{self.repository}"
 
-    def with_digest(self, digest: str) -> ImageRef:
-        return replace(self, digest=digest)
-
     def __str__(self) -> str:
         tag = f":{self.tag}" if self.tag else ""
         digest = f"@{self.digest}" if self.digest else ""
         return f"{self.name}{tag}{digest}"
-
-    def familiar(self) -> str:
-        """As a user writes it: Hub images without `docker.io/` and `library/`."""
-        if not self.is_hub:
-            return str(self)
-        short = self.repository.removeprefix("library/")
-        tag = f":{self.tag}" if self.tag else ""
-        digest = f"@{self.digest}" if self.digest else ""
-        return f"{short}{tag}{digest}"
 
     def mirrored(self, mirror: str | None) -> ImageRef:
         """The same image in a mirror (`localhost:5000/m`): Hub images keep their path

@@ -1,20 +1,21 @@
 """OCI distribution API client: the only module that talks HTTP to a registry.
 
-Plain HTTP on loopback (as the engine does), HTTPS elsewhere. Credentials come from the
-Docker credential store (`credentials`), answer Basic or Bearer (token) challenges, and are
-never printed. One client per registry host and run: the pipeline makes it once.
+HTTPS, trusting the CAs `trust` names; plain HTTP only on loopback and only when the
+registry does not speak TLS (as the engine does). Credentials come from the Docker
+credential store (`credentials`), answer Basic or Bearer challenges (`trust` decides which
+token services may have them), and are never printed. Bodies are capped
+at 4 MiB. One client per registry host and run: the pipeline makes it once.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,68 +23,58 @@ import httpx
 from aibase import log
 from aibase.credentials import Credentials, load_credentials
 from aibase.errors import NotFound, RegistryError
+from aibase.oci import ACCEPT, Manifest
+from aibase.trust import (
+    check_realm,
+    is_loopback,
+    parse_challenge,
+    speaks_plain_http,
+    ssl_context,
+    untrusted,
+)
 
-INDEX_TYPES = (
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-)
-MANIFEST_TYPES = (
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-)
-ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
 RETRY_STATUSES = {500, 502, 503, 504, 429}
+MAX_BODY = 4 * 1024 * 1024  # manifests, configs and tokens are small; more is an attack
 
 
-@dataclass(frozen=True)
-class Manifest:
-    digest: str
-    media_type: str
-    body: bytes
-
-    @property
-    def json(self) -> dict[str, Any]:
-        return json.loads(self.body)  # type: ignore[no-any-return]
-
-    @property
-    def is_index(self) -> bool:
-        return self.media_type in INDEX_TYPES or "manifests" in self.json
-
-
-def is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1, with or without a port; `127.evil.example` is a name."""
-    name = host.split("]")[0][1:] if host.startswith("[") else host.rsplit(":", 1)[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    scheme, _, rest = header.partition(" ")
-    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
-    return scheme.lower(), params
+def _read_capped(resp: httpx.Response, limit: int, what: str) -> bytes:
+    declared = resp.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise RegistryError(f"{what}: {declared} bytes, over the {limit} byte limit", "refused")
+    chunks, size = [], 0
+    for chunk in resp.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise RegistryError(f"{what}: more than {limit} bytes, over the limit", "refused")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class RegistryClient:
+    """One registry host, one connection pool, one credential lookup (made once per run)."""
+
     def __init__(
         self,
         host: str,
         *,
         credentials: Credentials | None = None,
+        ca: Path | None = None,
+        auth_hosts: tuple[str, ...] = (),
         timeout: float = 30.0,
         attempts: int = 4,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.host = host
-        scheme = "http" if is_loopback(host) else "https"
-        self.base = f"{scheme}://{host}"
+        self._loopback = is_loopback(host)
+        # https first, always; on loopback a registry that answers TLS with plain HTTP gets
+        # plain HTTP, as the engine does for its default insecure range 127.0.0.0/8
+        self.base = f"https://{host}"
         self._credentials = credentials if credentials is not None else load_credentials(host)
-        self._client = httpx.Client(timeout=timeout, follow_redirects=True, transport=transport)
+        verify = ssl_context(host, ca) if transport is None else True
+        self._client = httpx.Client(timeout=timeout, transport=transport, verify=verify)
         self._auth_header: str | None = None
+        self._auth_hosts = auth_hosts
         self._attempts = attempts
         self._sleep = sleep
 
@@ -97,25 +88,36 @@ class RegistryClient:
         self.close()
 
     # -- transport -------------------------------------------------------------------------
-    def _request(
-        self,
-        method: str,
-        path: str,
-        what: str,
-        *,
-        headers: dict[str, str] | None = None,
-        content: bytes | None = None,
-        ok: tuple[int, ...] = (200,),
+    def _send(
+        self, method: str, url: str, what: str, *, limit: int = MAX_BODY, **kwargs: Any
     ) -> httpx.Response:
-        url = self.base + path
+        """One HTTP exchange with retries for transport errors and 5xx/429; reads at most
+        `limit` bytes of body. Falls back to plain HTTP once on a loopback registry that
+        does not speak TLS."""
         delay = 0.5
+        auth = kwargs.pop("auth", None)
         for attempt in range(1, self._attempts + 1):
-            hdrs = dict(headers or {})
-            if self._auth_header:
-                hdrs["Authorization"] = self._auth_header
             try:
-                resp = self._client.request(method, url, headers=hdrs, content=content)
+                request = self._client.build_request(method, url, **kwargs)
+                # redirects: blob stores (Docker Hub's CDN); httpx drops the credential
+                # when a redirect leaves the origin
+                resp = self._client.send(request, stream=True, auth=auth, follow_redirects=True)
+                try:
+                    body = _read_capped(resp, limit, f"registry {self.host}: {what}")
+                finally:
+                    resp.close()
             except httpx.TransportError as exc:
+                if self._loopback and url.startswith("https://") and speaks_plain_http(exc):
+                    self.base = f"http://{self.host}"
+                    url = "http://" + url.removeprefix("https://")
+                    log.debug(f"registry {self.host}: no TLS on loopback, using plain HTTP")
+                    continue
+                if untrusted(exc):
+                    raise RegistryError(
+                        f"registry {self.host}: {what}: TLS certificate not trusted ({exc})",
+                        f"trust its CA: --registry-ca FILE, SSL_CERT_FILE, or "
+                        f"/etc/docker/certs.d/{self.host}/ca.crt (the engine reads it too)",
+                    ) from None
                 if attempt == self._attempts:
                     raise RegistryError(
                         f"registry {self.host}: {what}: cannot connect ({type(exc).__name__}: "
@@ -127,8 +129,7 @@ class RegistryClient:
                 self._sleep(delay)
                 delay *= 2
                 continue
-            if resp.status_code == 401 and self._authenticate(resp, what):
-                continue  # retry at once with the new header; does not count as a failure
+            log.debug(f"{method} {url} -> HTTP {resp.status_code} ({len(body)} bytes)")
             if resp.status_code in RETRY_STATUSES and attempt < self._attempts:
                 log.info(
                     f"registry {self.host}: {what}: HTTP {resp.status_code}, retry in {delay} s"
@@ -136,42 +137,66 @@ class RegistryClient:
                 self._sleep(delay)
                 delay *= 2
                 continue
+            resp._content = body  # the capped body, for .content / .json()
+            return resp
+        raise RegistryError(f"registry {self.host}: {what}: gave up", "retry later")
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
+        refreshed = False
+        while True:
+            hdrs = dict(headers or {})
+            if self._auth_header:
+                hdrs["Authorization"] = self._auth_header
+            resp = self._send(method, self.base + path, what, headers=hdrs, content=content)
+            if resp.status_code == 401 and not refreshed and self._authenticate(resp, what):
+                refreshed = True  # one new credential per request: a new or expired token
+                continue
             if resp.status_code in ok:
                 return resp
             raise self._error(resp, what)
-        raise RegistryError(f"registry {self.host}: {what}: gave up", "retry later")
 
     def _authenticate(self, resp: httpx.Response, what: str) -> bool:
-        """Answer a 401 challenge once; False when there is nothing (new) to try."""
-        if self._auth_header is not None and not self._auth_header.startswith("Bearer"):
-            return False
-        scheme, params = _parse_challenge(resp.headers.get("www-authenticate", ""))
+        """Answer a 401 challenge; False when there is nothing (new) to try."""
+        scheme, params = parse_challenge(resp.headers.get("www-authenticate", ""))
         creds = self._credentials
         if scheme == "basic":
-            if creds is None or self._auth_header is not None:
+            if creds is None or (self._auth_header or "").startswith("Basic "):
                 return False
-            token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-            self._auth_header = f"Basic {token}"
+            basic = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+            self._auth_header = f"Basic {basic}"
             return True
-        if scheme == "bearer" and "realm" in params:
-            if self._auth_header is not None and "insufficient_scope" not in str(params):
-                return False
-            query = {k: v for k, v in params.items() if k in ("service", "scope")}
-            auth = (creds.username, creds.password) if creds else None
-            try:
-                tok = self._client.get(params["realm"], params=query, auth=auth)
-            except httpx.TransportError as exc:
-                raise RegistryError(
-                    f"registry {self.host}: {what}: token service {params['realm']} "
-                    f"unreachable ({type(exc).__name__})",
-                    "check the registry's auth configuration",
-                ) from None
-            if tok.status_code != 200:
-                return False
+        if scheme != "bearer" or "realm" not in params:
+            return False
+        realm = params["realm"]
+        check_realm(realm, self.host, self._loopback, self._auth_hosts)
+        query = {k: v for k, v in params.items() if k in ("service", "scope")}
+        auth = (creds.username, creds.password) if creds else None
+        tok = self._send("GET", realm, f"{what}: token from {realm}", params=query, auth=auth)
+        if tok.status_code != 200:
+            return False
+        token: object = None
+        try:
             body = tok.json()
-            self._auth_header = f"Bearer {body.get('token') or body.get('access_token')}"
-            return True
-        return False
+            token = body.get("token") or body.get("access_token")
+        except (ValueError, AttributeError):
+            pass
+        if not isinstance(token, str) or not token:
+            raise RegistryError(
+                f"registry {self.host}: {what}: token service {realm} answered without a token "
+                f"(HTTP {tok.status_code}, {tok.headers.get('content-type', 'no content type')})",
+                "check the registry's auth configuration",
+            )
+        self._auth_header = f"Bearer {token}"
+        return True
 
     def _error(self, resp: httpx.Response, what: str) -> RegistryError:
         code = resp.status_code
@@ -202,8 +227,8 @@ class RegistryClient:
     def answers(self) -> bool:
         """True when /v2/ answers at all: 200, or 401 (it wants credentials)."""
         try:
-            resp = self._client.get(self.base + "/v2/")
-        except httpx.TransportError:
+            resp = self._send("GET", self.base + "/v2/", "ping /v2/")
+        except RegistryError:
             return False
         return resp.status_code in (200, 401)
 

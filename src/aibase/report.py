@@ -45,6 +45,7 @@ class RunReport:
     settings: tuple[tuple[str, str, str], ...] = ()  # (name, value, source)
     variants: list[str] = field(default_factory=list)
     indexes: dict[str, str] = field(default_factory=dict)  # variant -> merged index digest
+    tags: dict[str, list[str]] = field(default_factory=dict)  # variant -> its immutable tags
     platforms: list[PlatformRow] = field(default_factory=list)
     promotions: list[PromotionRow] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)

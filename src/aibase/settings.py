@@ -25,22 +25,26 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 @dataclass(frozen=True)
 class Setting:
-    name: str  # python identifier; the flag is --name-with-dashes
+    name: str  # unique; the variable is AIBASE_<NAME>
     help: str
     default: str = ""  # as text; "" means unset
     file_key: str | None = None  # dotted path in images.toml
     kind: str = "str"  # str | bool | path | choice
     choices: tuple[str, ...] = ()
-    scope: str = ""  # prefix of the variable: AIBASE_<SCOPE>_<NAME>
+    short: str = ""  # the flag's name where it is shorter than the setting's (audit_service)
+
+    @property
+    def param(self) -> str:
+        """The task parameter (and so the flag) that carries it."""
+        return self.short or self.name
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return "--" + self.param.replace("_", "-")
 
     @property
     def env(self) -> str:
-        scope = f"{self.scope.upper()}_" if self.scope else ""
-        return f"AIBASE_{scope}{self.name.upper()}"
+        return f"AIBASE_{self.name.upper()}"
 
 
 _ALL: tuple[Setting, ...] = (
@@ -49,10 +53,22 @@ _ALL: tuple[Setting, ...] = (
     Setting("repository", "image repository, e.g. cerebral/ai-base", file_key="project.repository"),
     Setting(
         "platforms",
-        "comma-separated platforms to build, e.g. linux/arm64",
+        "comma-separated platforms to build, e.g. linux/arm64 (never narrows what an index must "
+        "hold: that is images.toml's project.platforms)",
         file_key="project.platforms",
     ),
     Setting("base_mirror", "registry prefix the base images are pulled from instead"),
+    Setting(
+        "registry_ca",
+        "a CA (PEM) for the registry's TLS certificate, besides the system store, SSL_CERT_FILE "
+        "and /etc/docker/certs.d/<host>/ca.crt",
+        kind="path",
+    ),
+    Setting(
+        "auth_hosts",
+        "comma-separated hosts a registry's token service may live on, besides the registry "
+        "itself (Docker Hub's auth.docker.io is known)",
+    ),
     Setting(
         "out",
         f"output directory for run records and reports (default: build/ beside the {CONFIG_NAME})",
@@ -76,36 +92,38 @@ _ALL: tuple[Setting, ...] = (
     ),
     Setting(
         "compression",
-        "layer compression of pushed images (zstd: faster, needs Docker "
-        ">= 23 / containerd >= 1.5 where it is pulled)",
+        "layer compression of pushed images (zstd: faster, needs Docker >= 23 / containerd "
+        ">= 1.5 where it is pulled)",
         default="gzip",
         kind="choice",
         choices=COMPRESSIONS,
     ),
     Setting(
         "build_cache",
-        "BuildKit layer cache: 'registry' (<registry>/<repository>:"
-        "cache-<cell>) or a directory (default: off)",
+        "BuildKit layer cache: 'registry' (<registry>/<repository>:cache-<cell>) or a directory "
+        "(default: off)",
     ),
     Setting("debug", "print tracebacks and debug lines", kind="bool"),
     Setting(
-        "service",
+        "audit_service",
         "vulnerability service (public services are only contacted when named)",
         kind="choice",
         choices=AUDIT_SERVICES,
-        scope="audit",
+        short="service",
     ),
     Setting(
-        "osv_url",
+        "audit_osv_url",
         "an OSV-compatible /v1/query URL (a mirror) instead of the public one",
-        scope="audit",
+        short="osv_url",
     ),
-    Setting("image", "image to smoke-test (default: the variant's floating tag)", scope="smoke"),
-    Setting("variant", "variant to smoke-test", default="cpu", scope="smoke"),
     Setting(
-        "platform",
+        "smoke_image", "image to smoke-test (default: the variant's floating tag)", short="image"
+    ),
+    Setting("smoke_variant", "variant to smoke-test", default="cpu", short="variant"),
+    Setting(
+        "smoke_platforms",
         "comma-separated platforms to smoke-test (default: every one in the config)",
-        scope="smoke",
+        short="platform",
     ),
     Setting(
         "require_gpu", "fail instead of skipping when no GPU runtime is available", kind="bool"
@@ -122,8 +140,8 @@ class Resolved:
     source: str  # flag | env | file | default
 
 
-def setting(name: str) -> Setting:
-    return SETTINGS[name]
+def is_true(text: str) -> bool:
+    return text.lower() in _TRUE
 
 
 def _as_text(value: Any) -> str:
@@ -191,7 +209,7 @@ class Settings:
         return self.resolved[name].source
 
     def flag(self, name: str) -> bool:
-        return self.text(name).lower() in _TRUE
+        return is_true(self.text(name))
 
     def path(self, name: str) -> Path | None:
         text = self.text(name)
@@ -221,6 +239,13 @@ class Settings:
             raise ConfigError(f"CA bundle {path} not found", "pass an existing file or 'none'")
         return path
 
+    def origin(self, name: str) -> str:
+        """Where a value came from, as a user would write it: the flag, the variable..."""
+        r = self.resolved[name]
+        if r.source == "file":
+            return f"images.toml {r.setting.file_key}"
+        return {"flag": r.setting.flag, "env": r.setting.env}.get(r.source, "the default")
+
     def render(self, names: Sequence[str]) -> str:
         """The block every run prints: value and source of each setting the task takes."""
         width = max((len(n) for n in names), default=0)
@@ -242,8 +267,14 @@ def resolve(
     env: Mapping[str, str],
     read_file: Callable[[Path], Mapping[str, Any]],
     cwd: Path,
+    names: Sequence[str] | None = None,
 ) -> Settings:
-    """Resolve every setting. read_file(config path) returns the file's values by name."""
+    """Resolve the settings a task takes (names; None: all) from flag, env, file and default.
+    read_file(config path) returns the file's values by setting name.
+
+    The others get their file value or default only: a variable meant for another task
+    (a stale AIBASE_REVISION, say) neither changes nor breaks this one.
+    """
     config = resolve_one(SETTINGS["config"], flags, env, {})
     found = find_config(cwd) if not config.text else None
     if config.text:
@@ -260,5 +291,8 @@ def resolve(
     file = read_file(path)
     defaults = {"out": str((path.parent if found else cwd) / "build")}
     for s in _ALL[1:]:
-        resolved[s.name] = resolve_one(s, flags, env, file, defaults.get(s.name))
+        taken = names is None or s.name in names
+        resolved[s.name] = resolve_one(
+            s, flags if taken else {}, env if taken else {}, file, defaults.get(s.name)
+        )
     return Settings(resolved)

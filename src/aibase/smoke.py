@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from aibase import engine
-from aibase.config import Config, VariantConfig
-from aibase.lock import parse_lock
+from aibase.config import VariantConfig
+from aibase.lockfile import parse_lock
 from aibase.names import normalize_name
 from aibase.state import SmokeRecord
 from aibase.verify import VerifyResult
@@ -16,6 +16,18 @@ from aibase.verify import VerifyResult
 
 def locked_packages(variant: VariantConfig, platform: str) -> dict[str, str]:
     return {n: p.version for n, p in parse_lock(variant.lock_file(platform).read_text()).items()}
+
+
+# What `platform.machine()` says inside an image of each platform.
+MACHINES = {
+    "linux/amd64": ("x86_64",),
+    "linux/arm64": ("aarch64", "arm64"),
+    "linux/arm/v7": ("armv7l",),
+    "linux/386": ("i686", "i386"),
+    "linux/ppc64le": ("ppc64le",),
+    "linux/s390x": ("s390x",),
+    "linux/riscv64": ("riscv64",),
+}
 
 
 def check_probe(
@@ -27,6 +39,12 @@ def check_probe(
     gpu_required: bool = False,
 ) -> list[str]:
     problems: list[str] = []
+    machine = report["platform"]["machine"]
+    if machine not in MACHINES.get(platform, (machine,)):
+        problems.append(
+            f"the image's binaries run as {machine}, not {platform}: its index entry and config "
+            "claim a platform its files are not built for"
+        )
     py = report["python"]["version"]
     if ".".join(py.split(".")[:2]) != variant.python:
         problems.append(f"python is {py}, the config promises {variant.python}")
@@ -84,14 +102,11 @@ def check_probe(
     return problems
 
 
-def smoke_index(
-    config: Config, variant: VariantConfig, result: VerifyResult
-) -> dict[str, SmokeRecord]:
-    """Probe every platform image of a verified index by digest: one container each."""
+def smoke_index(variant: VariantConfig, result: VerifyResult) -> dict[str, SmokeRecord]:
+    """Probe every platform image of a verified index by digest, one container each: every
+    image the index holds, since a tag serves all of them."""
     found: dict[str, SmokeRecord] = {}
     for image in result.images:
-        if image.platform not in config.platforms:
-            continue
         run = engine.run_probe(f"{result.ref.name}@{image.digest}", image.platform)
         locked = locked_packages(variant, image.platform)
         problems = check_probe(run.report, variant, image.platform, locked)

@@ -53,6 +53,9 @@ class MergeRecord:
 class VerifyRecord:
     index_digest: str
     platforms: Mapping[str, str]  # platform -> image manifest digest, as read in the registry
+    # what each promoted tag served when this index was verified (None: the tag did not
+    # exist): promote moves a tag only if it still serves that, so two runs cannot both win
+    promoted_before: Mapping[str, str | None]
 
 
 @dataclass(frozen=True)

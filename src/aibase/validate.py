@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, cast
+from urllib.parse import urlsplit
 
 from aibase.config import KNOWN_PLATFORMS
 from aibase.errors import ConfigError
 from aibase.refs import parse_ref
+from aibase.trust import is_loopback
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
@@ -115,6 +117,24 @@ def registry_path(value: str, w: Where) -> str:
     if path and not _REPO_RE.match(path.rstrip("/")):
         w.fail(None, f"{value!r} is not host[:port][/path]", 'e.g. "localhost:5000/mirror"')
     return value.rstrip("/")
+
+
+def index_url(url: str, w: Where) -> str:
+    """A package index: https (http only on loopback), nothing pip could read as a second
+    line or option (it goes into the lock file verbatim)."""
+    parts = urlsplit(url)
+    plain_ok = parts.scheme == "http" and is_loopback(parts.netloc)
+    if (
+        any(c.isspace() for c in url)
+        or not parts.netloc
+        or not (parts.scheme == "https" or plain_ok)
+    ):
+        w.fail(
+            None,
+            f"{url!r} is not an https URL (http only on loopback, no whitespace)",
+            'e.g. "https://download.pytorch.org/whl/cpu"',
+        )
+    return url
 
 
 def image_ref(value: Any, w: Where) -> str:

@@ -14,11 +14,10 @@ from typing import Any
 from aibase import log
 from aibase.config import Config, VariantConfig
 from aibase.errors import VerifyError
+from aibase.oci import Manifest, compressed_size, entry_platform, is_attestation
 from aibase.plan import REQUIRED_LABELS
 from aibase.refs import ImageRef
-from aibase.registry import Manifest, RegistryClient
-
-ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
+from aibase.registry import RegistryClient
 
 
 @dataclass(frozen=True)
@@ -56,19 +55,6 @@ class VerifyResult:
         return "\n".join(lines)
 
 
-def entry_platform(entry: Mapping[str, Any]) -> str:
-    p = entry.get("platform") or {}
-    parts = [p.get("os", "unknown"), p.get("architecture", "unknown")]
-    if p.get("variant"):
-        parts.append(p["variant"])
-    return "/".join(parts)
-
-
-def is_attestation(entry: Mapping[str, Any]) -> bool:
-    annotations = entry.get("annotations") or {}
-    return ATTESTATION_ANNOTATION in annotations or entry_platform(entry) == "unknown/unknown"
-
-
 def fetch_index(client: RegistryClient, ref: ImageRef) -> FetchedIndex:
     """Everything verify looks at, read once: the index, each image manifest and config."""
     repo, reference = ref.repository, ref.reference
@@ -100,13 +86,6 @@ def verify_index(
     return result
 
 
-def compressed_size(manifest: Manifest) -> int:
-    data = manifest.json
-    return int(data.get("config", {}).get("size", 0)) + sum(
-        int(layer.get("size", 0)) for layer in data.get("layers", [])
-    )
-
-
 def check_index(
     config: Config,
     variant: VariantConfig,
@@ -119,14 +98,14 @@ def check_index(
     if not fetched.index.is_index:
         problems.append(
             f"{fetched.ref} is a single image, not a multi-platform index: "
-            f"it cannot serve {', '.join(config.platforms)}"
+            f"it cannot serve {', '.join(config.required_platforms)}"
         )
         return VerifyResult(fetched.ref, fetched.index.digest, (), tuple(problems))
     entries = [e for e in fetched.index.json.get("manifests", []) if not is_attestation(e)]
     by_platform: dict[str, list[Mapping[str, Any]]] = {}
     for entry in entries:
         by_platform.setdefault(entry_platform(entry), []).append(entry)
-    for platform in config.platforms:
+    for platform in config.required_platforms:
         found = by_platform.get(platform, [])
         if not found:
             problems.append(f"required platform {platform} is missing from the index")

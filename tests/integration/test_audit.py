@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -154,6 +157,8 @@ def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str):
         str(tmp_path / "allow.toml"),
         "--today",
         "2026-11-27",
+        "--allow-missing",
+        "cpu/linux/amd64",
         env={"AIBASE_OUT": str(tmp_path)},
     )
     assert "| target | packages |" in run.output
@@ -213,3 +218,55 @@ def test_a_package_installed_outside_the_lock_cannot_hide(built, tmp_path: Path,
     image_row = next(r for r in rows if "image-linux-amd64" in r)
     assert lock_rows and all("| 0 | - |" in r for r in lock_rows)  # the locks are clean...
     assert "requests 2.25.0: PYSEC-2023-74" in image_row  # ...the image is not
+
+
+def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path):
+    """The parent of the right folder used to audit a known-vulnerable lock as clean."""
+    run = invoke("audit", "--config", str(vulnerable / "images.toml"), "--snapshot",
+                 str(SNAPSHOT.parent), "--allowlist", str(vulnerable / "allow.toml"),
+                 env={"AIBASE_OUT": str(vulnerable / "out")})  # fmt: skip
+    assert run.returncode == AuditError.exit_code
+    assert "is not an advisory database" in run.output
+
+
+@contextmanager
+def _fake_osv(status: int, body: bytes):
+    """An 'OSV service' on loopback that answers every query the same way."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            return
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/query"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("status", "body"), [(200, b"{}"), (500, b"oops"), (200, b"not json")])
+def test_a_service_that_answers_oddly_fails_instead_of_passing(vulnerable: Path, status, body):
+    with _fake_osv(status, body) as url:
+        run = _audit(vulnerable, url)
+    assert run.returncode == AuditError.exit_code, run.output
+    assert "not allowed by the policy" not in run.output
+
+
+def test_a_missing_lock_fails_unless_named_as_a_known_gap(tmp_path: Path, osv_url: str):
+    project = _project(tmp_path, "requests==2.32.3\n")  # never locked
+    run = _audit(project, osv_url)
+    assert run.returncode == AuditError.exit_code
+    assert "no lock to audit for x/linux/amd64" in run.output
+    allowed = _audit(project, osv_url, "--allow-missing", "x/linux/amd64")
+    assert allowed.returncode == 0, allowed.output
+    assert "not audited: x/linux/amd64 has no lock (allowed by --allow-missing)" in allowed.output

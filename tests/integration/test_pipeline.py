@@ -16,9 +16,10 @@ from aibase.errors import (
     RegistryError,
     VerifyError,
 )
-from aibase.lock import split_blocks
+from aibase.lockfile import split_blocks
+from aibase.oci import Manifest
 from aibase.paths import Paths
-from aibase.registry import Manifest, RegistryClient
+from aibase.registry import RegistryClient
 from aibase.state import MergeRecord, SmokeRecord, VariantState, VerifyRecord, write_variant
 
 from .conftest import (

@@ -2,7 +2,7 @@
 
 Options and their variables come from aibase.settings (declared once): --config
 (AIBASE_CONFIG), --variant (AIBASE_SMOKE_VARIANT), --image (AIBASE_SMOKE_IMAGE; default: the
-variant's floating tag on the configured registry), --platform (AIBASE_SMOKE_PLATFORM; default:
+variant's floating tag on the configured registry), --platform (AIBASE_SMOKE_PLATFORMS; default:
 every platform of the config), --require-gpu (AIBASE_REQUIRE_GPU).
 One container start per platform gathers every fact (the probe); the serving test starts
 one more per platform through docker compose."""
@@ -19,7 +19,7 @@ from aibase import engine
 from aibase.config import Config, VariantConfig
 from aibase.configfile import load_config
 from aibase.errors import EngineError
-from aibase.settings import SETTINGS, resolve_one
+from aibase.settings import SETTINGS, is_true, resolve_one
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,16 +30,13 @@ def _default(name: str) -> str:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("aibase smoke")
-    for name in ("config", "variant", "image", "platform"):
+    for name in ("config", "smoke_variant", "smoke_image", "smoke_platforms"):
         s = SETTINGS[name]
         default = _default(name) or (str(REPO / "images.toml") if name == "config" else "")
-        group.addoption(f"--{name}", default=default, help=f"{s.help} [{s.env}]")
+        group.addoption(s.flag, default=default, help=f"{s.help} [{s.env}]")
     s = SETTINGS["require_gpu"]
     group.addoption(
-        "--require-gpu",
-        action="store_true",
-        help=f"{s.help} [{s.env}]",
-        default=_default("require_gpu").lower() in ("1", "true", "yes", "on"),
+        s.flag, action="store_true", help=f"{s.help} [{s.env}]", default=is_true(_default(s.name))
     )
 
 

@@ -46,16 +46,18 @@ def test_gpu(target: Target, platform: str):
     spec = target.variant.platform(platform)
     if not spec.cuda:
         pytest.skip(f"{target.variant.name} promises no CUDA on {platform}")
-    if not engine.gpu_runtime_available():
-        reason = "no NVIDIA container runtime on this host"
+    access = engine.gpu_access()
+    if access is None:
+        reason = "no GPU for containers here (neither the nvidia runtime nor NVIDIA CDI devices)"
         if target.require_gpu:
             pytest.fail(f"--require-gpu: {reason}")
-        pytest.skip(f"{reason} (pass --require-gpu on a GPU runner to make this fail)")
-    run = engine.run_probe(target.image, platform, gpu=True)
-    torch = run.report["torch"]
-    assert torch["cuda_available"], "torch.cuda.is_available() is False with a GPU requested"
-    assert torch["device_count"] >= 1
-    assert torch["matmul"]["ok"], torch["matmul"]
+        pytest.skip(f"{reason}; pass --require-gpu on a GPU runner to make this fail")
+    report = engine.run_probe(target.image, platform, gpu=access).report
+    locked = locked_packages(target.variant, platform)
+    problems = check_probe(report, target.variant, platform, locked, gpu_required=True)
+    assert not problems, f"{target.image} on {platform} with a GPU ({access}):\n  - " + (
+        "\n  - ".join(problems)
+    )
 
 
 def _counter(metrics: str) -> float:

@@ -139,7 +139,15 @@ def test_cuda_without_torch(write_config):
             'base = "python:3.11-slim@sha256:12"',
             "not an image reference",
         ),
-        ('torch_index = "https://', 'torch_index = "ftp://', "is not a URL"),
+        ('torch_index = "https://', 'torch_index = "ftp://', "is not an https URL"),
+        ('torch_index = "https://', 'torch_index = "http://', "http only on loopback"),
+        ('torch_index = "https://', 'torch_index = "file:///', "is not an https URL"),
+        # a newline would add option lines to the lock (pip obeys them)
+        (
+            'torch_index = "https://download.pytorch.org/whl/cpu"',
+            'torch_index = "https://download.pytorch.org/whl/cpu\\n--trusted-host evil"',
+            "no whitespace",
+        ),
         ('platforms = ["linux/amd64", "linux/arm64"]', "platforms = []", "non-empty list"),
         (
             'platforms = ["linux/amd64", "linux/arm64"]',
@@ -237,3 +245,12 @@ def test_base_mirror_override_redirects_every_base(write_config):
     cfg = load(write_config(), env={"AIBASE_BASE_MIRROR": "localhost:5000/mirror"})
     assert cfg.base_for(cfg.variant("cpu")) == "localhost:5000/mirror/library/python:3.11-slim"
     assert cfg.base_for(cfg.variant("cuda")).startswith("localhost:5000/mirror/nvidia/cuda:")
+
+
+def test_a_loopback_index_may_be_plain_http(write_config):
+    text = VALID.replace(
+        'torch_index = "https://download.pytorch.org/whl/cpu"',
+        'torch_index = "http://127.0.0.1:8080/simple"',
+    )
+    cfg = load(write_config(text))
+    assert cfg.variant("cpu").platform("linux/amd64").torch_index == "http://127.0.0.1:8080/simple"

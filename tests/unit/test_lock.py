@@ -6,13 +6,12 @@ from aibase.configfile import load_config
 from aibase.lock import (
     check_lock,
     derive_heavy,
-    heavy_closure,
     inputs_digest,
-    parse_lock,
     render_input,
     render_lock,
     uv_compile_argv,
 )
+from aibase.lockfile import heavy_closure, parse_lock
 
 from .conftest import REPO
 
@@ -138,3 +137,52 @@ def test_committed_locks_match_their_inputs(config):
         if key in allowed_missing and state == "missing":
             continue
         assert state == "ok", f"{key}: {state}"
+
+
+def _written(write_config, variant: str = "cpu", platform: str = "linux/amd64"):
+    cfg = load_config(write_config(), env={})
+    v = cfg.variant(variant)
+    spec = v.platform(platform)
+    full = render_lock(UV_OUT, v, spec, inputs_digest(v, spec))
+    v.lock_file(platform).parent.mkdir(parents=True, exist_ok=True)
+    v.lock_file(platform).write_text(full)
+    v.heavy_lock_file(platform).write_text(derive_heavy(full, v, spec))
+    assert check_lock(v, spec).state == "ok"
+    return v, spec, full
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "why"),
+    [
+        ("--hash=sha256:dd", "--hash=sha256:d0", "edited"),  # a swapped hash
+        ("fastapi==0.115.0", "fastapi==0.110.0", "edited"),  # a changed pin
+    ],
+)
+def test_check_covers_the_whole_body(write_config, old, new, why):
+    v, spec, full = _written(write_config)
+    v.lock_file(spec.platform).write_text(full.replace(old, new))
+    status = check_lock(v, spec)
+    assert status.state == "refused" and why in status.why
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "--index-url http://pypi.evil.example/simple",
+        "--trusted-host pypi.evil.example",
+        "--extra-index-url https://another.example/simple",
+    ],
+)
+def test_an_option_line_other_than_the_configured_index_is_refused(write_config, option):
+    """Even when the body digest is recomputed to match: pip would obey the option."""
+    from aibase.lockfile import body_digest, split_header
+
+    v, spec, full = _written(write_config)
+    head, body = split_header(full)
+    body = f"{option}\n{body}"
+    head = head.replace(head.split("# body-sha256: ")[1][:64], body_digest(body))
+    v.lock_file(spec.platform).write_text(head + body)
+    status = check_lock(v, spec)
+    assert status.state == "refused" and option in status.why
+    # the configured index itself is fine: the amd64 cpu lock carries it
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in full

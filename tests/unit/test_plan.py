@@ -2,24 +2,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from aibase.configfile import load_config
+from aibase.errors import ConfigError
 from aibase.plan import (
     REQUIRED_LABELS,
     BuildContext,
     Cell,
     build_args,
     cache_args,
+    cell_tag,
     descriptive_tag,
     floating_tag,
-    immutable_tags,
+    immutable_tag,
     labels,
     plan_build,
     plan_cells,
     plan_merge,
+    promoted_tags,
 )
 
+from .conftest import VALID
+
 CTX = BuildContext(
-    revision="abc1234def5678" + "0" * 26, created="2026-11-27T06:00:00Z", date="20261127"
+    revision="abc1234def5678" + "0" * 26,
+    created="2026-11-27T06:00:00Z",
+    date="20261127",
+    run_id="9f3e2a",
 )
 
 
@@ -45,9 +55,26 @@ def test_tags(write_config):
     assert floating_tag(cpu) == "cpu"
     assert descriptive_tag(cpu) == "cpu-py3.11-torch2.4.1"
     assert descriptive_tag(cuda) == "cuda-py3.11-torch2.4.1-cu121"
-    assert immutable_tags(cuda, CTX) == ("cuda-20261127-abc1234", "cuda-py3.11-torch2.4.1-cu121")
-    # the floating tag is never among the tags a build writes
-    assert "cpu" not in immutable_tags(cpu, CTX)
+    assert immutable_tag(cuda, CTX) == "cuda-20261127-abc1234-9f3e2a"
+    # the descriptive tag moves with the floating one, in promote only
+    assert promoted_tags(cuda) == ("cuda", "cuda-py3.11-torch2.4.1-cu121")
+    # two runs of one commit on one day write different tags
+    other = BuildContext(**{**CTX.__dict__, "run_id": "0c11aa"})
+    assert immutable_tag(cuda, other) != immutable_tag(cuda, CTX)
+    assert cell_tag(Cell("cuda", "linux/arm64"), other) != cell_tag(
+        Cell("cuda", "linux/arm64"), CTX
+    )
+
+
+def test_a_tag_outside_the_oci_grammar_never_reaches_buildx(write_config):
+    long_name = "v" * 130
+    text = VALID.replace("[variants.cpu]", f"[variants.{long_name}]").replace(
+        "[variants.cpu.platforms", f"[variants.{long_name}.platforms"
+    )
+    c = load_config(write_config(text), env={})
+    with pytest.raises(ConfigError) as info:
+        immutable_tag(c.variant(long_name), CTX)
+    assert "is not a valid image tag" in info.value.render()
 
 
 def test_labels_and_build_args(write_config):
@@ -77,16 +104,11 @@ def test_build_command_pushes_one_platform_under_an_immutable_tag(write_config, 
     out = argv[argv.index("--output") + 1]
     assert out == (
         "type=image,name=localhost:5000/cerebral/ai-base:"
-        "build-cpu-linux-arm64-20261127-abc1234,push=true"
+        "build-cpu-linux-arm64-20261127-abc1234-9f3e2a,push=true"
     )
-    # the CA bundle travels as a secret, never as a build arg
-    assert "id=ca_bundle,src=/etc/ca.pem" in argv
-    assert not any(
-        "ca.pem" in a
-        for a in argv
-        if a.startswith("BASE_IMAGE") or ("=" in a and a.split("=")[0] in ("CA", "CA_BUNDLE"))
-    )
-    assert all("/etc/ca.pem" not in argv[i + 1] for i, a in enumerate(argv) if a == "--build-arg")
+    # the CA bundle travels as a secret, and nowhere else in the command
+    assert argv[argv.index("--secret") + 1] == "id=ca_bundle,src=/etc/ca.pem"
+    assert [a for a in argv if "/etc/ca.pem" in a] == ["id=ca_bundle,src=/etc/ca.pem"]
     assert f"locks={cpu.lock_dir}" in argv
     assert argv[argv.index("--metadata-file") + 1] == str(tmp_path / "m.json")
     assert argv[-1] == str(cpu.dockerfile.parent)
@@ -155,7 +177,14 @@ def test_merge_command_lists_every_platform_in_order(write_config):
         "localhost:5000/cerebral/ai-base@sha256:b",
     )
     tags = [argv[i + 1] for i, a in enumerate(argv) if a == "--tag"]
-    assert tags == [
-        "localhost:5000/cerebral/ai-base:cpu-20261127-abc1234",
-        "localhost:5000/cerebral/ai-base:cpu-py3.11-torch2.4.1",
-    ]
+    assert tags == ["localhost:5000/cerebral/ai-base:cpu-20261127-abc1234-9f3e2a"]
+
+
+def test_merge_takes_every_required_platform_even_when_an_override_narrows(write_config):
+    c = load_config(write_config(), env={"AIBASE_PLATFORMS": "linux/arm64"})
+    assert c.platforms == ("linux/arm64",) and c.required_platforms == (
+        "linux/amd64",
+        "linux/arm64",
+    )
+    sources = {"linux/arm64": "r@sha256:b", "linux/amd64": "r@sha256:a"}
+    assert plan_merge(c, c.variant("cpu"), sources, CTX)[-2:] == ("r@sha256:a", "r@sha256:b")

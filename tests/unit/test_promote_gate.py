@@ -41,7 +41,7 @@ def setup(write_config, fake_registry):
         "localhost:5000",
         REPO_NAME,
         merged,
-        VerifyRecord(index, images),
+        VerifyRecord(index, images, {"cpu": None, "cpu-py3.11-torch2.4.1": None}),
         {p: SmokeRecord(p, images[p], ()) for p in PLATFORMS},
     )
     return cfg, state, images
@@ -56,7 +56,8 @@ def test_a_verified_smoke_tested_index_is_promoted_and_read_back(setup, fake_reg
     cfg, state, _ = setup
     done = _promote(fake_registry, cfg, state)
     assert done == Promotion("localhost:5000/cerebral/ai-base:cpu", state.merged.index_digest, None)
-    assert fake_registry.puts == [(REPO_NAME, "cpu")]
+    # the descriptive tag moves with it, first: the floating tag is the one builds use
+    assert fake_registry.puts == [(REPO_NAME, "cpu-py3.11-torch2.4.1"), (REPO_NAME, "cpu")]
     with fake_registry.client() as client:
         assert client.head_manifest(REPO_NAME, "cpu") == state.merged.index_digest
 
@@ -87,7 +88,7 @@ def test_index_changed_since_verify(setup, fake_registry):
     # what verify recorded is not what the registry serves now
     stale = replace(
         state,
-        verified=VerifyRecord(state.merged.index_digest, swapped),
+        verified=VerifyRecord(state.merged.index_digest, swapped, state.verified.promoted_before),
         smoke={p: SmokeRecord(p, swapped[p], ()) for p in PLATFORMS},
     )
     _refused(fake_registry, cfg, stale, "index content changed since verify")
@@ -126,25 +127,103 @@ def test_records_that_lie_about_an_arm64_only_index(setup, fake_registry):
     forged = replace(
         state,
         merged=replace(state.merged, index_digest=arm_only),
-        verified=VerifyRecord(arm_only, images),
+        verified=VerifyRecord(arm_only, images, state.verified.promoted_before),
     )
     _refused(fake_registry, cfg, forged, "required platform linux/amd64 is missing", VerifyError)
 
 
-def test_a_registry_that_stores_something_else_is_caught_on_read_back(setup, fake_registry):
+def _put_hook(fake_registry, hook):
+    """Run hook(tag) after the fake registry handles a PUT of that tag."""
+    handle = fake_registry.handle
+
+    def wrapped(request):
+        response = handle(request)
+        if request.method == "PUT":
+            hook(request.url.path.rsplit("/", 1)[1])
+        return response
+
+    fake_registry.handle = wrapped
+
+
+def test_another_run_moving_the_tag_right_after_our_put_is_named(setup, fake_registry):
     cfg, state, images = setup
     decoy = fake_registry.add_index(REPO_NAME, {"linux/amd64": images["linux/amd64"]})
-    put = fake_registry.handle
 
-    def handle(request):
-        response = put(request)
-        if request.method == "PUT":  # the tag ends up on another manifest
+    def other_run(tag):
+        if tag == "cpu":
             fake_registry.manifests[(REPO_NAME, "cpu")] = fake_registry.manifests[
                 (REPO_NAME, decoy)
             ]
-        return response
 
-    fake_registry.handle = handle
+    _put_hook(fake_registry, other_run)
     with pytest.raises(PromoteError) as info:
         _promote(fake_registry, cfg, state)
-    assert f"read-back of localhost:5000/{REPO_NAME}:cpu gives {decoy}" in info.value.render()
+    assert f"serves {decoy} right after our PUT" in info.value.render()
+    assert "another run moved it in between" in info.value.render()
+
+
+def test_a_put_that_does_not_take_is_named(setup, fake_registry):
+    cfg, state, _ = setup
+
+    def lost(tag):
+        if tag == "cpu":
+            del fake_registry.manifests[(REPO_NAME, "cpu")]
+
+    _put_hook(fake_registry, lost)
+    with pytest.raises(PromoteError) as info:
+        _promote(fake_registry, cfg, state)
+    assert "the PUT of localhost:5000/cerebral/ai-base:cpu did not take" in info.value.render()
+
+
+def test_a_tag_moved_since_verify_is_not_overwritten(setup, fake_registry):
+    """Two runs: both verified while `cpu` was unset; the other one promoted first."""
+    cfg, state, images = setup
+    theirs = fake_registry.add_index(REPO_NAME, images, "cpu")
+    _refused(fake_registry, cfg, state, f"moved to {theirs} since this run verified")
+    # a record without what the tags served at verify is refused too
+    blind = replace(state, verified=replace(state.verified, promoted_before={}))
+    _refused(fake_registry, cfg, blind, "no record of what cpu served at verify")
+
+
+def _index_created(fake_registry, created: str) -> str:
+    labels = {k: "x" for k in REQUIRED_LABELS} | {
+        "org.opencontainers.image.created": created,
+        "org.opencontainers.image.revision": REV,
+        "io.cerebral.ai-base.variant": "cpu",
+    }
+    images = {p: fake_registry.add_image(REPO_NAME, p.split("/")[1], labels) for p in PLATFORMS}
+    return fake_registry.add_index(REPO_NAME, images)
+
+
+def test_a_rollback_needs_to_be_asked_for(setup, fake_registry):
+    cfg, state, _ = setup
+    newer = _index_created(fake_registry, "2099-01-01T00:00:00Z")
+    older = _index_created(fake_registry, "2001-01-01T00:00:00Z")
+    fake_registry.manifests[(REPO_NAME, "cpu")] = fake_registry.manifests[(REPO_NAME, newer)]
+    with fake_registry.client() as client:
+        verified = client.get_manifest(REPO_NAME, older)
+    images = {
+        f"linux/{e['platform']['architecture']}": e["digest"] for e in verified.json["manifests"]
+    }
+    merged = replace(state.merged, index_digest=older, cells=images)
+    before = {"cpu": newer, "cpu-py3.11-torch2.4.1": None}
+    old_state = replace(
+        state,
+        merged=merged,
+        verified=VerifyRecord(older, images, before),
+        smoke={p: SmokeRecord(p, images[p], ()) for p in PLATFORMS},
+    )
+    _refused(fake_registry, cfg, old_state, "that would be a rollback")
+    with fake_registry.client() as client:
+        done = promote_variant(
+            client, cfg, cfg.variant("cpu"), old_state, revision=REV, allow_rollback=True
+        )
+    assert done is not None and (done.digest, done.previous) == (older, newer)
+
+
+def test_a_record_from_another_commit_or_config_is_refused(setup, fake_registry):
+    cfg, state, _ = setup
+    other_commit = replace(state, merged=replace(state.merged, revision="e" * 40))
+    _refused(fake_registry, cfg, other_commit, "the recorded index is from another run")
+    other_config = replace(state, merged=replace(state.merged, config_digest="0" * 64))
+    _refused(fake_registry, cfg, other_config, "config_digest '0000")

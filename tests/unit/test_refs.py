@@ -45,14 +45,12 @@ def test_hub_spellings_are_one_registry():
         for t in ("python:3.11", "docker.io/library/python:3.11", "index.docker.io/python:3.11")
     )
     assert a == b == c and a.registry == "docker.io" and a.is_hub
-    assert a.familiar() == "python:3.11"
     assert str(a) == "docker.io/library/python:3.11"
 
 
 def test_round_trip_and_digest():
     text = f"localhost:5000/cerebral/ai-base:cpu@{D}"
     assert str(parse_ref(text)) == text
-    assert str(parse_ref("localhost:5000/x:1").with_digest(D)) == f"localhost:5000/x:1@{D}"
     assert parse_ref(f"localhost:5000/x@{D}").name == "localhost:5000/x"
 
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 import base64
 import json
 
+import httpx
 import pytest
 
-from aibase.credentials import load_credentials
+from aibase.credentials import Credentials, load_credentials
 from aibase.errors import NotFound, RegistryError
-from aibase.registry import _parse_challenge, is_loopback
+from aibase.registry import RegistryClient
+from aibase.trust import is_loopback, parse_challenge
 
 
 def test_loopback_detection():
@@ -58,7 +60,7 @@ def test_head_manifest_uses_head(fake_registry):
 
 
 def test_challenge_parsing():
-    scheme, params = _parse_challenge(
+    scheme, params = parse_challenge(
         'Bearer realm="https://auth.example/token",service="registry",scope="repository:a:pull"'
     )
     assert scheme == "bearer"
@@ -67,7 +69,7 @@ def test_challenge_parsing():
         "service": "registry",
         "scope": "repository:a:pull",
     }
-    assert _parse_challenge('Basic realm="x"')[0] == "basic"
+    assert parse_challenge('Basic realm="x"')[0] == "basic"
 
 
 def _client(handler, sleeps):
@@ -126,3 +128,187 @@ def test_basic_challenge_is_answered_once_and_secret_never_in_errors():
     assert seen[0] is None and seen[1].startswith("Basic ") and len(seen) == 2
     assert "docker login localhost:5000" in info.value.render()
     assert "s3cr3t-Pw" not in info.value.render()
+
+
+def _tls_refused_by_plain_http(request):
+    """What a plain-HTTP registry does to a TLS handshake, as httpx reports it."""
+    if request.url.scheme == "https":
+        raise httpx.ConnectError("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)")
+    return httpx.Response(200, json={})
+
+
+def test_loopback_registry_without_tls_gets_plain_http_after_a_tls_try():
+    seen = []
+
+    def handler(request):
+        seen.append(str(request.url))
+        return _tls_refused_by_plain_http(request)
+
+    with RegistryClient(
+        "127.0.0.1:5000",
+        credentials=None,
+        sleep=lambda s: None,
+        transport=httpx.MockTransport(handler),
+    ) as client:
+        client.ping()
+        client.ping()
+    assert seen == [
+        "https://127.0.0.1:5000/v2/",
+        "http://127.0.0.1:5000/v2/",
+        "http://127.0.0.1:5000/v2/",
+    ]
+
+
+@pytest.mark.parametrize("host", ["registry.example.com", "127.evil.example:5000"])
+def test_a_remote_registry_never_gets_plain_http(host):
+    seen = []
+
+    def handler(request):
+        seen.append(request.url.scheme)
+        return _tls_refused_by_plain_http(request)
+
+    with (
+        RegistryClient(
+            host, credentials=None, sleep=lambda s: None, transport=httpx.MockTransport(handler)
+        ) as client,
+        pytest.raises(RegistryError, match="cannot connect"),
+    ):
+        client.ping()
+    assert set(seen) == {"https"}
+
+
+def _bearer(realm: str, token_response):
+    """A registry that wants a Bearer token from realm; token_response(request) answers."""
+    calls = []
+
+    def handler(request):
+        calls.append((request.url.host, request.headers.get("authorization")))
+        if request.url.path == "/token":
+            return token_response(request)
+        if request.headers.get("authorization") == "Bearer good":
+            return httpx.Response(200, json={})
+        return httpx.Response(
+            401,
+            headers={
+                "WWW-Authenticate": f'Bearer realm="{realm}",service="reg",scope="repository:a:pull"'
+            },
+        )
+
+    return handler, calls
+
+
+def _client_for(host, handler, **kwargs):
+    return RegistryClient(
+        host,
+        credentials=Credentials("ci", "s3cr3t-Pw"),
+        sleep=lambda s: None,
+        transport=httpx.MockTransport(handler),
+        **kwargs,
+    )
+
+
+def test_bearer_token_from_the_registrys_own_host():
+    handler, calls = _bearer(
+        "https://reg.example.com/token", lambda r: httpx.Response(200, json={"token": "good"})
+    )
+    with _client_for("reg.example.com", handler) as client:
+        client.ping()
+    assert [h for h, _ in calls] == ["reg.example.com"] * 3
+    assert calls[1][1].startswith("Basic ")  # the credential went to the token service...
+    assert calls[2][1] == "Bearer good"  # ...and the token to the registry
+
+
+@pytest.mark.parametrize(
+    ("realm", "problem"),
+    [
+        ("http://reg.example.com/token", "is not https"),
+        ("https://collector.evil.example/token", "is on another host"),
+    ],
+)
+def test_credentials_never_go_to_a_doubtful_realm(realm, problem):
+    handler, calls = _bearer(realm, lambda r: httpx.Response(200, json={"token": "good"}))
+    with _client_for("reg.example.com", handler) as client, pytest.raises(RegistryError) as info:
+        client.ping()
+    assert problem in info.value.render()
+    assert all(h == "reg.example.com" for h, _ in calls)  # nothing sent to the realm
+    assert "s3cr3t-Pw" not in info.value.render()
+
+
+def test_a_configured_or_known_token_host_is_allowed():
+    handler, _calls = _bearer(
+        "https://auth.example.org/token", lambda r: httpx.Response(200, json={"token": "good"})
+    )
+    with _client_for("reg.example.com", handler, auth_hosts=("auth.example.org",)) as client:
+        client.ping()
+    hub, _ = _bearer(
+        "https://auth.docker.io/token", lambda r: httpx.Response(200, json={"token": "good"})
+    )
+    with _client_for("registry-1.docker.io", hub) as client:
+        client.ping()
+
+
+def test_http_realm_is_allowed_for_a_loopback_registry():
+    handler, _ = _bearer(
+        "http://127.0.0.1:5000/token", lambda r: httpx.Response(200, json={"token": "good"})
+    )
+    with _client_for("127.0.0.1:5000", handler) as client:
+        client.ping()
+
+
+def test_a_token_answer_that_is_not_json_is_a_clear_error():
+    handler, _ = _bearer(
+        "https://reg.example.com/token", lambda r: httpx.Response(200, text="<html>login</html>")
+    )
+    with _client_for("reg.example.com", handler) as client, pytest.raises(RegistryError) as info:
+        client.ping()
+    assert "answered without a token" in info.value.render()
+
+
+def test_token_requests_are_retried_like_other_calls():
+    answers = iter([httpx.Response(503), httpx.Response(200, json={"token": "good"})])
+    handler, _ = _bearer("https://reg.example.com/token", lambda r: next(answers))
+    with _client_for("reg.example.com", handler) as client:
+        client.ping()
+
+
+def test_an_expired_token_is_refreshed_once():
+    tokens = iter(["old", "good", "good"])
+    state = {"valid": "old"}
+
+    def token(request):
+        return httpx.Response(200, json={"token": next(tokens)})
+
+    handler, calls = _bearer("https://reg.example.com/token", token)
+    with _client_for("reg.example.com", handler) as client:
+        # "old" is accepted once, then expires
+        def accept(request):
+            auth = request.headers.get("authorization")
+            if request.url.path != "/token" and auth == "Bearer old" and state["valid"] == "old":
+                state["valid"] = "expired"
+                return httpx.Response(200, json={})
+            return handler(request)
+
+        client._client._transport = httpx.MockTransport(accept)
+        client.ping()  # gets "old"
+        client.ping()  # 401 with "old": one refresh, "good"
+    assert calls[-1][1] == "Bearer good"
+
+
+def test_an_oversized_manifest_is_refused():
+    big = b"{" + b" " * (4 * 1024 * 1024 + 10) + b"}"
+
+    def handler(request):
+        return httpx.Response(200, content=big, headers={"Content-Type": "application/json"})
+
+    with _client_for("localhost:5000", handler) as client, pytest.raises(RegistryError) as info:
+        client.get_manifest("a", "t")
+    assert "over the 4194304 byte limit" in info.value.render()
+
+
+def test_a_registry_answering_a_digest_with_other_bytes_is_refused(fake_registry):
+    digest = fake_registry.add_image("cerebral/x", "amd64", {})
+    media, _ = fake_registry.manifests[("cerebral/x", digest)]
+    fake_registry.manifests[("cerebral/x", digest)] = (media, b'{"tampered": true}')
+    with fake_registry.client() as client, pytest.raises(RegistryError) as info:
+        client.get_manifest("cerebral/x", digest)
+    assert "does not match" in info.value.render()

@@ -54,3 +54,18 @@ def test_a_report_is_failed_unless_the_run_said_otherwise():
     md = render_markdown(_report())  # e.g. written from `finally` after a crash
     assert "- result: FAILED: interrupted" in md
     assert "cpu: floating tag not moved" in md
+
+
+def test_steps_fold_on_github_without_nesting(capsys):
+    from aibase import log
+
+    log.configure(debug=False, github=True)
+    try:
+        with log.step("build-all", fold=False), log.step("build x"), log.step("inner"):
+            pass
+    finally:
+        log.configure(debug=False, github=False)
+    err = capsys.readouterr().err
+    assert err.count("::group::") == 1 and err.count("::endgroup::") == 1
+    assert "::group::build x" in err
+    assert "<== inner: ok" in err and "<== build-all: ok" in err

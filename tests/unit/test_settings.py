@@ -24,6 +24,8 @@ def samples(tmp: Path) -> dict[str, tuple[object, str]]:
         "repository": ("flag/repo", "env/repo"),
         "platforms": ("linux/arm64", "linux/amd64"),
         "base_mirror": ("localhost:5000/flag", "localhost:5000/env"),
+        "registry_ca": (str(tmp / "ca-a.pem"), str(tmp / "ca-b.pem")),
+        "auth_hosts": ("auth.example.org", "token.example.org"),
         "out": (str(tmp / "out-flag"), str(tmp / "out-env")),
         "cache": (str(tmp / "cache-flag"), str(tmp / "cache-env")),
         "revision": (REV_A, REV_B),
@@ -32,11 +34,11 @@ def samples(tmp: Path) -> dict[str, tuple[object, str]]:
         "compression": ("gzip", "zstd"),
         "build_cache": ("registry", str(tmp / "cache")),
         "debug": (True, "1"),
-        "service": ("osv", "pypi"),
-        "osv_url": ("http://127.0.0.1:1/v1/query", "http://127.0.0.1:2/v1/query"),
-        "image": ("localhost:5000/a:1", "localhost:5000/b:1"),
-        "variant": ("cuda", "fixture"),
-        "platform": ("linux/arm64", "linux/amd64"),
+        "audit_service": ("osv", "pypi"),
+        "audit_osv_url": ("http://127.0.0.1:1/v1/query", "http://127.0.0.1:2/v1/query"),
+        "smoke_image": ("localhost:5000/a:1", "localhost:5000/b:1"),
+        "smoke_variant": ("cuda", "fixture"),
+        "smoke_platforms": ("linux/arm64", "linux/amd64"),
         "require_gpu": (True, "true"),
     }
 
@@ -48,8 +50,11 @@ def test_every_setting_has_a_sample(tmp_path):
 def test_names_are_derived(tmp_path):
     s = SETTINGS["base_mirror"]
     assert (s.flag, s.env) == ("--base-mirror", "AIBASE_BASE_MIRROR")
-    assert SETTINGS["service"].env == "AIBASE_AUDIT_SERVICE"
-    assert SETTINGS["image"].env == "AIBASE_SMOKE_IMAGE"
+    assert (SETTINGS["audit_service"].flag, SETTINGS["audit_service"].env) == (
+        "--service",
+        "AIBASE_AUDIT_SERVICE",
+    )
+    assert SETTINGS["smoke_platforms"].env == "AIBASE_SMOKE_PLATFORMS"
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
@@ -98,7 +103,7 @@ def test_file_values_are_what_images_toml_says(write_config):
         ("compression", "lz4", "AIBASE_COMPRESSION='lz4' is not one of gzip, zstd"),
         ("revision", "HEAD", "AIBASE_REVISION='HEAD' is not a full git commit hash"),
         ("debug", "maybe", "AIBASE_DEBUG='maybe' is not a boolean"),
-        ("service", "nvd", "AIBASE_AUDIT_SERVICE='nvd' is not one of osv, pypi"),
+        ("audit_service", "nvd", "AIBASE_AUDIT_SERVICE='nvd' is not one of osv, pypi"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, problem, write_config):
@@ -121,3 +126,11 @@ def test_no_config_anywhere_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as info:
         load({}, env={})
     assert "no images.toml in" in info.value.render() and "--config" in info.value.render()
+
+
+def test_a_variable_for_another_task_neither_changes_nor_breaks_this_one(write_config):
+    env = {"AIBASE_REVISION": "abc1234", "AIBASE_AUDIT_SERVICE": "bogus", "AIBASE_OUT": "/x"}
+    settings, _ = load({"config": str(write_config())}, env=env, names=("config", "platforms"))
+    assert settings.source("revision") == "default" and settings.source("out") == "default"
+    with pytest.raises(ConfigError):  # a task that takes the setting still validates it
+        load({"config": str(write_config())}, env=env, names=("config", "revision"))

@@ -16,8 +16,13 @@ GOOD: dict[str, Any] = {
     "torch": {"version": "2.4.1", "cuda": None, "cuda_available": False, "device_count": 0},
     "cuda_libraries": [],
     "nvidia_packages": [],
+    "platform": {"machine": "aarch64", "system": "Linux"},
 }
 LOCK = {"torch": "2.4.1", "fastapi": "0.115.0"}
+
+
+def on_amd64(report: dict[str, Any]) -> dict[str, Any]:
+    return report | {"platform": {"machine": "x86_64", "system": "Linux"}}
 
 
 @pytest.fixture
@@ -36,7 +41,7 @@ def test_every_problem_is_collected(cfg):
     bad["imports"]["torch"]["torch"] = "ImportError: libfoo.so"
     bad["pip_check"] = {"ok": False, "output": "x 1 has requirement y"}
     bad["cuda_libraries"] = ["/usr/local/cuda/lib64/libcudart.so.12"]
-    problems = check_probe(bad, cfg.variant("cpu"), "linux/amd64", LOCK)
+    problems = check_probe(on_amd64(bad), cfg.variant("cpu"), "linux/amd64", LOCK)
     assert problems == [
         "python is 3.12.1, the config promises 3.11",
         "locked package fastapi==0.115.0 is not installed",
@@ -53,7 +58,7 @@ def test_cuda_promise_per_platform(cfg):
         rep, cuda, "linux/amd64", LOCK
     )
     rep["torch"]["cuda"] = "12.1"
-    assert check_probe(rep, cuda, "linux/amd64", LOCK) == []
+    assert check_probe(on_amd64(rep), cuda, "linux/amd64", LOCK) == []
     # arm64: the config promises no CUDA, so a CUDA build there is wrong
     assert any("promises no CUDA" in p for p in check_probe(rep, cuda, "linux/arm64", LOCK))
 
@@ -68,7 +73,19 @@ def test_wrong_locked_version(cfg):
 
 def test_gpu_required(cfg):
     rep = copy.deepcopy(GOOD) | {"torch": {**GOOD["torch"], "cuda": "12.1"}}
-    probs = check_probe(rep, cfg.variant("cuda"), "linux/amd64", LOCK, gpu_required=True)
+    probs = check_probe(on_amd64(rep), cfg.variant("cuda"), "linux/amd64", LOCK, gpu_required=True)
     assert probs == ["a GPU was requested but torch.cuda.is_available() is False"]
     rep["torch"] |= {"cuda_available": True, "device_count": 1, "matmul": {"ok": True}}
-    assert check_probe(rep, cfg.variant("cuda"), "linux/amd64", LOCK, gpu_required=True) == []
+    assert (
+        check_probe(on_amd64(rep), cfg.variant("cuda"), "linux/amd64", LOCK, gpu_required=True)
+        == []
+    )
+
+
+def test_binaries_of_another_platform_are_caught(cfg):
+    """An index entry (and config) saying arm64 over amd64 binaries: the probe tells."""
+    problems = check_probe(on_amd64(GOOD), cfg.variant("cpu"), "linux/arm64", LOCK)
+    assert problems == [
+        "the image's binaries run as x86_64, not linux/arm64: its index entry and config "
+        "claim a platform its files are not built for"
+    ]

@@ -32,7 +32,7 @@ STATE = VariantState(
     MergeRecord(
         "localhost:5000", "cerebral/x", "f" * 40, "c" * 64, D, ("t1", "t2"), {"linux/amd64": D}
     ),
-    VerifyRecord(D, {"linux/amd64": D}),
+    VerifyRecord(D, {"linux/amd64": D}, {"fixture": None, "fixture-py3.11": D}),
     {"linux/amd64": SmokeRecord("linux/amd64", D, ("a problem",))},
 )
 

@@ -8,9 +8,9 @@ import pytest
 
 from aibase.configfile import load_config
 from aibase.errors import VerifyError
+from aibase.oci import Manifest
 from aibase.plan import REQUIRED_LABELS
 from aibase.refs import parse_ref
-from aibase.registry import Manifest
 from aibase.verify import FetchedIndex, check_index, raise_if_failed
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -1,0 +1,126 @@
+"""The audit of every committed lock (and of what an image really holds): one policy, one
+summary. "Could not run" (AuditError) and "found vulnerabilities" (VulnerabilitiesFound)
+are different failures with different exit codes; a missing lock fails unless it is named
+as a known gap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from aibase import engine, log
+from aibase.allowlist import PolicyResult, apply_policy, load_allowlist, stale_entries
+from aibase.audit import Summary, check_service, requirements_from_packages, run_audit
+from aibase.config import VariantConfig
+from aibase.errors import AuditError, VulnerabilitiesFound
+from aibase.osv_mirror import serve
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    variants: Sequence[VariantConfig]
+    platforms: Sequence[str]
+    service: str | None
+    osv_url: str | None
+    snapshot: Path | None  # an advisory database served on loopback for the run
+    image: str | None  # also audit what this image really holds
+    image_platforms: Sequence[str]
+    allowlist: Path
+    today: date
+    workdir: Path
+    allow_missing: Sequence[str] = ()  # cells (variant/os/arch) whose lock may be absent
+
+
+def audit_all(req: AuditRequest) -> Summary:
+    """Every committed lock of the variants (and the image), one policy, one summary."""
+    service = req.service or ("osv" if req.osv_url or req.snapshot else None)
+    if service is None:
+        raise AuditError(
+            "no vulnerability service chosen (nothing is contacted by default)",
+            "pass --service osv (public OSV API) or --service pypi, --osv-url URL of a mirror, "
+            "or --snapshot DIR to serve an advisory snapshot on loopback",
+        )
+    policy = load_allowlist(req.allowlist)
+    summary = Summary()
+    results: list[PolicyResult] = []
+    with contextlib.ExitStack() as stack:
+        osv_url = req.osv_url
+        if req.snapshot is not None:
+            osv_url = stack.enter_context(serve(_advisory_db(req.snapshot)))
+            log.info(f"serving the advisory snapshot {req.snapshot} at {osv_url}")
+        targets = _lock_targets(req)
+        with log.step("check the vulnerability service (canary)"):
+            check_service(service, osv_url, req.workdir)
+        if req.image:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            for p in req.image_platforms:
+                report = engine.run_probe(req.image, p).report
+                reqs = tmp / f"image-{p.replace('/', '-')}.txt"
+                reqs.write_text(requirements_from_packages(report["packages"]))
+                targets.append((reqs, False))
+        for path, hashed in targets:
+            with log.step(f"audit {path.name}"):
+                run = run_audit(
+                    path, service=service, osv_url=osv_url, hashed=hashed, workdir=req.workdir
+                )
+            verdict = apply_policy(run.findings, policy, req.today)
+            results.append(verdict)
+            summary.add(run, verdict)
+            _explain(verdict)
+    for entry in stale_entries(policy, results):
+        log.info(f"stale allowlist entry {entry.id} ({entry.package}): matches nothing, remove it")
+    print(summary.table())
+    log.info(f"SBOMs and JSON results: {req.workdir}")
+    blocking = sum(len(r.blocking) for r in results)
+    if blocking:
+        raise VulnerabilitiesFound(
+            f"{blocking} vulnerabilit{'y' if blocking == 1 else 'ies'} not allowed by the policy",
+            f"upgrade to a fix version, or add a reviewed entry with an expiry to {req.allowlist}",
+        )
+    return summary
+
+
+def _explain(verdict: PolicyResult) -> None:
+    for finding, entry in verdict.suppressed:
+        log.info(
+            f"allowed until {entry.expires}: {finding.package} {finding.vuln_id} "
+            f"({entry.owner}: {entry.reason})"
+        )
+    for entry in verdict.expired:
+        log.info(
+            f"EXPIRED allowlist entry {entry.id} ({entry.package}) since {entry.expires}: "
+            "no longer suppresses"
+        )
+
+
+def _advisory_db(folder: Path) -> Path:
+    """The folder must look like pypa/advisory-database: <package>/<ID>.yaml|json."""
+    if folder.is_dir() and (any(folder.glob("*/*.yaml")) or any(folder.glob("*/*.json"))):
+        return folder
+    raise AuditError(
+        f"{folder} is not an advisory database (no <package>/<ID>.yaml in it)",
+        "pass the folder holding <package>/<ID>.yaml, e.g. shared/advisories/pypa",
+    )
+
+
+def _lock_targets(req: AuditRequest) -> list[tuple[Path, bool]]:
+    targets, missing = [], []
+    for v in req.variants:
+        for p in req.platforms:
+            if v.lock_file(p).exists():
+                targets.append((v.lock_file(p), True))
+            elif f"{v.name}/{p}" in req.allow_missing:
+                log.info(f"not audited: {v.name}/{p} has no lock (allowed by --allow-missing)")
+            else:
+                missing.append(f"{v.name}/{p} ({v.lock_file(p)})")
+    if missing:
+        raise AuditError(
+            f"no lock to audit for {', '.join(missing)}",
+            "run invoke lock and commit it, or name the known gap: --allow-missing VARIANT/OS/ARCH",
+        )
+    return targets
