@@ -19,8 +19,10 @@ BIN = Path(PY).parent
 @nox.session(python=False)
 def lint(session: nox.Session) -> None:
     """ruff, hadolint on the Dockerfiles, workflow schemas, and lock freshness."""
-    session.run(PY, "-m", "ruff", "check", "src", "tests", "tasks.py", "noxfile.py")
-    session.run(PY, "-m", "ruff", "format", "--check", "src", "tests", "tasks.py", "noxfile.py")
+    session.run(PY, "-m", "ruff", "check", "src", "tests", "scripts", "tasks.py", "noxfile.py")
+    session.run(
+        PY, "-m", "ruff", "format", "--check", "src", "tests", "scripts", "tasks.py", "noxfile.py"
+    )
     dockerfiles = sorted(str(p) for p in Path("docker").glob("Dockerfile.*"))
     session.run(str(BIN / "hadolint"), *dockerfiles)
     workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.yml"))
@@ -56,8 +58,8 @@ def integration(session: nox.Session) -> None:
     _pytest(session, "tests/integration")
 
 
-def _smoke(session: nox.Session, variant: str, config: str = "images.toml") -> None:
-    _pytest(session, "tests/smoke", "--variant", variant, "--config", config)
+def _smoke(session: nox.Session, variant: str, config: str = "images.toml", *extra: str) -> None:
+    _pytest(session, "tests/smoke", "--variant", variant, "--config", config, *extra)
 
 
 @nox.session(name="smoke-cpu", python=False)
@@ -75,8 +77,12 @@ def smoke_cuda(session: nox.Session) -> None:
 
 @nox.session(name="smoke-fixture", python=False)
 def smoke_fixture(session: nox.Session) -> None:
-    """Smoke tests against the fixture variant (built by the integration session)."""
-    _smoke(session, "fixture", "tests/fixtures/images.toml")
+    """Smoke tests against the fixture index the integration session just built and promoted
+    (by digest: never whatever the floating tag serves by now)."""
+    ref = Path("build/integration-fixture.ref")
+    if not ref.exists():
+        session.error(f"{ref} not found: run `nox -s integration` first (it builds the fixture)")
+    _smoke(session, "fixture", "tests/fixtures/images.toml", "--image", ref.read_text().strip())
 
 
 @nox.session(python=False)

@@ -11,8 +11,14 @@ step_start=$SECONDS
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 . /etc/os-release
+here=$(cd "$(dirname "$0")" && pwd)
 need_pkgs=()
-command -v dockerd >/dev/null || need_pkgs+=(docker.io)
+# buildx with the containerd store needs Engine >= 23 (Debian 12's own docker.io is 20.10)
+engine_major=$(dockerd --version 2>/dev/null | sed -n 's/^Docker version \([0-9]*\)\..*/\1/p')
+if [ -z "$engine_major" ] || [ "$engine_major" -lt 23 ]; then
+  [ -n "$engine_major" ] && log "dockerd ${engine_major}.x is too old for multi-platform builds: upgrading"
+  need_pkgs+=(docker.io)
+fi
 [ -x /usr/libexec/docker/cli-plugins/docker-buildx ] || need_pkgs+=(docker-buildx)
 [ -x /usr/libexec/docker/cli-plugins/docker-compose ] || need_pkgs+=(docker-compose)
 for p in qemu-user-static binfmt-support docker-registry debootstrap apache2-utils curl; do
@@ -50,12 +56,23 @@ fi
 log "packages ready ($((SECONDS - step_start)) s)"
 
 # Multi-platform builds on the default (docker) buildx driver need the containerd store.
-if ! grep -q containerd-snapshotter /etc/docker/daemon.json 2>/dev/null; then
-  as_root mkdir -p /etc/docker
-  echo '{"features": {"containerd-snapshotter": true}}' | as_root tee /etc/docker/daemon.json >/dev/null
+# Merged into daemon.json: runtimes (nvidia), mirrors, data-root... stay; a backup is kept.
+daemon_json=${AIBASE_DAEMON_JSON:-/etc/docker/daemon.json}
+if [ "$(as_root python3 "$here/daemon_json.py" "$daemon_json")" = changed ]; then
+  log "merged the containerd image store into $daemon_json (backup beside it)"
   if docker info >/dev/null 2>&1; then
-    log "WARNING: dockerd is running without the containerd image store; restart it to apply /etc/docker/daemon.json"
+    log "WARNING: dockerd is running with the old settings: restart it (systemctl restart docker) to use the containerd image store"
   fi
+fi
+
+# Debian's docker-registry package starts a registry on *:5000 (every interface) where an
+# init system runs it. ai-base runs its own, on 127.0.0.1 only (invoke registry-up).
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+  as_root systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
+if pgrep -f 'docker-registry serve /etc/docker/registry/config.yml' >/dev/null; then
+  as_root pkill -f 'docker-registry serve /etc/docker/registry/config.yml' || true
+  log "stopped Debian's docker-registry service (it listens on every interface)"
 fi
 
 if ! docker info >/dev/null 2>&1; then
@@ -69,11 +86,23 @@ if ! docker info >/dev/null 2>&1; then
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { log "dockerd did not come up; see /var/log/dockerd.log"; tail -20 /var/log/dockerd.log || true; exit 1; }
 fi
-log "engine: $(docker version --format '{{.Server.Version}}') ($((SECONDS - step_start)) s)"
+server=$(docker version --format '{{.Server.Version}}')
+if [ "${server%%.*}" -lt 23 ]; then
+  log "the running dockerd is $server, older than the installed engine: restart it (systemctl restart docker, or stop it and rerun this script)"
+  exit 1
+fi
+log "engine: $server ($((SECONDS - step_start)) s)"
 
-# QEMU for the foreign platform.
+# QEMU for the foreign platform only: a native arm64 host emulates amd64, and the reverse.
 mountpoint -q /proc/sys/fs/binfmt_misc || as_root mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || as_root update-binfmts --enable qemu-aarch64
+case "$(dpkg --print-architecture)" in
+  amd64) foreign=qemu-aarch64 ;;
+  arm64) foreign=qemu-x86_64 ;;
+  *) foreign= ; log "WARNING: $(dpkg --print-architecture) host: no emulation set up" ;;
+esac
+if [ -n "$foreign" ] && [ ! -e "/proc/sys/fs/binfmt_misc/$foreign" ]; then
+  as_root update-binfmts --enable "$foreign"
+fi
 log "buildx: $(docker buildx version)"
 docker buildx inspect --bootstrap default | grep -i platforms
 

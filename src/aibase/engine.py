@@ -1,4 +1,4 @@
-"""The only module that runs `docker`: the CLI (buildx, imagetools, containers) and the SDK.
+"""The only module that runs `docker`: the CLI (buildx, containers) and the SDK.
 
 Every CLI call is an argument list echoed before it runs; long steps stream their output.
 """
@@ -110,18 +110,6 @@ def run_build(plan: BuildPlan, *, dry_run: bool = False) -> dict[str, object]:
             f"build of cell {plan.cell.slug} wrote no metadata ({exc})", "rerun the build"
         ) from None
     return data
-
-
-def run_imagetools_create(argv: Sequence[str], *, dry_run: bool = False) -> None:
-    if dry_run:
-        log.echo_command(argv, dry_run=True)
-        return
-    result = proc.run(argv, timeout=proc.QUICK * 10)
-    if not result.ok:
-        raise BuildError(
-            f"merge failed: {result.stderr.strip()[-800:]}",
-            "check that every cell's digest is still in the registry (invoke verify --ref ...)",
-        )
 
 
 def build_and_push(argv: Sequence[str], what: str) -> None:
@@ -261,4 +249,6 @@ def run_registry_container(name: str, port: int, image: str = "registry:2") -> p
 
 
 def remove_container(name: str) -> bool:
-    return proc.run(["docker", "rm", "-f", name], echo=False, timeout=proc.QUICK).ok
+    """True when a container of that name was there (`rm -f` exits 0 either way)."""
+    result = proc.run(["docker", "rm", "-f", name], echo=False, timeout=proc.QUICK)
+    return result.ok and name in result.stdout

@@ -1,5 +1,8 @@
 """Merging a variant's cells into one multi-platform index, under an immutable tag only.
 
+The index is written through the registry client (not `imagetools create`), so it works
+wherever the client does: TLS with a private CA, token auth, a registry on loopback.
+
 Only this run's cells go in: each record must name this repository, this commit and this
 configuration, and there must be one for every platform images.toml requires (an override
 narrows what one invocation builds, never what an index holds).
@@ -7,13 +10,16 @@ narrows what one invocation builds, never what an index holds).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from typing import Any
 
-from aibase import engine, log
+from aibase import log
 from aibase.config import VariantConfig
 from aibase.context import RunContext
 from aibase.errors import BuildError, StateError
-from aibase.plan import Cell, cell_tag, immutable_tag, plan_merge
+from aibase.oci import entry_platform, image_entries, is_attestation, make_index
+from aibase.plan import Cell, cell_tag, immutable_tag
 from aibase.state import CellRecord, MergeRecord, read_cell
 
 
@@ -33,6 +39,19 @@ def read_cells(ctx: RunContext, variant: VariantConfig) -> dict[str, CellRecord]
                 )
             found[platform] = record
     return found
+
+
+def _entries(ctx: RunContext, digest: str, platform: str) -> list[Any]:
+    """What a cell pushed, as index entries (the registry is read, not the cell record)."""
+    repo = ctx.config.repository
+    top = ctx.registry.get_manifest(repo, digest)
+    config = None
+    if not top.is_index:
+        config = json.loads(ctx.registry.get_blob(repo, top.json["config"]["digest"]))
+    entries = image_entries(top, platform, config)
+    if not entries or is_attestation(entries[0]) or entry_platform(entries[0]) != platform:
+        raise BuildError(f"the cell {repo}@{digest} holds no {platform} image", "rebuild the cell")
+    return entries
 
 
 def foreign(ctx: RunContext, variant: VariantConfig, platform: str, cell: CellRecord) -> str:
@@ -77,19 +96,30 @@ def merge_variant(
         problem = foreign(ctx, variant, platform, cell)
         if problem:
             raise BuildError(f"merge {variant.name}: cell {platform}: {problem}", "rebuild it")
-    # A dry run before the builds has no digests: the cells' immutable tags name the same
-    # images, so the printed command runs as it stands once they are pushed.
-    sources = {
-        p: f"{config.image}@{cells[p].digest}"
-        if p in cells
-        else f"{config.image}:{cell_tag(Cell(variant.name, p), ctx.build)}"
-        for p in config.required_platforms
-    }
-    engine.run_imagetools_create(plan_merge(config, variant, sources, ctx.build), dry_run=dry_run)
-    if dry_run:
-        return None
     tag = immutable_tag(variant, ctx.build)
-    digest = ctx.registry.get_manifest(config.repository, tag).digest
+    if dry_run:
+        # Before the builds there are no digests: each cell's immutable tag names its image.
+        sources = ", ".join(
+            f"{p} {config.image}@{cells[p].digest}"
+            if p in cells
+            else f"{p} {config.image}:{cell_tag(Cell(variant.name, p), ctx.build)}"
+            for p in config.required_platforms
+        )
+        log.info(f"[dry-run] would PUT {config.image}:{tag} = one index of {sources}")
+        return None
+    index = make_index(
+        [e for p in config.required_platforms for e in _entries(ctx, cells[p].digest, p)]
+    )
+    log.info(f"PUT {config.image}:{tag} = {index.digest} ({len(cells)} platforms)")
+    ctx.registry.put_manifest(config.repository, tag, index)
+    stored = ctx.registry.head_manifest(config.repository, tag)
+    if stored != index.digest:
+        raise BuildError(
+            f"merge {variant.name}: {config.image}:{tag} reads back as {stored}, not the index "
+            f"{index.digest} just written",
+            "the registry altered the index; check it before using it",
+        )
+    digest = index.digest
     log.info(f"merged {variant.name}: {config.image}@{digest} (tag {tag})")
     return MergeRecord(
         registry=config.registry,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,3 +53,46 @@ def compressed_size(manifest: Manifest) -> int:
     return int(data.get("config", {}).get("size", 0)) + sum(
         int(layer.get("size", 0)) for layer in data.get("layers", [])
     )
+
+
+OCI_INDEX = INDEX_TYPES[0]
+REFERENCE_DIGEST = "vnd.docker.reference.digest"  # which image an attestation describes
+
+
+def image_entries(top: Manifest, platform: str, config: Mapping[str, Any] | None) -> list[Any]:
+    """The index entries that carry one platform's image out of what a cell pushed: from an
+    index, the image for that platform and the attestations that describe it; a single
+    image manifest becomes one entry, its platform taken from its config."""
+    if top.is_index:
+        images = [
+            e
+            for e in top.json.get("manifests", [])
+            if not is_attestation(e) and entry_platform(e) == platform
+        ]
+        keep = {e["digest"] for e in images}
+        notes = [
+            e
+            for e in top.json.get("manifests", [])
+            if is_attestation(e) and (e.get("annotations") or {}).get(REFERENCE_DIGEST) in keep
+        ]
+        return images + notes
+    cfg = config or {}
+    entry_platform_ = {"os": cfg.get("os", "unknown"), "architecture": cfg.get("architecture")}
+    if cfg.get("variant"):
+        entry_platform_["variant"] = cfg["variant"]
+    return [
+        {
+            "mediaType": top.media_type,
+            "digest": top.digest,
+            "size": len(top.body),
+            "platform": entry_platform_,
+        }
+    ]
+
+
+def make_index(entries: Sequence[Mapping[str, Any]]) -> Manifest:
+    """One OCI image index of these entries, in this order."""
+    body = json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": list(entries)}, indent=2
+    ).encode()
+    return Manifest("sha256:" + hashlib.sha256(body).hexdigest(), OCI_INDEX, body)

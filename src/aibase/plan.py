@@ -207,16 +207,3 @@ def cache_args(config: Config, cell: Cell, build_cache: str | None) -> list[str]
     folder = Path(build_cache) / cell.slug
     return ["--cache-from", f"type=local,src={folder}",
             "--cache-to", f"type=local,dest={folder},mode=max"]  # fmt: skip
-
-
-def plan_merge(
-    config: Config, variant: VariantConfig, sources: Mapping[str, str], ctx: BuildContext
-) -> tuple[str, ...]:
-    """`imagetools create`: one index from each platform's pushed image, immutable tags only.
-
-    sources: platform -> a reference to its image (by digest once built).
-    """
-    argv = ["docker", "buildx", "imagetools", "create"]
-    argv += ["--tag", f"{config.image}:{immutable_tag(variant, ctx)}"]
-    argv += [sources[p] for p in config.required_platforms]
-    return tuple(argv)

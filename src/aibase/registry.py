@@ -96,7 +96,9 @@ class RegistryClient:
         does not speak TLS."""
         delay = 0.5
         auth = kwargs.pop("auth", None)
-        for attempt in range(1, self._attempts + 1):
+        attempt = 0
+        while attempt < self._attempts:
+            attempt += 1
             try:
                 request = self._client.build_request(method, url, **kwargs)
                 # redirects: blob stores (Docker Hub's CDN); httpx drops the credential
@@ -107,10 +109,12 @@ class RegistryClient:
                 finally:
                     resp.close()
             except httpx.TransportError as exc:
-                if self._loopback and url.startswith("https://") and speaks_plain_http(exc):
-                    self.base = f"http://{self.host}"
-                    url = "http://" + url.removeprefix("https://")
-                    log.debug(f"registry {self.host}: no TLS on loopback, using plain HTTP")
+                ours = url.startswith(f"https://{self.host}/")
+                if ours and self._loopback and speaks_plain_http(exc):
+                    self.base = f"http://{self.host}"  # not a failed attempt: the other scheme
+                    url = self.base + url.removeprefix(f"https://{self.host}")
+                    attempt -= 1
+                    log.debug(f"registry {self.host}: no TLS on loopback, plain HTTP")
                     continue
                 if untrusted(exc):
                     raise RegistryError(
@@ -137,8 +141,9 @@ class RegistryClient:
                 self._sleep(delay)
                 delay *= 2
                 continue
-            resp._content = body  # the capped body, for .content / .json()
-            return resp
+            return httpx.Response(
+                resp.status_code, headers=resp.headers, content=body, request=request
+            )
         raise RegistryError(f"registry {self.host}: {what}: gave up", "retry later")
 
     def _request(

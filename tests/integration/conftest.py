@@ -28,6 +28,7 @@ FIXTURE_CONFIG = FIXTURE / "images.toml"
 REGISTRY = "localhost:5000"
 MIRROR = f"{REGISTRY}/mirror"
 IT_REPO = "cerebral/ai-base-fixture"  # the fixture config's own: smoke-fixture reads it
+BUILT_REF = REPO / "build" / "integration-fixture.ref"  # what smoke-fixture tests
 
 
 # Where the tests keep the host cache (rootfs tarballs, registry data): the user's, as
@@ -74,6 +75,18 @@ def standins(registry: str) -> str:
 class Run:
     returncode: int
     output: str
+
+
+def invoke_in_background(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`invoke` as a second, concurrent run (stdout+stderr in one pipe, line by line)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=REPO,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def invoke(*args: str, env: dict[str, str] | None = None, timeout: int = 3000) -> Run:
@@ -129,6 +142,10 @@ def built(standins: str, tmp_path_factory: pytest.TempPathFactory) -> Built:
     assert run.returncode == 0, run.output[-3000:]
     state = variant_state(out)
     assert state.merged is not None and state.verified is not None
+    # smoke-fixture (the next nox session) tests exactly this index, not whatever the
+    # floating tag serves by then
+    BUILT_REF.parent.mkdir(parents=True, exist_ok=True)
+    BUILT_REF.write_text(f"{REGISTRY}/{IT_REPO}@{state.merged.index_digest}\n")
     return Built(out, state.merged.index_digest, dict(state.verified.platforms), run)
 
 
@@ -146,11 +163,24 @@ def registry_snapshot() -> dict[str, dict[str, str | None]]:
     return snap
 
 
-def copy_fixture(dest: Path, *, in_edit: tuple[str, str] | None = None) -> Path:
-    """A private copy of the fixture (config, .in, locks) with absolute Dockerfile paths."""
+def copy_fixture(
+    dest: Path,
+    *,
+    in_edit: tuple[str, str] | None = None,
+    dockerfile_edit: tuple[str, str] | None = None,
+) -> Path:
+    """A private copy of the fixture (config, .in, locks) with absolute Dockerfile paths;
+    dockerfile_edit (old, new) gives it its own edited copy of the cpu Dockerfile."""
     shutil.copytree(FIXTURE / "requirements", dest / "requirements")
     shutil.copytree(FIXTURE / "locks", dest / "locks")
-    text = FIXTURE_CONFIG.read_text().replace("../../docker/", str(REPO / "docker") + "/")
+    docker_dir = REPO / "docker"
+    if dockerfile_edit:
+        docker_dir = dest / "docker"
+        docker_dir.mkdir(parents=True)
+        original = (REPO / "docker" / "Dockerfile.ai-base.cpu").read_text()
+        assert dockerfile_edit[0] in original
+        (docker_dir / "Dockerfile.ai-base.cpu").write_text(original.replace(*dockerfile_edit))
+    text = FIXTURE_CONFIG.read_text().replace("../../docker/", f"{docker_dir}/")
     cfg = dest / "images.toml"
     cfg.write_text(text)
     if in_edit:

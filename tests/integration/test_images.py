@@ -179,15 +179,27 @@ def test_build_secret_is_absent_from_layers_and_history(
     ).stdout
     assert "/run/secrets/ca.pem" in history  # the step that used it is there...
     assert canary not in history and canary not in inspect  # ...its content is not
-    archive = tmp_path / "image.tar"
+    scanned, leaks = _scan(ref, canary.encode(), tmp_path / "image.tar")
+    assert scanned > 1000, scanned  # really looked inside the layers
+    assert leaks == 0
+    # the positive control: the same canary planted in a file of one more layer is found
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "planted.txt").write_text(f"{canary}\n")
+    (planted / "Dockerfile").write_text(f"FROM {ref}\nCOPY planted.txt /opt/planted.txt\n")
+    subprocess.run(["docker", "buildx", "build", "--platform", "linux/amd64", "--load",
+                    "--tag", f"{ref}-planted", str(planted)], check=True)  # fmt: skip
+    assert _scan(f"{ref}-planted", canary.encode(), tmp_path / "planted.tar")[1] >= 1
+
+
+def _scan(ref: str, needle: bytes, archive: Path) -> tuple[int, int]:
+    """(files scanned, files holding the needle) in every layer of a `docker save`."""
     subprocess.run(["docker", "save", "--output", str(archive), ref], check=True)
-    needle = canary.encode()
     scanned = leaks = 0
     for data in _layer_files(archive):
         scanned += 1
         leaks += needle in data
-    assert scanned > 1000, scanned  # really looked inside the layers
-    assert leaks == 0
+    return scanned, leaks
 
 
 def _layers(repo: str, ref: str) -> tuple[list[str], list[str]]:

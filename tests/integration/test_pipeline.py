@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from aibase.configfile import load
 from aibase.errors import (
     BuildError,
+    LockError,
     PromoteError,
     RegistryError,
     VerifyError,
 )
-from aibase.lockfile import split_blocks
+from aibase.lockfile import body_digest, split_blocks, split_header
 from aibase.oci import Manifest
 from aibase.paths import Paths
 from aibase.registry import RegistryClient
@@ -88,9 +90,13 @@ def test_dry_run_changes_nothing(built: Built, out_dir: Path):
     assert run.returncode == 0
     assert registry_snapshot() == before
     commands = [ln for ln in run.output.splitlines() if ln.startswith("[dry-run] $ docker")]
-    assert [c.split()[4] for c in commands] == ["build", "build", "imagetools"]
+    assert [c.split()[4] for c in commands] == ["build", "build"]
     assert "--platform linux/amd64" in commands[0] and "--platform linux/arm64" in commands[1]
-    assert not list(out_dir.rglob("*.json"))
+    # the merge names each cell by the immutable tag its build pushes under
+    cell_tags = [c.split("--output type=image,name=")[1].split(",")[0] for c in commands]
+    merge = next(ln for ln in run.output.splitlines() if ln.startswith("[dry-run] would PUT"))
+    assert f"linux/amd64 {cell_tags[0]}, linux/arm64 {cell_tags[1]}" in merge
+    assert not list(out_dir.rglob("*"))  # not even a lock file
 
 
 def _write_state(
@@ -99,11 +105,17 @@ def _write_state(
     verified: dict[str, str] | None = None,
     smoke: dict[str, str] | None = None,
 ) -> None:
-    """What `merge`/`verify` would have recorded (tests forge it to try to fool promote)."""
-    merged = MergeRecord(REGISTRY, IT_REPO, "f" * 40, "c" * 64, index, ("forged",), {})
+    """What `merge`/`verify` would have recorded in this checkout, for this config (tests
+    forge it to try to fool promote)."""
+    flags = {"config": str(FIXTURE_CONFIG), "repository": IT_REPO}
+    _, cfg = load(flags, env=env_for(out_dir))
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+    merged = MergeRecord(REGISTRY, IT_REPO, head, cfg.config_digest, index, ("forged",), {})
+    before = {"fixture": floating_digest(), "fixture-py3.11": floating_digest(tag="fixture-py3.11")}
     state = VariantState(
         "fixture", REGISTRY, IT_REPO, merged,
-        VerifyRecord(index, verified) if verified is not None else None,
+        VerifyRecord(index, verified, before) if verified is not None else None,
         {p: SmokeRecord(p, d, ()) for p, d in (smoke or {}).items()},
     )  # fmt: skip
     write_variant(Paths(out_dir, Path()).variant_state(IT_REPO, "fixture"), state)
@@ -201,7 +213,8 @@ def test_merge_refuses_without_every_platform(built: Built, out_dir: Path):
 
 
 def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: Path):
-    """A tampered hash in one platform's lock: the install fails, nothing is merged or promoted."""
+    """A tampered hash in one platform's lock: refused before any build; and when the lock's
+    own digest is forged to match, the install fails: nothing is merged or promoted."""
     cfg = copy_fixture(tmp_path / "fx")
     lock = tmp_path / "fx" / "locks" / "fixture-linux-amd64.txt"
     text = lock.read_text()
@@ -209,6 +222,13 @@ def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: 
     tampered = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, block)
     lock.write_text(text.replace(block, tampered))
     before = registry_snapshot()
+    run = invoke("build-all", "--config", str(cfg), "--repository", IT_REPO, env=env_for(out_dir))
+    assert run.returncode == LockError.exit_code
+    assert "refused" in run.output and "edited: its body does not match" in run.output
+    assert "docker buildx build" not in run.output
+    head, body = split_header(lock.read_text())
+    lock.write_text(re.sub(r"body-sha256: [0-9a-f]{64}", f"body-sha256: {body_digest(body)}", head)
+                    + body)  # fmt: skip
     run = invoke("build-all", "--config", str(cfg), "--repository", IT_REPO, env=env_for(out_dir))
     assert run.returncode == BuildError.exit_code
     assert "build of cell fixture/linux/amd64 failed" in run.output
@@ -218,7 +238,6 @@ def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: 
 
 
 def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_dir: Path):
-    before = floating_digest()
     run = invoke("build-all", *CFG, "--registry", "127.0.0.1:5009", env=env_for(out_dir))
     assert run.returncode == RegistryError.exit_code
     assert "registry 127.0.0.1:5009 does not answer /v2/; nothing was built or pushed" in run.output
@@ -239,7 +258,10 @@ def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_di
     with open_run(settings, cfg) as ctx, pytest.raises(BuildError) as info:
         build_cell(ctx, cfg.variant("fixture"), Cell("fixture", "linux/amd64"))
     assert "fixture/linux/amd64 failed" in info.value.render()
-    assert floating_digest() == before
+    # a registry named by a flag is never started for the user: nothing answers there now
+    from aibase.localregistry import answers
+
+    assert not answers("127.0.0.1:5009")
 
 
 def test_bases_update_pins_each_base_in_one_line(standins: str, tmp_path: Path, out_dir: Path):

@@ -73,7 +73,7 @@ def test_image_serves_fastapi_with_metrics(target: Target, docker_services, plat
 
     def up() -> bool:
         try:
-            return httpx.get(f"{base}/health", timeout=2).status_code == 200
+            return httpx.get(f"{base}/ready", timeout=2).status_code == 200
         except httpx.TransportError:
             return False
 

@@ -19,7 +19,6 @@ from aibase.plan import (
     labels,
     plan_build,
     plan_cells,
-    plan_merge,
     promoted_tags,
 )
 
@@ -158,33 +157,3 @@ def test_build_cache_in_the_registry_or_a_folder(write_config, tmp_path):
     ctx = BuildContext(**{**CTX.__dict__, "build_cache": "registry"})
     plan = plan_build(c, c.variant("cpu"), cell, ctx, push=True, metadata_file=tmp_path / "m")
     assert "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64" in plan.argv
-
-
-def test_merge_command_lists_every_platform_in_order(write_config):
-    c = cfg(write_config)
-    argv = plan_merge(
-        c,
-        c.variant("cpu"),
-        {
-            "linux/arm64": "localhost:5000/cerebral/ai-base@sha256:b",
-            "linux/amd64": "localhost:5000/cerebral/ai-base@sha256:a",
-        },
-        CTX,
-    )
-    assert argv[:4] == ("docker", "buildx", "imagetools", "create")
-    assert argv[-2:] == (
-        "localhost:5000/cerebral/ai-base@sha256:a",
-        "localhost:5000/cerebral/ai-base@sha256:b",
-    )
-    tags = [argv[i + 1] for i, a in enumerate(argv) if a == "--tag"]
-    assert tags == ["localhost:5000/cerebral/ai-base:cpu-20261127-abc1234-9f3e2a"]
-
-
-def test_merge_takes_every_required_platform_even_when_an_override_narrows(write_config):
-    c = load_config(write_config(), env={"AIBASE_PLATFORMS": "linux/arm64"})
-    assert c.platforms == ("linux/arm64",) and c.required_platforms == (
-        "linux/amd64",
-        "linux/arm64",
-    )
-    sources = {"linux/arm64": "r@sha256:b", "linux/amd64": "r@sha256:a"}
-    assert plan_merge(c, c.variant("cpu"), sources, CTX)[-2:] == ("r@sha256:a", "r@sha256:b")

@@ -312,3 +312,9 @@ def test_a_registry_answering_a_digest_with_other_bytes_is_refused(fake_registry
     with fake_registry.client() as client, pytest.raises(RegistryError) as info:
         client.get_manifest("cerebral/x", digest)
     assert "does not match" in info.value.render()
+
+
+def test_the_plain_http_fallback_is_not_a_failed_attempt():
+    transport = httpx.MockTransport(_tls_refused_by_plain_http)
+    with RegistryClient("127.0.0.1:5000", credentials=None, attempts=1, transport=transport) as c:
+        assert c.answers()

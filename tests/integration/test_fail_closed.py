@@ -1,0 +1,282 @@
+"""The promotion promise against a hurried user and a second CI run, on the real engine and
+registry: overrides, two runs, a run killed halfway, a broken image, lying index entries, a
+TLS registry with a password. Each test works in a repository of its own so that the
+floating tags the other tests check are never touched here."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aibase import engine, proc
+from aibase.errors import (
+    ConfigError,
+    PromoteError,
+    SmokeError,
+    StateError,
+    Timeout,
+    VerifyError,
+)
+from aibase.localregistry import Tls, start_registry, stop_registry
+from aibase.paths import Paths
+from aibase.registry import RegistryClient
+
+from .conftest import (
+    FIXTURE_CONFIG,
+    REGISTRY,
+    REPO,
+    Built,
+    copy_fixture,
+    env_for,
+    floating_digest,
+    invoke,
+    invoke_in_background,
+)
+
+pytestmark = pytest.mark.engine
+CFG = ("--config", str(FIXTURE_CONFIG))
+RACE_REPO = "cerebral/ai-base-race"
+
+
+def _report(out: Path) -> dict:
+    return json.loads(sorted((out / "reports").glob("build-*.json"))[-1].read_text())
+
+
+def test_an_override_never_narrows_what_a_floating_tag_requires(built: Built, tmp_path: Path):
+    before = floating_digest()
+    run = invoke("build-all", *CFG, "--repository", "cerebral/ai-base-fixture",
+                 env=env_for(tmp_path, AIBASE_PLATFORMS="linux/amd64"))  # fmt: skip
+    assert run.returncode == ConfigError.exit_code
+    assert "AIBASE_PLATFORMS=linux/amd64 leaves out linux/arm64; nothing was built" in run.output
+    assert "docker buildx build" not in run.output
+    assert floating_digest() == before
+    # verify and promote take what an index must hold from images.toml alone
+    arm = built.platform_digests["linux/arm64"]
+    subprocess.run(["docker", "buildx", "imagetools", "create", "--tag",
+                    f"{REGISTRY}/cerebral/ai-base-fixture:narrowed-arm64",
+                    f"{REGISTRY}/cerebral/ai-base-fixture@{arm}"], check=True)  # fmt: skip
+    run = invoke("verify", *CFG, "--variant", "fixture", "--ref",
+                 f"{REGISTRY}/cerebral/ai-base-fixture:narrowed-arm64",
+                 env=env_for(tmp_path, AIBASE_PLATFORMS="linux/arm64"))  # fmt: skip
+    assert run.returncode == VerifyError.exit_code
+    assert "required platform linux/amd64 is missing from the index" in run.output
+
+
+def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(
+    standins: str, tmp_path: Path
+):
+    """Run A verifies without promoting; run B (same commit, same day) builds and promotes;
+    A's promote then finds the tag moved since it verified, and refuses."""
+    repo = ("--repository", RACE_REPO)
+    a, b = tmp_path / "a", tmp_path / "b"
+    before = floating_digest(RACE_REPO), floating_digest(RACE_REPO, "fixture-py3.11")
+    run_a = invoke("build-all", *CFG, *repo, "--no-promote", env=env_for(a))
+    assert run_a.returncode == 0, run_a.output[-3000:]
+    # --no-promote: neither the floating tag nor the descriptive one moved
+    assert (floating_digest(RACE_REPO), floating_digest(RACE_REPO, "fixture-py3.11")) == before
+    run_b = invoke("build-all", *CFG, *repo, env=env_for(b))
+    assert run_b.returncode == 0, run_b.output[-3000:]
+    tags_a, tags_b = _report(a)["tags"]["fixture"], _report(b)["tags"]["fixture"]
+    assert tags_a != tags_b  # immutable tags are unique per run
+    promoted = _report(b)["promotions"][0]["digest"]
+    assert floating_digest(RACE_REPO) == promoted
+    assert floating_digest(RACE_REPO, "fixture-py3.11") == promoted  # moved with it, in promote
+    late = invoke("promote", *CFG, *repo, "--variant", "fixture", env=env_for(a))
+    assert late.returncode == PromoteError.exit_code
+    assert "since this run verified" in late.output and "another run promoted" in late.output
+    assert floating_digest(RACE_REPO) == promoted
+
+
+def test_a_second_run_on_one_checkout_waits_its_turn_and_a_killed_run_leaves_no_trace(
+    standins: str, tmp_path: Path
+):
+    out = tmp_path / "shared-out"
+    env = env_for(out)
+    repo = ("--repository", RACE_REPO)
+    before = floating_digest(RACE_REPO)
+    first = invoke_in_background("build-all", *CFG, *repo, env=env)
+    lines: list[str] = []
+    assert first.stdout is not None
+    for line in first.stdout:
+        lines.append(line)
+        if line.startswith("==> smoke fixture"):
+            break
+    else:
+        pytest.fail("the first run ended before its smoke step:\n" + "".join(lines[-40:]))
+    second = invoke("merge", *CFG, *repo, "--variant", "fixture", env=env)
+    assert second.returncode == StateError.exit_code
+    assert f"{out} is in use by another run (pid {first.pid}" in second.output
+    first.send_signal(signal.SIGTERM)  # killed halfway: during its smoke step
+    rest = first.communicate(timeout=300)[0]
+    assert first.returncode == 130, "".join(lines) + rest
+    assert "interrupted (SIGTERM)" in rest
+    report = _report(out)
+    assert report["result"] == "failed" and "KeyboardInterrupt: SIGTERM" in report["error"]
+    assert floating_digest(RACE_REPO) == before
+    again = invoke("build-all", *CFG, *repo, env=env)  # no manual cleanup
+    assert again.returncode == 0, again.output[-3000:]
+    assert _report(out)["result"] == "ok"
+
+
+def test_a_broken_image_stops_build_all_before_promote(standins: str, tmp_path: Path):
+    """The pipeline's own smoke step: the floating tag stays, the report names the check."""
+    cfg = copy_fixture(
+        tmp_path / "fx",
+        dockerfile_edit=('\nCMD ["python"]', '\nRUN pip uninstall -y structlog\nCMD ["python"]'),
+    )
+    repo = "cerebral/ai-base-smokefail"
+    out = tmp_path / "out"
+    run = invoke("build-all", "--config", str(cfg), "--repository", repo, env=env_for(out))
+    assert run.returncode == SmokeError.exit_code
+    problem = "locked package structlog==24.4.0 is not installed"
+    assert problem in run.output and "promote fixture" not in run.output
+    assert floating_digest(repo) is None
+    report = _report(out)
+    assert report["result"] == "failed" and problem in report["error"]
+    assert any(problem in p for row in report["platforms"] for p in row["smoke"] or [])
+    md = sorted((out / "reports").glob("build-*.md"))[-1].read_text()
+    assert "- result: FAILED: smoke fixture failed" in md and problem in md
+
+
+def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: Path):
+    """Config and index entry both say arm64 (verify passes), the files are amd64: the
+    probe's machine tells."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    amd = built.platform_digests["linux/amd64"]
+    (ctx / "Dockerfile").write_text(
+        f"FROM --platform=linux/amd64 {REGISTRY}/cerebral/ai-base-fixture@{amd}\n"
+    )
+    liar = f"{REGISTRY}/cerebral/ai-base-broken:arm64-liar"
+    subprocess.run(["docker", "buildx", "build", "--platform", "linux/arm64",
+                    "--provenance=false", "--output", f"type=image,name={liar},push=true",
+                    str(ctx)], check=True)  # fmt: skip
+    with RegistryClient(REGISTRY) as client:
+        liar_digest = client.get_manifest("cerebral/ai-base-broken", "arm64-liar").digest
+    index = f"{REGISTRY}/cerebral/ai-base-broken:lying-index"
+    subprocess.run(["docker", "buildx", "imagetools", "create", "--tag", index,
+                    f"{REGISTRY}/cerebral/ai-base-fixture@{amd}",
+                    f"{REGISTRY}/cerebral/ai-base-broken@{liar_digest}"], check=True)  # fmt: skip
+    run = invoke("verify", *CFG, "--variant", "fixture", "--ref", index, env=env_for(tmp_path))
+    assert "verified " in run.output  # the registry checks pass...
+    assert run.returncode == SmokeError.exit_code  # ...the probe does not
+    assert "linux/arm64: the image's binaries run as x86_64, not linux/arm64" in run.output
+
+
+def _smoke_gpu(config: Path, image: str, *extra: str) -> tuple[int, str]:
+    proc_ = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider", "-rs",
+         "-k", "test_gpu", "--config", str(config), "--variant", "fixture", "--image", image,
+         "--platform", "linux/amd64", *extra],
+        cwd=REPO, capture_output=True, text=True, check=False, env=os.environ.copy(),
+    )  # fmt: skip
+    return proc_.returncode, proc_.stdout + proc_.stderr
+
+
+def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(built: Built, tmp_path: Path):
+    """A variant that promises CUDA, on a host without a GPU runtime (CI never has one)."""
+    if engine.gpu_access() is not None:
+        pytest.skip("this host hands GPUs to containers: the gate's no-GPU path cannot be shown")
+    cfg = copy_fixture(tmp_path / "fx")
+    text = (
+        cfg.read_text()
+        .replace(
+            'heavy_roots = ["numpy"]',
+            'heavy_roots = ["numpy"]\ntorch = { torch = "2.4.1", torchvision = "0.19.1", '
+            'torchaudio = "2.4.1" }',
+        )
+        .replace("Dockerfile.ai-base.cpu", "Dockerfile.ai-base.cuda")
+    )
+    cfg.write_text(text.replace('[variants.fixture.platforms."linux/amd64"]',
+                                '[variants.fixture.platforms."linux/amd64"]\ncuda = "12.1"'))  # fmt: skip
+    image = f"{REGISTRY}/cerebral/ai-base-fixture@{built.index_digest}"
+    code, out = _smoke_gpu(cfg, image)
+    assert code == 0, out[-2000:]
+    assert "1 skipped" in out and "no GPU for containers here" in out
+    code, out = _smoke_gpu(cfg, image, "--require-gpu")
+    assert code == 1 and "1 failed" in out
+    assert "--require-gpu: no GPU for containers here" in out
+
+
+def test_every_command_and_container_has_a_timeout_that_names_it(built: Built):
+    with pytest.raises(Timeout) as info:
+        proc.run(["sleep", "30"], timeout=1)
+    assert "`sleep 30` did not finish within 1 s" in info.value.render()
+    image = f"{REGISTRY}/cerebral/ai-base-fixture@{built.platform_digests['linux/arm64']}"
+    containers = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True,
+                                check=True).stdout  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(Timeout) as info:
+        engine.run_probe(image, "linux/arm64", timeout=1)  # the probe needs more under QEMU
+    assert f"the probe in {image} (linux/arm64) did not finish within 1 s" in info.value.render()
+    assert time.monotonic() - started < 60
+    after = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True,
+                           check=True).stdout  # fmt: skip
+    assert after == containers  # the stopped probe was removed
+
+
+def _tls_material(d: Path) -> Tls:
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+        "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"))  # fmt: skip
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", str(d / "srv.key"), "-out", str(d / "srv.csr"))  # fmt: skip
+    (d / "ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.crt"), "-CAkey",
+        str(d / "ca.key"), "-CAcreateserial", "-days", "2", "-extfile", str(d / "ext"),
+        "-out", str(d / "srv.crt"))  # fmt: skip
+    return Tls(d / "srv.crt", d / "srv.key")
+
+
+def test_a_tls_registry_with_a_password_end_to_end(built: Built, tmp_path: Path):
+    """build-all pushes, merges, verifies, smokes and promotes on an HTTPS registry with
+    htpasswd, trusting a CA made here (engine: certs.d; the tool: the same file); the
+    password shows up nowhere, plain or base64."""
+    import secrets
+
+    host = "localhost:5443"
+    password = secrets.token_hex(16)
+    (tmp_path / "tls").mkdir()
+    tls = _tls_material(tmp_path / "tls")
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", "ci", password], capture_output=True,
+                                       text=True, check=True).stdout)  # fmt: skip
+    certs_d = Path("/etc/docker/certs.d") / host
+    paths = Paths(tmp_path / "out", tmp_path / "cache")
+    docker_config = tmp_path / "docker-config"
+    docker_config.mkdir()
+    env = env_for(tmp_path / "out", DOCKER_CONFIG=str(docker_config))
+    stop_registry(host, paths)
+    certs_d.mkdir(parents=True, exist_ok=True)  # the engine's trust, and the tool's
+    (certs_d / "ca.crt").write_bytes((tmp_path / "tls" / "ca.crt").read_bytes())
+    try:
+        start_registry(host, paths, htpasswd=htpasswd, tls=tls)
+        subprocess.run(["docker", "login", host, "-u", "ci", "--password-stdin"],
+                       input=password, text=True, check=True, capture_output=True,
+                       env={**os.environ, "DOCKER_CONFIG": str(docker_config)})  # fmt: skip
+        run = invoke("build-all", *CFG, "--registry", host, env=env)
+        assert run.returncode == 0, run.output[-4000:]
+        assert f"PUT {host}/cerebral/ai-base-fixture:fixture" in run.output
+        secrets_seen = (password, base64.b64encode(f"ci:{password}".encode()).decode(),
+                        base64.b64encode(password.encode()).decode())  # fmt: skip
+        for secret in secrets_seen:
+            assert secret not in run.output
+        for path in (tmp_path / "out").rglob("*"):
+            if path.is_file():
+                text = path.read_text(errors="replace")
+                assert not any(s in text for s in secrets_seen), path
+    finally:
+        stop_registry(host, paths)
+        for f in certs_d.glob("*"):
+            f.unlink()
+        certs_d.rmdir()
