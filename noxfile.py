@@ -55,6 +55,7 @@ def unit(session: nox.Session) -> None:
 @nox.session(python=False)
 def integration(session: nox.Session) -> None:
     """Real engine, real local registry, the fixture variant (both platforms, QEMU)."""
+    Path("build/integration-fixture.ref").unlink(missing_ok=True)  # never an earlier run's
     _pytest(session, "tests/integration")
 
 

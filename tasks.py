@@ -21,9 +21,11 @@ from aibase.doctor import run_doctor
 from aibase.errors import ConfigError
 from aibase.lock import check_locks, write_locks
 from aibase.paths import Paths
+from aibase.promote import Guards
 from aibase.settings import Settings
 
-ALLOW_ROLLBACK = "move the floating tag even to an index older than the one it serves"
+ALLOW_ROLLBACK = "move the floating tag even to a commit older than the one it serves"
+ALLOW_NARROWING = "move the floating tag even to an index with fewer platforms than it serves"
 
 
 @command("config", "registry", "platforms", "debug")
@@ -111,6 +113,7 @@ def merge(s: Settings, cfg: Config, variant: str = "", dry_run: bool = False) ->
 @command(
     *COMMON,
     "revision",
+    "require_gpu",
     variant=ONE_VARIANT,
     ref="verify this ref instead of the merged index (REPO:TAG or REPO@sha256:...; Docker Hub "
     "names as docker writes them); its revision label is checked only with --revision",
@@ -122,23 +125,36 @@ def verify(s: Settings, cfg: Config, variant: str = "", ref: str = "", smoke: bo
         pipeline.verify_one(ctx, variant_of(cfg, variant), ref or None, smoke=smoke)
 
 
-@command(*COMMON, "revision", variant=ONE_VARIANT, allow_rollback=ALLOW_ROLLBACK)
+@command(
+    *COMMON,
+    "revision",
+    variant=ONE_VARIANT,
+    allow_rollback=ALLOW_ROLLBACK,
+    allow_narrowing=ALLOW_NARROWING,
+)
 def promote(
-    s: Settings, cfg: Config, variant: str = "", allow_rollback: bool = False, dry_run: bool = False
+    s: Settings,
+    cfg: Config,
+    variant: str = "",
+    allow_rollback: bool = False,
+    allow_narrowing: bool = False,
+    dry_run: bool = False,
 ) -> None:
     """Move the floating tag to the verified, smoke-tested index and read it back."""
     with open_run(s, cfg, dry_run=dry_run) as ctx:
-        v = variant_of(cfg, variant)
-        pipeline.promote_one(ctx, v, allow_rollback=allow_rollback, dry_run=dry_run)
+        permits = Guards(allow_rollback=allow_rollback, allow_narrowing=allow_narrowing)
+        pipeline.promote_one(ctx, variant_of(cfg, variant), permits=permits, dry_run=dry_run)
 
 
 @command(
     *BUILD,
     "platforms",
+    "require_gpu",
     name="build-all",
     variant=SOME_VARIANTS,
     no_promote="stop after smoke: build candidates, leave the floating tags alone",
     allow_rollback=ALLOW_ROLLBACK,
+    allow_narrowing=ALLOW_NARROWING,
 )
 def build_all(
     s: Settings,
@@ -146,6 +162,7 @@ def build_all(
     variant: str = "",
     no_promote: bool = False,
     allow_rollback: bool = False,
+    allow_narrowing: bool = False,
     dry_run: bool = False,
 ) -> None:
     """Every variant x platform: build, merge, verify, smoke, promote, report (fail-closed)."""
@@ -155,7 +172,7 @@ def build_all(
             cfg.select(variant),
             dry_run=dry_run,
             promote=not no_promote,
-            allow_rollback=allow_rollback,
+            permits=Guards(allow_rollback=allow_rollback, allow_narrowing=allow_narrowing),
         )
 
 

@@ -58,7 +58,8 @@ log "packages ready ($((SECONDS - step_start)) s)"
 # Multi-platform builds on the default (docker) buildx driver need the containerd store.
 # Merged into daemon.json: runtimes (nvidia), mirrors, data-root... stay; a backup is kept.
 daemon_json=${AIBASE_DAEMON_JSON:-/etc/docker/daemon.json}
-if [ "$(as_root python3 "$here/daemon_json.py" "$daemon_json")" = changed ]; then
+merged=$(as_root python3 "$here/daemon_json.py" "$daemon_json")  # set -e: a failure stops here
+if [ "$merged" = changed ]; then
   log "merged the containerd image store into $daemon_json (backup beside it)"
   if docker info >/dev/null 2>&1; then
     log "WARNING: dockerd is running with the old settings: restart it (systemctl restart docker) to use the containerd image store"

@@ -22,6 +22,7 @@ from aibase.config import Config
 from aibase.errors import EngineError
 from aibase.paths import Paths
 from aibase.refs import parse_ref
+from aibase.registry import RegistryClient
 
 SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -144,7 +145,8 @@ def bootstrap_standins(config: Config, paths: Paths) -> list[str]:
     """Build every stand-in and push it to the base mirror (default: <registry>/mirror),
     starting the local registry when it is the one images.toml names; returns the refs."""
     mirror = config.base_mirror or f"{config.registry}/mirror"
-    localregistry.ensure_registry(config.registry, paths)
+    with RegistryClient(config.registry) as client:
+        localregistry.ensure_registry(client, paths)
     pushed = push_standins(config, mirror, config.platforms, paths.rootfs)
     for ref in pushed:
         print(f"stand-in pushed: {ref}")

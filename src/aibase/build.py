@@ -27,7 +27,7 @@ def preflight(
     engine.require_engine(platforms)
     if push:
         managed = ctx.config.registry == ctx.config.file_registry
-        localregistry.ensure_registry(ctx.config.registry, ctx.paths if managed else None)
+        localregistry.ensure_registry(ctx.registry, ctx.paths if managed else None)
     for variant in variants:
         require_base(ctx, variant)
 

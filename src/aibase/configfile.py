@@ -155,7 +155,7 @@ def _torch(raw: Any, w: Where) -> TorchSpec:
     vd.check_keys(t, _TORCH_KEYS, w, required=_TORCH_KEYS)
     for key in _TORCH_KEYS:
         value = vd.string(t[key], w.child(key))
-        if not vd.VERSION_RE.match(value):
+        if not vd.VERSION_RE.fullmatch(value):
             w.child(key).fail(None, f"{value!r} is not a release version", 'e.g. "2.4.1"')
     return TorchSpec(t["torch"], t["torchvision"], t["torchaudio"])
 
@@ -170,7 +170,7 @@ def _platform_spec(plat: str, raw: Any, w: Where, has_torch: bool) -> PlatformSp
     cuda = spec.get("cuda")
     if cuda is not None:
         cuda = vd.string(cuda, w.child("cuda"), allow_empty=True) or None
-        if cuda is not None and not vd.VERSION_RE.match(cuda):
+        if cuda is not None and not vd.VERSION_RE.fullmatch(cuda):
             w.child("cuda").fail(None, f"{cuda!r} is not a CUDA version", 'e.g. "12.1"')
     if cuda and not has_torch:
         w.child("cuda").fail(
@@ -184,12 +184,12 @@ def _platform_spec(plat: str, raw: Any, w: Where, has_torch: bool) -> PlatformSp
 def _variant(
     name: str, raw: Any, w: Where, platforms: tuple[str, ...], root: Path
 ) -> VariantConfig:
-    if not vd.NAME_RE.match(name):
+    if not vd.NAME_RE.fullmatch(name):
         w.fail(None, "variant names are lower-case letters, digits, '-' and '_'", "rename it")
     table = vd.table(raw, w)
     vd.check_keys(table, _VARIANT_KEYS, w, required=_VARIANT_REQUIRED)
     python = vd.string(table["python"], w.child("python"))
-    if not vd.PYTHON_RE.match(python):
+    if not vd.PYTHON_RE.fullmatch(python):
         w.child("python").fail(None, f"{python!r} is not a Python minor version", 'e.g. "3.11"')
     budget = table["size_budget_mb"]
     if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aibase import proc
+from aibase import git
 from aibase.config import Config
 from aibase.errors import ConfigError, StateError
 from aibase.paths import Paths
@@ -37,17 +37,6 @@ class RunContext:
         return self.build.revision
 
 
-def git_revision(cwd: Path) -> str:
-    """HEAD of the checkout the tool runs in (the Dockerfiles and the tool live there)."""
-    result = proc.run(["git", "-C", str(cwd), "rev-parse", "HEAD"], echo=False, timeout=proc.QUICK)
-    if not result.ok:
-        raise ConfigError(
-            f"{cwd} is not a git checkout with a commit: the revision label needs one",
-            "build from a clone of the repository (git commit first), or set AIBASE_REVISION",
-        )
-    return result.stdout.strip()
-
-
 def make_build_context(
     settings: Settings, *, no_cache: bool = False, now: datetime | None = None
 ) -> BuildContext:
@@ -59,7 +48,7 @@ def make_build_context(
             "pass a file holding the index URL (with its token), or leave the setting unset",
         )
     return BuildContext(
-        revision=settings.text("revision") or git_revision(Path.cwd()),
+        revision=settings.text("revision") or git.revision(Path.cwd()),
         created=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         date=moment.strftime("%Y%m%d"),
         run_id=secrets.token_hex(3),

@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from aibase import log
 from aibase.refs import HUB_ALIASES, HUB_CREDENTIAL_KEY
 
 
@@ -46,7 +47,11 @@ def _from_helper(helper: str, key: str) -> Credentials | None:
             timeout=20,
             check=False,
         )
-    except (FileNotFoundError, subprocess.TimeoutExpired):
+    except FileNotFoundError:
+        log.warn(f"credential helper docker-credential-{helper} not found: no login for {key}")
+        return None
+    except subprocess.TimeoutExpired:
+        log.warn(f"credential helper docker-credential-{helper} hung for 20 s: no login for {key}")
         return None
     if out.returncode != 0:
         return None

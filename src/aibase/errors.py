@@ -38,6 +38,12 @@ class RegistryError(AibaseError):
     exit_code = 4
 
 
+class RegistryUnreachable(RegistryError):
+    """A registry does not answer at all: down, wrong address, nothing listening."""
+
+    exit_code = 15
+
+
 class NotFound(RegistryError):
     """A manifest, blob or repository does not exist in the registry (HTTP 404)."""
 
@@ -102,6 +108,7 @@ ALL_ERRORS: tuple[type[AibaseError], ...] = (
     ConfigError,
     EngineError,
     RegistryError,
+    RegistryUnreachable,
     NotFound,
     LockError,
     BuildError,

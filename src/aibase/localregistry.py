@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aibase import engine, log
-from aibase.errors import RegistryError
+from aibase.errors import RegistryError, RegistryUnreachable
 from aibase.paths import Paths
 from aibase.registry import RegistryClient
 from aibase.trust import is_loopback
@@ -116,17 +116,18 @@ def start_registry(
     )
 
 
-def ensure_registry(host: str, paths: Paths | None) -> None:
-    """Fail before anything is built when the target registry is down. Only the registry
-    images.toml names, when it is on loopback, is started on demand (paths given); any
-    other registry a flag or variable names must already answer."""
-    if answers(host):
+def ensure_registry(client: RegistryClient, paths: Paths | None) -> None:
+    """Fail before anything is built when the target registry is down (asked through the
+    run's own client: its CA, its TLS). Only the registry images.toml names, when it is on
+    loopback, is started on demand (paths given); any other must already answer."""
+    host = client.host
+    if client.answers():
         return
     if paths is not None and is_loopback(host):
         log.info(f"registry {host} is not answering: starting the local one images.toml names")
         start_registry(host, paths)
         return
-    raise RegistryError(
+    raise RegistryUnreachable(
         f"registry {host} does not answer /v2/; nothing was built or pushed",
         "start it, or check --registry / AIBASE_REGISTRY (only the loopback registry "
         "images.toml names is started automatically: invoke registry-up)",

@@ -16,6 +16,11 @@ from aibase.names import normalize_name
 BODY_RE = re.compile(r"^# body-sha256: ([0-9a-f]{64})$", re.M)
 _REQ_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s\\;]+)", re.M)
 VIA_RE = re.compile(r"^\s+# via (.+)$")
+# What uv writes and nothing else: `name[extras]==version[ ; marker] \` and `--hash=` lines.
+_PIN_LINE = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!_-]+( ; [^@\\]+)?( \\)?"
+)
+_HASH_LINE = re.compile(r"--hash=sha256:[0-9a-f]+( \\)?")
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,12 @@ def lock_problem(text: str, spec: PlatformSpec) -> str | None:
     if not m or m.group(1) != body_digest(body):
         return "edited: its body does not match the body-sha256 written with it"
     allowed = index_option(spec).strip()
-    for line in body.splitlines():
-        if line.startswith("-") and line.strip() != allowed:
-            return f"holds the option line {line.strip()!r} (only {allowed or 'none'} allowed)"
+    for raw in body.splitlines():
+        line = raw.strip()  # pip strips each line before it reads options
+        if not line or line.startswith("#") or line == allowed or _HASH_LINE.fullmatch(line):
+            continue
+        if line.startswith("-"):
+            return f"holds the option line {line!r} (only {allowed or 'none'} allowed)"
+        if not _PIN_LINE.fullmatch(line):
+            return f"holds {line!r}, which is not a `name==version` pin"
     return None

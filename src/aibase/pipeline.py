@@ -14,14 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from aibase import log
+from aibase import git, log
 from aibase.build import build_cell, preflight
 from aibase.config import VariantConfig
 from aibase.context import RunContext, registry_client
 from aibase.errors import AibaseError, ConfigError, SmokeError
 from aibase.merge import merge_variant, read_cells
 from aibase.plan import LOCK_LABEL, Cell, floating_tag, plan_cells, promoted_tags
-from aibase.promote import Promotion, promote_variant
+from aibase.promote import FORWARD_ONLY, Guards, Promotion, promote_variant
 from aibase.refs import ImageRef, parse_ref
 from aibase.report import PlatformRow, PromotionRow, RunReport, write_report
 from aibase.smoke import smoke_index
@@ -105,7 +105,7 @@ def verify_and_smoke(
     if not smoke:
         return result, state, {}
     with log.step(f"smoke {variant.name}"):
-        smoked = smoke_index(variant, result)
+        smoked = smoke_index(variant, result, require_gpu=ctx.settings.flag("require_gpu"))
     if state is not None:
         platforms = {i.platform: i.digest for i in result.images}
         verified = VerifyRecord(result.index_digest, platforms, before)
@@ -128,12 +128,12 @@ def raise_if_smoke_failed(
 
 
 def promote_one(
-    ctx: RunContext, variant: VariantConfig, *, allow_rollback: bool, dry_run: bool
+    ctx: RunContext, variant: VariantConfig, *, permits: Guards, dry_run: bool
 ) -> Promotion | None:
     """Move the promoted tags to the recorded, verified, smoke-tested index."""
     state = read_variant(_state_path(ctx, variant))
     with log.step(f"promote {variant.name}"):
-        promotion = _promote(ctx, variant, state, allow_rollback, dry_run)
+        promotion = _promote(ctx, variant, state, permits, dry_run)
     if promotion is not None:
         log.info(f"{promotion.tag} -> {promotion.digest} (was {promotion.previous})")
     return promotion
@@ -145,7 +145,7 @@ def build_all(
     *,
     dry_run: bool,
     promote: bool,
-    allow_rollback: bool = False,
+    permits: Guards = FORWARD_ONLY,
 ) -> RunReport:
     """Every variant x platform, in order; stops at the first failure (fail-closed)."""
     config = ctx.config
@@ -178,7 +178,7 @@ def build_all(
             state = _build_variant(ctx, variant, report, dry_run=dry_run)
             if promote:
                 with log.step(f"promote {variant.name}"):
-                    done = _promote(ctx, variant, state, allow_rollback, dry_run)
+                    done = _promote(ctx, variant, state, permits, dry_run)
                 if done is not None:
                     report.promotions.append(
                         PromotionRow(variant.name, done.tag, done.digest, done.previous)
@@ -228,18 +228,24 @@ def _promote(
     ctx: RunContext,
     variant: VariantConfig,
     state: VariantState | None,
-    allow_rollback: bool,
+    permits: Guards,
     dry_run: bool,
 ) -> Promotion | None:
-    return promote_variant(
-        ctx.registry,
-        ctx.config,
-        variant,
-        state,
-        revision=ctx.revision,
-        allow_rollback=allow_rollback,
-        dry_run=dry_run,
+    """The gate, told what git knows: are the build's inputs committed, and which commit
+    descends from which."""
+    cwd = Path.cwd()
+    inputs = [ctx.config.path, variant.dockerfile, *variant.requirements]
+    for platform in ctx.config.required_platforms:
+        inputs += [variant.lock_file(platform), variant.heavy_lock_file(platform)]
+    guards = replace(
+        permits,
+        uncommitted=tuple(git.uncommitted(cwd, inputs)),
+        is_ancestor=lambda older, newer: git.is_ancestor(cwd, older, newer),
     )
+    return promote_variant(
+        ctx.registry, ctx.config, variant, state, revision=ctx.revision, guards=guards,
+        dry_run=dry_run,
+    )  # fmt: skip
 
 
 def _rows(
@@ -261,6 +267,7 @@ def _rows(
                 compressed_mb=round(image.compressed_bytes / 1e6, 1),
                 build_seconds=cell.seconds if cell else None,
                 smoke=smoke.problems if smoke else None,
+                skipped=smoke.skipped if smoke else (),
                 lock=str(lock),
                 lock_sha256=image.labels.get(LOCK_LABEL),
                 sbom=str(ctx.paths.sbom(lock)),

@@ -58,7 +58,7 @@ def floating_tag(variant: VariantConfig) -> str:
 
 def promoted_tags(variant: VariantConfig) -> tuple[str, str]:
     """The tags that move, together and only in promote: `cuda`, `cuda-py3.11-torch2.4.1-cu121`."""
-    return floating_tag(variant), descriptive_tag(variant)
+    return check_tag(floating_tag(variant)), check_tag(descriptive_tag(variant))
 
 
 def descriptive_tag(variant: VariantConfig) -> str:

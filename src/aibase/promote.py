@@ -10,11 +10,13 @@ asked, and is read back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from aibase import log
 from aibase.config import Config, VariantConfig
-from aibase.errors import PromoteError
+from aibase.errors import AibaseError, PromoteError
+from aibase.oci import entry_platform, is_attestation
 from aibase.plan import floating_tag, promoted_tags
 from aibase.refs import parse_ref
 from aibase.registry import RegistryClient
@@ -22,6 +24,7 @@ from aibase.state import MergeRecord, VariantState, VerifyRecord
 from aibase.verify import fetch_index, raise_if_failed, verify_index
 
 CREATED = "org.opencontainers.image.created"
+REVISION = "org.opencontainers.image.revision"
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,19 @@ def check_gate(
     return merged, verified
 
 
+@dataclass(frozen=True)
+class Guards:
+    """What promote may do besides moving a tag forward, and what it knows of history."""
+
+    allow_rollback: bool = False
+    allow_narrowing: bool = False
+    uncommitted: tuple[str, ...] = ()  # build inputs that are not what the commit holds
+    is_ancestor: Callable[[str, str], bool | None] = field(default=lambda older, newer: None)
+
+
+FORWARD_ONLY = Guards()  # no rollback, no narrowing, history unknown
+
+
 def promote_variant(
     client: RegistryClient,
     config: Config,
@@ -83,7 +99,7 @@ def promote_variant(
     state: VariantState | None,
     *,
     revision: str,
-    allow_rollback: bool = False,
+    guards: Guards = FORWARD_ONLY,
     dry_run: bool = False,
 ) -> Promotion | None:
     """Move the promoted tags to the recorded index, after the gate and a fresh verify."""
@@ -96,6 +112,13 @@ def promote_variant(
             )
         return None
     merged, verified = check_gate(config, variant, state, revision)
+    if guards.uncommitted:
+        raise PromoteError(
+            f"promote {variant.name}: built from files that are not what commit {revision[:12]} "
+            f"holds: {', '.join(guards.uncommitted)}; a tag every build uses must come from a "
+            "commit",
+            "commit them (or build in a clean clone), then rerun build-all",
+        )
     digest = merged.index_digest
     if dry_run:
         for tag in tags:
@@ -122,25 +145,76 @@ def promote_variant(
             )
     floating = tags[0]
     current = now[floating]
-    if current and current != digest and not allow_rollback:
-        ours = min((i.labels.get(CREATED, "") for i in result.images), default="")
-        theirs = created_of(client, config, current)
-        if ours and theirs and ours < theirs:
-            raise PromoteError(
-                f"{config.image}:{floating} serves an index created {theirs}; this one was "
-                f"created {ours}: that would be a rollback",
-                "pass --allow-rollback to move the tag back deliberately",
-            )
-    for tag in reversed(tags):  # the floating tag last: it is the one every build uses
-        promote_tag(client, config.repository, tag, digest, expected=now[tag])
+    if current and current != digest:
+        ours = Serving({i.platform for i in result.images}, revision,
+                       min(i.labels.get(CREATED, "") for i in result.images))  # fmt: skip
+        check_forward(f"{config.image}:{floating}", serving(client, config, current), ours, guards)
+    moved: list[str] = []
+    try:
+        for tag in reversed(tags):  # the floating tag last: it is the one every build uses
+            promote_tag(client, config.repository, tag, digest, expected=now[tag])
+            moved.append(tag)
+    except AibaseError:
+        _restore(client, config, moved, now)
+        raise
     return Promotion(f"{config.image}:{floating}", digest, current)
 
 
-def created_of(client: RegistryClient, config: Config, digest: str) -> str:
-    """The newest `created` label of an index's images ("" when it has none)."""
+@dataclass(frozen=True)
+class Serving:
+    platforms: set[str]
+    revision: str
+    created: str
+
+
+def serving(client: RegistryClient, config: Config, digest: str) -> Serving:
+    """What an index the tag serves holds: its platforms, revision and creation labels."""
     fetched = fetch_index(client, parse_ref(f"{config.image}@{digest}"))
+    entries = [e for e in fetched.index.json.get("manifests", []) if not is_attestation(e)]
     labels = [(c.get("config") or {}).get("Labels") or {} for c in fetched.configs.values()]
-    return max((str(lab.get(CREATED, "")) for lab in labels), default="")
+    return Serving(
+        {entry_platform(e) for e in entries},
+        next((str(lab[REVISION]) for lab in labels if lab.get(REVISION)), ""),
+        max((str(lab.get(CREATED, "")) for lab in labels), default=""),
+    )
+
+
+def check_forward(tag: str, theirs: Serving, ours: Serving, guards: Guards) -> None:
+    """Refuse to narrow the platforms a tag serves, or to move it back in history."""
+    lost = sorted(theirs.platforms - ours.platforms)
+    if lost and not guards.allow_narrowing:
+        raise PromoteError(
+            f"{tag} serves {', '.join(sorted(theirs.platforms))}; this index lacks "
+            f"{', '.join(lost)}: promoting it would narrow the tag every build uses",
+            "add the platforms back to images.toml, or pass --allow-narrowing after review",
+        )
+    if guards.allow_rollback or not theirs.revision or theirs.revision == ours.revision:
+        return  # a rebuild of the same commit (OS updates) moves forward in time only
+    older = guards.is_ancestor(ours.revision, theirs.revision)
+    newer = guards.is_ancestor(theirs.revision, ours.revision)
+    if older is None or newer is None:  # history unknown here (a shallow clone): use time
+        back = bool(ours.created and theirs.created and ours.created < theirs.created)
+    else:
+        back = not newer
+    if back:
+        raise PromoteError(
+            f"{tag} serves commit {theirs.revision[:12]} (created {theirs.created}); this index "
+            f"is commit {ours.revision[:12]}, not a descendant of it: that would be a rollback",
+            "pass --allow-rollback to move the tag back deliberately",
+        )
+
+
+def _restore(
+    client: RegistryClient, config: Config, moved: list[str], before: dict[str, str | None]
+) -> None:
+    """A tag moved before a later one failed: put it back, so they move together or not."""
+    for tag in moved:
+        old = before[tag]
+        if old is None:
+            log.warn(f"{config.image}:{tag} was moved and did not exist before: it stays")
+            continue
+        client.put_manifest(config.repository, tag, client.get_manifest(config.repository, old))
+        log.warn(f"{config.image}:{tag} put back to {old} (the promotion did not complete)")
 
 
 def promote_tag(

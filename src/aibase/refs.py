@@ -74,7 +74,7 @@ def is_registry_host(component: str) -> bool:
 def parse_ref(text: str) -> ImageRef:
     """Parse and validate a reference; the error names what is wrong and shows examples."""
     rest, _, digest = text.partition("@")
-    if digest and not _DIGEST_RE.match(digest):
+    if digest and not _DIGEST_RE.fullmatch(digest):
         raise _bad(text, f"{digest!r} is not a sha256 digest")
     first, _, remainder = rest.partition("/")
     if remainder and is_registry_host(first):
@@ -85,21 +85,21 @@ def parse_ref(text: str) -> ImageRef:
     last = path.rsplit("/", 1)[-1]
     if ":" in last:
         path, _, tag = path.rpartition(":")
-        if not _TAG_RE.match(tag):
+        if not _TAG_RE.fullmatch(tag):
             raise _bad(text, f"{tag!r} is not a valid tag")
     if registry in HUB_ALIASES:
         registry = DOCKER_HUB
         if "/" not in path:
             path = f"library/{path}"
-    elif not _HOST_RE.match(registry):
+    elif not _HOST_RE.fullmatch(registry):
         raise _bad(text, f"{registry!r} is not a registry host[:port]")
-    if not _REPOSITORY_RE.match(path):
+    if not _REPOSITORY_RE.fullmatch(path):
         raise _bad(text, f"{path!r} is not a repository path (lower-case, '/'-separated)")
     return ImageRef(registry, path, tag, digest or None)
 
 
 def is_valid_tag(tag: str) -> bool:
-    return bool(_TAG_RE.match(tag))
+    return bool(_TAG_RE.fullmatch(tag))
 
 
 def _bad(text: str, problem: str) -> ConfigError:

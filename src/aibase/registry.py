@@ -22,7 +22,7 @@ import httpx
 
 from aibase import log
 from aibase.credentials import Credentials, load_credentials
-from aibase.errors import NotFound, RegistryError
+from aibase.errors import NotFound, RegistryError, RegistryUnreachable
 from aibase.oci import ACCEPT, Manifest
 from aibase.trust import (
     check_realm,
@@ -123,7 +123,7 @@ class RegistryClient:
                         f"/etc/docker/certs.d/{self.host}/ca.crt (the engine reads it too)",
                     ) from None
                 if attempt == self._attempts:
-                    raise RegistryError(
+                    raise RegistryUnreachable(
                         f"registry {self.host}: {what}: cannot connect ({type(exc).__name__}: "
                         f"{exc}) after {attempt} attempts",
                         f"is the registry running? For the local default: invoke registry-up; "
@@ -204,24 +204,19 @@ class RegistryClient:
         return True
 
     def _error(self, resp: httpx.Response, what: str) -> RegistryError:
-        code = resp.status_code
-        if code == 401:
-            return RegistryError(
-                f"registry {self.host}: {what}: unauthorized (HTTP 401)",
-                f"log in first: docker login {self.host}",
-            )
-        if code == 403:
-            return RegistryError(
-                f"registry {self.host}: {what}: forbidden (HTTP 403)",
-                "the credential lacks permission for this repository",
-            )
-        if code == 404:
-            return NotFound(
-                f"registry {self.host}: {what}: not found (HTTP 404)",
-                "check the repository, tag or digest",
+        code, where = resp.status_code, f"registry {self.host}: {what}"
+        known = {
+            401: ("unauthorized", f"log in first: docker login {self.host}"),
+            403: ("forbidden", "the credential lacks permission for this repository"),
+            404: ("not found", "check the repository, tag or digest"),
+        }
+        if code in known:
+            problem, fix = known[code]
+            return (NotFound if code == 404 else RegistryError)(
+                f"{where}: {problem} (HTTP {code})", fix
             )
         return RegistryError(
-            f"registry {self.host}: {what}: HTTP {code}: {resp.text[:300]}",
+            f"{where}: HTTP {code}: {resp.text[:300]}",
             "the registry failed; retry later or check its logs",
         )
 
@@ -230,10 +225,11 @@ class RegistryClient:
         self._request("GET", "/v2/", "ping /v2/")
 
     def answers(self) -> bool:
-        """True when /v2/ answers at all: 200, or 401 (it wants credentials)."""
+        """True when /v2/ answers at all: 200, or 401 (it wants credentials). A registry that
+        answers but cannot be trusted (its certificate) is an error, not "down"."""
         try:
             resp = self._send("GET", self.base + "/v2/", "ping /v2/")
-        except RegistryError:
+        except RegistryUnreachable:
             return False
         return resp.status_code in (200, 401)
 

@@ -19,6 +19,7 @@ class PlatformRow:
     compressed_mb: float
     build_seconds: float | None  # None: not built in this run
     smoke: tuple[str, ...] | None  # problems; () passed; None: not smoke-tested
+    skipped: tuple[str, ...]  # checks not run here, with the reason (e.g. no GPU)
     lock: str
     lock_sha256: str | None  # the image's lock label
     sbom: str  # where `invoke audit` writes that lock's CycloneDX SBOM
@@ -71,6 +72,8 @@ def render_markdown(report: RunReport) -> str:
     ]
     for row in report.platforms:
         smoke = "-" if row.smoke is None else ("; ".join(row.smoke) or "ok")
+        if row.skipped:
+            smoke += " (" + "; ".join(row.skipped) + ")"
         lock = f"`{(row.lock_sha256 or '?')[:12]}` ({Path(row.sbom).name})"
         seconds = "-" if row.build_seconds is None else row.build_seconds
         lines.append(

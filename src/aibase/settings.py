@@ -180,7 +180,7 @@ def _check(s: Setting, text: str, source: str) -> None:
         raise ConfigError(
             f"{where}={text!r} is not one of {', '.join(s.choices)}", "pick one of those"
         )
-    if s.name == "revision" and not _REVISION_RE.match(text):
+    if s.name == "revision" and not _REVISION_RE.fullmatch(text):
         raise ConfigError(
             f"{where}={text!r} is not a full git commit hash (40 hex digits)",
             "pass `git rev-parse HEAD`, or leave it unset to use HEAD",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aibase import engine
+from aibase import engine, log
 from aibase.config import VariantConfig
 from aibase.lockfile import parse_lock
 from aibase.names import normalize_name
@@ -102,13 +102,36 @@ def check_probe(
     return problems
 
 
-def smoke_index(variant: VariantConfig, result: VerifyResult) -> dict[str, SmokeRecord]:
+NO_GPU = "no GPU for containers here (neither the nvidia runtime nor NVIDIA CDI devices)"
+
+
+def smoke_index(
+    variant: VariantConfig, result: VerifyResult, *, require_gpu: bool = False
+) -> dict[str, SmokeRecord]:
     """Probe every platform image of a verified index by digest, one container each: every
-    image the index holds, since a tag serves all of them."""
+    image the index holds, since a tag serves all of them. Where the config promises CUDA,
+    the probe runs with the GPUs when the engine has any; without, the GPU checks are
+    skipped with the reason, or fail with --require-gpu."""
     found: dict[str, SmokeRecord] = {}
+    gpu = engine.gpu_access() if any(p.cuda for p in variant.platforms.values()) else None
     for image in result.images:
-        run = engine.run_probe(f"{result.ref.name}@{image.digest}", image.platform)
+        spec = variant.platforms.get(image.platform)
+        if spec is None:
+            problem = f"the index holds {image.platform}, which images.toml does not define"
+            found[image.platform] = SmokeRecord(image.platform, image.digest, (problem,))
+            continue
+        on_gpu = gpu if spec.cuda else None
+        run = engine.run_probe(f"{result.ref.name}@{image.digest}", image.platform, gpu=on_gpu)
         locked = locked_packages(variant, image.platform)
-        problems = check_probe(run.report, variant, image.platform, locked)
-        found[image.platform] = SmokeRecord(image.platform, image.digest, tuple(problems))
+        problems = check_probe(
+            run.report, variant, image.platform, locked, gpu_required=on_gpu is not None
+        )
+        skipped: tuple[str, ...] = ()
+        if spec.cuda and on_gpu is None:
+            if require_gpu:
+                problems.append(f"--require-gpu: {NO_GPU}")
+            else:
+                skipped = (f"GPU checks skipped on {image.platform}: {NO_GPU}",)
+                log.warn(skipped[0])
+        found[image.platform] = SmokeRecord(image.platform, image.digest, tuple(problems), skipped)
     return found

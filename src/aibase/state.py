@@ -63,6 +63,7 @@ class SmokeRecord:
     platform: str
     digest: str
     problems: tuple[str, ...]
+    skipped: tuple[str, ...] = ()  # checks not run, each with its reason (no GPU here)
 
     @property
     def ok(self) -> bool:
@@ -171,7 +172,12 @@ def read_variant(path: Path) -> VariantState | None:
         if data.get("verified") is not None:
             data["verified"] = _build(VerifyRecord, data["verified"], path, fix)
         data["smoke"] = {
-            p: _build(SmokeRecord, s | {"problems": tuple(s["problems"])}, path, fix)
+            p: _build(
+                SmokeRecord,
+                s | {"problems": tuple(s["problems"]), "skipped": tuple(s["skipped"])},
+                path,
+                fix,
+            )
             for p, s in (data.get("smoke") or {}).items()
         }
     except (KeyError, TypeError, AttributeError) as exc:

@@ -53,17 +53,19 @@ def check_realm(realm: str, registry: str, loopback: bool, allowed: Iterable[str
     itself is on loopback), on the registry's own host, Docker Hub's known token host, or
     a host configured explicitly (--auth-hosts)."""
     parts = urlsplit(realm)
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+    plain_ok = parts.scheme == "http" and loopback and is_loopback(parts.netloc)
+    if parts.scheme != "https" and not plain_ok:
         raise RegistryError(
             f"registry {registry}: token realm {realm!r} is not https: credentials are not sent",
             "fix the registry's auth configuration (realm must be https)",
         )
     host = parts.netloc.rsplit("@", 1)[-1]
-    name = host.rsplit(":", 1)[0]
-    known = {registry, registry.rsplit(":", 1)[0], *allowed}
+    if parts.port in (None, 443 if parts.scheme == "https" else 80):
+        host = parts.hostname or host  # the default port is the same origin
+    known = {registry, *allowed}
     if registry in HUB_ALIASES:
         known.add(HUB_AUTH)
-    if host not in known and name not in known:
+    if host not in known:
         raise RegistryError(
             f"registry {registry}: token realm {realm!r} is on another host ({host}): "
             "credentials are not sent there",

@@ -99,14 +99,14 @@ def platform_list(value: Any, w: Where) -> tuple[str, ...]:
 
 def repository(value: Any, w: Where) -> str:
     repo = string(value, w)
-    if not _REPO_RE.match(repo):
+    if not _REPO_RE.fullmatch(repo):
         w.fail(None, f"{repo!r} is not a repository path", 'lower-case, e.g. "cerebral/ai-base"')
     return repo
 
 
 def registry(value: Any, w: Where) -> str:
     reg = string(value, w)
-    if not _REGISTRY_RE.match(reg):
+    if not _REGISTRY_RE.fullmatch(reg):
         w.fail(None, f"{reg!r} is not a registry host[:port]", 'e.g. "localhost:5000"')
     return reg
 
@@ -114,7 +114,7 @@ def registry(value: Any, w: Where) -> str:
 def registry_path(value: str, w: Where) -> str:
     host, _, path = value.partition("/")
     registry(host, w)
-    if path and not _REPO_RE.match(path.rstrip("/")):
+    if path and not _REPO_RE.fullmatch(path.rstrip("/")):
         w.fail(None, f"{value!r} is not host[:port][/path]", 'e.g. "localhost:5000/mirror"')
     return value.rstrip("/")
 
@@ -123,10 +123,11 @@ def index_url(url: str, w: Where) -> str:
     """A package index: https (http only on loopback), nothing pip could read as a second
     line or option (it goes into the lock file verbatim)."""
     parts = urlsplit(url)
-    plain_ok = parts.scheme == "http" and is_loopback(parts.netloc)
+    plain_ok = parts.scheme == "http" and is_loopback(parts.hostname or "")
     if (
         any(c.isspace() for c in url)
-        or not parts.netloc
+        or not parts.hostname
+        or "@" in parts.netloc  # `http://localhost:80@elsewhere/` goes elsewhere
         or not (parts.scheme == "https" or plain_ok)
     ):
         w.fail(

@@ -23,7 +23,6 @@ from aibase.errors import (
     SmokeError,
     StateError,
     Timeout,
-    VerifyError,
 )
 from aibase.localregistry import Tls, start_registry, stop_registry
 from aibase.paths import Paths
@@ -58,16 +57,17 @@ def test_an_override_never_narrows_what_a_floating_tag_requires(built: Built, tm
     assert "AIBASE_PLATFORMS=linux/amd64 leaves out linux/arm64; nothing was built" in run.output
     assert "docker buildx build" not in run.output
     assert floating_digest() == before
-    # verify and promote take what an index must hold from images.toml alone
-    arm = built.platform_digests["linux/arm64"]
-    subprocess.run(["docker", "buildx", "imagetools", "create", "--tag",
-                    f"{REGISTRY}/cerebral/ai-base-fixture:narrowed-arm64",
-                    f"{REGISTRY}/cerebral/ai-base-fixture@{arm}"], check=True)  # fmt: skip
-    run = invoke("verify", *CFG, "--variant", "fixture", "--ref",
-                 f"{REGISTRY}/cerebral/ai-base-fixture:narrowed-arm64",
-                 env=env_for(tmp_path, AIBASE_PLATFORMS="linux/arm64"))  # fmt: skip
-    assert run.returncode == VerifyError.exit_code
-    assert "required platform linux/amd64 is missing from the index" in run.output
+    # a narrowed copy of images.toml builds, verifies and smokes; it is not promoted
+    narrowed = copy_fixture(tmp_path / "fx")
+    narrowed.write_text(narrowed.read_text().replace(
+        'platforms = ["linux/amd64", "linux/arm64"]', 'platforms = ["linux/amd64"]'))  # fmt: skip
+    run = invoke("build-all", "--config", str(narrowed), "--repository",
+                 "cerebral/ai-base-fixture", env=env_for(tmp_path / "out"))  # fmt: skip
+    assert "<== smoke fixture: ok" in run.output
+    assert run.returncode == PromoteError.exit_code
+    assert "built from files that are not what commit" in run.output
+    assert str(narrowed) in run.output
+    assert floating_digest() == before
 
 
 def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(
@@ -204,6 +204,14 @@ def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(built: Built
     code, out = _smoke_gpu(cfg, image, "--require-gpu")
     assert code == 1 and "1 failed" in out
     assert "--require-gpu: no GPU for containers here" in out
+    # the pipeline's own smoke step holds the same gate (the one promote relies on)
+    run = invoke("verify", "--config", str(cfg), "--variant", "fixture", "--ref", image,
+                 env=env_for(tmp_path))  # fmt: skip
+    assert "GPU checks skipped on linux/amd64: no GPU for containers here" in run.output
+    run = invoke("verify", "--config", str(cfg), "--variant", "fixture", "--ref", image,
+                 "--require-gpu", env=env_for(tmp_path))  # fmt: skip
+    assert run.returncode == SmokeError.exit_code
+    assert "linux/amd64: --require-gpu: no GPU for containers here" in run.output
 
 
 def test_every_command_and_container_has_a_timeout_that_names_it(built: Built):

@@ -16,6 +16,7 @@ from aibase.errors import (
     LockError,
     PromoteError,
     RegistryError,
+    RegistryUnreachable,
     VerifyError,
 )
 from aibase.lockfile import body_digest, split_blocks, split_header
@@ -239,7 +240,7 @@ def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: 
 
 def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_dir: Path):
     run = invoke("build-all", *CFG, "--registry", "127.0.0.1:5009", env=env_for(out_dir))
-    assert run.returncode == RegistryError.exit_code
+    assert run.returncode == RegistryUnreachable.exit_code
     assert "registry 127.0.0.1:5009 does not answer /v2/; nothing was built or pushed" in run.output
     assert "Traceback" not in run.output
     # the push itself failing (registry gone after preflight) names the cell

@@ -96,3 +96,17 @@ def test_a_single_manifest_cell_becomes_one_entry_with_its_configs_platform():
                         "platform": {"os": "linux", "architecture": "arm64"}}]  # fmt: skip
     index = make_index(entries)
     assert index.is_index and index.json["manifests"] == entries
+
+
+def test_a_cell_record_on_disk_from_another_commit_is_named(write_config, fake_registry, tmp_path):
+    from aibase.errors import StateError
+    from aibase.merge import read_cells
+    from aibase.state import write_cell
+
+    ctx = _ctx(write_config, fake_registry, tmp_path)
+    cells = _cells(ctx, fake_registry, ("linux/amd64",))
+    path = ctx.paths.cell_record("cpu-linux-amd64")
+    write_cell(path, replace(cells["linux/amd64"], revision="c" * 40))  # an earlier run's
+    with pytest.raises(StateError) as info:
+        read_cells(ctx, ctx.config.variant("cpu"))
+    assert str(path) in info.value.render() and "not a cell of this run" in info.value.render()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import httpx
 import pytest
 
 from aibase.configfile import load_config
-from aibase.errors import PromoteError, VerifyError
+from aibase.errors import PromoteError, RegistryError, VerifyError
 from aibase.plan import REQUIRED_LABELS
-from aibase.promote import Promotion, promote_variant
+from aibase.promote import Guards, Promotion, promote_variant
 from aibase.state import MergeRecord, SmokeRecord, VariantState, VerifyRecord
 
 REPO_NAME = "cerebral/ai-base"
@@ -185,40 +186,106 @@ def test_a_tag_moved_since_verify_is_not_overwritten(setup, fake_registry):
     _refused(fake_registry, cfg, blind, "no record of what cpu served at verify")
 
 
-def _index_created(fake_registry, created: str) -> str:
+THEIRS = "e" * 40  # the commit the floating tag serves now
+
+
+def _index(fake_registry, created: str, revision: str, platforms=PLATFORMS) -> str:
     labels = {k: "x" for k in REQUIRED_LABELS} | {
         "org.opencontainers.image.created": created,
-        "org.opencontainers.image.revision": REV,
+        "org.opencontainers.image.revision": revision,
         "io.cerebral.ai-base.variant": "cpu",
     }
-    images = {p: fake_registry.add_image(REPO_NAME, p.split("/")[1], labels) for p in PLATFORMS}
+    images = {p: fake_registry.add_image(REPO_NAME, p.split("/")[1], labels) for p in platforms}
     return fake_registry.add_index(REPO_NAME, images)
 
 
-def test_a_rollback_needs_to_be_asked_for(setup, fake_registry):
-    cfg, state, _ = setup
-    newer = _index_created(fake_registry, "2099-01-01T00:00:00Z")
-    older = _index_created(fake_registry, "2001-01-01T00:00:00Z")
-    fake_registry.manifests[(REPO_NAME, "cpu")] = fake_registry.manifests[(REPO_NAME, newer)]
+def _against(fake_registry, state, theirs: str, ours_created: str):
+    """The tag serves `theirs`; this run verified a new index of REV created ours_created."""
+    ours = _index(fake_registry, ours_created, REV)
+    fake_registry.manifests[(REPO_NAME, "cpu")] = fake_registry.manifests[(REPO_NAME, theirs)]
     with fake_registry.client() as client:
-        verified = client.get_manifest(REPO_NAME, older)
-    images = {
-        f"linux/{e['platform']['architecture']}": e["digest"] for e in verified.json["manifests"]
-    }
-    merged = replace(state.merged, index_digest=older, cells=images)
-    before = {"cpu": newer, "cpu-py3.11-torch2.4.1": None}
-    old_state = replace(
+        entries = client.get_manifest(REPO_NAME, ours).json["manifests"]
+    images = {f"linux/{e['platform']['architecture']}": e["digest"] for e in entries}
+    return replace(
         state,
-        merged=merged,
-        verified=VerifyRecord(older, images, before),
+        merged=replace(state.merged, index_digest=ours, cells=images),
+        verified=VerifyRecord(ours, images, {"cpu": theirs, "cpu-py3.11-torch2.4.1": None}),
         smoke={p: SmokeRecord(p, images[p], ()) for p in PLATFORMS},
     )
-    _refused(fake_registry, cfg, old_state, "that would be a rollback")
+
+
+def _promote_with(fake_registry, cfg, state, **guards):
     with fake_registry.client() as client:
-        done = promote_variant(
-            client, cfg, cfg.variant("cpu"), old_state, revision=REV, allow_rollback=True
-        )
-    assert done is not None and (done.digest, done.previous) == (older, newer)
+        return promote_variant(client, cfg, cfg.variant("cpu"), state, revision=REV,
+                               guards=Guards(**guards))  # fmt: skip
+
+
+def test_moving_back_in_history_needs_to_be_asked_for(setup, fake_registry):
+    cfg, state, _ = setup
+    theirs = _index(fake_registry, "2001-01-01T00:00:00Z", THEIRS)
+    later_but_older = _against(fake_registry, state, theirs, "2099-01-01T00:00:00Z")
+    history = {"is_ancestor": lambda older, newer: (older, newer) == (REV, THEIRS)}
+    # re-running an old commit: built later, but its commit is an ancestor of the served one
+    with pytest.raises(PromoteError, match="that would be a rollback"):
+        _promote_with(fake_registry, cfg, later_but_older, **history)
+    assert fake_registry.puts == []
+    done = _promote_with(fake_registry, cfg, later_but_older, allow_rollback=True, **history)
+    assert done is not None and done.previous == theirs
+
+
+def test_a_descendant_moves_forward(setup, fake_registry):
+    cfg, state, _ = setup
+    theirs = _index(fake_registry, "2099-01-01T00:00:00Z", THEIRS)
+    newer = _against(fake_registry, state, theirs, "2001-01-01T00:00:00Z")  # clock skew
+    done = _promote_with(fake_registry, cfg, newer,
+                         is_ancestor=lambda older, newer_: (older, newer_) == (THEIRS, REV))  # fmt: skip
+    assert done is not None and done.previous == theirs
+
+
+def test_without_history_the_created_labels_decide(setup, fake_registry):
+    cfg, state, _ = setup
+    theirs = _index(fake_registry, "2099-01-01T00:00:00Z", THEIRS)
+    with pytest.raises(PromoteError, match="that would be a rollback"):
+        _promote_with(fake_registry, cfg, _against(fake_registry, state, theirs, "2001-01-01"))
+
+
+def test_an_index_with_fewer_platforms_than_the_tag_serves_is_refused(setup, fake_registry):
+    cfg, state, _ = setup
+    wider = _index(fake_registry, "2001-01-01", REV, platforms=(*PLATFORMS, "linux/ppc64le"))
+    narrowing = _against(fake_registry, state, wider, "2002-01-01")
+    with pytest.raises(PromoteError) as info:
+        _promote_with(fake_registry, cfg, narrowing)
+    assert "this index lacks linux/ppc64le" in info.value.render()
+    assert fake_registry.puts == []
+    assert _promote_with(fake_registry, cfg, narrowing, allow_narrowing=True) is not None
+
+
+def test_built_from_uncommitted_files_is_refused(setup, fake_registry):
+    cfg, state, _ = setup
+    with pytest.raises(PromoteError) as info:
+        _promote_with(fake_registry, cfg, state, uncommitted=("/x/images.toml",))
+    assert "built from files that are not what commit" in info.value.render()
+    assert "/x/images.toml" in info.value.render() and fake_registry.puts == []
+
+
+def test_when_the_floating_put_fails_the_descriptive_tag_is_put_back(setup, fake_registry):
+    cfg, state, images = setup
+    old = fake_registry.add_index(REPO_NAME, images, "cpu-py3.11-torch2.4.1")
+    state = replace(state, verified=replace(
+        state.verified, promoted_before={"cpu": None, "cpu-py3.11-torch2.4.1": old}))  # fmt: skip
+    handle = fake_registry.handle
+
+    def refuse_floating(request):
+        if request.method == "PUT" and request.url.path.endswith("/manifests/cpu"):
+            return httpx.Response(403)
+        return handle(request)
+
+    fake_registry.handle = refuse_floating
+    with pytest.raises(RegistryError, match="forbidden"):
+        _promote(fake_registry, cfg, state)
+    with fake_registry.client() as client:
+        assert client.head_manifest(REPO_NAME, "cpu-py3.11-torch2.4.1") == old
+        assert client.head_manifest(REPO_NAME, "cpu") is None
 
 
 def test_a_record_from_another_commit_or_config_is_refused(setup, fake_registry):
@@ -227,3 +294,12 @@ def test_a_record_from_another_commit_or_config_is_refused(setup, fake_registry)
     _refused(fake_registry, cfg, other_commit, "the recorded index is from another run")
     other_config = replace(state, merged=replace(state.merged, config_digest="0" * 64))
     _refused(fake_registry, cfg, other_config, "config_digest '0000")
+
+
+def test_a_platform_the_index_holds_beyond_images_toml_must_be_smoke_tested_too(
+    setup, fake_registry
+):
+    cfg, state, images = setup
+    extra = dict(images) | {"linux/386": "sha256:" + "3" * 64}
+    stale = replace(state, verified=replace(state.verified, platforms=extra))
+    _refused(fake_registry, cfg, stale, "linux/386 not smoke-tested or failed")

@@ -318,3 +318,22 @@ def test_the_plain_http_fallback_is_not_a_failed_attempt():
     transport = httpx.MockTransport(_tls_refused_by_plain_http)
     with RegistryClient("127.0.0.1:5000", credentials=None, attempts=1, transport=transport) as c:
         assert c.answers()
+
+
+def test_an_oversized_body_without_a_length_is_cut_off_while_streaming():
+    def handler(request):
+        chunks = (b" " * 65536 for _ in range(70))  # 4.4 MiB, no Content-Length
+        return httpx.Response(200, content=chunks, headers={"Content-Type": "application/json"})
+
+    with _client_for("localhost:5000", handler) as client, pytest.raises(RegistryError) as info:
+        client.get_manifest("a", "t")
+    assert "more than 4194304 bytes, over the limit" in info.value.render()
+
+
+def test_a_realm_on_another_port_of_the_registry_host_is_another_host():
+    handler, _calls = _bearer(
+        "https://reg.example.com:8443/token", lambda r: httpx.Response(200, json={"token": "x"})
+    )
+    with _client_for("reg.example.com", handler) as client, pytest.raises(RegistryError) as info:
+        client.ping()
+    assert "is on another host (reg.example.com:8443)" in info.value.render()

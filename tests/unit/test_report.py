@@ -23,6 +23,7 @@ def _report(**extra: object) -> RunReport:
             compressed_mb=900.1,
             build_seconds=12.5,
             smoke=(),
+            skipped=(),
             lock="requirements/locks/cpu-linux-amd64.txt",
             lock_sha256="b" * 64,
             sbom="build/audit/cpu-linux-amd64.cdx.json",

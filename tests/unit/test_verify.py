@@ -146,3 +146,12 @@ def test_labels_revision_and_size_collected_together(cfg):
     assert "linux/amd64: compressed size 3000.0 MB exceeds the budget of 2500 MB" in text
     assert "linux/arm64: labels missing" in text
     assert f"is not the commit {REV}" in text
+
+
+def test_a_narrowing_override_never_narrows_what_an_index_must_hold(write_config):
+    narrowed = load_config(write_config(), env={"AIBASE_PLATFORMS": "linux/arm64"})
+    assert narrowed.platforms == ("linux/arm64",)
+    result = check_index(
+        narrowed, narrowed.variant("cpu"), index_of(("arm64", image("arm64"))), REV
+    )
+    assert result.problems == ("required platform linux/amd64 is missing from the index",)

@@ -1,0 +1,46 @@
+"""What git says about the checkout the images are built from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aibase import proc
+from aibase.errors import ConfigError
+
+
+def revision(cwd: Path) -> str:
+    """HEAD of the checkout the tool runs in (the Dockerfiles and the tool live there)."""
+    result = proc.run(["git", "-C", str(cwd), "rev-parse", "HEAD"], echo=False, timeout=proc.QUICK)
+    if not result.ok:
+        raise ConfigError(
+            f"{cwd} is not a git checkout with a commit: the revision label needs one",
+            "build from a clone of the repository (git commit first), or set AIBASE_REVISION",
+        )
+    return result.stdout.strip()
+
+
+def uncommitted(cwd: Path, paths: Sequence[Path]) -> list[str]:
+    """The paths whose content is not what HEAD holds: changed, new, or outside the checkout."""
+    found = []
+    for path in paths:
+        tracked = proc.run(["git", "-C", str(cwd), "ls-files", "--error-unmatch", "--", str(path)],
+                           echo=False, timeout=proc.QUICK)  # fmt: skip
+        changed = proc.run(["git", "-C", str(cwd), "diff", "--quiet", "HEAD", "--", str(path)],
+                           echo=False, timeout=proc.QUICK)  # fmt: skip
+        if not tracked.ok or not changed.ok:
+            found.append(str(path))
+    return found
+
+
+def is_ancestor(cwd: Path, older: str, newer: str) -> bool | None:
+    """True when `older` is an ancestor of `newer`; None when git does not know both (a
+    shallow clone, a commit from elsewhere)."""
+    for commit in (older, newer):
+        known = proc.run(["git", "-C", str(cwd), "cat-file", "-e", f"{commit}^{{commit}}"],
+                         echo=False, timeout=proc.QUICK)  # fmt: skip
+        if not known.ok:
+            return None
+    result = proc.run(["git", "-C", str(cwd), "merge-base", "--is-ancestor", older, newer],
+                      echo=False, timeout=proc.QUICK)  # fmt: skip
+    return result.returncode == 0
