@@ -149,6 +149,20 @@ def built(standins: str, tmp_path_factory: pytest.TempPathFactory) -> Built:
     return Built(out, state.merged.index_digest, dict(state.verified.platforms), run)
 
 
+def push_image(dockerfile: str, ref: str, tmp_path: Path, platform: str = "linux/amd64") -> str:
+    """Build a one-off image (a broken or lying one, for a test) and push it under ref."""
+    ctx = tmp_path / f"ctx-{abs(hash(ref))}"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(dockerfile)
+    subprocess.run(
+        ["docker", "buildx", "build", "--platform", platform, "--provenance=false",
+         "--secret", "id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt",
+         "--output", f"type=image,name={ref},push=true", str(ctx)],
+        check=True,
+    )  # fmt: skip
+    return ref
+
+
 def floating_digest(repo: str = IT_REPO, tag: str = "fixture") -> str | None:
     with RegistryClient(REGISTRY) as client:
         return client.head_manifest(repo, tag)

@@ -168,33 +168,15 @@ def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str):
 
 def test_a_package_installed_outside_the_lock_cannot_hide(built, tmp_path: Path, osv_url: str):
     """The image audit reads what the image really holds (the smoke probe), not the lock."""
-    import subprocess
 
-    from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY
+    from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, push_image
 
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text(
+    ref = push_image(
         f"FROM {REGISTRY}/{IT_REPO}@{built.platform_digests['linux/amd64']}\n"
         "RUN --mount=type=secret,id=ca_bundle,target=/run/secrets/ca.pem "
-        f"PIP_CERT=/run/secrets/ca.pem pip install --no-deps {VULNERABLE}\n"
-    )
-    ref = f"{REGISTRY}/cerebral/ai-base-broken:outside-the-lock"
-    subprocess.run(
-        [
-            "docker",
-            "buildx",
-            "build",
-            "--platform",
-            "linux/amd64",
-            "--provenance=false",
-            "--secret",
-            "id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt",
-            "--output",
-            f"type=image,name={ref},push=true",
-            str(ctx),
-        ],
-        check=True,
+        f"PIP_CERT=/run/secrets/ca.pem pip install --no-deps {VULNERABLE}\n",
+        f"{REGISTRY}/cerebral/ai-base-broken:outside-the-lock",
+        tmp_path,
     )
     allow = tmp_path / "allow.toml"
     allow.write_text("")

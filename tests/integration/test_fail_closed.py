@@ -38,6 +38,7 @@ from .conftest import (
     floating_digest,
     invoke,
     invoke_in_background,
+    push_image,
 )
 
 pytestmark = pytest.mark.engine
@@ -149,16 +150,13 @@ def test_a_broken_image_stops_build_all_before_promote(standins: str, tmp_path: 
 def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: Path):
     """Config and index entry both say arm64 (verify passes), the files are amd64: the
     probe's machine tells."""
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
     amd = built.platform_digests["linux/amd64"]
-    (ctx / "Dockerfile").write_text(
-        f"FROM --platform=linux/amd64 {REGISTRY}/cerebral/ai-base-fixture@{amd}\n"
+    push_image(
+        f"FROM --platform=linux/amd64 {REGISTRY}/cerebral/ai-base-fixture@{amd}\n",
+        f"{REGISTRY}/cerebral/ai-base-broken:arm64-liar",
+        tmp_path,
+        platform="linux/arm64",
     )
-    liar = f"{REGISTRY}/cerebral/ai-base-broken:arm64-liar"
-    subprocess.run(["docker", "buildx", "build", "--platform", "linux/arm64",
-                    "--provenance=false", "--output", f"type=image,name={liar},push=true",
-                    str(ctx)], check=True)  # fmt: skip
     with RegistryClient(REGISTRY) as client:
         liar_digest = client.get_manifest("cerebral/ai-base-broken", "arm64-liar").digest
     index = f"{REGISTRY}/cerebral/ai-base-broken:lying-index"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, REPO, Built
+from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, REPO, Built, push_image
 
 pytestmark = pytest.mark.engine
 BROKEN_REPO = f"{REGISTRY}/cerebral/ai-base-broken"
@@ -39,27 +39,8 @@ BREAKAGES = {
 
 def _build_broken(built: Built, name: str, instruction: str, tmp_path: Path) -> str:
     digest = built.platform_digests["linux/amd64"]
-    ctx = tmp_path / name
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text(f"FROM {REGISTRY}/{IT_REPO}@{digest}\n{instruction}\n")
-    ref = f"{BROKEN_REPO}:{name}"
-    subprocess.run(
-        [
-            "docker",
-            "buildx",
-            "build",
-            "--platform",
-            "linux/amd64",
-            "--provenance=false",
-            "--secret",
-            "id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt",
-            "--output",
-            f"type=image,name={ref},push=true",
-            str(ctx),
-        ],
-        check=True,
-    )
-    return ref
+    dockerfile = f"FROM {REGISTRY}/{IT_REPO}@{digest}\n{instruction}\n"
+    return push_image(dockerfile, f"{BROKEN_REPO}:{name}", tmp_path)
 
 
 def _smoke(ref: str) -> tuple[int, str]:
