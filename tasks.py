@@ -1,8 +1,8 @@
 """Invoke tasks: each parses its flags and makes one library call (`invoke --list`).
 
-Settings common to the tasks (--config, --registry, --out, ...) come from aibase.cli, with
-one precedence: flag > AIBASE_* environment > images.toml > default. Place --config after
-the task name: before it, `-f/--config` is Invoke's own runtime configuration.
+Flags, their help and their AIBASE_* variables come from aibase.cli and aibase.settings, with
+one precedence: flag > environment > images.toml > default. Place --config after the task
+name: before it, `-f/--config` is Invoke's own runtime configuration.
 """
 
 from __future__ import annotations
@@ -10,28 +10,29 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from aibase import localregistry, pins, pipeline
+from aibase import doctor as checks
+from aibase import localregistry, pins, pipeline, steps
 from aibase.allowlist import DEFAULT_ALLOWLIST
 from aibase.auditing import AuditRequest, audit_all
 from aibase.bases import bootstrap_standins
-from aibase.cli import BUILD, COMMON, ONE_VARIANT, SOME_VARIANTS, command, variant_of
+from aibase.cli import BUILD, COMMON, ONE_VARIANT, command, variant_of
 from aibase.config import Config
 from aibase.context import open_run
-from aibase.doctor import run_doctor
 from aibase.errors import ConfigError
 from aibase.lock import check_locks, write_locks
+from aibase.matrix import emit, parse_runners, plan_matrix
 from aibase.paths import Paths
 from aibase.promote import Guards
 from aibase.settings import Settings
 
-ALLOW_ROLLBACK = "move the floating tag even to a commit older than the one it serves"
-ALLOW_NARROWING = "move the floating tag even to an index with fewer platforms than it serves"
+PROMOTES = (*COMMON, "revision", "require_gpu")
+IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"
 
 
 @command("config", "registry", "platforms", "debug")
 def doctor(s: Settings, cfg: Config) -> None:
     """Check engine, buildx, containerd store, QEMU platforms, registry and disk."""
-    run_doctor(cfg)
+    checks.run_doctor(cfg)
 
 
 @command("config", "registry", "cache", "debug", name="registry-up")
@@ -47,15 +48,7 @@ def registry_down(s: Settings, cfg: Config) -> None:
     print("stopped" if stopped else "nothing to stop")
 
 
-@command(
-    "config",
-    "platforms",
-    "debug",
-    check="only check that every lock is present and matches its inputs (offline)",
-    allow_missing="with --check: cells (variant/os/arch, comma-separated) whose lock may be "
-    "absent: a known gap, printed, never silently passed",
-    variant=SOME_VARIANTS,
-)
+@command("config", "platforms", "debug")
 def lock(
     s: Settings, cfg: Config, check: bool = False, allow_missing: str = "", variant: str = ""
 ) -> None:
@@ -74,14 +67,7 @@ def bases_bootstrap(s: Settings, cfg: Config) -> None:
     bootstrap_standins(cfg, Paths(s.out, s.cache))
 
 
-@command(
-    *BUILD,
-    variant=ONE_VARIANT,
-    platform="one platform, e.g. linux/arm64",
-    push="push under the cell's immutable, never-promoted tag and write build/cells/<cell>.json",
-    load="load a single-platform image into the local engine (development)",
-    no_cache="rebuild every step, ignoring the build cache",
-)
+@command(*BUILD, "builder", variant=ONE_VARIANT)
 def build(
     s: Settings,
     cfg: Config,
@@ -100,38 +86,32 @@ def build(
             f"e.g. invoke build --variant {v.name} --platform {next(iter(v.platforms))} --push",
         )
     with open_run(s, cfg, dry_run=dry_run, no_cache=no_cache) as ctx:
-        pipeline.build_one(ctx, v, platform, push=push, dry_run=dry_run)
+        steps.build_one(ctx, v, platform, push=push, dry_run=dry_run)
 
 
 @command(*COMMON, "revision", variant=ONE_VARIANT)
 def merge(s: Settings, cfg: Config, variant: str = "", dry_run: bool = False) -> None:
     """Merge the cell records of a variant into one index under an immutable tag."""
     with open_run(s, cfg, dry_run=dry_run) as ctx:
-        pipeline.merge_one(ctx, variant_of(cfg, variant), dry_run=dry_run)
+        steps.merge_one(ctx, variant_of(cfg, variant), dry_run=dry_run)
 
 
-@command(
-    *COMMON,
-    "revision",
-    "require_gpu",
-    variant=ONE_VARIANT,
-    ref="verify this ref instead of the merged index (REPO:TAG or REPO@sha256:...; Docker Hub "
-    "names as docker writes them); its revision label is checked only with --revision",
-    smoke="also smoke-test each platform (needed before promote)",
-)
+@command(*PROMOTES, variant=ONE_VARIANT)
 def verify(s: Settings, cfg: Config, variant: str = "", ref: str = "", smoke: bool = True) -> None:
     """Check an index in the registry: platforms, config arch/os, labels, revision, size."""
     with open_run(s, cfg) as ctx:
-        pipeline.verify_one(ctx, variant_of(cfg, variant), ref or None, smoke=smoke)
+        steps.verify_one(ctx, variant_of(cfg, variant), ref or None, smoke=smoke)
 
 
-@command(
-    *COMMON,
-    "revision",
-    variant=ONE_VARIANT,
-    allow_rollback=ALLOW_ROLLBACK,
-    allow_narrowing=ALLOW_NARROWING,
-)
+@command(*PROMOTES, variant=ONE_VARIANT)
+def smoke(s: Settings, cfg: Config, variant: str = "", platform: str = "") -> None:
+    """Smoke-test one platform of the verified index (a CI job on that platform's runner);
+    writes build/smoke/<variant>-<os>-<arch>.json for promote."""
+    with open_run(s, cfg) as ctx:
+        steps.smoke_one(ctx, variant_of(cfg, variant), platform)
+
+
+@command(*PROMOTES, variant=ONE_VARIANT)
 def promote(
     s: Settings,
     cfg: Config,
@@ -141,21 +121,12 @@ def promote(
     dry_run: bool = False,
 ) -> None:
     """Move the floating tag to the verified, smoke-tested index and read it back."""
+    permits = Guards(allow_rollback, allow_narrowing, require_gpu=s.flag("require_gpu"))
     with open_run(s, cfg, dry_run=dry_run) as ctx:
-        permits = Guards(allow_rollback=allow_rollback, allow_narrowing=allow_narrowing)
-        pipeline.promote_one(ctx, variant_of(cfg, variant), permits=permits, dry_run=dry_run)
+        steps.promote_one(ctx, variant_of(cfg, variant), permits=permits, dry_run=dry_run)
 
 
-@command(
-    *BUILD,
-    "platforms",
-    "require_gpu",
-    name="build-all",
-    variant=SOME_VARIANTS,
-    no_promote="stop after smoke: build candidates, leave the floating tags alone",
-    allow_rollback=ALLOW_ROLLBACK,
-    allow_narrowing=ALLOW_NARROWING,
-)
+@command(*BUILD, "platforms", "builder", "jobs", "require_gpu", name="build-all")
 def build_all(
     s: Settings,
     cfg: Config,
@@ -166,32 +137,30 @@ def build_all(
     dry_run: bool = False,
 ) -> None:
     """Every variant x platform: build, merge, verify, smoke, promote, report (fail-closed)."""
+    permits = Guards(allow_rollback, allow_narrowing, require_gpu=s.flag("require_gpu"))
     with open_run(s, cfg, dry_run=dry_run) as ctx:
         pipeline.build_all(
-            ctx,
-            cfg.select(variant),
-            dry_run=dry_run,
-            promote=not no_promote,
-            permits=Guards(allow_rollback=allow_rollback, allow_narrowing=allow_narrowing),
+            ctx, cfg.select(variant), dry_run=dry_run, promote=not no_promote, permits=permits
         )
 
 
-@command(
-    "config",
-    "out",
-    "debug",
-    "audit_service",
-    "audit_osv_url",
-    variant=SOME_VARIANTS,
-    snapshot="serve this advisory snapshot (pypa/advisory-database layout) on 127.0.0.1 for "
-    "the run: air-gapped audits",
-    image="also audit what this image really holds (its installed distributions)",
-    platform="platforms of --image, comma-separated (default: every one in the config)",
-    allowlist="policy file (default: audit-allowlist.toml beside images.toml)",
-    today="evaluate expiry dates as of this day (YYYY-MM-DD; default: today)",
-    allow_missing="cells (variant/os/arch, comma-separated) whose lock may be absent: a known "
-    "gap, printed, never silently passed",
-)
+@command("config", "registry", "runners", "gpu_runner", "debug")
+def matrix(
+    s: Settings, cfg: Config, json: bool = False, ci: bool = False, variant: str = ""
+) -> None:
+    """The CI job matrix from images.toml: cells, smoke and GPU jobs with their runners
+    (--ci: for jobs on separate machines; on GitHub it becomes the step's `matrix` output)."""
+    runners, gpu = parse_runners(s.text("runners")), s.text("gpu_runner")
+    emit(plan_matrix(cfg, runners, gpu, ci=ci, variants=cfg.select(variant)), json)
+
+
+@command("config", "debug", name="free-disk")
+def free_disk(s: Settings, cfg: Config, need_gb: int = 30, runner_toolchains: bool = False) -> None:
+    """Check (and on a CI runner make) room for a build: a CUDA cell needs ~30 GB."""
+    checks.free_disk(need_gb, remove_toolchains=runner_toolchains)
+
+
+@command("config", "out", "debug", "audit_service", "audit_osv_url", platform=IMAGE_PLATFORMS)
 def audit(
     s: Settings,
     cfg: Config,
@@ -202,9 +171,12 @@ def audit(
     allowlist: str = "",
     today: str = "",
     allow_missing: str = "",
+    floating: bool = False,
 ) -> None:
     """pip-audit every committed lock (and optionally an image), --strict, with the allowlist
     policy; writes JSON results and CycloneDX SBOMs to build/audit/ and one summary table."""
+    if floating:  # what the one selected variant's floating tag serves now
+        image = f"{cfg.image}:{variant_of(cfg, variant).name}"
     audit_all(
         AuditRequest(
             variants=cfg.select(variant),

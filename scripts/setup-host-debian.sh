@@ -62,7 +62,11 @@ merged=$(as_root python3 "$here/daemon_json.py" "$daemon_json")  # set -e: a fai
 if [ "$merged" = changed ]; then
   log "merged the containerd image store into $daemon_json (backup beside it)"
   if docker info >/dev/null 2>&1; then
-    log "WARNING: dockerd is running with the old settings: restart it (systemctl restart docker) to use the containerd image store"
+    if [ "${AIBASE_SETUP_RESTART_DOCKER:-}" = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      as_root systemctl restart docker  # asked for (a CI runner): the new settings take effect
+    else
+      log "WARNING: dockerd is running with the old settings: restart it (systemctl restart docker) to use the containerd image store"
+    fi
   fi
 fi
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from aibase import engine, log
+from aibase import engine, github, log
 from aibase.allowlist import PolicyResult, apply_policy, load_allowlist, stale_entries
 from aibase.audit import Summary, check_service, requirements_from_packages, run_audit
 from aibase.config import VariantConfig
@@ -75,6 +75,7 @@ def audit_all(req: AuditRequest) -> Summary:
     for entry in stale_entries(policy, results):
         log.info(f"stale allowlist entry {entry.id} ({entry.package}): matches nothing, remove it")
     print(summary.table())
+    github.add_summary("### ai-base audit\n\n" + summary.table())
     log.info(f"SBOMs and JSON results: {req.workdir}")
     blocking = sum(len(r.blocking) for r in results)
     if blocking:

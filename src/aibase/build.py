@@ -91,6 +91,9 @@ def build_cell(
     config = ctx.config
     lock_file = variant.lock_file(cell.platform)
     lock_sha = hashlib.sha256(lock_file.read_bytes()).hexdigest() if lock_file.exists() else ""
+    by_digest = (
+        push and not dry_run and engine.builder_driver(ctx.build.builder) in engine.DIGEST_DRIVERS
+    )
     plan = plan_build(
         config,
         variant,
@@ -98,6 +101,7 @@ def build_cell(
         ctx.build,
         push=push,
         load=load,
+        by_digest=by_digest,
         tags=[f"{config.repository}:{cell.slug}-dev"] if load else [],
         metadata_file=ctx.paths.build_metadata(cell.slug),
         extra_labels={LOCK_LABEL: lock_sha} if lock_sha else None,

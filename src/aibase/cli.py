@@ -9,7 +9,6 @@ AibaseError into one message and its documented exit code.
 from __future__ import annotations
 
 import inspect
-import os
 import signal
 import traceback
 from collections.abc import Callable, Iterator
@@ -21,10 +20,10 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task
 
-from aibase import configfile, log
+from aibase import configfile, github, log
 from aibase.config import Config, VariantConfig
 from aibase.errors import INTERRUPTED_EXIT, AibaseError, ConfigError
-from aibase.settings import SETTINGS, is_true, resolve_one
+from aibase.settings import SETTINGS, debug_wanted
 
 Body = Callable[..., object]
 
@@ -43,7 +42,34 @@ COMMON = (
 BUILD = (*COMMON, "revision", "ca_bundle", "pip_index_url_file", "compression", "build_cache")
 ONE_VARIANT = "the variant (one of images.toml's [variants.*])"
 SOME_VARIANTS = "variants, comma-separated (default: all)"
-DRY_RUN = "print every command in order and change nothing (Invoke's --dry does the same)"
+# Task-specific flags, their help written once (a task may override it).
+FLAG_HELP = {
+    "dry_run": "print every command in order and change nothing (Invoke's --dry does the same)",
+    "variant": SOME_VARIANTS,
+    "platform": "one platform, e.g. linux/arm64",
+    "push": "push to the registry and write build/cells/<cell>.json (digest, size, seconds)",
+    "load": "load a single-platform image into the local engine (development)",
+    "no_cache": "rebuild every step, ignoring the build cache",
+    "ref": "verify this ref instead of the merged index (REPO:TAG or REPO@sha256:...; Docker Hub "
+    "names as docker writes them); its revision label is checked only with --revision",
+    "smoke": "also smoke-test each platform (needed before promote)",
+    "no_promote": "stop after smoke: build candidates, leave the floating tags alone",
+    "allow_rollback": "move the floating tag even to a commit older than the one it serves",
+    "allow_narrowing": "move the floating tag even to an index with fewer platforms than it serves",
+    "check": "only check that every lock is present and matches its inputs (offline)",
+    "allow_missing": "cells (variant/os/arch, comma-separated) whose lock may be absent: a "
+    "known gap, printed, never silently passed",
+    "snapshot": "serve this advisory snapshot (pypa/advisory-database layout) on 127.0.0.1 for "
+    "the run: air-gapped audits",
+    "image": "also audit what this image really holds (its installed distributions)",
+    "allowlist": "policy file (default: audit-allowlist.toml beside images.toml)",
+    "today": "evaluate expiry dates as of this day (YYYY-MM-DD; default: today)",
+    "json": "print the matrix as one line of JSON (for GitHub's fromJSON)",
+    "floating": "also audit what the variant's floating tag serves now (--variant: one)",
+    "ci": "cells run on separate machines: refuse a registry they cannot share (loopback)",
+    "need_gb": "free space the step needs, in GB, where the engine keeps its data",
+    "runner_toolchains": "on a GitHub-hosted runner, first remove its preinstalled toolchains",
+}
 
 
 def command(*names: str, name: str | None = None, **task_help: str) -> Callable[[Body], Task[Any]]:
@@ -57,8 +83,8 @@ def command(*names: str, name: str | None = None, **task_help: str) -> Callable[
         own = list(inspect.signature(body).parameters.values())[2:]
         task_name = name or body.__name__
         takes_dry_run = any(p.name == "dry_run" for p in own)
-        if takes_dry_run:
-            task_help.setdefault("dry_run", DRY_RUN)
+        for p in own:
+            task_help.setdefault(p.name, FLAG_HELP[p.name])
 
         def task_body(c: Context, **kwargs: Any) -> None:
             flags = {n: kwargs.pop(SETTINGS[n].param, None) for n in names}
@@ -104,8 +130,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 @contextmanager
 def _errors(flags: dict[str, Any]) -> Iterator[None]:
     """One message and the error's exit code; --debug adds the traceback."""
-    debug = is_true(resolve_one(SETTINGS["debug"], flags, os.environ, {}).text)
-    log.configure(debug=debug, github=os.environ.get("GITHUB_ACTIONS") == "true")
+    debug = debug_wanted(flags)
+    log.configure(debug=debug, github=github.running())
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed run cleans up too
     try:
         yield

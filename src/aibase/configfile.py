@@ -6,7 +6,6 @@ Every error names the file (or the flag or variable), the key path and what is a
 from __future__ import annotations
 
 import hashlib
-import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -16,7 +15,7 @@ from typing import Any
 from aibase import validate as vd
 from aibase.config import Config, PlatformSpec, TorchSpec, VariantConfig
 from aibase.errors import ConfigError
-from aibase.settings import Settings, resolve
+from aibase.settings import Settings, environ, resolve
 from aibase.validate import Where
 
 _PROJECT_KEYS = {"repository", "registry", "platforms", "source", "title"}
@@ -76,7 +75,7 @@ def load(
         files[path] = read_config(path)
         return file_values(files[path])
 
-    env = os.environ if env is None else env
+    env = environ() if env is None else env
     settings = resolve(flags or {}, env, read, cwd or Path.cwd(), names)
     return settings, apply_settings(files[settings.config], settings)
 

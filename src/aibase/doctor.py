@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from aibase import engine, localregistry
+from aibase import engine, localregistry, log, proc
 from aibase.config import Config
 from aibase.engine import EngineFacts
 from aibase.errors import EngineError
@@ -103,6 +104,28 @@ def evaluate(facts: EngineFacts, config: Config, registry_ok: bool, free_gb: flo
 
 def free_disk_gb(path: Path = Path("/var/lib")) -> float:
     return shutil.disk_usage(path).free / 1e9
+
+
+# What GitHub's hosted Ubuntu runners carry and a build does not need (~25 GB).
+RUNNER_TOOLCHAINS = ("/usr/share/dotnet", "/usr/local/lib/android", "/opt/ghc",
+                     "/opt/hostedtoolcache/CodeQL", "/usr/local/share/boost")  # fmt: skip
+
+
+def free_disk(need_gb: float, *, remove_toolchains: bool) -> float:
+    """Room for a build where the engine keeps its data; on a CI runner, make it first."""
+    if remove_toolchains:
+        present = [d for d in RUNNER_TOOLCHAINS if Path(d).exists()]
+        if present:
+            sudo = [] if os.geteuid() == 0 else ["sudo"]
+            proc.run([*sudo, "rm", "-rf", *present], timeout=proc.QUICK * 10)
+    free = free_disk_gb()
+    log.info(f"free disk: {free:.0f} GB (needed: {need_gb} GB)")
+    if free < need_gb:
+        raise EngineError(
+            f"only {free:.0f} GB free under /var/lib, {need_gb} GB needed",
+            "free space (docker system prune, docker builder prune), or a larger runner",
+        )
+    return free
 
 
 def render(checks: list[Check]) -> str:

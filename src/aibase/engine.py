@@ -5,6 +5,7 @@ Every CLI call is an argument list echoed before it runs; long steps stream thei
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -79,6 +80,23 @@ def engine_problem(facts: EngineFacts, platforms: Sequence[str] = ()) -> str | N
     if missing:
         return f"the builder lists no {', '.join(missing)} (QEMU binfmt not registered)"
     return None
+
+
+DIGEST_DRIVERS = ("docker-container", "remote", "kubernetes")  # can push by digest alone
+
+
+@functools.cache
+def builder_driver(builder: str | None) -> str:
+    """The buildx driver of a builder (the current one when None): "docker", ...."""
+    argv = ["docker", "buildx", "inspect", *([builder] if builder else [])]
+    result = proc.run(argv, echo=False, timeout=proc.QUICK * 2)
+    m = re.search(r"^Driver:\s*(\S+)", result.stdout, re.M)
+    if not result.ok or not m:
+        raise EngineError(
+            f"buildx builder {builder or '(current)'} not found: {result.stderr.strip()[-300:]}",
+            "list them with `docker buildx ls`; create one or pass another --builder",
+        )
+    return m.group(1)
 
 
 def require_engine(platforms: Sequence[str] = ()) -> None:

@@ -38,6 +38,16 @@ class Paths:
     def build_metadata(self, slug: str) -> Path:
         return self.cells / f"{slug}.metadata.json"
 
+    @property
+    def smoke(self) -> Path:
+        """One record per platform smoke test (a CI smoke job hands it to promote)."""
+        return self.out / "smoke"
+
+    def smoke_record(self, variant: str, platform: str, *, gpu: bool = False) -> Path:
+        """A GPU runner's result has a name of its own: both reach promote side by side."""
+        kind = ".gpu" if gpu else ""
+        return self.smoke / f"{variant}-{platform.replace('/', '-')}{kind}.json"
+
     def variant_state(self, repository: str, variant: str) -> Path:
         return self.state / f"{repository.replace('/', '_')}-{variant}.json"
 

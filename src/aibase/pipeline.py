@@ -4,22 +4,22 @@
 
 Every step before promote writes only immutable references; the floating tag moves only to
 an index verified in the registry and smoke-tested on every platform (see promote.py).
-The step functions below are also what the single-step tasks (build, merge, verify,
-promote) run, so a CI job graph and `invoke build-all` share one code path.
+`steps` runs the same steps one at a time (a CI job graph); both share this code path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from aibase import git, log
+from aibase import engine, git, log
 from aibase.build import build_cell, preflight
 from aibase.config import VariantConfig
 from aibase.context import RunContext, registry_client
 from aibase.errors import AibaseError, ConfigError, SmokeError
-from aibase.merge import merge_variant, read_cells
+from aibase.merge import merge_variant
 from aibase.plan import LOCK_LABEL, Cell, floating_tag, plan_cells, promoted_tags
 from aibase.promote import FORWARD_ONLY, Guards, Promotion, promote_variant
 from aibase.refs import ImageRef, parse_ref
@@ -27,58 +27,12 @@ from aibase.report import PlatformRow, PromotionRow, RunReport, write_report
 from aibase.smoke import smoke_index
 from aibase.state import (
     CellRecord,
-    MergeRecord,
     SmokeRecord,
     VariantState,
     VerifyRecord,
-    read_variant,
     write_variant,
 )
 from aibase.verify import VerifyResult, raise_if_failed, verify_index
-
-
-def build_one(
-    ctx: RunContext, variant: VariantConfig, platform: str, *, push: bool, dry_run: bool
-) -> CellRecord | None:
-    """One cell: what a CI matrix job runs (`invoke build`)."""
-    variant.platform(platform)
-    if not dry_run:
-        preflight(ctx, [variant], [platform], push=push)
-    with log.step(f"build {variant.name}/{platform}"):
-        return build_cell(
-            ctx, variant, Cell(variant.name, platform), push=push, load=not push, dry_run=dry_run
-        )
-
-
-def merge_one(ctx: RunContext, variant: VariantConfig, *, dry_run: bool) -> MergeRecord | None:
-    """The variant's cell records on disk -> one index (`invoke merge`)."""
-    with log.step(f"merge {variant.name}"):
-        merged = merge_variant(ctx, variant, read_cells(ctx, variant), dry_run=dry_run)
-    if merged is not None:
-        _save(ctx, VariantState(variant.name, ctx.config.registry, ctx.config.repository, merged))
-    return merged
-
-
-def verify_one(
-    ctx: RunContext, variant: VariantConfig, ref: str | None, *, smoke: bool
-) -> VerifyResult:
-    """The recorded index, or any --ref (its revision checked only when one is given)."""
-    if ref is not None:
-        given = ctx.settings.source("revision") in ("flag", "env")
-        revision = ctx.revision if given else None
-        result, _, smoked = verify_and_smoke(ctx, variant, parse_ref(ref), revision, None, smoke)
-        raise_if_smoke_failed(ctx, variant, smoked)
-        return result
-    state = read_variant(_state_path(ctx, variant))
-    if state is None or state.merged is None:
-        raise ConfigError(
-            f"no merged index recorded for {variant.name}",
-            f"run invoke merge --variant {variant.name}, or pass --ref",
-        )
-    own = parse_ref(f"{ctx.config.image}@{state.merged.index_digest}")
-    result, _, smoked = verify_and_smoke(ctx, variant, own, ctx.revision, state, smoke)
-    raise_if_smoke_failed(ctx, variant, smoked)
-    return result
 
 
 def verify_and_smoke(
@@ -102,15 +56,15 @@ def verify_and_smoke(
         repo = ctx.config.repository
         before = {t: ctx.registry.head_manifest(repo, t) for t in promoted_tags(variant)}
     log.info(f"verified {result.ref} ({result.index_digest})")
-    if not smoke:
-        return result, state, {}
-    with log.step(f"smoke {variant.name}"):
-        smoked = smoke_index(variant, result, require_gpu=ctx.settings.flag("require_gpu"))
+    smoked: dict[str, SmokeRecord] = {}
+    if smoke:
+        with log.step(f"smoke {variant.name}"):
+            smoked = smoke_index(variant, result, require_gpu=ctx.settings.flag("require_gpu"))
     if state is not None:
         platforms = {i.platform: i.digest for i in result.images}
         verified = VerifyRecord(result.index_digest, platforms, before)
         state = replace(state, verified=verified, smoke=smoked)
-        _save(ctx, state)
+        save_state(ctx, state)
     return result, state, smoked
 
 
@@ -125,18 +79,6 @@ def raise_if_smoke_failed(
         )
     if smoked:
         log.info(f"smoke ok on {', '.join(smoked)}")
-
-
-def promote_one(
-    ctx: RunContext, variant: VariantConfig, *, permits: Guards, dry_run: bool
-) -> Promotion | None:
-    """Move the promoted tags to the recorded, verified, smoke-tested index."""
-    state = read_variant(_state_path(ctx, variant))
-    with log.step(f"promote {variant.name}"):
-        promotion = _promote(ctx, variant, state, permits, dry_run)
-    if promotion is not None:
-        log.info(f"{promotion.tag} -> {promotion.digest} (was {promotion.previous})")
-    return promotion
 
 
 def build_all(
@@ -178,7 +120,7 @@ def build_all(
             state = _build_variant(ctx, variant, report, dry_run=dry_run)
             if promote:
                 with log.step(f"promote {variant.name}"):
-                    done = _promote(ctx, variant, state, permits, dry_run)
+                    done = promote_checked(ctx, variant, state, permits, dry_run)
                 if done is not None:
                     report.promotions.append(
                         PromotionRow(variant.name, done.tag, done.digest, done.previous)
@@ -198,16 +140,31 @@ def build_all(
     return report
 
 
+def build_jobs(ctx: RunContext, cells: int) -> int:
+    """--jobs, or by the builder: the docker driver builds one cell at a time well, a
+    BuildKit cluster (a node per platform) all at once."""
+    text = ctx.settings.text("jobs")
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"jobs: {text!r} is not a positive number", "e.g. --jobs 2")
+        return int(text)
+    return 1 if engine.builder_driver(ctx.build.builder) == "docker" else cells
+
+
 def _build_variant(
     ctx: RunContext, variant: VariantConfig, report: RunReport, *, dry_run: bool
 ) -> VariantState | None:
     """Build, merge, verify and smoke one variant; its state, ready for the gate."""
-    cells: dict[str, CellRecord] = {}
-    for cell in plan_cells(ctx.config, [variant]):
+
+    def build(cell: Cell) -> CellRecord | None:
         with log.step(f"build {cell.variant}/{cell.platform}"):
-            record = build_cell(ctx, variant, cell, push=True, dry_run=dry_run)
-        if record is not None:
-            cells[cell.platform] = record
+            return build_cell(ctx, variant, cell, push=True, dry_run=dry_run)
+
+    todo = plan_cells(ctx.config, [variant])
+    jobs = 1 if dry_run else build_jobs(ctx, len(todo))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # jobs > 1: a BuildKit cluster
+        records = list(pool.map(build, todo))
+    cells = {r.platform: r for r in records if r is not None}
     with log.step(f"merge {variant.name}"):
         merged = merge_variant(ctx, variant, cells, dry_run=dry_run)
     if merged is None:  # dry run: nothing was built, so nothing can be verified
@@ -216,7 +173,7 @@ def _build_variant(
     report.indexes[variant.name] = merged.index_digest
     report.tags[variant.name] = list(merged.tags)
     state = VariantState(variant.name, ctx.config.registry, ctx.config.repository, merged)
-    _save(ctx, state)
+    save_state(ctx, state)
     ref = parse_ref(f"{ctx.config.image}@{merged.index_digest}")
     result, verified, smoked = verify_and_smoke(ctx, variant, ref, ctx.revision, state)
     report.platforms += _rows(ctx, variant, result, smoked, cells)
@@ -224,7 +181,7 @@ def _build_variant(
     return verified
 
 
-def _promote(
+def promote_checked(
     ctx: RunContext,
     variant: VariantConfig,
     state: VariantState | None,
@@ -276,10 +233,10 @@ def _rows(
     return rows
 
 
-def _state_path(ctx: RunContext, variant: str | VariantConfig) -> Path:
+def state_path(ctx: RunContext, variant: str | VariantConfig) -> Path:
     name = variant if isinstance(variant, str) else variant.name
     return ctx.paths.variant_state(ctx.config.repository, name)
 
 
-def _save(ctx: RunContext, state: VariantState) -> None:
-    write_variant(_state_path(ctx, state.variant), state)
+def save_state(ctx: RunContext, state: VariantState) -> None:
+    write_variant(state_path(ctx, state.variant), state)

@@ -38,6 +38,7 @@ class BuildContext:
     build_cache: str | None = None  # "registry", or a directory for a local cache; None: off
     compression: str = "gzip"  # buildx's default; "zstd" measured faster (offline-host.md)
     no_cache: bool = False  # rebuild every step (e.g. to prove what a step leaves behind)
+    builder: str | None = None  # a buildx builder other than the current one
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def plan_build(
     *,
     push: bool,
     load: bool = False,
+    by_digest: bool = False,
     metadata_file: Path,
     tags: Sequence[str] = (),
     extra_labels: Mapping[str, str] | None = None,
@@ -160,6 +162,7 @@ def plan_build(
         "docker",
         "buildx",
         "build",
+        *(["--builder", ctx.builder] if ctx.builder else []),
         "--platform",
         cell.platform,
         "--file",
@@ -183,8 +186,12 @@ def plan_build(
     if ctx.no_cache:
         argv.append("--no-cache")
     argv += cache_args(config, cell, ctx.build_cache)
-    if push:
+    if push and by_digest:  # no tag at all: the record carries the digest
+        output = ["type=image", f"name={config.image}", "push-by-digest=true",
+                  "name-canonical=true", "push=true"]  # fmt: skip
+    elif push:  # the docker driver needs a name: a unique tag nobody pulls
         output = ["type=image", f"name={config.image}:{cell_tag(cell, ctx)}", "push=true"]
+    if push:
         if ctx.compression != "gzip":  # gzip is buildx's own default: no recompression
             output += [f"compression={ctx.compression}", "force-compression=true"]
         argv += ["--output", ",".join(output)]

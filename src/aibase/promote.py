@@ -85,6 +85,7 @@ class Guards:
 
     allow_rollback: bool = False
     allow_narrowing: bool = False
+    require_gpu: bool = False  # a smoke test that skipped its GPU checks does not count
     uncommitted: tuple[str, ...] = ()  # build inputs that are not what the commit holds
     is_ancestor: Callable[[str, str], bool | None] = field(default=lambda older, newer: None)
 
@@ -112,6 +113,13 @@ def promote_variant(
             )
         return None
     merged, verified = check_gate(config, variant, state, revision)
+    skipped = [n for s in (state.smoke.values() if state else ()) for n in s.skipped]
+    if guards.require_gpu and skipped:
+        raise PromoteError(
+            f"promote {variant.name} with --require-gpu: {'; '.join(skipped)}",
+            "smoke-test the CUDA platforms on a GPU runner: invoke smoke --variant V "
+            "--platform P --require-gpu (its result file reaches promote with the others)",
+        )
     if guards.uncommitted:
         raise PromoteError(
             f"promote {variant.name}: built from files that are not what commit {revision[:12]} "

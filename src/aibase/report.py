@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from aibase import log
+from aibase import github, log
 from aibase.log import Step
 from aibase.state import write_atomic
 
@@ -99,6 +99,8 @@ def write_report(report: RunReport, directory: Path) -> tuple[Path, Path]:
     stamp = report.started.replace(":", "").replace("-", "")
     js, md = directory / f"build-{stamp}.json", directory / f"build-{stamp}.md"
     write_atomic(js, json.dumps(asdict(report), indent=2, sort_keys=True))
-    write_atomic(md, render_markdown(report))
+    markdown = render_markdown(report)
+    write_atomic(md, markdown)
+    github.add_summary(markdown)  # the job summary, on GitHub Actions
     log.info(f"report: {md} and {js}")
     return js, md

@@ -7,6 +7,7 @@ where each value came from; every run prints that block and the report keeps it.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,88 +48,55 @@ class Setting:
         return f"AIBASE_{self.name.upper()}"
 
 
+# fmt: off
 _ALL: tuple[Setting, ...] = (
     Setting("config", f"the {CONFIG_NAME} to use (default: found walking up from here)"),
     Setting("registry", "target registry host[:port]", file_key="project.registry"),
     Setting("repository", "image repository, e.g. cerebral/ai-base", file_key="project.repository"),
-    Setting(
-        "platforms",
-        "comma-separated platforms to build, e.g. linux/arm64 (never narrows what an index must "
-        "hold: that is images.toml's project.platforms)",
-        file_key="project.platforms",
-    ),
+    Setting("platforms", "comma-separated platforms to build, e.g. linux/arm64 (never narrows "
+            "what an index must hold: that is images.toml's project.platforms)",
+            file_key="project.platforms"),
     Setting("base_mirror", "registry prefix the base images are pulled from instead"),
-    Setting(
-        "registry_ca",
-        "a CA (PEM) for the registry's TLS certificate, besides the system store, SSL_CERT_FILE "
-        "and /etc/docker/certs.d/<host>/ca.crt",
-        kind="path",
-    ),
-    Setting(
-        "auth_hosts",
-        "comma-separated hosts a registry's token service may live on, besides the registry "
-        "itself (Docker Hub's auth.docker.io is known)",
-    ),
-    Setting(
-        "out",
-        f"output directory for run records and reports (default: build/ beside the {CONFIG_NAME})",
-    ),
-    Setting(
-        "cache",
-        "host cache: stand-in rootfs tarballs, local registry data",
-        default=str(Path.home() / ".cache" / "aibase"),
-        kind="path",
-    ),
+    Setting("registry_ca", "a CA (PEM) for the registry's TLS certificate, besides the system "
+            "store, SSL_CERT_FILE and /etc/docker/certs.d/<host>/ca.crt", kind="path"),
+    Setting("auth_hosts", "comma-separated hosts a registry's token service may live on, besides "
+            "the registry itself (Docker Hub's auth.docker.io is known)"),
+    Setting("out", f"output directory for run records and reports (default: build/ beside the "
+            f"{CONFIG_NAME})"),
+    Setting("cache", "host cache: stand-in rootfs tarballs, local registry data",
+            default=str(Path.home() / ".cache" / "aibase"), kind="path"),
     Setting("revision", "the git commit the images are labelled with (default: HEAD)"),
-    Setting(
-        "ca_bundle",
-        "CA bundle for TLS inside builds, passed as a BuildKit secret ('none' to skip)",
-        default=str(HOST_CA_BUNDLE),
-    ),
-    Setting(
-        "pip_index_url_file",
-        "file holding a private index URL (with its token), passed as a BuildKit secret",
-        kind="path",
-    ),
-    Setting(
-        "compression",
-        "layer compression of pushed images (zstd: faster, needs Docker >= 23 / containerd "
-        ">= 1.5 where it is pulled)",
-        default="gzip",
-        kind="choice",
-        choices=COMPRESSIONS,
-    ),
-    Setting(
-        "build_cache",
-        "BuildKit layer cache: 'registry' (<registry>/<repository>:cache-<cell>) or a directory "
-        "(default: off)",
-    ),
+    Setting("ca_bundle", "CA bundle for TLS inside builds, passed as a BuildKit secret ('none' "
+            "to skip)", default=str(HOST_CA_BUNDLE)),
+    Setting("pip_index_url_file", "file holding a private index URL (with its token), passed as "
+            "a BuildKit secret", kind="path"),
+    Setting("compression", "layer compression of pushed images (zstd: faster, needs Docker >= 23 "
+            "/ containerd >= 1.5 where it is pulled)", default="gzip", kind="choice",
+            choices=COMPRESSIONS),
+    Setting("build_cache", "BuildKit layer cache: 'registry' (<registry>/<repository>:cache-"
+            "<cell>) or a directory (default: off)"),
+    Setting("builder", "buildx builder to build on (a BuildKit cluster: docker-container, remote "
+            "or kubernetes driver; cells then push by digest)"),
+    Setting("jobs", "cells built at once (default: 1 on the docker driver, else one per "
+            "platform)"),
     Setting("debug", "print tracebacks and debug lines", kind="bool"),
-    Setting(
-        "audit_service",
-        "vulnerability service (public services are only contacted when named)",
-        kind="choice",
-        choices=AUDIT_SERVICES,
-        short="service",
-    ),
-    Setting(
-        "audit_osv_url",
-        "an OSV-compatible /v1/query URL (a mirror) instead of the public one",
-        short="osv_url",
-    ),
-    Setting(
-        "smoke_image", "image to smoke-test (default: the variant's floating tag)", short="image"
-    ),
+    Setting("require_gpu", "fail instead of skipping when no GPU runtime is available",
+            kind="bool"),
+    Setting("runners", "CI runner label per platform, comma-separated platform=label",
+            default="linux/amd64=ubuntu-24.04,linux/arm64=ubuntu-24.04-arm"),
+    Setting("gpu_runner", "CI runner label with a GPU for the CUDA smoke tests ('none': promote "
+            "without one)"),
+    Setting("audit_service", "vulnerability service (public services are only contacted when "
+            "named)", kind="choice", choices=AUDIT_SERVICES, short="service"),
+    Setting("audit_osv_url", "an OSV-compatible /v1/query URL (a mirror) instead of the public "
+            "one", short="osv_url"),
+    Setting("smoke_image", "image to smoke-test (default: the variant's floating tag)",
+            short="image"),
     Setting("smoke_variant", "variant to smoke-test", default="cpu", short="variant"),
-    Setting(
-        "smoke_platforms",
-        "comma-separated platforms to smoke-test (default: every one in the config)",
-        short="platform",
-    ),
-    Setting(
-        "require_gpu", "fail instead of skipping when no GPU runtime is available", kind="bool"
-    ),
+    Setting("smoke_platforms", "comma-separated platforms to smoke-test (default: every one in "
+            "the config)", short="platform"),
 )
+# fmt: on
 SETTINGS: Mapping[str, Setting] = {s.name: s for s in _ALL}
 SOURCES = ("flag", "env", "file", "default")
 
@@ -138,6 +106,16 @@ class Resolved:
     setting: Setting
     text: str  # "" when unset
     source: str  # flag | env | file | default
+
+
+def environ() -> Mapping[str, str]:
+    """The process environment: read here, and only here, for AIBASE_* settings."""
+    return os.environ
+
+
+def debug_wanted(flags: Mapping[str, Any]) -> bool:
+    """--debug / AIBASE_DEBUG, known before anything else is (so a failing load shows it)."""
+    return is_true(resolve_one(SETTINGS["debug"], flags, environ(), {}).text)
 
 
 def is_true(text: str) -> bool:

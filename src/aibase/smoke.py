@@ -112,26 +112,36 @@ def smoke_index(
     image the index holds, since a tag serves all of them. Where the config promises CUDA,
     the probe runs with the GPUs when the engine has any; without, the GPU checks are
     skipped with the reason, or fail with --require-gpu."""
-    found: dict[str, SmokeRecord] = {}
     gpu = engine.gpu_access() if any(p.cuda for p in variant.platforms.values()) else None
-    for image in result.images:
-        spec = variant.platforms.get(image.platform)
-        if spec is None:
-            problem = f"the index holds {image.platform}, which images.toml does not define"
-            found[image.platform] = SmokeRecord(image.platform, image.digest, (problem,))
-            continue
-        on_gpu = gpu if spec.cuda else None
-        run = engine.run_probe(f"{result.ref.name}@{image.digest}", image.platform, gpu=on_gpu)
-        locked = locked_packages(variant, image.platform)
-        problems = check_probe(
-            run.report, variant, image.platform, locked, gpu_required=on_gpu is not None
-        )
-        skipped: tuple[str, ...] = ()
-        if spec.cuda and on_gpu is None:
-            if require_gpu:
-                problems.append(f"--require-gpu: {NO_GPU}")
-            else:
-                skipped = (f"GPU checks skipped on {image.platform}: {NO_GPU}",)
-                log.warn(skipped[0])
-        found[image.platform] = SmokeRecord(image.platform, image.digest, tuple(problems), skipped)
-    return found
+    return {
+        i.platform: smoke_image(variant, result.ref.name, i.platform, i.digest, gpu, require_gpu)
+        for i in result.images
+    }
+
+
+def smoke_image(
+    variant: VariantConfig,
+    name: str,
+    platform: str,
+    digest: str,
+    gpu: str | None,
+    require_gpu: bool,
+) -> SmokeRecord:
+    """One platform's image (name@digest), one container: what smoke_index does per
+    platform, and what a CI smoke job on that platform's native runner runs."""
+    spec = variant.platforms.get(platform)
+    if spec is None:
+        problem = f"the index holds {platform}, which images.toml does not define"
+        return SmokeRecord(platform, digest, (problem,))
+    on_gpu = gpu if spec.cuda else None
+    run = engine.run_probe(f"{name}@{digest}", platform, gpu=on_gpu)
+    locked = locked_packages(variant, platform)
+    problems = check_probe(run.report, variant, platform, locked, gpu_required=bool(on_gpu))
+    skipped: tuple[str, ...] = ()
+    if spec.cuda and on_gpu is None:
+        if require_gpu:
+            problems.append(f"--require-gpu: {NO_GPU}")
+        else:
+            skipped = (f"GPU checks skipped on {platform}: {NO_GPU}",)
+            log.warn(skipped[0])
+    return SmokeRecord(platform, digest, tuple(problems), skipped)

@@ -71,6 +71,15 @@ class SmokeRecord:
 
 
 @dataclass(frozen=True)
+class SmokeResult:
+    """One platform's smoke test of one index, as a CI smoke job hands it to promote."""
+
+    variant: str
+    index_digest: str
+    record: SmokeRecord
+
+
+@dataclass(frozen=True)
 class VariantState:
     variant: str
     registry: str
@@ -184,3 +193,20 @@ def read_variant(path: Path) -> VariantState | None:
         raise StateError(f"{path}: malformed variant record ({exc})", f"delete it; {fix}") from None
     state: VariantState = _build(VariantState, data, path, fix)
     return state
+
+
+def write_smoke(path: Path, result: SmokeResult) -> None:
+    write_atomic(path, _dump("aibase.smoke", result))
+
+
+def read_smoke(path: Path) -> SmokeResult:
+    fix = "rerun the smoke job: invoke smoke --variant V --platform P"
+    data = dict(_load(path, "aibase.smoke", fix))
+    try:
+        rec = data["record"]
+        tuples = {"problems": tuple(rec["problems"]), "skipped": tuple(rec["skipped"])}
+        data["record"] = _build(SmokeRecord, rec | tuples, path, fix)
+    except (KeyError, TypeError) as exc:
+        raise StateError(f"{path}: malformed smoke record ({exc})", f"delete it; {fix}") from None
+    result: SmokeResult = _build(SmokeResult, data, path, fix)
+    return result

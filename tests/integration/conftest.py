@@ -89,12 +89,14 @@ def invoke_in_background(*args: str, env: dict[str, str]) -> subprocess.Popen[st
     )
 
 
-def invoke(*args: str, env: dict[str, str] | None = None, timeout: int = 3000) -> Run:
+def invoke(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 3000, cwd: Path = REPO
+) -> Run:
     """Run `invoke` as a user would; output is echoed for the test log."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "invoke", *args],
-        cwd=REPO,
+        cwd=cwd,
         env=full_env,
         capture_output=True,
         text=True,

@@ -145,8 +145,8 @@ def test_environment_is_read_in_one_place():
         if "os.environ" in text or "getenv" in text:
             readers.add(name)
     # settings resolves AIBASE_*; the others read variables of other programs:
-    # DOCKER_CONFIG (credentials), GITHUB_ACTIONS (cli), the image's own (probe)
-    assert readers == {"configfile", "credentials", "cli", "probe"}
+    # DOCKER_CONFIG (credentials), GITHUB_* (github), the image's own (probe)
+    assert readers == {"settings", "credentials", "github", "probe"}
 
 
 def test_the_module_map_names_every_module_and_its_imports():

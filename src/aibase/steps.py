@@ -1,0 +1,143 @@
+"""The single steps a CI job graph runs, each on its own machine, handing records on as files:
+
+    build (one cell) -> merge -> verify -> smoke (one platform, native runner) -> promote
+
+`invoke build-all` runs the same functions in one process (pipeline.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from aibase import engine, github, log
+from aibase.build import build_cell, preflight
+from aibase.config import VariantConfig
+from aibase.context import RunContext
+from aibase.errors import ConfigError
+from aibase.merge import merge_variant, read_cells
+from aibase.pipeline import (
+    promote_checked,
+    raise_if_smoke_failed,
+    save_state,
+    state_path,
+    verify_and_smoke,
+)
+from aibase.plan import Cell
+from aibase.promote import Guards, Promotion
+from aibase.refs import parse_ref
+from aibase.smoke import smoke_image
+from aibase.state import (
+    CellRecord,
+    MergeRecord,
+    SmokeResult,
+    VariantState,
+    read_smoke,
+    read_variant,
+    write_smoke,
+)
+from aibase.verify import VerifyResult
+
+
+def build_one(
+    ctx: RunContext, variant: VariantConfig, platform: str, *, push: bool, dry_run: bool
+) -> CellRecord | None:
+    """One cell: what a CI matrix job runs (`invoke build`)."""
+    variant.platform(platform)
+    if not dry_run:
+        preflight(ctx, [variant], [platform], push=push)
+    with log.step(f"build {variant.name}/{platform}"):
+        return build_cell(
+            ctx, variant, Cell(variant.name, platform), push=push, load=not push, dry_run=dry_run
+        )
+
+
+def merge_one(ctx: RunContext, variant: VariantConfig, *, dry_run: bool) -> MergeRecord | None:
+    """The variant's cell records on disk -> one index (`invoke merge`)."""
+    with log.step(f"merge {variant.name}"):
+        merged = merge_variant(ctx, variant, read_cells(ctx, variant), dry_run=dry_run)
+    if merged is not None:
+        save_state(
+            ctx, VariantState(variant.name, ctx.config.registry, ctx.config.repository, merged)
+        )
+    return merged
+
+
+def verify_one(
+    ctx: RunContext, variant: VariantConfig, ref: str | None, *, smoke: bool
+) -> VerifyResult:
+    """The recorded index, or any --ref (its revision checked only when one is given)."""
+    if ref is not None:
+        given = ctx.settings.source("revision") in ("flag", "env")
+        revision = ctx.revision if given else None
+        result, _, smoked = verify_and_smoke(ctx, variant, parse_ref(ref), revision, None, smoke)
+        raise_if_smoke_failed(ctx, variant, smoked)
+        return result
+    state = read_variant(state_path(ctx, variant))
+    if state is None or state.merged is None:
+        raise ConfigError(
+            f"no merged index recorded for {variant.name}",
+            f"run invoke merge --variant {variant.name}, or pass --ref",
+        )
+    own = parse_ref(f"{ctx.config.image}@{state.merged.index_digest}")
+    result, _, smoked = verify_and_smoke(ctx, variant, own, ctx.revision, state, smoke)
+    raise_if_smoke_failed(ctx, variant, smoked)
+    return result
+
+
+def smoke_one(ctx: RunContext, variant: VariantConfig, platform: str) -> SmokeResult:
+    """One platform of the verified index, on its native runner (`invoke smoke`); the
+    result is a file promote reads (build/smoke/<variant>-<os>-<arch>.json)."""
+    state = read_variant(state_path(ctx, variant))
+    if state is None or state.verified is None:
+        raise ConfigError(
+            f"no verified index recorded for {variant.name}",
+            f"run invoke verify --variant {variant.name} --no-smoke first (or receive its state)",
+        )
+    digest = state.verified.platforms.get(platform)
+    if digest is None:
+        raise ConfigError(
+            f"the verified {variant.name} index holds no {platform}",
+            f"one of: {', '.join(state.verified.platforms)}",
+        )
+    gpu = engine.gpu_access() if variant.platform(platform).cuda else None
+    require_gpu = ctx.settings.flag("require_gpu")
+    with log.step(f"smoke {variant.name}/{platform}"):
+        record = smoke_image(variant, ctx.config.image, platform, digest, gpu, require_gpu)
+    result = SmokeResult(variant.name, state.verified.index_digest, record)
+    write_smoke(ctx.paths.smoke_record(variant.name, platform, gpu=require_gpu), result)
+    raise_if_smoke_failed(ctx, variant, {platform: record})
+    return result
+
+
+def with_smoke_results(
+    ctx: RunContext, variant: VariantConfig, state: VariantState | None
+) -> VariantState | None:
+    """The state with the smoke results other jobs handed on, for this verified index only."""
+    if state is None or state.verified is None or not ctx.paths.smoke.is_dir():
+        return state
+    smoke = dict(state.smoke)
+    for path in sorted(ctx.paths.smoke.glob(f"{variant.name}-*.json")):
+        result = read_smoke(path)
+        if result.variant != variant.name or result.index_digest != state.verified.index_digest:
+            log.info(f"{path}: a smoke result of another index, not counted")
+            continue
+        platform, new = result.record.platform, result.record
+        old = smoke.get(platform)
+        # a failure anywhere stands; else the result that ran more checks (the GPU one)
+        if old is None or not new.ok or (old.ok and len(new.skipped) < len(old.skipped)):
+            smoke[platform] = new
+    return replace(state, smoke=smoke)
+
+
+def promote_one(
+    ctx: RunContext, variant: VariantConfig, *, permits: Guards, dry_run: bool
+) -> Promotion | None:
+    """Move the promoted tags to the recorded, verified, smoke-tested index."""
+    state = with_smoke_results(ctx, variant, read_variant(state_path(ctx, variant)))
+    with log.step(f"promote {variant.name}"):
+        promotion = promote_checked(ctx, variant, state, permits, dry_run)
+    if promotion is not None:
+        line = f"{promotion.tag} -> {promotion.digest} (was {promotion.previous})"
+        log.info(line)
+        github.add_summary(f"promoted `{line}`")
+    return promotion

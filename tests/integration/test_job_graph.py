@@ -1,0 +1,74 @@
+"""The CI job graph (.github/workflows/build.yml), replayed here: every job runs in a fresh
+clone with its own build/ directory and receives nothing but the files the workflow hands
+on as artifacts. No job depends on another job's disk."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from aibase.errors import PromoteError
+
+from .conftest import MIRROR, REPO, floating_digest, invoke
+
+pytestmark = pytest.mark.engine
+REPOSITORY = "cerebral/ai-base-jobgraph"
+FLAGS = ("--config", "tests/fixtures/images.toml", "--repository", REPOSITORY)
+
+
+def _clone(tmp_path: Path, job: str) -> Path:
+    dest = tmp_path / job
+    subprocess.run(["git", "clone", "-q", str(REPO), str(dest)], check=True)
+    return dest
+
+
+def _job(clone: Path, *args: str):
+    run = invoke(*args, *FLAGS, cwd=clone, env={"AIBASE_BASE_MIRROR": MIRROR})
+    return run
+
+
+def _artifact(source: Path, pattern: str, clone: Path, into: str) -> None:
+    """What upload-artifact / download-artifact carry: these files, nothing else."""
+    files = sorted(source.glob(pattern))
+    assert files, f"no artifact {pattern} under {source}"
+    (clone / into).mkdir(parents=True, exist_ok=True)
+    for f in files:
+        shutil.copy(f, clone / into / f.name)
+
+
+def test_the_job_graph_in_separate_clones(standins: str, tmp_path: Path):
+    cells = {}
+    for platform in ("linux/amd64", "linux/arm64"):  # cell jobs, one per runner
+        clone = _clone(tmp_path, f"cell-{platform.split('/')[1]}")
+        run = _job(clone, "build", "--variant", "fixture", "--platform", platform, "--push")
+        assert run.returncode == 0, run.output[-3000:]
+        cells[platform] = clone
+    merge = _clone(tmp_path, "merge")  # merge + verify (no smoke) job
+    for clone in cells.values():
+        _artifact(clone / "build" / "cells", "fixture-*.json", merge, "build/cells")
+    assert _job(merge, "merge", "--variant", "fixture").returncode == 0
+    verified = _job(merge, "verify", "--variant", "fixture", "--no-smoke")
+    assert verified.returncode == 0, verified.output[-3000:]
+    smoke = {}
+    for platform in ("linux/amd64", "linux/arm64"):  # smoke jobs on each native runner
+        clone = _clone(tmp_path, f"smoke-{platform.split('/')[1]}")
+        _artifact(merge / "build" / "state", "*.json", clone, "build/state")
+        run = _job(clone, "smoke", "--variant", "fixture", "--platform", platform)
+        assert run.returncode == 0, run.output[-3000:]
+        smoke[platform] = clone
+    before = floating_digest(REPOSITORY)
+    promote = _clone(tmp_path, "promote")
+    _artifact(merge / "build" / "state", "*.json", promote, "build/state")
+    _artifact(smoke["linux/amd64"] / "build" / "smoke", "*.json", promote, "build/smoke")
+    early = _job(promote, "promote", "--variant", "fixture")  # one smoke result missing
+    assert early.returncode == PromoteError.exit_code
+    assert "linux/arm64 not smoke-tested or failed" in early.output
+    assert floating_digest(REPOSITORY) == before
+    _artifact(smoke["linux/arm64"] / "build" / "smoke", "*.json", promote, "build/smoke")
+    done = _job(promote, "promote", "--variant", "fixture")
+    assert done.returncode == 0, done.output[-3000:]
+    merged = next((merge / "build" / "state").glob("*.json")).read_text()
+    assert floating_digest(REPOSITORY) in merged  # the tag serves the index merge made

@@ -1,0 +1,140 @@
+"""The GitHub workflows, read as data: the matrix comes from `invoke matrix`, every step that
+does work is one invoke or nox command, promote waits for every check and is guarded, no
+secret reaches a shell, every action is pinned by commit."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from aibase.configfile import load_config
+from aibase.errors import ConfigError
+from aibase.matrix import parse_runners, plan_matrix
+
+from .conftest import REPO
+
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
+SETUP_RUNS = {"python -m pip install -e .", "python -m pip install -e .[dev]"}
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    return data
+
+
+def _steps(wf: dict[str, Any]):
+    for name, job in wf["jobs"].items():
+        for step in job.get("steps", []):
+            yield name, job, step
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_every_run_is_one_invoke_or_nox_command(path):
+    for job, _, step in _steps(_load(path)):
+        run = step.get("run")
+        if run is None:
+            continue
+        assert "\n" not in run.strip(), (job, run)
+        assert run in SETUP_RUNS or re.match(r"^(sudo [^ ]+ )?(invoke|nox|bash \.ci/run)\b", run), (
+            job,
+            run,
+        )
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_no_secret_or_expression_inside_a_run(path):
+    for job, _, step in _steps(_load(path)):
+        assert "${{" not in step.get("run", ""), (job, step["run"])  # via env: only
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_pinned_by_commit_with_their_version(path):
+    text = path.read_text()
+    for line in text.splitlines():
+        if "uses:" in line:
+            assert re.search(r"uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_least_privilege_and_no_persisted_credentials(path):
+    wf = _load(path)
+    assert wf["permissions"] == {}  # nothing by default; each job asks for its own
+    for name, job in wf["jobs"].items():
+        assert "permissions" in job, name
+        for step in job["steps"]:
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, name
+            if step.get("uses", "").startswith("actions/upload-artifact@"):
+                assert step["with"]["if-no-files-found"] == "error", name
+
+
+def test_the_build_matrix_comes_from_invoke_matrix():
+    wf = _load(REPO / ".github" / "workflows" / "build.yml")
+    plan_steps = [s.get("run", "") for s in wf["jobs"]["plan"]["steps"]]
+    assert any(r.startswith("invoke matrix --ci") for r in plan_steps)
+    for name, job in wf["jobs"].items():
+        matrix = job.get("strategy", {}).get("matrix")
+        if matrix is not None:
+            assert set(matrix) == {"include"}, name
+            assert matrix["include"].startswith("${{ fromJSON(needs.plan.outputs.matrix)."), name
+            assert job["strategy"]["fail-fast"] is False, name
+
+
+def test_promote_waits_for_every_check_and_is_guarded():
+    wf = _load(REPO / ".github" / "workflows" / "build.yml")
+    promote = wf["jobs"]["promote"]
+    assert set(promote["needs"]) >= {"merge", "smoke", "smoke-gpu"}
+    assert "invoke verify" in str(wf["jobs"]["merge"]["steps"])  # verify runs in merge
+    assert promote["environment"] == "production"
+    assert promote["concurrency"]["cancel-in-progress"] is False
+    assert promote["concurrency"]["group"] == "promote-${{ matrix.name }}"
+    assert "pull_request" in promote["if"] and "refs/heads/main" in promote["if"]
+    assert promote["steps"][0]["with"]["fetch-depth"] == 0  # history: no moving back
+    gpu = wf["jobs"]["smoke-gpu"]
+    assert gpu["env"]["AIBASE_REQUIRE_GPU"] == "1"
+
+
+def test_cells_run_natively_and_emulate_only_where_asked():
+    wf = _load(REPO / ".github" / "workflows" / "build.yml")
+    cell = wf["jobs"]["cell"]
+    assert cell["runs-on"] == "${{ matrix.runner }}"
+    qemu = [s for s in cell["steps"] if "setup-qemu-action" in s.get("uses", "")]
+    assert len(qemu) == 1 and qemu[0]["if"] == "matrix.emulated"
+
+
+def test_matrix_from_images_toml():
+    cfg = load_config(REPO / "images.toml", env={})
+    runners = parse_runners("linux/amd64=ubuntu-24.04,linux/arm64=ubuntu-24.04-arm")
+    m = plan_matrix(cfg, runners, "gpu-a100")
+    assert [(c["slug"], c["runner"], c["emulated"]) for c in m["cells"]] == [
+        ("cpu-linux-amd64", "ubuntu-24.04", False),
+        ("cpu-linux-arm64", "ubuntu-24.04-arm", False),
+        ("cuda-linux-amd64", "ubuntu-24.04", False),
+        ("cuda-linux-arm64", "ubuntu-24.04-arm", False),
+    ]
+    assert [(g["slug"], g["runner"]) for g in m["gpu"]] == [("cuda-linux-amd64", "gpu-a100")]
+    assert m["variants"] == [
+        {"name": "cpu", "require_gpu": False},
+        {"name": "cuda", "require_gpu": True},
+    ]
+    one_runner = plan_matrix(cfg, {"linux/amd64": "x", "linux/arm64": "x"}, "none")
+    assert one_runner["gpu"] == [] and one_runner["cells"][1]["emulated"] is True
+
+
+@pytest.mark.parametrize(
+    ("registry", "gpu", "problem"),
+    [
+        ("localhost:5000", "gpu", "CI jobs run on separate machines"),
+        ("registry.example.com", "", "no GPU runner is named"),
+    ],
+)
+def test_the_plan_fails_with_the_fix(registry, gpu, problem):
+    cfg = load_config(REPO / "images.toml", env={"AIBASE_REGISTRY": registry})
+    runners = parse_runners("linux/amd64=a,linux/arm64=b-arm")
+    with pytest.raises(ConfigError) as info:
+        plan_matrix(cfg, runners, gpu, ci=True)
+    assert problem in info.value.render()
