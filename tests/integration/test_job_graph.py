@@ -72,3 +72,21 @@ def test_the_job_graph_in_separate_clones(standins: str, tmp_path: Path):
     assert done.returncode == 0, done.output[-3000:]
     merged = next((merge / "build" / "state").glob("*.json")).read_text()
     assert floating_digest(REPOSITORY) in merged  # the tag serves the index merge made
+
+
+def test_the_layer_cache_lives_in_the_registry_per_cell(standins: str, tmp_path: Path):
+    """What build.yml sets (AIBASE_BUILD_CACHE=registry): the cell's cache goes to
+    <registry>/<repository>:cache-<cell>, and the next build reads it from there."""
+    repo = "cerebral/ai-base-cachetest"
+    env = {
+        "AIBASE_BASE_MIRROR": MIRROR,
+        "AIBASE_OUT": str(tmp_path),
+        "AIBASE_BUILD_CACHE": "registry",
+    }
+    run = invoke("build", "--config", "tests/fixtures/images.toml", "--repository", repo,
+                 "--variant", "fixture", "--platform", "linux/amd64", "--push", env=env)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert f"--cache-to type=registry,ref=localhost:5000/{repo}:cache-fixture-linux-amd64" in (
+        run.output
+    )
+    assert floating_digest(repo, "cache-fixture-linux-amd64") is not None

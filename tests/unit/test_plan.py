@@ -157,3 +157,16 @@ def test_build_cache_in_the_registry_or_a_folder(write_config, tmp_path):
     ctx = BuildContext(**{**CTX.__dict__, "build_cache": "registry"})
     plan = plan_build(c, c.variant("cpu"), cell, ctx, push=True, metadata_file=tmp_path / "m")
     assert "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64" in plan.argv
+
+
+def test_a_buildkit_cluster_builds_on_its_builder_and_pushes_by_digest(write_config, tmp_path):
+    c = cfg(write_config)
+    ctx = BuildContext(**{**CTX.__dict__, "builder": "cluster"})
+    plan = plan_build(c, c.variant("cpu"), Cell("cpu", "linux/arm64"), ctx, push=True,
+                      by_digest=True, metadata_file=tmp_path / "m")  # fmt: skip
+    argv = list(plan.argv)
+    assert argv[3:5] == ["--builder", "cluster"]
+    assert argv[argv.index("--output") + 1] == (
+        "type=image,name=localhost:5000/cerebral/ai-base,push-by-digest=true,"
+        "name-canonical=true,push=true"
+    )  # no tag at all: the cell record carries the digest
