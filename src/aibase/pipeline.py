@@ -162,8 +162,16 @@ def _build_variant(
 
     todo = plan_cells(ctx.config, [variant])
     jobs = 1 if dry_run else build_jobs(ctx, len(todo))
-    with ThreadPoolExecutor(max_workers=jobs) as pool:  # jobs > 1: a BuildKit cluster
-        records = list(pool.map(build, todo))
+    if jobs == 1:  # one after the other: the first failure stops the rest
+        records = [build(cell) for cell in todo]
+    else:  # a BuildKit cluster: all at once; a failure cancels what has not started
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(build, cell) for cell in todo]
+            try:
+                records = [f.result() for f in futures]
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
     cells = {r.platform: r for r in records if r is not None}
     with log.step(f"merge {variant.name}"):
         merged = merge_variant(ctx, variant, cells, dry_run=dry_run)
