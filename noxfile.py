@@ -23,7 +23,8 @@ def lint(session: nox.Session) -> None:
     session.run(
         PY, "-m", "ruff", "format", "--check", "src", "tests", "scripts", "tasks.py", "noxfile.py"
     )
-    dockerfiles = sorted(str(p) for p in Path("docker").glob("Dockerfile.*"))
+    dockerfiles = [*sorted(str(p) for p in Path("docker").glob("Dockerfile.*")),
+                   "examples/service/Dockerfile"]  # fmt: skip
     session.run(str(BIN / "hadolint"), *dockerfiles)
     workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.yml"))
     session.run(

@@ -1,70 +1,18 @@
-"""Building cells: the preflight a run does once, and one cell's build and push."""
+"""Building one cell and pushing it (after the preflight, `preflight.py`)."""
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
 
-from aibase import engine, localregistry, log
+from aibase import engine, log
 from aibase.config import VariantConfig
-from aibase.context import RunContext, registry_client
-from aibase.errors import BuildError, LockError
-from aibase.lock import check_lock
+from aibase.context import RunContext
+from aibase.errors import BuildError
 from aibase.oci import compressed_size, entry_platform, is_attestation
 from aibase.plan import LOCK_LABEL, Cell, plan_build
-from aibase.refs import parse_ref
 from aibase.registry import RegistryClient
 from aibase.state import CellRecord, write_cell
-
-
-def preflight(
-    ctx: RunContext, variants: Sequence[VariantConfig], platforms: Sequence[str], *, push: bool
-) -> None:
-    """Everything that can be known to fail before a build starts, checked once per run."""
-    for variant in variants:
-        require_locks(variant, platforms)
-    engine.require_engine(platforms)
-    if push:
-        managed = ctx.config.registry == ctx.config.file_registry
-        localregistry.ensure_registry(ctx.registry, ctx.paths if managed else None)
-    for variant in variants:
-        require_base(ctx, variant)
-
-
-def require_locks(variant: VariantConfig, platforms: Sequence[str]) -> None:
-    bad = [s for s in (check_lock(variant, variant.platform(p)) for p in platforms) if not s.ok]
-    if bad:
-        raise LockError(
-            "lock files not usable: "
-            + "; ".join(
-                f"{s.variant}/{s.platform}: {s.state} ({s.path}{': ' + s.why if s.why else ''})"
-                for s in bad
-            ),
-            "run `invoke lock` (where every index the config names is reachable) and commit "
-            "the result",
-        )
-
-
-def require_base(ctx: RunContext, variant: VariantConfig) -> None:
-    """With a mirror, check the base is there before building (its absence otherwise shows up
-    as a buildx error deep in the log). Without one the engine pulls from the base's own
-    registry, which we do not contact ahead of it."""
-    mirror = ctx.config.base_mirror
-    if not mirror:
-        return
-    ref = parse_ref(ctx.config.base_for(variant))
-    if ref.api_host == ctx.config.registry:
-        found = ctx.registry.head_manifest(ref.repository, ref.reference)
-    else:
-        with registry_client(ctx.settings, ref.api_host) as client:
-            found = client.head_manifest(ref.repository, ref.reference)
-    if found is None:
-        raise BuildError(
-            f"base image {ref} (for {variant.base}) is not in the mirror {mirror}",
-            "copy the real base there, or for tests and offline hosts push stand-ins: "
-            f"invoke bases-bootstrap --base-mirror {mirror}",
-        )
 
 
 def pushed_size(client: RegistryClient, repo: str, digest: str, platform: str) -> int:

@@ -63,7 +63,7 @@ def plan_matrix(
             jobs.append({"variant": v.name, "platform": p, "slug": slug, "runner": label,
                          "emulated": emulated})  # fmt: skip
     cuda = [j for j in jobs if config.variants[j["variant"]].platform(j["platform"]).cuda]
-    if cuda and not gpu_runner:
+    if cuda and not gpu_runner and ci:
         raise ConfigError(
             f"{', '.join(sorted({j['variant'] for j in cuda}))} promises CUDA: its promotion "
             "waits for a smoke test on a GPU, and no GPU runner is named",

@@ -15,12 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from aibase import engine, git, log
-from aibase.build import build_cell, preflight
+from aibase.build import build_cell
 from aibase.config import VariantConfig
 from aibase.context import RunContext, registry_client
 from aibase.errors import AibaseError, ConfigError, SmokeError
 from aibase.merge import merge_variant
 from aibase.plan import LOCK_LABEL, Cell, floating_tag, plan_cells, promoted_tags
+from aibase.preflight import preflight, raise_failed
 from aibase.promote import FORWARD_ONLY, Guards, Promotion, promote_variant
 from aibase.refs import ImageRef, parse_ref
 from aibase.report import PlatformRow, PromotionRow, RunReport, write_report
@@ -114,8 +115,7 @@ def build_all(
     if config.base_mirror:
         log.info(f"bases come from the mirror {config.base_mirror}")
     try:
-        if not dry_run:
-            preflight(ctx, variants, config.platforms, push=True)
+        failed = preflight(ctx, variants, config.platforms, push=True, dry_run=dry_run)
         for variant in variants:
             state = _build_variant(ctx, variant, report, dry_run=dry_run)
             if promote:
@@ -125,6 +125,8 @@ def build_all(
                     report.promotions.append(
                         PromotionRow(variant.name, done.tag, done.digest, done.previous)
                     )
+        if failed:  # a dry run: every command shown, and what the real run would stop on
+            raise_failed(failed)
         report.result = "ok"
     except AibaseError as exc:
         report.error = exc.render()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from aibase import engine, github, log
-from aibase.build import build_cell, preflight
+from aibase.build import build_cell
 from aibase.config import VariantConfig
 from aibase.context import RunContext
 from aibase.errors import ConfigError
@@ -23,6 +23,7 @@ from aibase.pipeline import (
     verify_and_smoke,
 )
 from aibase.plan import Cell
+from aibase.preflight import preflight, raise_failed
 from aibase.promote import Guards, Promotion
 from aibase.refs import parse_ref
 from aibase.smoke import smoke_image
@@ -43,12 +44,14 @@ def build_one(
 ) -> CellRecord | None:
     """One cell: what a CI matrix job runs (`invoke build`)."""
     variant.platform(platform)
-    if not dry_run:
-        preflight(ctx, [variant], [platform], push=push)
+    failed = preflight(ctx, [variant], [platform], push=push, dry_run=dry_run)
     with log.step(f"build {variant.name}/{platform}"):
-        return build_cell(
+        record = build_cell(
             ctx, variant, Cell(variant.name, platform), push=push, load=not push, dry_run=dry_run
         )
+    if failed:
+        raise_failed(failed)
+    return record
 
 
 def merge_one(ctx: RunContext, variant: VariantConfig, *, dry_run: bool) -> MergeRecord | None:

@@ -372,3 +372,29 @@ def test_missing_base_in_the_mirror_is_named_before_any_build(registry: str, out
     ) in run.output
     assert "invoke bases-bootstrap" in run.output
     assert "docker buildx build" not in run.output
+
+
+def test_a_dry_run_runs_every_preflight_and_shows_what_would_fail(
+    registry: str, tmp_path: Path, out_dir: Path
+):
+    """First contact: a lock missing and a base nobody can resolve are both named, with the
+    offline path that does run; the commands are still shown; nothing changes."""
+    cfg = copy_fixture(tmp_path / "fx")
+    cfg.write_text(
+        cfg.read_text().replace(
+            'base = "python:3.11-slim"', 'base = "127.0.0.1:5999/library/python:3.11-slim"'
+        )
+    )
+    (tmp_path / "fx" / "locks" / "fixture-linux-arm64.txt").unlink()
+    before = registry_snapshot()
+    run = invoke("build-all", "--config", str(cfg), "--dry-run", env={"AIBASE_OUT": str(out_dir)})
+    assert run.returncode == LockError.exit_code
+    assert "preflight [FAIL] lock fixture/linux/arm64: missing" in run.output
+    assert "preflight [FAIL] base 127.0.0.1:5999/library/python:3.11-slim: cannot be resolved" in (
+        run.output
+    )
+    assert "preflight [ok  ] engine" in run.output
+    assert "./ai bases-bootstrap --config tests/fixtures/images.toml" in run.output
+    assert run.output.count("[dry-run] $ docker buildx build") == 2  # still shown
+    assert registry_snapshot() == before
+    assert not list(out_dir.rglob("*"))

@@ -70,3 +70,17 @@ def test_smoke_passes_on_the_good_image(built: Built):
     code, out = _smoke(f"{REGISTRY}/{IT_REPO}@{built.index_digest}")
     assert code == 0, out[-2000:]
     assert "1 passed" in out
+
+
+def test_smoke_before_anything_was_built_says_so_in_one_line(registry: str):
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider", "--config",
+         str(FIXTURE_CONFIG), "--variant", "fixture", "--image",
+         f"{REGISTRY}/cerebral/ai-base-nothing:here"],
+        cwd=REPO, capture_output=True, text=True, check=False, env=os.environ.copy(),
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out
+    assert "nothing to smoke-test: localhost:5000/cerebral/ai-base-nothing:here" in out
+    assert "pass --image REF" in out
+    assert "Traceback" not in out and "ERROR at setup" not in out

@@ -18,7 +18,9 @@ import pytest
 from aibase import engine
 from aibase.config import Config, VariantConfig
 from aibase.configfile import load_config
-from aibase.errors import EngineError
+from aibase.errors import EngineError, RegistryError
+from aibase.refs import parse_ref
+from aibase.registry import RegistryClient
 from aibase.settings import SETTINGS, is_true, resolve_one
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,8 +69,27 @@ def target(request: pytest.FixtureRequest) -> Target:
     plats = tuple(p for p in opt("--platform").split(",") if p) or cfg.platforms
     for p in plats:
         variant.platform(p)
+    _exists_or_exit(image, variant.name, opt("--config"))
     print(f"\nsmoke target: {image} ({variant.name}) on {', '.join(plats)}")
     return Target(cfg, variant, image, plats, opt("--require-gpu"))
+
+
+def _exists_or_exit(image: str, variant: str, config: str) -> None:
+    """Before anything was built, say so in one line (not six errors and tracebacks)."""
+    ref = parse_ref(image)
+    try:
+        with RegistryClient(ref.api_host) as client:
+            found = client.head_manifest(ref.repository, ref.reference)
+    except RegistryError as exc:
+        found, why = None, exc.message
+    else:
+        why = "it does not exist"
+    if found is None:
+        pytest.exit(
+            f"nothing to smoke-test: {image}: {why}. Build it first (invoke build-all "
+            f"--variant {variant} --config {config}) or pass --image REF",
+            returncode=4,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,123 @@
+"""Everything that can be known to fail before a build starts, checked once per run, all of
+it: the locks, the engine and its platforms, the registry, the bases. A dry run shows the
+same table (and fails the same way) without building anything."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aibase import engine, localregistry, log
+from aibase.config import VariantConfig
+from aibase.context import RunContext, registry_client
+from aibase.errors import (
+    AibaseError,
+    BuildError,
+    EngineError,
+    LockError,
+    RegistryError,
+    RegistryUnreachable,
+)
+from aibase.lock import check_lock
+from aibase.refs import parse_ref
+
+OFFLINE = (
+    "offline, the fixture variant builds from stand-ins through the same code path: "
+    "./ai bases-bootstrap --config tests/fixtures/images.toml, then "
+    "AIBASE_BASE_MIRROR=localhost:5000/mirror ./ai build-all --config tests/fixtures/images.toml"
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    problem: str  # "" when it passed
+    fix: str = ""
+    error: type[AibaseError] = AibaseError
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
+
+
+def preflight(
+    ctx: RunContext,
+    variants: Sequence[VariantConfig],
+    platforms: Sequence[str],
+    *,
+    push: bool,
+    dry_run: bool = False,
+) -> list[Check]:
+    """Run every check, print them, and raise the first failure's error naming them all
+    (a dry run returns them instead: it prints its commands first)."""
+    checks = [_lock(v, p) for v in variants for p in platforms]
+    problem = engine.engine_problem(engine.gather_engine_facts(), platforms)
+    checks.append(Check("engine", problem or "", "bash scripts/setup-host-debian.sh", EngineError))
+    if push:
+        checks.append(_registry(ctx, dry_run))
+    checks += [_base(ctx, v) for v in variants]
+    for c in checks:
+        detail = f": {c.problem}" if c.problem else ""
+        log.info(f"preflight [{'ok  ' if c.ok else 'FAIL'}] {c.name}{detail}")
+    failed = [c for c in checks if not c.ok]
+    if failed and not dry_run:
+        raise_failed(failed)
+    return failed
+
+
+def raise_failed(failed: Sequence[Check]) -> None:
+    first = failed[0]
+    more = "".join(f"\n  - {c.name}: {c.problem} (fix: {c.fix})" for c in failed[1:])
+    raise first.error(f"{first.name}: {first.problem}{more}; nothing was built", first.fix)
+
+
+def _lock(variant: VariantConfig, platform: str) -> Check:
+    s = check_lock(variant, variant.platform(platform))
+    name = f"lock {variant.name}/{platform}"
+    if s.ok:
+        return Check(name, "")
+    why = f": {s.why}" if s.why else ""
+    fix = "run `invoke lock` where every index the config names is reachable, and commit it"
+    if s.state == "missing":
+        fix += f" (lock.yml does it on GitHub); meanwhile build another --variant, or {OFFLINE}"
+    return Check(name, f"{s.state} ({s.path}{why})", fix, LockError)
+
+
+def _registry(ctx: RunContext, dry_run: bool) -> Check:
+    host = ctx.config.registry
+    managed = host == ctx.config.file_registry
+    if dry_run:
+        answering = ctx.registry.answers()
+        if answering or managed:
+            return Check(f"registry {host}", "")  # a managed one would be started
+        return Check(f"registry {host}", "does not answer /v2/", "start it, or check --registry",
+                     RegistryUnreachable)  # fmt: skip
+    try:
+        localregistry.ensure_registry(ctx.registry, ctx.paths if managed else None)
+    except RegistryError as exc:
+        return Check(f"registry {host}", exc.message, exc.fix, type(exc))
+    return Check(f"registry {host}", "")
+
+
+def _base(ctx: RunContext, variant: VariantConfig) -> Check:
+    """The base can be resolved where the build will pull it: the mirror, or its registry."""
+    ref = parse_ref(ctx.config.base_for(variant))
+    name = f"base {ctx.config.base_for(variant)}"
+    try:
+        if ref.api_host == ctx.config.registry:
+            found = ctx.registry.head_manifest(ref.repository, ref.reference)
+        else:
+            with registry_client(ctx.settings, ref.api_host) as client:
+                found = client.head_manifest(ref.repository, ref.reference)
+    except RegistryError as exc:
+        fix = f"check the name in images.toml; without access to {ref.api_host}, pull bases " \
+              f"from a mirror (AIBASE_BASE_MIRROR); {OFFLINE}"  # fmt: skip
+        return Check(name, f"cannot be resolved: {exc.message}", fix, BuildError)
+    if found is None:
+        where = f"the mirror {ctx.config.base_mirror}" if ctx.config.base_mirror else ref.api_host
+        fix = "check the base's name and tag in images.toml"
+        if ctx.config.base_mirror:
+            fix = ("copy the real base there, or for tests and offline hosts push stand-ins: "
+                   f"invoke bases-bootstrap --base-mirror {ctx.config.base_mirror}")  # fmt: skip
+        return Check(name, f"is not in {where} (for {variant.base})", fix, BuildError)
+    return Check(name, "")
