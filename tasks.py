@@ -10,19 +10,20 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from aibase import describe, localregistry, pins, pipeline, steps
 from aibase import doctor as checks
-from aibase import localregistry, pins, pipeline, steps
 from aibase.allowlist import DEFAULT_ALLOWLIST
 from aibase.auditing import AuditRequest, audit_all
 from aibase.bases import bootstrap_standins
 from aibase.cli import BUILD, COMMON, ONE_VARIANT, command, variant_of
 from aibase.config import Config
-from aibase.context import open_run
+from aibase.context import open_run, registry_client
 from aibase.errors import ConfigError
 from aibase.lock import check_locks, write_locks
 from aibase.matrix import emit, parse_runners, plan_matrix
 from aibase.paths import Paths
 from aibase.promote import Guards
+from aibase.refs import parse_ref
 from aibase.settings import Settings
 
 PROMOTES = (*COMMON, "revision", "require_gpu")
@@ -142,6 +143,31 @@ def build_all(
         pipeline.build_all(
             ctx, cfg.select(variant), dry_run=dry_run, promote=not no_promote, permits=permits
         )
+
+
+@command(*COMMON)
+def images(s: Settings, cfg: Config, json: bool = False) -> None:
+    """Every index in the repository: tags, platforms, sizes, created, revision, versions."""
+    with registry_client(s, cfg.registry) as client:
+        print(describe.render(describe.list_indexes(client, cfg.registry, cfg.repository), json))
+
+
+@command(*COMMON, positional=("ref",), ref="the index to inspect: REPO:TAG or REPO@sha256:...")
+def inspect(s: Settings, cfg: Config, ref: str | None = None, json: bool = False) -> None:
+    """One index, as `curl | jq` would show it: platforms, sizes, created, revision, labels."""
+    ref = ref or f"{cfg.image}:{next(iter(cfg.variants))}"
+    with registry_client(s, parse_ref(ref).api_host) as client:
+        print(describe.render([describe.describe(client, parse_ref(ref))], json))
+
+
+@command(*COMMON, positional=("a", "b"))
+def diff(s: Settings, cfg: Config, a: str | None = None, b: str | None = None) -> None:
+    """What changed between two indexes, per platform: packages (probed) and sizes; Markdown
+    for the pull request that updates a base."""
+    if not a or not b:
+        raise ConfigError("diff needs two refs", "e.g. invoke diff REPO:old-tag REPO@sha256:...")
+    with registry_client(s, parse_ref(a).api_host) as client:
+        print(describe.compare(client, parse_ref(a), parse_ref(b)))
 
 
 @command("config", "registry", "runners", "gpu_runner", "debug")

@@ -64,7 +64,9 @@ FLAG_HELP = {
     "image": "also audit what this image really holds (its installed distributions)",
     "allowlist": "policy file (default: audit-allowlist.toml beside images.toml)",
     "today": "evaluate expiry dates as of this day (YYYY-MM-DD; default: today)",
-    "json": "print the matrix as one line of JSON (for GitHub's fromJSON)",
+    "json": "print JSON instead of the table",
+    "a": "the index before (REF: repository:tag or repository@sha256:...)",
+    "b": "the index after (REF)",
     "floating": "also audit what the variant's floating tag serves now (--variant: one)",
     "ci": "cells run on separate machines: refuse a registry they cannot share (loopback)",
     "need_gb": "free space the step needs, in GB, where the engine keeps its data",
@@ -72,7 +74,9 @@ FLAG_HELP = {
 }
 
 
-def command(*names: str, name: str | None = None, **task_help: str) -> Callable[[Body], Task[Any]]:
+def command(
+    *names: str, name: str | None = None, positional: tuple[str, ...] = (), **task_help: str
+) -> Callable[[Body], Task[Any]]:
     """Make an Invoke task of body(settings, config, **task_flags) taking these settings.
 
     The body's own keyword parameters are its task-specific flags; `dry_run` among them
@@ -103,10 +107,18 @@ def command(*names: str, name: str | None = None, **task_help: str) -> Callable[
         params = [inspect.Parameter("c", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         params += own + [_parameter(n) for n in names]
         task_body.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        # Invoke fills a positional argument only while its value is None: no "" default
+        assert all(p.default is None for p in own if p.name in positional), positional
         task_body.__doc__ = body.__doc__
         task_body.__name__ = body.__name__
         flag_help = {SETTINGS[n].param: SETTINGS[n].help + _env_hint(n) for n in names}
-        return Task(task_body, name=name, help=flag_help | task_help, auto_shortflags=False)
+        return Task(
+            task_body,
+            name=name,
+            help=flag_help | task_help,
+            auto_shortflags=False,
+            positional=list(positional),
+        )
 
     return wrap
 

@@ -34,6 +34,7 @@ class PlatformImage:
     digest: str
     compressed_bytes: int
     labels: Mapping[str, str]
+    layers: tuple[int, ...] = ()  # compressed size of each layer, base first
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ def check_index(
                 f"{platform}: compressed size {size / 1e6:.1f} MB exceeds the budget of "
                 f"{variant.size_budget_mb} MB"
             )
-        images.append(PlatformImage(platform, digest, size, labels))
+        layers = tuple(int(layer.get("size", 0)) for layer in manifest.json.get("layers", []))
+        images.append(PlatformImage(platform, digest, size, labels, layers))
     return VerifyResult(fetched.ref, fetched.index.digest, tuple(images), tuple(problems))
 
 

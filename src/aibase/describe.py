@@ -1,0 +1,176 @@
+"""What is in the registry, as a reviewer asks: `invoke images`, `invoke inspect REF` (the old
+guide's `curl | jq` checks as one command) and `invoke diff A B` (what changed between two
+indexes: packages per platform, sizes)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+from aibase import engine
+from aibase.names import normalize_name
+from aibase.oci import compressed_size, entry_platform, is_attestation
+from aibase.plan import LABEL_NS
+from aibase.refs import ImageRef, parse_ref
+from aibase.registry import RegistryClient
+from aibase.verify import fetch_index
+
+OCI = "org.opencontainers.image"
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    platform: str
+    digest: str
+    compressed_mb: float
+    layers_mb: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class IndexFacts:
+    ref: str
+    digest: str
+    tags: tuple[str, ...]
+    created: str
+    revision: str
+    python: str
+    torch: str
+    cuda: str
+    images: tuple[ImageFacts, ...]
+
+
+def describe(client: RegistryClient, ref: ImageRef, tags: Sequence[str] = ()) -> IndexFacts:
+    """One index: its platforms and sizes, and what its labels say."""
+    fetched = fetch_index(client, ref)
+    images = []
+    for entry in fetched.index.json.get("manifests", []) if fetched.index.is_index else []:
+        manifest = fetched.manifests.get(entry["digest"])
+        if is_attestation(entry) or manifest is None:
+            continue
+        layers = tuple(int(x.get("size", 0)) for x in manifest.json.get("layers", []))
+        images.append((entry_platform(entry), entry["digest"], compressed_size(manifest), layers))
+    configs = list(fetched.configs.values())
+    labels: Mapping[str, str] = (
+        (configs[0].get("config") or {}).get("Labels") or {} if configs else {}
+    )
+    return IndexFacts(
+        ref=str(ref),
+        digest=fetched.index.digest,
+        tags=tuple(tags),
+        created=labels.get(f"{OCI}.created", "-"),
+        revision=labels.get(f"{OCI}.revision", "-"),
+        python=labels.get(f"{LABEL_NS}.python", "-"),
+        torch=labels.get(f"{LABEL_NS}.torch", "-"),
+        cuda=labels.get(f"{LABEL_NS}.cuda", "-"),
+        images=tuple(
+            ImageFacts(p, d, _mb(size), tuple(_mb(x) for x in layers))
+            for p, d, size, layers in images
+        ),
+    )
+
+
+def indexes_by_digest(client: RegistryClient, repository: str) -> dict[str, list[str]]:
+    """Every tag of the repository that points to an index, grouped by that index."""
+    found: dict[str, list[str]] = {}
+    for tag in client.list_tags(repository):
+        manifest = client.get_manifest(repository, tag)
+        entries = manifest.json.get("manifests", []) if manifest.is_index else []
+        if any(not is_attestation(e) for e in entries):  # not a cache or an attestation
+            found.setdefault(manifest.digest, []).append(tag)
+    return found
+
+
+def render(facts: Sequence[IndexFacts], as_json: bool) -> str:
+    if as_json:
+        return json.dumps([asdict(f) for f in facts], indent=2)
+    lines = []
+    for f in facts:
+        lines.append(f"{f.ref}  {f.digest}")
+        if f.tags:
+            lines.append(f"  tags: {', '.join(sorted(f.tags))}")
+        lines.append(f"  created {f.created}  revision {f.revision[:12]}  python {f.python}  "
+                     f"torch {f.torch}  cuda {f.cuda}")  # fmt: skip
+        for i in f.images:
+            lines.append(f"  {i.platform:<13} {i.digest}  {i.compressed_mb:>9.1f} MB  "
+                         f"{len(i.layers_mb)} layers")  # fmt: skip
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PlatformDiff:
+    platform: str
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]  # "name a -> b"
+    size_mb: tuple[float, float]
+    layers_changed: int  # layers of B not in A (what a pull of B fetches on top of A)
+
+
+def diff_packages(a: Mapping[str, str], b: Mapping[str, str]) -> tuple[tuple[str, ...], ...]:
+    """(added, removed, changed) between two {name: version} sets, names normalised."""
+    na = {normalize_name(k): v for k, v in a.items()}
+    nb = {normalize_name(k): v for k, v in b.items()}
+    added = tuple(f"{n} {nb[n]}" for n in sorted(nb.keys() - na.keys()))
+    removed = tuple(f"{n} {na[n]}" for n in sorted(na.keys() - nb.keys()))
+    changed = tuple(f"{n} {na[n]} -> {nb[n]}" for n in sorted(na.keys() & nb.keys())
+                    if na[n] != nb[n])  # fmt: skip
+    return added, removed, changed
+
+
+def diff_indexes(client: RegistryClient, a: IndexFacts, b: IndexFacts,
+                 name_a: str, name_b: str) -> list[PlatformDiff]:  # fmt: skip
+    """Per platform both hold: the packages (each image's own, probed) and the sizes."""
+    out = []
+    images_b = {i.platform: i for i in b.images}
+    for ia in a.images:
+        ib = images_b.get(ia.platform)
+        if ib is None:
+            continue
+        pa = engine.run_probe(f"{name_a}@{ia.digest}", ia.platform).report["packages"]
+        pb = engine.run_probe(f"{name_b}@{ib.digest}", ib.platform).report["packages"]
+        added, removed, changed = diff_packages(pa, pb)
+        repo_a, repo_b = name_a.split("/", 1)[1], name_b.split("/", 1)[1]
+        layers_a = _layer_digests(client, repo_a, ia.digest)
+        new_layers = [d for d in _layer_digests(client, repo_b, ib.digest) if d not in layers_a]
+        out.append(PlatformDiff(ia.platform, added, removed, changed,
+                                (ia.compressed_mb, ib.compressed_mb), len(new_layers)))  # fmt: skip
+    return out
+
+
+def render_diff(diffs: Sequence[PlatformDiff], a: str, b: str) -> str:
+    """Markdown to paste into the pull request that updates a base."""
+    lines = [f"### {a} -> {b}", ""]
+    for d in diffs:
+        delta = d.size_mb[1] - d.size_mb[0]
+        lines.append(f"**{d.platform}**: {d.size_mb[0]:.1f} MB -> {d.size_mb[1]:.1f} MB "
+                     f"({delta:+.1f} MB), {d.layers_changed} new layer(s)")  # fmt: skip
+        for kind, items in (("added", d.added), ("removed", d.removed), ("changed", d.changed)):
+            lines += [f"- {kind}: {item}" for item in items]
+        if not (d.added or d.removed or d.changed):
+            lines.append("- packages: the same")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _layer_digests(client: RegistryClient, repo: str, digest: str) -> set[str]:
+    return {layer["digest"] for layer in client.get_manifest(repo, digest).json.get("layers", [])}
+
+
+def _mb(size: int) -> float:
+    return round(size / 1e6, 1)
+
+
+def list_indexes(client: RegistryClient, registry: str, repository: str) -> list[IndexFacts]:
+    """`invoke images`: every index in the repository, newest first, with all its tags."""
+    facts = [
+        describe(client, parse_ref(f"{registry}/{repository}@{digest}"), tags)
+        for digest, tags in indexes_by_digest(client, repository).items()
+    ]
+    return sorted(facts, key=lambda f: f.created, reverse=True)
+
+
+def compare(client: RegistryClient, a: ImageRef, b: ImageRef) -> str:
+    """`invoke diff A B` (both in one registry): the Markdown of diff_indexes."""
+    facts_a, facts_b = describe(client, a), describe(client, b)
+    return render_diff(diff_indexes(client, facts_a, facts_b, a.name, b.name), str(a), str(b))
