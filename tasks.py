@@ -26,7 +26,7 @@ from aibase.promote import Guards
 from aibase.refs import parse_ref
 from aibase.settings import Settings
 
-PROMOTES = (*COMMON, "revision", "require_gpu")
+PROMOTES = (*COMMON, "revision", "require_gpu", "notify_url", "notify_token")
 IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"
 
 
@@ -127,7 +127,8 @@ def promote(
         steps.promote_one(ctx, variant_of(cfg, variant), permits=permits, dry_run=dry_run)
 
 
-@command(*BUILD, "platforms", "builder", "jobs", "require_gpu", name="build-all")
+@command(*BUILD, "platforms", "builder", "jobs", "require_gpu", "notify_url", "notify_token",
+         name="build-all")  # fmt: skip
 def build_all(
     s: Settings,
     cfg: Config,
@@ -160,14 +161,14 @@ def inspect(s: Settings, cfg: Config, ref: str | None = None, json: bool = False
         print(describe.render([describe.describe(client, parse_ref(ref))], json))
 
 
-@command(*COMMON, positional=("a", "b"))
-def diff(s: Settings, cfg: Config, a: str | None = None, b: str | None = None) -> None:
+@command(*COMMON, positional=("before", "after"))
+def diff(s: Settings, cfg: Config, before: str | None = None, after: str | None = None) -> None:
     """What changed between two indexes, per platform: packages (probed) and sizes; Markdown
     for the pull request that updates a base."""
-    if not a or not b:
+    if not before or not after:
         raise ConfigError("diff needs two refs", "e.g. invoke diff REPO:old-tag REPO@sha256:...")
-    with registry_client(s, parse_ref(a).api_host) as client:
-        print(describe.compare(client, parse_ref(a), parse_ref(b)))
+    with registry_client(s, parse_ref(before).api_host) as client:
+        print(describe.compare(client, parse_ref(before), parse_ref(after)))
 
 
 @command("config", "registry", "runners", "gpu_runner", "debug")

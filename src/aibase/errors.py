@@ -104,6 +104,12 @@ class VulnerabilitiesFound(AibaseError):
     exit_code = 13
 
 
+class NotifyError(AibaseError):
+    """A promotion happened, but telling the dependent services about it failed."""
+
+    exit_code = 16
+
+
 ALL_ERRORS: tuple[type[AibaseError], ...] = (
     ConfigError,
     EngineError,
@@ -119,5 +125,6 @@ ALL_ERRORS: tuple[type[AibaseError], ...] = (
     AuditError,
     VulnerabilitiesFound,
     Timeout,
+    NotifyError,
 )
 INTERRUPTED_EXIT = 130  # SIGINT / SIGTERM, as shells report it

@@ -14,12 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from aibase import engine, git, log
+from aibase import engine, git, log, notify
 from aibase.build import build_cell
 from aibase.config import VariantConfig
 from aibase.context import RunContext, registry_client
 from aibase.errors import AibaseError, ConfigError, SmokeError
 from aibase.merge import merge_variant
+from aibase.notify import Promoted
 from aibase.plan import LOCK_LABEL, Cell, floating_tag, plan_cells, promoted_tags
 from aibase.preflight import preflight, raise_failed
 from aibase.promote import FORWARD_ONLY, Guards, Promotion, promote_variant
@@ -209,10 +210,14 @@ def promote_checked(
         uncommitted=tuple(git.uncommitted(cwd, inputs)),
         is_ancestor=lambda older, newer: git.is_ancestor(cwd, older, newer),
     )
-    return promote_variant(
+    done = promote_variant(
         ctx.registry, ctx.config, variant, state, revision=ctx.revision, guards=guards,
         dry_run=dry_run,
     )  # fmt: skip
+    if done is not None and ctx.settings.text("notify_url"):  # the dependents' rebuilds
+        event = Promoted(variant.name, done.tag, done.digest, done.previous, ctx.revision)
+        notify.send(event, ctx.settings.text("notify_url"), ctx.settings.text("notify_token"))
+    return done
 
 
 def _rows(

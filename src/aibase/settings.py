@@ -30,7 +30,7 @@ class Setting:
     help: str
     default: str = ""  # as text; "" means unset
     file_key: str | None = None  # dotted path in images.toml
-    kind: str = "str"  # str | bool | path | choice
+    kind: str = "str"  # str | bool | path | choice | secret (never printed)
     choices: tuple[str, ...] = ()
     short: str = ""  # the flag's name where it is shorter than the setting's (audit_service)
 
@@ -82,6 +82,10 @@ _ALL: tuple[Setting, ...] = (
     Setting("debug", "print tracebacks and debug lines", kind="bool"),
     Setting("require_gpu", "fail instead of skipping when no GPU runtime is available",
             kind="bool"),
+    Setting("notify_url", "after a promotion, POST a repository_dispatch-shaped event here (off "
+            "by default)"),
+    Setting("notify_token", "bearer token for --notify-url (GitHub: may dispatch to the repo)",
+            kind="secret"),
     Setting("runners", "CI runner label per platform, comma-separated platform=label",
             default="linux/amd64=ubuntu-24.04,linux/arm64=ubuntu-24.04-arm"),
     Setting("gpu_runner", "CI runner label with a GPU for the CUDA smoke tests ('none': promote "
@@ -233,11 +237,17 @@ class Settings:
             origin = {"flag": r.setting.flag, "env": r.setting.env}.get(r.source, r.source)
             if r.source == "file":
                 origin = f"file {r.setting.file_key}"
-            lines.append(f"  {name:<{width}}  {r.text or '-'}  ({origin})")
+            shown = "***" if r.setting.kind == "secret" and r.text else (r.text or "-")
+            lines.append(f"  {name:<{width}}  {shown}  ({origin})")
         return "\n".join(lines)
 
     def as_rows(self, names: Sequence[str]) -> tuple[tuple[str, str, str], ...]:
-        return tuple((n, self.text(n), self.source(n)) for n in names)
+        """For the report: a secret shows only whether it was set."""
+        return tuple(
+            (n, "***" if SETTINGS[n].kind == "secret" and self.text(n) else self.text(n),
+             self.source(n))
+            for n in names
+        )  # fmt: skip
 
 
 def resolve(

@@ -100,7 +100,11 @@ def _arguments(task):
 
 
 def test_no_task_has_short_flags_so_none_collides_with_invokes_own():
-    assert len(_tasks()) == 15
+    assert {t.name for t in _tasks()} == {
+        "audit", "bases-bootstrap", "bases-update", "build", "build-all", "diff", "doctor",
+        "free-disk", "images", "inspect", "lock", "matrix", "merge", "promote",
+        "registry-down", "registry-up", "smoke", "verify",
+    }  # fmt: skip
     for task in _tasks():
         for arg in _arguments(task):
             assert all(len(n) > 1 for n in arg.names), (task.name, arg.names)

@@ -38,6 +38,8 @@ def samples(tmp: Path) -> dict[str, tuple[object, str]]:
         "jobs": ("2", "3"),
         "runners": ("linux/amd64=big-x64", "linux/amd64=big-x64,linux/arm64=big-arm"),
         "gpu_runner": ("gpu-a100", "none"),
+        "notify_url": ("http://127.0.0.1:1/hook", "http://127.0.0.1:2/hook"),
+        "notify_token": ("t0k3n-flag", "t0k3n-env"),
         "audit_service": ("osv", "pypi"),
         "audit_osv_url": ("http://127.0.0.1:1/v1/query", "http://127.0.0.1:2/v1/query"),
         "smoke_image": ("localhost:5000/a:1", "localhost:5000/b:1"),
@@ -138,3 +140,10 @@ def test_a_variable_for_another_task_neither_changes_nor_breaks_this_one(write_c
     assert settings.source("revision") == "default" and settings.source("out") == "default"
     with pytest.raises(ConfigError):  # a task that takes the setting still validates it
         load({"config": str(write_config())}, env=env, names=("config", "revision"))
+
+
+def test_a_secret_is_never_printed_or_reported(write_config):
+    settings, _ = load({"config": str(write_config())}, env={"AIBASE_NOTIFY_TOKEN": "s3cr3t"})
+    assert settings.text("notify_token") == "s3cr3t"  # there for the code that needs it...
+    assert "s3cr3t" not in settings.render(["notify_token"])  # ...and nowhere else
+    assert ("notify_token", "***", "env") in settings.as_rows(["notify_token"])
