@@ -7,15 +7,15 @@ name: before it, `-f/--config` is Invoke's own runtime configuration.
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 from aibase import describe, localregistry, pins, pipeline, steps
 from aibase import doctor as checks
+from aibase import update as updates
 from aibase.allowlist import DEFAULT_ALLOWLIST
 from aibase.auditing import AuditRequest, audit_all
 from aibase.bases import bootstrap_standins
-from aibase.cli import BUILD, COMMON, ONE_VARIANT, command, variant_of
+from aibase.cli import BUILD, COMMON, ONE_VARIANT, command, parse_day, split_list, variant_of
 from aibase.config import Config
 from aibase.context import open_run, registry_client
 from aibase.errors import ConfigError
@@ -55,7 +55,7 @@ def lock(
 ) -> None:
     """Write hash-locked requirements per variant x platform (uv, cross-platform)."""
     if check:
-        check_locks(cfg.select(variant), cfg.platforms, _split(allow_missing))
+        check_locks(cfg.select(variant), cfg.platforms, split_list(allow_missing))
     else:
         write_locks(cfg.select(variant), cfg.platforms)
 
@@ -212,13 +212,23 @@ def audit(
             osv_url=s.text("audit_osv_url") or None,
             snapshot=Path(snapshot) if snapshot else None,
             image=image or None,
-            image_platforms=_split(platform) or cfg.platforms,
+            image_platforms=split_list(platform) or cfg.platforms,
             allowlist=Path(allowlist) if allowlist else cfg.root / DEFAULT_ALLOWLIST,
-            today=_day(today),
+            today=parse_day(today),
             workdir=Paths(s.out, s.cache).audit,
-            allow_missing=_split(allow_missing),
+            allow_missing=split_list(allow_missing),
         )
     )
+
+
+@command(*BUILD, "platforms", positional=("pins",))
+def update(s: Settings, cfg: Config, pins: str | None = None, build: bool = False) -> None:
+    """Move pins (structlog==24.1.0), re-lock every cell they touch and show what changed; with
+    --build, build verified candidates of those variants (nothing is promoted)."""
+    variants = updates.apply(s, cfg, pins or "")
+    if build:
+        with open_run(s, cfg) as ctx:
+            pipeline.build_all(ctx, variants, dry_run=False, promote=False)
 
 
 @command("config", "base_mirror", "debug", name="bases-update")
@@ -226,14 +236,3 @@ def bases_update(s: Settings, cfg: Config, dry_run: bool = False) -> None:
     """Resolve each base tag's current digest (its registry, or the mirror) and pin it in the
     config: one reviewed line per base."""
     pins.update_base_pins(cfg, dry_run=dry_run)
-
-
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text) if text else date.today()
-    except ValueError:
-        raise ConfigError(f"--today {text!r} is not a date", "use YYYY-MM-DD") from None

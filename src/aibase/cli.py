@@ -13,6 +13,7 @@ import signal
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from types import FrameType
 from typing import Any
 
@@ -65,6 +66,8 @@ FLAG_HELP = {
     "allowlist": "policy file (default: audit-allowlist.toml beside images.toml)",
     "today": "evaluate expiry dates as of this day (YYYY-MM-DD; default: today)",
     "json": "print JSON instead of the table",
+    "pins": "NAME==VERSION, comma-separated: where each is pinned (.in file or images.toml)",
+    "build": "then build verified candidates of what changed (build-all --no-promote)",
     "before": "the index before (REF: repository:tag or repository@sha256:...)",
     "after": "the index after (REF)",
     "floating": "also audit what the variant's floating tag serves now (--variant: one)",
@@ -157,6 +160,18 @@ def _errors(flags: dict[str, Any]) -> Iterator[None]:
         raise Exit(code=INTERRUPTED_EXIT) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """A comma-separated flag value."""
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text) if text else date.today()
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a date", "use YYYY-MM-DD") from None
 
 
 def variant_of(config: Config, variant: str) -> VariantConfig:

@@ -103,7 +103,7 @@ def test_no_task_has_short_flags_so_none_collides_with_invokes_own():
     assert {t.name for t in _tasks()} == {
         "audit", "bases-bootstrap", "bases-update", "build", "build-all", "diff", "doctor",
         "free-disk", "images", "inspect", "lock", "matrix", "merge", "promote",
-        "registry-down", "registry-up", "smoke", "verify",
+        "registry-down", "registry-up", "smoke", "update", "verify",
     }  # fmt: skip
     for task in _tasks():
         for arg in _arguments(task):
