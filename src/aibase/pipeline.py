@@ -243,6 +243,7 @@ def _rows(
                 lock=str(lock),
                 lock_sha256=image.labels.get(LOCK_LABEL),
                 sbom=str(ctx.paths.sbom(lock)),
+                layers_mb=tuple(round(size / 1e6, 1) for size in image.layers),
             )
         )
     return rows

@@ -23,6 +23,7 @@ class PlatformRow:
     lock: str
     lock_sha256: str | None  # the image's lock label
     sbom: str  # where `invoke audit` writes that lock's CycloneDX SBOM
+    layers_mb: tuple[float, ...] = ()  # compressed size of each layer, base first
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class RunReport:
     platforms: list[PlatformRow] = field(default_factory=list)
     promotions: list[PromotionRow] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
+    previous: dict[str, float] = field(default_factory=dict)  # "variant platform" -> MB, last run
     result: str = "failed"
     error: str | None = None
 
@@ -87,6 +89,7 @@ def render_markdown(report: RunReport) -> str:
             lines.append(f"\n`{p.tag}` -> `{p.digest}` (was `{p.previous}`)")
         else:
             lines.append(f"\n{name}: floating tag not moved")
+    lines += _size_trend(report) + _layer_charts(report)
     lines += ["", "| step | seconds | status |", "|---|---|---|"]
     lines += [f"| {s.name} | {s.seconds:.1f} | {s.status} |" for s in report.steps]
     if report.settings:
@@ -95,9 +98,51 @@ def render_markdown(report: RunReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _size_trend(report: RunReport) -> list[str]:
+    """Each image's compressed size against the last report's (what a reviewer watches)."""
+    if not report.platforms:
+        return []
+    lines = ["", "| image | last run MB | this run MB | change |", "|---|---|---|---|"]
+    for row in report.platforms:
+        key = f"{row.variant} {row.platform}"
+        before = report.previous.get(key)
+        change = "new" if before is None else f"{row.compressed_mb - before:+.1f} MB"
+        lines.append(f"| {key} | {'-' if before is None else before} | {row.compressed_mb} | "
+                     f"{change} |")  # fmt: skip
+    return lines
+
+
+def _layer_charts(report: RunReport) -> list[str]:
+    """One bar chart per image: the compressed size of each layer, base first (Mermaid, which
+    GitHub renders in pull requests and job summaries)."""
+    lines = []
+    for row in report.platforms:
+        if not row.layers_mb:
+            continue
+        axis = ", ".join(str(i) for i in range(1, len(row.layers_mb) + 1))
+        bars = ", ".join(f"{mb}" for mb in row.layers_mb)
+        title = f"{row.variant} {row.platform}: compressed MB per layer"
+        chart = ["xychart-beta", f'    title "{title}"', f"    x-axis [{axis}]", '    y-axis "MB"']
+        lines += ["", "```mermaid", *chart, f"    bar [{bars}]", "```"]
+    return lines
+
+
+def previous_sizes(directory: Path) -> dict[str, float]:
+    """The image sizes of the newest report already in the folder ({} when there is none)."""
+    for path in sorted(directory.glob("build-*.json"), reverse=True):
+        try:
+            rows = json.loads(path.read_text()).get("platforms") or []
+            if rows:  # a failed run measured nothing: look further back
+                return {f"{r['variant']} {r['platform']}": float(r["compressed_mb"]) for r in rows}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # a report of another shape: look further back
+    return {}
+
+
 def write_report(report: RunReport, directory: Path) -> tuple[Path, Path]:
     stamp = report.started.replace(":", "").replace("-", "")
     js, md = directory / f"build-{stamp}.json", directory / f"build-{stamp}.md"
+    report.previous = previous_sizes(directory)
     write_atomic(js, json.dumps(asdict(report), indent=2, sort_keys=True))
     markdown = render_markdown(report)
     write_atomic(md, markdown)

@@ -70,3 +70,23 @@ def test_steps_fold_on_github_without_nesting(capsys):
     assert err.count("::group::") == 1 and err.count("::endgroup::") == 1
     assert "::group::build x" in err
     assert "<== inner: ok" in err and "<== build-all: ok" in err
+
+
+def test_layer_charts_and_the_size_trend_against_the_last_report(tmp_path):
+    import json
+    from dataclasses import asdict, replace
+
+    from aibase.report import previous_sizes, write_report
+
+    last = _report()
+    last.platforms[0] = replace(last.platforms[0], compressed_mb=850.0)
+    (tmp_path / "build-20261126T060000Z.json").write_text(json.dumps(asdict(last)))
+    (tmp_path / "build-20261126T070000Z.json").write_text('{"platforms": []}')  # a failed run
+    assert previous_sizes(tmp_path) == {"cpu linux/amd64": 850.0}
+    now = _report()
+    now.platforms[0] = replace(now.platforms[0], layers_mb=(30.5, 800.0, 69.6))
+    _, md_path = write_report(now, tmp_path)
+    md = md_path.read_text()
+    assert "| cpu linux/amd64 | 850.0 | 900.1 | +50.1 MB |" in md
+    assert "```mermaid\nxychart-beta" in md
+    assert "    x-axis [1, 2, 3]" in md and "    bar [30.5, 800.0, 69.6]" in md
