@@ -4,9 +4,18 @@
 # docker-registry, debootstrap, and the Python tools. Idempotent: every step checks
 # first, so a second run takes seconds. Starts dockerd when nothing manages it.
 # Recipe: shared/docs/offline-host.md (verified on this project's hosts).
+# --dry-run: print what this host lacks and would be installed, change nothing.
 set -euo pipefail
 
-log() { printf '[setup-host %(%H:%M:%S)T] %s\n' -1 "$*"; }
+log() { printf '[setup-host %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+# set -e alone exits silently: name the step that failed.
+trap 'rc=$?; log "FAILED (exit $rc) at line $LINENO: $BASH_COMMAND"; exit $rc' ERR
+dry_run=
+case "${1:-}" in
+  --dry-run) dry_run=1 ;;
+  "") ;;
+  *) log "unknown argument ${1}: the only option is --dry-run"; exit 2 ;;
+esac
 step_start=$SECONDS
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -14,7 +23,11 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 here=$(cd "$(dirname "$0")" && pwd)
 need_pkgs=()
 # buildx with the containerd store needs Engine >= 23 (Debian 12's own docker.io is 20.10)
-engine_major=$(dockerd --version 2>/dev/null | sed -n 's/^Docker version \([0-9]*\)\..*/\1/p')
+# A docker CLI without dockerd (some images ship only the client) counts as no engine.
+engine_major=
+if command -v dockerd >/dev/null; then
+  engine_major=$(dockerd --version | sed -n 's/^Docker version \([0-9]*\)\..*/\1/p')
+fi
 if [ -z "$engine_major" ] || [ "$engine_major" -lt 23 ]; then
   [ -n "$engine_major" ] && log "dockerd ${engine_major}.x is too old for multi-platform builds: upgrading"
   need_pkgs+=(docker.io)
@@ -25,6 +38,11 @@ for p in qemu-user-static binfmt-support docker-registry debootstrap apache2-uti
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 
+if [ -n "$dry_run" ]; then
+  log "dry run: would install: ${need_pkgs[*]:-nothing}"
+  log "dry run: would then merge the containerd store into daemon.json, start dockerd if needed, enable QEMU for the foreign platform, and make the venv (${AIBASE_SETUP_VENV:-.venv})"
+  exit 0
+fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing: ${need_pkgs[*]}"
   if [ "${ID}" = debian ] && [ "${VERSION_CODENAME}" = bookworm ]; then

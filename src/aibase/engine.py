@@ -106,6 +106,27 @@ def require_engine(platforms: Sequence[str] = ()) -> None:
         raise EngineError(problem, f"start and set it up: {SETUP}; then `invoke doctor`")
 
 
+# A registry's 5xx while pushing is its own fault, not the build's: dockerd pushes a tag's
+# manifests concurrently, and the filesystem registry (distribution 2.8) can read a tag link
+# half-written and answer "500 invalid checksum digest format". One retry re-pushes the
+# same cached build; any other failure, or a second 5xx, is the build's error.
+REGISTRY_5XX = re.compile(r"unexpected (HTTP )?status\b[^\n]*: 5\d\d\b")
+
+
+def build_retrying(argv: Sequence[str]) -> proc.Result:
+    result = proc.run(argv, capture=False, timeout=proc.LONG)
+    if not result.ok and REGISTRY_5XX.search(result.stderr):
+        log.warn("the registry answered 5xx during the push; retrying once (the build is cached)")
+        result = proc.run(argv, capture=False, timeout=proc.LONG)
+    return result
+
+
+def last_error(result: proc.Result) -> str:
+    """The last `ERROR:` line buildx printed, for the one-line failure message."""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    return f": {errors[-1].removeprefix('ERROR:').strip()[:300]}" if errors else ""
+
+
 def run_build(plan: BuildPlan, *, dry_run: bool = False) -> dict[str, object]:
     """Run one cell's build, streaming its progress; returns buildx's metadata."""
     if dry_run:
@@ -113,11 +134,11 @@ def run_build(plan: BuildPlan, *, dry_run: bool = False) -> dict[str, object]:
         return {}
     plan.metadata_file.parent.mkdir(parents=True, exist_ok=True)
     plan.metadata_file.unlink(missing_ok=True)
-    result = proc.run(plan.argv, capture=False, timeout=proc.LONG)
+    result = build_retrying(plan.argv)
     if not result.ok:
         raise BuildError(
             f"build of cell {plan.cell.variant}/{plan.cell.platform} failed "
-            f"(exit {result.returncode}); nothing was merged or promoted",
+            f"(exit {result.returncode}{last_error(result)}); nothing was merged or promoted",
             "read the failing step in the build log above; for a lock error run "
             "`invoke lock --check`",
         )
@@ -132,10 +153,10 @@ def run_build(plan: BuildPlan, *, dry_run: bool = False) -> dict[str, object]:
 
 def build_and_push(argv: Sequence[str], what: str) -> None:
     """A buildx build whose output is a push (stand-in bases); streams its progress."""
-    result = proc.run(argv, capture=False, timeout=proc.LONG)
+    result = build_retrying(argv)
     if not result.ok:
         raise EngineError(
-            f"building {what} failed (exit {result.returncode})",
+            f"building {what} failed (exit {result.returncode}{last_error(result)})",
             "see the build output above; `invoke doctor` checks engine, QEMU, registry",
         )
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import sys
+import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -13,6 +16,7 @@ from aibase.log import echo_command
 
 QUICK = 60.0  # a query: docker info, git rev-parse
 LONG = 4 * 3600.0  # a full cuda cell builds in ~15 min on 2 cores; a cold CI runner is slower
+TAIL_LINES = 40  # of a streamed command's output, kept to tell its failures apart
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,12 @@ def run(
     input_text: str | None = None,
     echo: bool = True,
 ) -> Result:
-    """Run argv; capture=False streams output (long steps show progress)."""
+    """Run argv; capture=False streams output (long steps show progress) and keeps its
+    last lines as `stderr`, so a caller can tell one failure from another."""
     if echo:
         echo_command(argv)
+    if not capture:
+        return _stream(argv, timeout=timeout, env=env)
     try:
         proc = subprocess.run(
             list(argv),
@@ -52,8 +59,48 @@ def run(
     except FileNotFoundError:
         return Result(tuple(argv), 127, "", f"{argv[0]}: command not found")
     except subprocess.TimeoutExpired:
-        raise Timeout(
-            f"`{shlex.join(argv)[:300]}` did not finish within {timeout:.0f} s (stopped)",
-            "see what it was waiting for (network, a lock, the engine) and rerun",
-        ) from None
+        raise _timeout(argv, timeout) from None
     return Result(tuple(argv), proc.returncode, proc.stdout or "", proc.stderr or "")
+
+
+def _stream(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None) -> Result:
+    try:
+        child = subprocess.Popen(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=dict(env) if env is not None else None,
+        )
+    except FileNotFoundError:
+        return Result(tuple(argv), 127, "", f"{argv[0]}: command not found")
+    expired = threading.Event()
+
+    def stop() -> None:
+        expired.set()
+        child.kill()
+
+    timer = threading.Timer(timeout, stop)
+    timer.start()
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            sys.stderr.write(line)
+            tail.append(line)
+        returncode = child.wait()
+    finally:
+        timer.cancel()
+        if child.poll() is None:  # interrupted here: never leave the build running
+            child.kill()
+            child.wait()
+    if expired.is_set():
+        raise _timeout(argv, timeout)
+    return Result(tuple(argv), returncode, "", "".join(tail))
+
+
+def _timeout(argv: Sequence[str], timeout: float) -> Timeout:
+    return Timeout(
+        f"`{shlex.join(argv)[:300]}` did not finish within {timeout:.0f} s (stopped)",
+        "see what it was waiting for (network, a lock, the engine) and rerun",
+    )

@@ -216,6 +216,16 @@ def test_every_command_and_container_has_a_timeout_that_names_it(built: Built):
     with pytest.raises(Timeout) as info:
         proc.run(["sleep", "30"], timeout=1)
     assert "`sleep 30` did not finish within 1 s" in info.value.render()
+    started = time.monotonic()
+    with pytest.raises(Timeout):  # a streamed step (a build) is stopped the same way
+        proc.run(["sleep", "30"], timeout=1, capture=False)
+    assert time.monotonic() - started < 10
+    # a streamed step keeps its last lines, stdout and stderr merged, to name its failure
+    done = proc.run(["sh", "-c", "seq 1 100; echo 'ERROR: the last words' >&2; exit 3"],
+                    timeout=30, capture=False)  # fmt: skip
+    assert done.returncode == 3
+    kept = done.stderr.splitlines()
+    assert len(kept) == proc.TAIL_LINES and kept[0] == "62" and kept[-1] == "ERROR: the last words"
     image = f"{REGISTRY}/cerebral/ai-base-fixture@{built.platform_digests['linux/arm64']}"
     containers = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True,
                                 check=True).stdout  # fmt: skip

@@ -1,5 +1,6 @@
 """The local registry's life on this host (no engine needed): it listens on loopback only,
-and registry-down signals only the process it started."""
+registry-down signals only the process it started, and the host setup script finds what a
+host lacks (its --dry-run, with PATH narrowed to fake engines)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 from aibase import localregistry
 from aibase.paths import Paths
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_registry_down_leaves_a_recycled_pid_alone(tmp_path: Path, capsys):
@@ -39,3 +42,45 @@ def test_the_local_registry_listens_on_loopback_only(tmp_path: Path):
     finally:
         assert localregistry.stop_registry(host, paths) is True
     assert not localregistry.answers(host)
+
+
+SCRIPT = REPO / "scripts" / "setup-host-debian.sh"
+
+
+def _dry_run(tmp_path, dockerd_version: str | None) -> subprocess.CompletedProcess[str]:
+    """The script's --dry-run with PATH holding /usr/bin, /bin and at most a fake dockerd."""
+    fake = tmp_path / "bin"
+    fake.mkdir(parents=True)
+    if dockerd_version is not None:
+        dockerd = fake / "dockerd"
+        dockerd.write_text(f"#!/bin/sh\necho 'Docker version {dockerd_version}, build x'\n")
+        dockerd.chmod(0o755)
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--dry-run"], env=env, capture_output=True, text=True, timeout=30
+    )
+
+
+def test_a_host_with_a_docker_cli_but_no_dockerd_gets_the_engine(tmp_path):
+    # A brand-new CI machine had /usr/local/bin/docker and no dockerd: the version probe
+    # failed under pipefail and the script exited 127 without a word.
+    done = _dry_run(tmp_path, None)
+    assert done.returncode == 0, done.stderr
+    assert "would install: docker.io" in done.stderr
+
+
+def test_an_old_engine_is_upgraded_and_a_new_one_kept(tmp_path):
+    old = _dry_run(tmp_path / "old", "20.10.24+dfsg1")
+    assert old.returncode == 0, old.stderr
+    assert "docker.io" in old.stderr.split("would install:")[1].splitlines()[0]
+    new = _dry_run(tmp_path / "new", "26.1.5+dfsg1")
+    assert new.returncode == 0, new.stderr
+    assert "docker.io" not in new.stderr.split("would install:")[1].splitlines()[0]
+
+
+def test_an_unknown_argument_is_refused():
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "--bogus"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert "the only option is --dry-run" in done.stderr

@@ -367,8 +367,8 @@ def test_missing_base_in_the_mirror_is_named_before_any_build(registry: str, out
     )
     assert run.returncode == BuildError.exit_code
     assert (
-        "base image localhost:5000/no-such-mirror/library/python:3.11-slim (for "
-        "python:3.11-slim) is not in the mirror"
+        "base localhost:5000/no-such-mirror/library/python:3.11-slim: is not in the mirror "
+        "localhost:5000/no-such-mirror (for python:3.11-slim)"
     ) in run.output
     assert "invoke bases-bootstrap" in run.output
     assert "docker buildx build" not in run.output

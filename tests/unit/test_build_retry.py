@@ -1,0 +1,53 @@
+"""A registry's 5xx during a push is retried once (the build is cached); nothing else is."""
+
+from __future__ import annotations
+
+import pytest
+
+from aibase import engine, proc
+
+FLAKE = (
+    "#17 pushing localhost:5443/r:t with docker\n"
+    "ERROR: unexpected status from HEAD request to https://localhost:5443/v2/r/manifests/t: "
+    "500 Internal Server Error\n"
+)
+
+
+def fake_runs(monkeypatch: pytest.MonkeyPatch, *answers: tuple[int, str]) -> list[int]:
+    calls: list[int] = []
+
+    def run(argv, *, timeout, capture=True, **_):
+        assert capture is False  # a build streams its progress
+        code, tail = answers[len(calls)]
+        calls.append(code)
+        return proc.Result(tuple(argv), code, "", tail)
+
+    monkeypatch.setattr(proc, "run", run)
+    return calls
+
+
+def test_a_registry_5xx_is_retried_once_and_the_retry_counts(monkeypatch):
+    calls = fake_runs(monkeypatch, (1, FLAKE), (0, "#16 DONE\n"))
+    assert engine.build_retrying(["docker", "buildx", "build"]).ok
+    assert calls == [1, 0]
+
+
+def test_a_second_5xx_is_the_builds_failure_with_the_registrys_words(monkeypatch):
+    calls = fake_runs(monkeypatch, (1, FLAKE), (1, FLAKE), (0, ""))
+    with pytest.raises(engine.EngineError, match="500 Internal Server Error"):
+        engine.build_and_push(["docker", "buildx", "build"], "a stand-in")
+    assert calls == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "ERROR: failed to solve: process did not complete successfully: exit code: 1\n",
+        "ERROR: unexpected status from PUT request to https://r/v2/x: 401 Unauthorized\n",
+        "ERROR: failed to solve: pip: exit code: 500\n",
+    ],
+)
+def test_other_failures_are_not_retried(monkeypatch, tail):
+    calls = fake_runs(monkeypatch, (1, tail), (0, ""))
+    assert not engine.build_retrying(["docker", "buildx", "build"]).ok
+    assert calls == [1]
