@@ -66,7 +66,8 @@ def unit(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Real engine, real local registry, the fixture variant (both platforms, QEMU)."""
     Path("build/integration-fixture.ref").unlink(missing_ok=True)  # never an earlier run's
-    _pytest(session, "tests/integration")
+    # the slowest tests in the log: where a new machine's CI minutes go
+    _pytest(session, "tests/integration", "--durations=12")
 
 
 def _smoke(session: nox.Session, variant: str, config: str = "images.toml", *extra: str) -> None:
