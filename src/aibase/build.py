@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
-from aibase import engine, log
+from aibase import engine, layers, log
 from aibase.config import VariantConfig
 from aibase.context import RunContext
 from aibase.errors import BuildError
 from aibase.oci import compressed_size, entry_platform, is_attestation
 from aibase.plan import LOCK_LABEL, Cell, plan_build
 from aibase.registry import RegistryClient
-from aibase.state import CellRecord, write_cell
+from aibase.state import CellRecord, write_atomic, write_cell
+
+
+def write_rendered(folder: Path, files: Mapping[str, str]) -> None:
+    """The cell's Dockerfile and group files, replacing an earlier run's (a group that is
+    gone must not linger)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / name, text)
 
 
 def pushed_size(client: RegistryClient, repo: str, digest: str, platform: str) -> int:
@@ -39,6 +51,15 @@ def build_cell(
     config = ctx.config
     lock_file = variant.lock_file(cell.platform)
     lock_sha = hashlib.sha256(lock_file.read_bytes()).hexdigest() if lock_file.exists() else ""
+    rendered = None
+    if lock_file.exists():  # preflight has refused a missing lock; a dry run shows the template
+        rendered = ctx.paths.rendered(cell.slug)
+        files = layers.render_cell(
+            variant.dockerfile.read_text(), lock_file.read_text(), variant, cell.platform
+        )
+        log.info(f"cell {cell.variant}/{cell.platform}: {len(files) - 1} layer groups")
+        if not dry_run:
+            write_rendered(rendered, files)
     by_digest = (
         push and not dry_run and engine.builder_driver(ctx.build.builder) in engine.DIGEST_DRIVERS
     )
@@ -52,6 +73,7 @@ def build_cell(
         by_digest=by_digest,
         tags=[f"{config.repository}:{cell.slug}-dev"] if load else [],
         metadata_file=ctx.paths.build_metadata(cell.slug),
+        rendered=rendered,
         extra_labels={LOCK_LABEL: lock_sha} if lock_sha else None,
     )
     start = time.monotonic()

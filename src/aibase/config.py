@@ -64,6 +64,9 @@ class VariantConfig:
     platforms: Mapping[str, PlatformSpec]
     # roots of the first pip layer (rarely changes, large): the torch family by default
     heavy_roots: tuple[str, ...] = ()
+    own_layers: tuple[str, ...] = ()  # more distributions that get a layer each (layers.py)
+    layer_bins: int = 12  # the long tail's layers
+    installer: str = ""  # a python image of the build platform that installs the groups
 
     def platform(self, platform: str) -> PlatformSpec:
         try:
@@ -81,6 +84,10 @@ class VariantConfig:
     def heavy_lock_file(self, platform: str) -> Path:
         """The torch family (and what it needs), installed as its own layer."""
         return self.lock_dir / f"{self.name}-{self.platform(platform).slug}.torch.txt"
+
+    @property
+    def installer_ref(self) -> str:
+        return self.installer or f"python:{self.python}-slim"
 
     @property
     def cuda_capable(self) -> bool:
@@ -132,6 +139,13 @@ class Config:
 
     def base_for(self, variant: VariantConfig) -> str:
         """The base reference a build uses, redirected to the mirror when one is set."""
+        return self.mirrored(variant.base)
+
+    def installer_for(self, variant: VariantConfig) -> str:
+        """The image that installs the layer groups natively, mirrored like the base."""
+        return self.mirrored(variant.installer_ref)
+
+    def mirrored(self, ref: str) -> str:
         if not self.base_mirror:
-            return variant.base
-        return str(parse_ref(variant.base).mirrored(self.base_mirror))
+            return ref
+        return str(parse_ref(ref).mirrored(self.base_mirror))

@@ -30,6 +30,9 @@ _VARIANT_KEYS = {
     "lock_dir",
     "platforms",
     "heavy_roots",
+    "own_layers",
+    "layer_bins",
+    "installer",
 }
 _VARIANT_REQUIRED = {"dockerfile", "base", "python", "size_budget_mb", "requirements", "platforms"}
 _TORCH_KEYS = {"torch", "torchvision", "torchaudio"}
@@ -202,6 +205,12 @@ def _variant(
     heavy = table.get("heavy_roots", ["torch", "torchvision", "torchaudio"] if torch else [])
     if not isinstance(heavy, list) or not all(isinstance(h, str) and h for h in heavy):
         w.child("heavy_roots").fail(None, "must be a list of package names", 'e.g. ["numpy"]')
+    own = table.get("own_layers", ["triton"] if torch else [])
+    if not isinstance(own, list) or not all(isinstance(h, str) and h for h in own):
+        w.child("own_layers").fail(None, "must be a list of package names", 'e.g. ["scipy"]')
+    bins = table.get("layer_bins", 12)
+    if not isinstance(bins, int) or isinstance(bins, bool) or not 1 <= bins <= 40:
+        w.child("layer_bins").fail(None, f"{bins!r} is not a number from 1 to 40", "e.g. 12")
     plats_w = w.child("platforms")
     specs = {
         plat: _platform_spec(plat, spec, plats_w.child(f'["{plat}"]'), torch is not None)
@@ -236,4 +245,9 @@ def _variant(
         lock_dir=vd.resolve_path(root, Path(lock_dir)),
         platforms=specs,
         heavy_roots=tuple(heavy),
+        own_layers=tuple(own),
+        layer_bins=bins,
+        installer=vd.image_ref(
+            table.get("installer", f"python:{python}-slim"), w.child("installer")
+        ),
     )

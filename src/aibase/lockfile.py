@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from aibase.config import PlatformSpec
 from aibase.names import normalize_name
 
+# uv's names for the platforms it resolves and installs for (manylinux_2_28: glibc 2.28+)
+UV_PLATFORMS = {
+    "linux/amd64": "x86_64-manylinux_2_28",
+    "linux/arm64": "aarch64-manylinux_2_28",
+}
 BODY_RE = re.compile(r"^# body-sha256: ([0-9a-f]{64})$", re.M)
 _REQ_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s\\;]+)", re.M)
 VIA_RE = re.compile(r"^\s+# via (.+)$")

@@ -35,6 +35,10 @@ class Paths:
     def cell_record(self, slug: str) -> Path:
         return self.cells / f"{slug}.json"
 
+    def rendered(self, slug: str) -> Path:
+        """A cell's rendered Dockerfile and its groups' requirements (layers.py)."""
+        return self.out / "dockerfiles" / slug
+
     def build_metadata(self, slug: str) -> Path:
         return self.cells / f"{slug}.metadata.json"
 

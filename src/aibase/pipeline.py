@@ -202,7 +202,10 @@ def promote_checked(
     """The gate, told what git knows: are the build's inputs committed, and which commit
     descends from which."""
     cwd = Path.cwd()
-    inputs = [ctx.config.path, variant.dockerfile, *variant.requirements]
+    # the whole build context (the template, install-group.sh, .dockerignore), not only
+    # the Dockerfile: an uncommitted script there changes every layer group
+    context = sorted(p for p in variant.dockerfile.parent.iterdir() if p.is_file())
+    inputs = [ctx.config.path, *context, *variant.requirements]
     for platform in ctx.config.required_platforms:
         inputs += [variant.lock_file(platform), variant.heavy_lock_file(platform)]
     guards = replace(

@@ -126,6 +126,7 @@ LOCK_LABEL = f"{LABEL_NS}.lock.sha256"  # links the image to its lock, and so to
 def build_args(config: Config, variant: VariantConfig) -> dict[str, str]:
     return {
         "BASE_IMAGE": config.base_for(variant),
+        "INSTALLER_IMAGE": config.installer_for(variant),
         "PYTHON_VERSION": variant.python,
         "VARIANT": variant.name,
     }
@@ -150,6 +151,7 @@ def plan_build(
     load: bool = False,
     by_digest: bool = False,
     metadata_file: Path,
+    rendered: Path | None = None,
     tags: Sequence[str] = (),
     extra_labels: Mapping[str, str] | None = None,
 ) -> BuildPlan:
@@ -157,7 +159,9 @@ def plan_build(
 
     push: push under the cell's immutable tag: nothing a user pulls changes until promote.
     load: a single-platform local image for development.
+    rendered: the folder `layers.write_rendered` filled (Dockerfile, groups/).
     """
+    dockerfile = rendered / "Dockerfile" if rendered else variant.dockerfile
     argv: list[str] = [
         "docker",
         "buildx",
@@ -166,9 +170,10 @@ def plan_build(
         "--platform",
         cell.platform,
         "--file",
-        str(variant.dockerfile),
+        str(dockerfile),
         "--build-context",
         f"locks={variant.lock_dir}",
+        *(["--build-context", f"groups={rendered / 'groups'}"] if rendered else []),
         "--metadata-file",
         str(metadata_file),
         "--progress",

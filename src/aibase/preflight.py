@@ -55,7 +55,9 @@ def preflight(
     checks.append(Check("engine", problem or "", "bash scripts/setup-host-debian.sh", EngineError))
     if push:
         checks.append(_registry(ctx, dry_run))
-    checks += [_base(ctx, v) for v in variants]
+    bases = {(ctx.config.base_for(v), v.base): None for v in variants}
+    bases |= {(ctx.config.installer_for(v), v.installer_ref): None for v in variants}
+    checks += [_base(ctx, mirrored, name) for mirrored, name in bases]
     for c in checks:
         detail = f": {c.problem}" if c.problem else ""
         log.info(f"preflight [{'ok  ' if c.ok else 'FAIL'}] {c.name}{detail}")
@@ -99,10 +101,11 @@ def _registry(ctx: RunContext, dry_run: bool) -> Check:
     return Check(f"registry {host}", "")
 
 
-def _base(ctx: RunContext, variant: VariantConfig) -> Check:
-    """The base can be resolved where the build will pull it: the mirror, or its registry."""
-    ref = parse_ref(ctx.config.base_for(variant))
-    name = f"base {ctx.config.base_for(variant)}"
+def _base(ctx: RunContext, mirrored: str, original: str) -> Check:
+    """A base (or the installer image) can be resolved where the build will pull it: the
+    mirror, or its registry."""
+    ref = parse_ref(mirrored)
+    name = f"base {mirrored}"
     try:
         if ref.api_host == ctx.config.registry:
             found = ctx.registry.head_manifest(ref.repository, ref.reference)
@@ -119,5 +122,5 @@ def _base(ctx: RunContext, variant: VariantConfig) -> Check:
         if ctx.config.base_mirror:
             fix = ("copy the real base there, or for tests and offline hosts push stand-ins: "
                    f"invoke bases-bootstrap --base-mirror {ctx.config.base_mirror}")  # fmt: skip
-        return Check(name, f"is not in {where} (for {variant.base})", fix, BuildError)
+        return Check(name, f"is not in {where} (for {original})", fix, BuildError)
     return Check(name, "")

@@ -1,0 +1,112 @@
+"""Layer groups: the locked environment split into image layers that change independently.
+
+Each group is a build stage that installs its packages natively (the build platform's
+python and uv fetch the target platform's wheels: no emulation), and the image takes each
+with `COPY --link`, so a one-pin bump rebuilds and re-pushes one group's layer only.
+Pure: the groups come from the lock's text, the Dockerfile from its template.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aibase.config import VariantConfig
+from aibase.errors import ConfigError
+from aibase.lockfile import UV_PLATFORMS, VIA_RE, parse_lock, split_blocks, split_header
+from aibase.names import normalize_name
+
+STAGES_MARK = "# @ai-base:group-stages"
+LAYERS_MARK = "# @ai-base:group-layers"
+MAX_LAYERS = 60  # overlayfs stacks at most ~128; leave room for the services built on top
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    name: str  # the stage is `group-<name>`, its requirements `<name>.txt`
+    packages: tuple[str, ...]  # normalised names, sorted
+
+
+def bin_of(name: str, bins: int) -> int:
+    """A stable bin: adding or bumping one package changes only its own bin's layer."""
+    return int(hashlib.sha256(normalize_name(name).encode()).hexdigest(), 16) % bins
+
+
+def plan_groups(names: Sequence[str], variant: VariantConfig) -> tuple[LayerGroup, ...]:
+    """One group per distribution that is large on its own (the torch family and heavy
+    roots, every nvidia-* CUDA library, images.toml's own_layers), then the long tail in
+    `layer_bins` hashed bins; empty bins are left out."""
+    own = {normalize_name(n) for n in (*variant.heavy_roots, *variant.own_layers)}
+    singles: list[LayerGroup] = []
+    bins: dict[int, list[str]] = {}
+    for name in sorted({normalize_name(n) for n in names}):
+        if name in own or name.startswith("nvidia-"):
+            singles.append(LayerGroup(name, (name,)))
+        else:
+            bins.setdefault(bin_of(name, variant.layer_bins), []).append(name)
+    tail = [LayerGroup(f"bin-{k:02d}", tuple(bins[k])) for k in sorted(bins)]
+    groups = (*singles, *tail)
+    if len(groups) > MAX_LAYERS - 10:
+        raise ConfigError(
+            f"variant {variant.name!r}: {len(groups)} layer groups (at most {MAX_LAYERS - 10})",
+            "lower layer_bins or shorten own_layers in images.toml",
+        )
+    return groups
+
+
+def group_requirements(lock_text: str, group: LayerGroup) -> str:
+    """The group's part of the lock: its pins and hashes, without `# via` lines (they
+    name other packages, whose bumps must not touch this group's layer), after the lock's
+    option lines (the torch index)."""
+    _, body = split_header(lock_text)
+    options = "".join(ln + "\n" for ln in body.splitlines() if ln.startswith("--"))
+    blocks = split_blocks(lock_text)
+    pins = "".join(
+        "".join(ln + "\n" for ln in blocks[name].splitlines() if not VIA_RE.match(ln))
+        for name in group.packages
+    )
+    return options + pins
+
+
+def render_cell(
+    template: str, lock_text: str, variant: VariantConfig, platform: str
+) -> dict[str, str]:
+    """A cell's rendered files: `Dockerfile` and `groups/<group>.txt` for each group."""
+    if platform not in UV_PLATFORMS:
+        raise ConfigError(
+            f"no native install for {platform}: uv platforms known: {', '.join(UV_PLATFORMS)}",
+            "build one of those platforms",
+        )
+    groups = plan_groups(tuple(parse_lock(lock_text)), variant)
+    files = {f"groups/{g.name}.txt": group_requirements(lock_text, g) for g in groups}
+    files["Dockerfile"] = render_dockerfile(
+        template, groups, uv_platform=UV_PLATFORMS[platform], python=variant.python
+    )
+    return files
+
+
+def render_dockerfile(
+    template: str, groups: Sequence[LayerGroup], *, uv_platform: str, python: str
+) -> str:
+    """The template with one install stage per group and one `COPY --link` per group."""
+    for mark in (STAGES_MARK, LAYERS_MARK):
+        if template.count(mark) != 1:
+            raise ConfigError(
+                f"the Dockerfile template must hold the line {mark!r} exactly once",
+                "restore it from docker/Dockerfile.ai-base.cpu",
+            )
+    stages = "".join(_stage(g, uv_platform, python) for g in groups)
+    copies = "".join(f"COPY --link --from=group-{g.name} /layer/ /opt/venv/\n" for g in groups)
+    return template.replace(STAGES_MARK + "\n", stages).replace(LAYERS_MARK + "\n", copies)
+
+
+def _stage(group: LayerGroup, uv_platform: str, python: str) -> str:
+    return (
+        f"FROM installer AS group-{group.name}\n"
+        f"COPY --from=groups {group.name}.txt /tmp/requirements.txt\n"
+        "RUN --mount=type=cache,id=uv-cache,target=/root/.cache/uv \\\n"
+        "    --mount=type=secret,id=ca_bundle,target=/run/secrets/ca.pem \\\n"
+        "    --mount=type=secret,id=pip_index_url,target=/run/secrets/pip_index_url \\\n"
+        f"    install-group /tmp/requirements.txt {uv_platform} {python}\n\n"
+    )
