@@ -170,3 +170,15 @@ def test_a_buildkit_cluster_builds_on_its_builder_and_pushes_by_digest(write_con
         "type=image,name=localhost:5000/cerebral/ai-base,push-by-digest=true,"
         "name-canonical=true,push=true"
     )  # no tag at all: the cell record carries the digest
+
+
+def test_a_rendered_cell_builds_from_its_own_dockerfile_and_groups(write_config, tmp_path):
+    c = cfg(write_config)
+    cpu = c.variant("cpu")
+    cell = Cell("cpu", "linux/arm64")
+    plan = plan_build(c, cpu, cell, CTX, push=True, metadata_file=tmp_path / "m", rendered=tmp_path)
+    argv = list(plan.argv)
+    assert argv[argv.index("--file") + 1] == str(tmp_path / "Dockerfile")
+    assert f"groups={tmp_path / 'groups'}" in argv
+    assert "INSTALLER_IMAGE=python:3.11-slim" in argv
+    assert argv[-1] == str(cpu.dockerfile.parent)  # install-group.sh comes from there
