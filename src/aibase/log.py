@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,8 +39,20 @@ def configure(*, debug: bool, github: bool) -> None:
     _state.github = github
 
 
+_lines = threading.Lock()
+
+
 def _emit(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    write_line(message + "\n")
+
+
+def write_line(line: str) -> None:
+    """One whole line at a time: cells building side by side (--jobs) stream their build
+    output from threads, and print()'s separate newline write would let another thread's
+    line land in the middle of this one."""
+    with _lines:
+        sys.stderr.write(line)
+        sys.stderr.flush()
 
 
 def debug(message: str) -> None:

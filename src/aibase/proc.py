@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import sys
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aibase.errors import Timeout
-from aibase.log import echo_command
+from aibase.log import echo_command, write_line
 
 QUICK = 60.0  # a query: docker info, git rev-parse
 LONG = 4 * 3600.0  # a full cuda cell builds in ~15 min on 2 cores; a cold CI runner is slower
@@ -86,7 +85,7 @@ def _stream(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | Non
     try:
         assert child.stdout is not None
         for line in child.stdout:
-            sys.stderr.write(line)
+            write_line(line)
             tail.append(line)
         returncode = child.wait()
     finally:

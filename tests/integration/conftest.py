@@ -192,7 +192,7 @@ def copy_fixture(
     docker_dir = REPO / "docker"
     if dockerfile_edit:
         docker_dir = dest / "docker"
-        docker_dir.mkdir(parents=True)
+        shutil.copytree(REPO / "docker", docker_dir)  # the template's context: install-group.sh
         original = (REPO / "docker" / "Dockerfile.ai-base.cpu").read_text()
         assert dockerfile_edit[0] in original
         (docker_dir / "Dockerfile.ai-base.cpu").write_text(original.replace(*dockerfile_edit))
