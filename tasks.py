@@ -1,14 +1,13 @@
 """Invoke tasks: each parses its flags and makes one library call (`invoke --list`).
-
-Flags, their help and their AIBASE_* variables come from aibase.cli and aibase.settings, with
-one precedence: flag > environment > images.toml > default. Place --config after the task
-name: before it, `-f/--config` is Invoke's own runtime configuration.
+Flags, help and AIBASE_* names come from aibase.cli and aibase.settings (flag > environment >
+images.toml > default). Put --config after the task name: before it, it is Invoke's own.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from aibase import clean as cleaning
 from aibase import describe, localregistry, pins, pipeline, steps
 from aibase import doctor as checks
 from aibase import update as updates
@@ -163,8 +162,7 @@ def inspect(s: Settings, cfg: Config, ref: str | None = None, json: bool = False
 
 @command(*COMMON, positional=("before", "after"))
 def diff(s: Settings, cfg: Config, before: str | None = None, after: str | None = None) -> None:
-    """What changed between two indexes, per platform: packages (probed) and sizes; Markdown
-    for the pull request that updates a base."""
+    """What changed between two indexes, per platform: packages and sizes (Markdown, for a PR)."""
     if not before or not after:
         raise ConfigError("diff needs two refs", "e.g. invoke diff REPO:old-tag REPO@sha256:...")
     with registry_client(s, parse_ref(before).api_host) as client:
@@ -179,6 +177,20 @@ def matrix(
     (--ci: for jobs on separate machines; on GitHub it becomes the step's `matrix` output)."""
     runners, gpu = parse_runners(s.text("runners")), s.text("gpu_runner")
     emit(plan_matrix(cfg, runners, gpu, ci=ci, variants=cfg.select(variant)), json)
+
+
+@command(
+    "config",
+    "registry",
+    "out",
+    "cache",
+    "builder",
+    "debug",
+    registry_gc="also sweep the local registry's unreferenced blobs (stops it briefly)",
+)
+def clean(s: Settings, cfg: Config, registry_gc: bool = False, dry_run: bool = False) -> None:
+    """Reclaim disk: this repository's local images, the build cache, rendered Dockerfiles."""
+    cleaning.clean(s, cfg, registry_gc=registry_gc, dry_run=dry_run)
 
 
 @command("config", "debug", name="free-disk")

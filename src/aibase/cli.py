@@ -48,6 +48,7 @@ FLAG_HELP = {
     "dry_run": "print every command in order and change nothing (Invoke's --dry does the same)",
     "variant": SOME_VARIANTS,
     "platform": "one platform, e.g. linux/arm64",
+    "registry_gc": "also sweep the local registry's unreferenced blobs (stops it briefly)",
     "push": "push to the registry and write build/cells/<cell>.json (digest, size, seconds)",
     "load": "load a single-platform image into the local engine (development)",
     "no_cache": "rebuild every step, ignoring the build cache",
@@ -91,7 +92,8 @@ def command(
         task_name = name or body.__name__
         takes_dry_run = any(p.name == "dry_run" for p in own)
         for p in own:
-            task_help.setdefault(p.name, FLAG_HELP[p.name])
+            if p.name not in task_help:  # a task's own help wins over the shared one
+                task_help[p.name] = FLAG_HELP[p.name]
 
         def task_body(c: Context, **kwargs: Any) -> None:
             flags = {n: kwargs.pop(SETTINGS[n].param, None) for n in names}

@@ -161,9 +161,6 @@ def build_and_push(argv: Sequence[str], what: str) -> None:
         )
 
 
-# -- containers (Docker SDK) ----------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class ProbeRun:
     ref: str
@@ -263,15 +260,25 @@ def gpu_access() -> str | None:
         info = _sdk().info()
     except EngineError:
         return None
-    specs = []
-    for folder in info.get("CDISpecDirs") or []:
-        for path in sorted(Path(folder).glob("*")):
-            if path.suffix in (".yaml", ".yml", ".json") and path.is_file():
-                specs.append(path.read_text(errors="replace"))
+    dirs = [Path(d) for d in info.get("CDISpecDirs") or []]
+    found = [p for d in dirs for p in sorted(d.glob("*.*")) if p.is_file()]
+    specs = [p.read_text(errors="replace") for p in found if p.suffix in (".yaml", ".yml", ".json")]
     return gpu_access_from(info, specs)
 
 
-# -- the local registry as a container (where registry:2 can be had) -----------------------
+def local_images(repository: str) -> list[str]:
+    """IDs of this repository's local images: any registry, any tag, pulled by digest too."""
+    listed = proc.run(["docker", "image", "ls", "--no-trunc", "--format",
+                       "{{.Repository}}\t{{.ID}}"], echo=False, timeout=proc.QUICK)  # fmt: skip
+    rows = (ln.partition("\t") for ln in listed.stdout.splitlines())
+    return sorted({i for r, _, i in rows if r == repository or r.endswith(f"/{repository}")})
+
+
+def reclaim(images: Sequence[str], builder: str | None) -> list[proc.Result]:
+    """Remove those images, then prune the builder's whole cache (`invoke clean`)."""
+    prune = ["docker", "buildx", "prune", "--force", *(["--builder", builder] if builder else [])]
+    done = [proc.run(["docker", "image", "rm", "--force", *images], timeout=proc.QUICK * 5)]
+    return [*done, proc.run(prune, timeout=proc.LONG)]
 
 
 def image_available(image: str) -> bool:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aibase import engine, log
+from aibase import engine, log, proc
 from aibase.errors import RegistryError, RegistryUnreachable
 from aibase.paths import Paths
 from aibase.registry import RegistryClient
@@ -84,13 +84,7 @@ def start_registry(
     if shutil.which("docker-registry"):
         cfg = state / "config.yml"
         cfg.write_text(registry_config(address, port, state / "data", htpasswd, tls))
-        argv = ["docker-registry", "serve", str(cfg)]
-        log.echo_command(argv)
-        with (state / "registry.log").open("ab") as out:
-            child = subprocess.Popen(
-                argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
-            )
-        (state / "pid").write_text(str(child.pid))
+        _serve(state)
         kind = "process"
     elif htpasswd is None and tls is None and engine.image_available("registry:2"):
         result = engine.run_registry_container(f"{CONTAINER}-{port}", port)
@@ -105,15 +99,63 @@ def start_registry(
             f"no registry to start on {host}: neither docker-registry nor the registry:2 image",
             "apt-get install docker-registry (scripts/setup-host-debian.sh does it)",
         )
+    _wait(host, state, wait_s)
+    log.info(f"registry {host}: up ({kind})")
+    return LocalRegistry(host, kind, state)
+
+
+def _serve(state: Path) -> None:
+    argv = ["docker-registry", "serve", str(state / "config.yml")]
+    log.echo_command(argv)
+    with (state / "registry.log").open("ab") as out:
+        child = subprocess.Popen(
+            argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    (state / "pid").write_text(str(child.pid))
+
+
+def _wait(host: str, state: Path, wait_s: float) -> None:
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if answers(host):
-            log.info(f"registry {host}: up ({kind})")
-            return LocalRegistry(host, kind, state)
+            return
         time.sleep(0.3)
     raise RegistryError(
         f"registry on {host} did not answer within {wait_s:.0f} s", f"see {state / 'registry.log'}"
     )
+
+
+def collect_garbage(host: str, paths: Paths) -> int:
+    """Sweep the blobs no manifest references from the registry this tool runs on host;
+    the bytes freed. Distribution's rule: nothing may push during the sweep, so the
+    registry is stopped for it and started again with the same config. Without
+    --delete-untagged: distribution 2.8 would delete a multi-arch index's platform
+    manifests (they carry no tag of their own)."""
+    _, port = listen_address(host)
+    state = paths.registry_dir(port)
+    if not (state / "pid").exists() or not shutil.which("docker-registry"):
+        raise RegistryError(
+            f"registry {host} is not one this tool started (no {state / 'pid'})",
+            "collect its garbage where it runs, or leave out --registry-gc",
+        )
+    before = _bytes(state / "data")
+    stop_registry(host, paths)
+    try:
+        argv = ["docker-registry", "garbage-collect", str(state / "config.yml")]
+        result = proc.run(argv, timeout=proc.QUICK * 30)
+    finally:
+        _serve(state)
+        _wait(host, state, 30)
+    if not result.ok:
+        raise RegistryError(
+            f"garbage-collect failed: {result.stderr.strip()[-300:]}",
+            f"see {state / 'config.yml'}; the registry is running again",
+        )
+    return before - _bytes(state / "data")
+
+
+def _bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def ensure_registry(client: RegistryClient, paths: Paths | None) -> None:

@@ -4,8 +4,12 @@ host lacks (its --dry-run, with PATH narrowed to fake engines)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
 from pathlib import Path
+
+import httpx
 
 from aibase import localregistry
 from aibase.paths import Paths
@@ -84,3 +88,41 @@ def test_an_unknown_argument_is_refused():
     )
     assert done.returncode == 2
     assert "the only option is --dry-run" in done.stderr
+
+
+def test_registry_gc_sweeps_an_unreferenced_blob_and_serves_again(tmp_path: Path):
+    paths = Paths(tmp_path / "out", tmp_path / "cache")
+    host = "127.0.0.1:5012"
+    localregistry.start_registry(host, paths)
+    try:
+        blob = os.urandom(3_000_000)  # an upload no manifest refers to: a killed push's
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        with httpx.Client(base_url=f"http://{host}", timeout=30) as http:
+            started = http.post("/v2/gc/test/blobs/uploads/")
+            assert started.status_code == 202, started.text
+            location = started.headers["location"]  # carries the upload's state in its query
+            put = http.put(f"{location}{'&' if '?' in location else '?'}digest={digest}",
+                           content=blob, headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+            assert put.status_code == 201, put.text
+            assert http.head(f"/v2/gc/test/blobs/{digest}").status_code == 200
+        freed = localregistry.collect_garbage(host, paths)
+        assert freed >= len(blob)
+        with httpx.Client(base_url=f"http://{host}", timeout=30) as http:
+            assert http.get("/v2/").status_code == 200  # started again, same config
+            assert http.head(f"/v2/gc/test/blobs/{digest}").status_code == 404
+    finally:
+        assert localregistry.stop_registry(host, paths)  # its new pid was recorded
+
+
+def test_clean_dry_run_counts_and_changes_nothing(tmp_path: Path):
+    before = subprocess.run(["docker", "image", "ls", "-q"], capture_output=True, text=True)
+    run = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "invoke"), "clean", "--dry-run", "--config",
+         str(REPO / "tests" / "fixtures" / "images.toml"), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "local image(s) of cerebral/ai-base-fixture" in run.stderr
+    assert "dry run: would remove them, prune the build cache" in run.stderr
+    after = subprocess.run(["docker", "image", "ls", "-q"], capture_output=True, text=True)
+    assert set(before.stdout.split()) <= set(after.stdout.split())  # nothing removed
