@@ -14,6 +14,7 @@ from aibase import update as updates
 from aibase.allowlist import DEFAULT_ALLOWLIST
 from aibase.auditing import AuditRequest, audit_all
 from aibase.bases import bootstrap_standins
+from aibase.bench import run_bench, select_cells
 from aibase.cli import BUILD, COMMON, ONE_VARIANT, command, parse_day, split_list, variant_of
 from aibase.config import Config
 from aibase.context import open_run, registry_client
@@ -179,18 +180,17 @@ def matrix(
     emit(plan_matrix(cfg, runners, gpu, ci=ci, variants=cfg.select(variant)), json)
 
 
-@command(
-    "config",
-    "registry",
-    "out",
-    "cache",
-    "builder",
-    "debug",
-    registry_gc="also sweep the local registry's unreferenced blobs (stops it briefly)",
-)
+@command("config", "registry", "out", "cache", "builder", "debug")
 def clean(s: Settings, cfg: Config, registry_gc: bool = False, dry_run: bool = False) -> None:
     """Reclaim disk: this repository's local images, the build cache, rendered Dockerfiles."""
     cleaning.clean(s, cfg, registry_gc=registry_gc, dry_run=dry_run)
+
+
+@command("config", "debug")
+def bench(s: Settings, cfg: Config, cells: str = "", bump: str = "structlog==24.1.0") -> None:
+    """Time cold/no-op/bumped builds against the single-layer shape (AIBASE_* env applies)."""
+    with open_run(s, cfg) as ctx:
+        run_bench(ctx, select_cells(cfg, cells), bump)
 
 
 @command("config", "debug", name="free-disk")

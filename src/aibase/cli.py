@@ -48,6 +48,8 @@ FLAG_HELP = {
     "dry_run": "print every command in order and change nothing (Invoke's --dry does the same)",
     "variant": SOME_VARIANTS,
     "platform": "one platform, e.g. linux/arm64",
+    "cells": "cells to bench, variant/os/arch comma-separated (default: every cell)",
+    "bump": "the one-pin bump each cell is rebuilt with (a shared-stack leaf package)",
     "registry_gc": "also sweep the local registry's unreferenced blobs (stops it briefly)",
     "push": "push to the registry and write build/cells/<cell>.json (digest, size, seconds)",
     "load": "load a single-platform image into the local engine (development)",

@@ -189,11 +189,9 @@ def run_probe(
     """
     client = _sdk()
     requests = gpu_requests(gpu)
-    log.info(f"$ docker pull --platform {platform} {ref}")
-    log.info(
-        f"$ docker run --rm --platform {platform} {GPU_FLAGS.get(gpu or '', '')}"
-        f'--network none --entrypoint python {ref} -c "$(cat {PROBE_SOURCE.name})"'
-    )
+    log.info(f"$ docker pull --platform {platform} {ref}\n$ docker run --rm --platform {platform} "
+             f"{GPU_FLAGS.get(gpu or '', '')}--network none --entrypoint python {ref} -c "
+             f'"$(cat {PROBE_SOURCE.name})"')  # fmt: skip
     try:
         # Always pull: a digest ref is immutable, but a tag may have moved since the last pull.
         client.images.pull(ref, platform=platform)
@@ -275,9 +273,11 @@ def local_images(repository: str) -> list[str]:
 
 
 def reclaim(images: Sequence[str], builder: str | None) -> list[proc.Result]:
-    """Remove those images, then prune the builder's whole cache (`invoke clean`)."""
-    prune = ["docker", "buildx", "prune", "--force", *(["--builder", builder] if builder else [])]
-    done = [proc.run(["docker", "image", "rm", "--force", *images], timeout=proc.QUICK * 5)]
+    """Remove those images, then the builder's whole cache (`invoke clean`, a cold bench)."""
+    prune = ["docker", "buildx", "prune", "--all", "--force",
+             *([f"--builder={builder}"] if builder else [])]  # fmt: skip
+    rm = ["docker", "image", "rm", "--force", *images]
+    done = [proc.run(rm, timeout=proc.QUICK * 5)] if images else []
     return [*done, proc.run(prune, timeout=proc.LONG)]
 
 

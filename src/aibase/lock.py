@@ -87,6 +87,10 @@ def uv_compile_argv(uv: str, variant: VariantConfig, spec: PlatformSpec) -> list
         # keep `uvicorn[standard]==...`: pip --require-hashes treats a dependency's
         # `uvicorn[standard]` as unpinned when the lock only says `uvicorn==...`
         "--no-strip-extras",
+        # wheels only: the layer groups install natively for every platform (layers.py), so
+        # a pin with no wheel for a platform (spacy 3.7.6 on aarch64) must fail here, by name
+        "--only-binary",
+        ":all:",
         "--no-header",
         "--annotation-style",
         "line",

@@ -101,7 +101,8 @@ def _arguments(task):
 
 def test_no_task_has_short_flags_so_none_collides_with_invokes_own():
     assert {t.name for t in _tasks()} == {
-        "audit", "bases-bootstrap", "bases-update", "build", "build-all", "clean", "diff", "doctor",
+        "audit", "bases-bootstrap", "bases-update", "bench", "build", "build-all", "clean", "diff",
+        "doctor",
         "free-disk", "images", "inspect", "lock", "matrix", "merge", "promote",
         "registry-down", "registry-up", "smoke", "update", "verify",
     }  # fmt: skip

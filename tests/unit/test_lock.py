@@ -102,6 +102,8 @@ def test_uv_argv_uses_the_platform_index_without_fallback(write_config):
     assert argv[argv.index("--python-platform") + 1] == "x86_64-manylinux_2_28"
     assert argv[argv.index("--extra-index-url") + 1] == "https://download.pytorch.org/whl/cpu"
     assert "--generate-hashes" in argv
+    # wheels only: a pin the layer groups cannot install natively fails at lock time
+    assert argv[argv.index("--only-binary") + 1] == ":all:"
     arm = uv_compile_argv("uv", v, v.platform("linux/arm64"))
     assert "--extra-index-url" not in arm
 

@@ -1,0 +1,198 @@
+"""`invoke bench`: how fast builds and updates are, ours against the old guide's single-layer
+shape (bench/single-layer.Dockerfile, same base, OS packages and lock), side by side in one
+run. A benchmark, not a test: it reports ratios, committed with the commit it measured.
+
+Per cell: prune the builder's cache, build cold, again (no-op), then bump one pin in a clone
+of HEAD (`invoke update`) and build that; prune, and the same for the single-layer shape.
+The bytes a bump pushes are the bumped image's layers the first image did not have.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from aibase import engine, git, log, proc
+from aibase.config import Config
+from aibase.context import RunContext
+from aibase.errors import BuildError
+from aibase.oci import entry_platform, is_attestation
+from aibase.plan import BuildPlan, Cell, cell_tag
+from aibase.state import read_cell, write_atomic
+
+SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"
+
+
+@dataclass(frozen=True)
+class Layer:
+    bytes: int
+    step: str  # the instruction that made it (the image config's history)
+
+
+@dataclass(frozen=True)
+class Shape:
+    cold_s: float
+    noop_s: float
+    bump_s: float
+    image_bytes: int  # compressed, this platform
+    bump_pushed_bytes: int  # the bumped image's layers the first one did not have
+    layers: tuple[Layer, ...]
+
+
+@dataclass(frozen=True)
+class CellBench:
+    cell: str  # variant/os/arch
+    bump: str  # NAME==VERSION
+    ours: Shape
+    single: Shape
+
+    def ratios(self) -> dict[str, float]:
+        o, s = self.ours, self.single
+        return {
+            "bump_time_of_cold": o.bump_s / o.cold_s,
+            "bump_bytes_of_image": o.bump_pushed_bytes / o.image_bytes,
+            "cold_vs_single_layer": o.cold_s / s.cold_s,
+            "single_bump_time_of_cold": s.bump_s / s.cold_s,
+            "single_bump_bytes_of_image": s.bump_pushed_bytes / s.image_bytes,
+        }
+
+
+def render(results: list[CellBench], commit: str, foreign: dict[str, float]) -> str:
+    """The Markdown table a pull request quotes."""
+    rows = ["| cell | shape | cold s | no-op s | bump s | bump/cold | pushed by bump | image |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in results:
+        for name, sh in (("ours", r.ours), ("single layer", r.single)):
+            rows.append(
+                f"| {r.cell} | {name} | {sh.cold_s:.1f} | {sh.noop_s:.1f} | {sh.bump_s:.1f} | "
+                f"{sh.bump_s / sh.cold_s:.0%} | {sh.bump_pushed_bytes / 1e6:.1f} MB "
+                f"({sh.bump_pushed_bytes / sh.image_bytes:.1%}) | {sh.image_bytes / 1e6:.1f} MB |"
+            )
+    lines = [f"# bench at {commit[:7]} ({time.strftime('%Y-%m-%d')})", "", *rows, ""]
+    for r in results:
+        ratio = r.ratios()["cold_vs_single_layer"]
+        lines.append(f"- {r.cell}: cold build {ratio:.2f}x the single-layer shape's; bump {r.bump}")
+        big = sorted(r.ours.layers, key=lambda x: -x.bytes)[:3]
+        lines += [f"  - {b.bytes / 1e6:.1f} MB: {b.step[:110]}" for b in big]
+    lines += [
+        f"- foreign-platform cold cell {k}: {v:.2f}x the native one" for k, v in foreign.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plan_single(ctx: RunContext, variant: str, platform: str, lock_dir: Path, tag: str,
+                metadata: Path, packages: str) -> BuildPlan:  # fmt: skip
+    """The old guide's shape: OS packages, a venv, one `pip install -r` of the lock."""
+    config = ctx.config
+    base = config.base_for(config.variant(variant))
+    argv = ["docker", "buildx", "build", "--platform", platform, "--file", str(SINGLE_LAYER),
+            "--build-context", f"locks={lock_dir}", "--metadata-file", str(metadata),
+            "--progress", "plain", "--build-arg", f"BASE_IMAGE={base}",
+            "--build-arg", f"VARIANT={variant}", "--build-arg", f"OS_PACKAGES={packages}",
+            "--output", f"type=image,name={config.image}:{tag},push=true"]  # fmt: skip
+    if ctx.build.ca_bundle is not None:
+        argv += ["--secret", f"id=ca_bundle,src={ctx.build.ca_bundle}"]
+    return BuildPlan(Cell(variant, platform), (*argv, str(SINGLE_LAYER.parent)), metadata)
+
+
+def layers_of(ctx: RunContext, digest: str, platform: str) -> tuple[Layer, ...]:
+    repo = ctx.config.repository
+    top = ctx.registry.get_manifest(repo, digest)
+    if top.is_index:
+        entry = next(e for e in top.json["manifests"]
+                     if not is_attestation(e) and entry_platform(e) == platform)  # fmt: skip
+        top = ctx.registry.get_manifest(repo, entry["digest"])
+    config = json.loads(ctx.registry.get_blob(repo, top.json["config"]["digest"]))
+    steps = [h.get("created_by", "") for h in config["history"] if not h.get("empty_layer")]
+    return tuple(Layer(int(x["size"]), f"{x['digest']} {s}")
+                 for x, s in zip(top.json["layers"], steps, strict=False))  # fmt: skip
+
+
+def _invoke(*args: str, out: Path) -> float:
+    """One `invoke` run of the user's path, timed; its output kept out of the table."""
+    started = time.monotonic()
+    argv = [str(Path(sys.executable).with_name("invoke")), *args, "--out", str(out)]
+    result = proc.run(argv, timeout=proc.LONG)
+    if not result.ok:
+        sys.stderr.write(result.stderr[-3000:])
+        raise BuildError(f"bench step `invoke {' '.join(args)}` failed", "see its output above")
+    return round(time.monotonic() - started, 1)
+
+
+def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Path) -> CellBench:
+    config, cell = ctx.config, Cell(variant, platform)
+    builder = ctx.build.builder
+    build = ("build", "--variant", variant, "--platform", platform, "--push")
+    engine.reclaim([], builder)  # cold: nothing cached
+    cold = _invoke(*build, "--config", str(config.path), out=work / "cold")
+    noop = _invoke(*build, "--config", str(config.path), out=work / "noop")
+    first = read_cell(work / "cold" / "cells" / f"{cell.slug}.json").digest
+    clone = work / "clone"  # the bump, in a clone of HEAD: this checkout stays as it is
+    proc.run(["git", "clone", "--quiet", str(config.root), str(clone)], timeout=proc.QUICK * 5)
+    cfg = clone / config.path.relative_to(config.root)
+    _invoke("update", bump, "--config", str(cfg), "--platforms", platform, out=work / "upd")
+    bumped_s = _invoke(*build, "--config", str(cfg), out=work / "bump")
+    bumped = read_cell(work / "bump" / "cells" / f"{cell.slug}.json").digest
+    ours = _shape(ctx, platform, first, bumped, cold, noop, bumped_s)
+    # the single-layer shape: cold, no-op, then the clone's bumped lock
+    lock_dir = config.variant(variant).lock_dir
+    runs = (lock_dir, lock_dir, clone / lock_dir.relative_to(config.root))
+    packages = "python3.11 python3.11-venv python3.11-dev" if "cuda" in variant else ""
+    times, digests = [], []
+    engine.reclaim([], builder)
+    for i, locks in enumerate(runs):
+        tag = f"bench-single-{cell_tag(cell, ctx.build).removeprefix('build-')}-{i}"
+        plan = plan_single(ctx, variant, platform, locks, tag, work / f"single-{i}.json", packages)
+        started = time.monotonic()
+        digests.append(str(engine.run_build(plan)["containerimage.digest"]))
+        times.append(round(time.monotonic() - started, 1))
+    single = _shape(ctx, platform, digests[0], digests[2], *times)
+    return CellBench(f"{variant}/{platform}", bump, ours, single)
+
+
+def _shape(ctx: RunContext, platform: str, first: str, bumped: str, cold: float, noop: float,
+           bump: float) -> Shape:  # fmt: skip
+    before, after = layers_of(ctx, first, platform), layers_of(ctx, bumped, platform)
+    old = {x.step.split()[0] for x in before}
+    pushed = sum(x.bytes for x in after if x.step.split()[0] not in old)
+    return Shape(cold, noop, bump, sum(x.bytes for x in before), pushed, before)
+
+
+def select_cells(config: Config, cells: str) -> list[Cell]:
+    """`fixture/linux/amd64,...` -> cells, each checked against the config; '' -> all."""
+    if not cells:
+        return [Cell(v, p) for v in config.variants for p in config.platforms]
+    chosen = []
+    for item in (c.strip() for c in cells.split(",") if c.strip()):
+        variant, _, platform = item.partition("/")
+        config.variant(variant).platform(platform)  # a clear error for a typo
+        chosen.append(Cell(variant, platform))
+    return chosen
+
+
+def run_bench(ctx: RunContext, cells: list[Cell], bump: str) -> Path:
+    """Bench every cell; write bench/results/<date>-<sha7>.{json,md}; the .md path."""
+    commit = git.revision(ctx.config.root)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="aibase-bench-") as tmp:
+        for cell in cells:
+            with log.step(f"bench {cell.variant}/{cell.platform}"):
+                work = Path(tmp) / cell.slug
+                results.append(bench_cell(ctx, cell.variant, cell.platform, bump, work))
+                shutil.rmtree(work / "clone", ignore_errors=True)
+    by_variant: dict[str, dict[str, float]] = {}
+    for r in results:
+        by_variant.setdefault(r.cell.rsplit("/", 2)[0], {})[r.cell] = r.ours.cold_s
+    foreign = {f"{v}: {p}": s / min(c.values()) for v, c in by_variant.items() for p, s in c.items()
+               if len(c) > 1 and s > min(c.values())}  # fmt: skip
+    base = ctx.config.root / "bench" / "results" / f"{time.strftime('%Y%m%d')}-{commit[:7]}"
+    data = {"commit": commit, "cells": [asdict(r) | {"ratios": r.ratios()} for r in results]}
+    write_atomic(base.with_suffix(".json"), json.dumps(data, indent=2) + "\n")
+    write_atomic(base.with_suffix(".md"), render(results, commit, foreign))
+    print(base.with_suffix(".md").read_text())
+    return base.with_suffix(".md")

@@ -1,0 +1,42 @@
+"""invoke bench's pure parts: which cells, the ratios, the table (the runs themselves are
+real builds: `invoke bench`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from aibase.bench import CellBench, Layer, Shape, render, select_cells
+from aibase.configfile import load_config
+from aibase.errors import ConfigError
+from aibase.plan import Cell
+
+OURS = Shape(100.0, 1.0, 8.0, 3_000_000_000, 30_000_000, (Layer(2_000_000_000, "sha256:a COPY"),))
+SINGLE = Shape(150.0, 1.0, 149.0, 3_100_000_000, 2_900_000_000, (Layer(1, "sha256:b RUN"),))
+
+
+def test_ratios_are_ours_against_the_single_layer_shape():
+    r = CellBench("cuda/linux/amd64", "structlog==24.1.0", OURS, SINGLE).ratios()
+    assert r["bump_time_of_cold"] == pytest.approx(0.08)
+    assert r["bump_bytes_of_image"] == pytest.approx(0.01)
+    assert r["cold_vs_single_layer"] == pytest.approx(100 / 150)
+    assert r["single_bump_bytes_of_image"] == pytest.approx(2.9 / 3.1)
+
+
+def test_the_table_names_each_shape_and_the_largest_layers():
+    text = render([CellBench("cuda/linux/amd64", "structlog==24.1.0", OURS, SINGLE)], "abc1234def",
+                  {"cuda: cuda/linux/arm64": 1.5})  # fmt: skip
+    assert (
+        "| cuda/linux/amd64 | ours | 100.0 | 1.0 | 8.0 | 8% | 30.0 MB (1.0%) | 3000.0 MB |" in text
+    )
+    assert "| cuda/linux/amd64 | single layer | 150.0 |" in text
+    assert "cold build 0.67x the single-layer shape's" in text
+    assert "2000.0 MB: sha256:a COPY" in text
+    assert "foreign-platform cold cell cuda: cuda/linux/arm64: 1.50x the native one" in text
+
+
+def test_cells_are_checked_against_the_config(write_config):
+    cfg = load_config(write_config(), env={})
+    assert select_cells(cfg, "cuda/linux/arm64") == [Cell("cuda", "linux/arm64")]
+    assert len(select_cells(cfg, "")) == 4
+    with pytest.raises(ConfigError, match="no platform"):
+        select_cells(cfg, "cuda/linux/s390x")
