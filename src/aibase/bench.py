@@ -25,7 +25,7 @@ from aibase.oci import entry_platform, is_attestation
 from aibase.plan import BuildPlan, Cell, cell_tag
 from aibase.state import read_cell, write_atomic
 
-SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"
+SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"  # in the checkout's root
 
 
 @dataclass(frozen=True)
@@ -86,18 +86,18 @@ def render(results: list[CellBench], commit: str, foreign: dict[str, float]) -> 
 
 
 def plan_single(ctx: RunContext, variant: str, platform: str, lock_dir: Path, tag: str,
-                metadata: Path, packages: str) -> BuildPlan:  # fmt: skip
+                metadata: Path, packages: str, top: Path) -> BuildPlan:  # fmt: skip
     """The old guide's shape: OS packages, a venv, one `pip install -r` of the lock."""
-    config = ctx.config
+    config, dockerfile = ctx.config, top / SINGLE_LAYER
     base = config.base_for(config.variant(variant))
-    argv = ["docker", "buildx", "build", "--platform", platform, "--file", str(SINGLE_LAYER),
+    argv = ["docker", "buildx", "build", "--platform", platform, "--file", str(dockerfile),
             "--build-context", f"locks={lock_dir}", "--metadata-file", str(metadata),
             "--progress", "plain", "--build-arg", f"BASE_IMAGE={base}",
             "--build-arg", f"VARIANT={variant}", "--build-arg", f"OS_PACKAGES={packages}",
             "--output", f"type=image,name={config.image}:{tag},push=true"]  # fmt: skip
     if ctx.build.ca_bundle is not None:
         argv += ["--secret", f"id=ca_bundle,src={ctx.build.ca_bundle}"]
-    return BuildPlan(Cell(variant, platform), (*argv, str(SINGLE_LAYER.parent)), metadata)
+    return BuildPlan(Cell(variant, platform), (*argv, str(dockerfile.parent)), metadata)
 
 
 def layers_of(ctx: RunContext, digest: str, platform: str) -> tuple[Layer, ...]:
@@ -133,21 +133,23 @@ def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Pa
     noop = _invoke(*build, "--config", str(config.path), out=work / "noop")
     first = read_cell(work / "cold" / "cells" / f"{cell.slug}.json").digest
     clone = work / "clone"  # the bump, in a clone of HEAD: this checkout stays as it is
-    proc.run(["git", "clone", "--quiet", str(config.root), str(clone)], timeout=proc.QUICK * 5)
-    cfg = clone / config.path.relative_to(config.root)
+    top = git.toplevel(config.root)
+    proc.run(["git", "clone", "--quiet", str(top), str(clone)], timeout=proc.QUICK * 5)
+    cfg = clone / config.path.resolve().relative_to(top)
     _invoke("update", bump, "--config", str(cfg), "--platforms", platform, out=work / "upd")
     bumped_s = _invoke(*build, "--config", str(cfg), out=work / "bump")
     bumped = read_cell(work / "bump" / "cells" / f"{cell.slug}.json").digest
     ours = _shape(ctx, platform, first, bumped, cold, noop, bumped_s)
     # the single-layer shape: cold, no-op, then the clone's bumped lock
     lock_dir = config.variant(variant).lock_dir
-    runs = (lock_dir, lock_dir, clone / lock_dir.relative_to(config.root))
+    runs = (lock_dir, lock_dir, clone / lock_dir.resolve().relative_to(top))
     packages = "python3.11 python3.11-venv python3.11-dev" if "cuda" in variant else ""
     times, digests = [], []
     engine.reclaim([], builder)
     for i, locks in enumerate(runs):
         tag = f"bench-single-{cell_tag(cell, ctx.build).removeprefix('build-')}-{i}"
-        plan = plan_single(ctx, variant, platform, locks, tag, work / f"single-{i}.json", packages)
+        meta = work / f"single-{i}.json"
+        plan = plan_single(ctx, variant, platform, locks, tag, meta, packages, top)
         started = time.monotonic()
         digests.append(str(engine.run_build(plan)["containerimage.digest"]))
         times.append(round(time.monotonic() - started, 1))
@@ -190,7 +192,12 @@ def run_bench(ctx: RunContext, cells: list[Cell], bump: str) -> Path:
         by_variant.setdefault(r.cell.rsplit("/", 2)[0], {})[r.cell] = r.ours.cold_s
     foreign = {f"{v}: {p}": s / min(c.values()) for v, c in by_variant.items() for p, s in c.items()
                if len(c) > 1 and s > min(c.values())}  # fmt: skip
-    base = ctx.config.root / "bench" / "results" / f"{time.strftime('%Y%m%d')}-{commit[:7]}"
+    base = (
+        git.toplevel(ctx.config.root)
+        / "bench"
+        / "results"
+        / f"{time.strftime('%Y%m%d')}-{commit[:7]}"
+    )
     data = {"commit": commit, "cells": [asdict(r) | {"ratios": r.ratios()} for r in results]}
     write_atomic(base.with_suffix(".json"), json.dumps(data, indent=2) + "\n")
     write_atomic(base.with_suffix(".md"), render(results, commit, foreign))

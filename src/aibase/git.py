@@ -20,6 +20,15 @@ def revision(cwd: Path) -> str:
     return result.stdout.strip()
 
 
+def toplevel(cwd: Path) -> Path:
+    """The checkout's root (images.toml may sit in a subfolder: the fixture's does)."""
+    result = proc.run(["git", "-C", str(cwd), "rev-parse", "--show-toplevel"], echo=False,
+                      timeout=proc.QUICK)  # fmt: skip
+    if not result.ok:
+        raise ConfigError(f"{cwd} is not in a git checkout", "run from a clone of the repository")
+    return Path(result.stdout.strip())
+
+
 def uncommitted(cwd: Path, paths: Sequence[Path]) -> list[str]:
     """The paths whose content is not what HEAD holds: changed, new, or outside the checkout."""
     found = []
