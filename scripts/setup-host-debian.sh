@@ -5,7 +5,7 @@
 # first, so a second run takes seconds. Starts dockerd when nothing manages it.
 # Recipe: shared/docs/offline-host.md (verified on this project's hosts).
 # --dry-run: print what this host lacks and would be installed, change nothing.
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap below reaches functions (as_root) too
 
 log() { printf '[setup-host %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 # set -e alone exits silently: name the step that failed.

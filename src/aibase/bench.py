@@ -97,6 +97,8 @@ def plan_single(ctx: RunContext, variant: str, platform: str, lock_dir: Path, ta
             "--output", f"type=image,name={config.image}:{tag},push=true"]  # fmt: skip
     if ctx.build.ca_bundle is not None:
         argv += ["--secret", f"id=ca_bundle,src={ctx.build.ca_bundle}"]
+    if ctx.build.builder:  # the builder ours ran on, and the one pruned before it
+        argv += ["--builder", ctx.build.builder]
     return BuildPlan(Cell(variant, platform), (*argv, str(dockerfile.parent)), metadata)
 
 
@@ -127,14 +129,17 @@ def _invoke(*args: str, out: Path) -> float:
 def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Path) -> CellBench:
     config, cell = ctx.config, Cell(variant, platform)
     builder = ctx.build.builder
-    build = ("build", "--variant", variant, "--platform", platform, "--push")
-    engine.reclaim([], builder)  # cold: nothing cached
+    # both shapes alike: no external layer cache (it would survive the prune), gzip
+    build = ("build", "--variant", variant, "--platform", platform, "--push",
+             "--build-cache", "", "--compression", "gzip")  # fmt: skip
+    _prune(builder)  # cold: nothing cached
     cold = _invoke(*build, "--config", str(config.path), out=work / "cold")
     noop = _invoke(*build, "--config", str(config.path), out=work / "noop")
     first = read_cell(work / "cold" / "cells" / f"{cell.slug}.json").digest
     clone = work / "clone"  # the bump, in a clone of HEAD: this checkout stays as it is
     top = git.toplevel(config.root)
-    proc.run(["git", "clone", "--quiet", str(top), str(clone)], timeout=proc.QUICK * 5)
+    if not proc.run(["git", "clone", "--quiet", str(top), str(clone)], timeout=proc.QUICK * 5).ok:
+        raise BuildError(f"could not clone {top} for the bump", "see git's message above")
     cfg = clone / config.path.resolve().relative_to(top)
     _invoke("update", bump, "--config", str(cfg), "--platforms", platform, out=work / "upd")
     bumped_s = _invoke(*build, "--config", str(cfg), out=work / "bump")
@@ -145,7 +150,7 @@ def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Pa
     runs = (lock_dir, lock_dir, clone / lock_dir.resolve().relative_to(top))
     packages = "python3.11 python3.11-venv python3.11-dev" if "cuda" in variant else ""
     times, digests = [], []
-    engine.reclaim([], builder)
+    _prune(builder)
     for i, locks in enumerate(runs):
         tag = f"bench-single-{cell_tag(cell, ctx.build).removeprefix('build-')}-{i}"
         meta = work / f"single-{i}.json"
@@ -155,6 +160,11 @@ def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Pa
         times.append(round(time.monotonic() - started, 1))
     single = _shape(ctx, platform, digests[0], digests[2], *times)
     return CellBench(f"{variant}/{platform}", bump, ours, single)
+
+
+def _prune(builder: str | None) -> None:
+    if not all(r.ok for r in engine.reclaim([], builder)):
+        raise BuildError("could not prune the build cache: a cold build would be warm", "retry")
 
 
 def _shape(ctx: RunContext, platform: str, first: str, bumped: str, cold: float, noop: float,
@@ -180,6 +190,13 @@ def select_cells(config: Config, cells: str) -> list[Cell]:
 def run_bench(ctx: RunContext, cells: list[Cell], bump: str) -> Path:
     """Bench every cell; write bench/results/<date>-<sha7>.{json,md}; the .md path."""
     commit = git.revision(ctx.config.root)
+    top = git.toplevel(ctx.config.root)
+    inputs = [top / "docker", top / "src", top / "bench", ctx.config.path]
+    inputs += [p for v in ctx.config.variants.values() for p in (v.lock_dir, *v.requirements)]
+    dirty = git.uncommitted(top, inputs)
+    if dirty:  # the bump builds from a clone of HEAD: both sides must be HEAD
+        raise BuildError(f"bench measures a commit; uncommitted: {', '.join(dirty)}",
+                         "commit (or stash) first")  # fmt: skip
     results = []
     with tempfile.TemporaryDirectory(prefix="aibase-bench-") as tmp:
         for cell in cells:

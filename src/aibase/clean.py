@@ -34,7 +34,8 @@ def clean(settings: Settings, config: Config, *, registry_gc: bool, dry_run: boo
     shutil.rmtree(paths.out / "dockerfiles", ignore_errors=True)
     if registry_gc:
         freed = localregistry.collect_garbage(config.registry, paths)
-        log.info(f"registry {config.registry}: {freed / 1e9:.2f} GB of unreferenced blobs swept")
+        log.info(f"registry {config.registry}: {freed / 1e9:.2f} GB of unreferenced blobs swept "
+                 "(every pushed manifest keeps its layers: only orphaned uploads go)")  # fmt: skip
     gained = free_gb(Path("/var/lib")) - before
     log.info(f"clean: {gained:.2f} GB freed under /var/lib")
     return gained

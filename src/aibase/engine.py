@@ -173,10 +173,8 @@ def _sdk() -> Any:  # docker.DockerClient (docker-py ships no type hints)
         client = docker.from_env(timeout=600)
         client.ping()
     except DockerException as exc:
-        raise EngineError(
-            f"the Docker Engine is not reachable through the SDK ({exc})",
-            f"start it: {SETUP}, then `invoke doctor`",
-        ) from None
+        raise EngineError(f"the Docker Engine is not reachable through the SDK ({exc})",
+                          f"start it: {SETUP}, then `invoke doctor`") from None  # fmt: skip
     return client
 
 
@@ -265,19 +263,20 @@ def gpu_access() -> str | None:
 
 
 def local_images(repository: str) -> list[str]:
-    """IDs of this repository's local images: any registry, any tag, pulled by digest too."""
-    listed = proc.run(["docker", "image", "ls", "--no-trunc", "--format",
-                       "{{.Repository}}\t{{.ID}}"], echo=False, timeout=proc.QUICK)  # fmt: skip
-    rows = (ln.partition("\t") for ln in listed.stdout.splitlines())
-    return sorted({i for r, _, i in rows if r == repository or r.endswith(f"/{repository}")})
+    """This repository's local images by reference (an ID would take other repos' tags)."""
+    show = "{{.Repository}} {{.Tag}} {{.Digest}}"
+    listed = proc.run(["docker", "image", "ls", "--digests", "--format", show], echo=False,
+                      timeout=proc.QUICK)  # fmt: skip
+    rows = [ln.split() for ln in listed.stdout.splitlines() if len(ln.split()) == 3]
+    return sorted({f"{r}:{t}" if t != "<none>" else f"{r}@{d}" for r, t, d in rows
+                   if r == repository or r.endswith(f"/{repository}")})  # fmt: skip
 
 
 def reclaim(images: Sequence[str], builder: str | None) -> list[proc.Result]:
     """Remove those images, then the builder's whole cache (`invoke clean`, a cold bench)."""
     prune = ["docker", "buildx", "prune", "--all", "--force",
              *([f"--builder={builder}"] if builder else [])]  # fmt: skip
-    rm = ["docker", "image", "rm", "--force", *images]
-    done = [proc.run(rm, timeout=proc.QUICK * 5)] if images else []
+    done = [proc.run(["docker", "image", "rm", *images], timeout=proc.QUICK * 5)] if images else []
     return [*done, proc.run(prune, timeout=proc.LONG)]
 
 

@@ -47,6 +47,12 @@ def plan_groups(names: Sequence[str], variant: VariantConfig) -> tuple[LayerGrou
             bins.setdefault(bin_of(name, variant.layer_bins), []).append(name)
     tail = [LayerGroup(f"bin-{k:02d}", tuple(bins[k])) for k in sorted(bins)]
     groups = (*singles, *tail)
+    clash = {g.name for g in singles} & {g.name for g in tail}
+    if clash:  # a package named like a bin would share its stage and file
+        raise ConfigError(
+            f"variant {variant.name!r}: package {sorted(clash)[0]!r} is named like a layer bin",
+            "report it: layers.py must name its bins differently",
+        )
     if len(groups) > MAX_LAYERS - 10:
         raise ConfigError(
             f"variant {variant.name!r}: {len(groups)} layer groups (at most {MAX_LAYERS - 10})",

@@ -5,6 +5,7 @@ production-like registries)."""
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import shutil
@@ -80,6 +81,11 @@ def start_registry(
     if answers(host):
         log.info(f"registry {host}: already answering /v2/")
         return LocalRegistry(host, "external", state)
+    if _sweeping(state):  # nothing may push while `clean --registry-gc` sweeps its blobs
+        raise RegistryError(
+            f"registry {host} is stopped for a garbage sweep (invoke clean --registry-gc)",
+            "rerun when the sweep has finished",
+        )
     state.mkdir(parents=True, exist_ok=True)
     if shutil.which("docker-registry"):
         cfg = state / "config.yml"
@@ -139,19 +145,35 @@ def collect_garbage(host: str, paths: Paths) -> int:
             "collect its garbage where it runs, or leave out --registry-gc",
         )
     before = _bytes(state / "data")
-    stop_registry(host, paths)
-    try:
-        argv = ["docker-registry", "garbage-collect", str(state / "config.yml")]
-        result = proc.run(argv, timeout=proc.QUICK * 30)
-    finally:
-        _serve(state)
-        _wait(host, state, 30)
+    with (state / "gc.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # start_registry refuses while this is held
+        if not stop_registry(host, paths) or answers(host):
+            raise RegistryError(f"registry {host} could not be stopped for the sweep",
+                                f"stop whatever serves {host}, then rerun")  # fmt: skip
+        try:
+            argv = ["docker-registry", "garbage-collect", str(state / "config.yml")]
+            result = proc.run(argv, timeout=proc.QUICK * 30)
+        finally:
+            _serve(state)
+    _wait(host, state, 30)
     if not result.ok:
         raise RegistryError(
             f"garbage-collect failed: {result.stderr.strip()[-300:]}",
             f"see {state / 'config.yml'}; the registry is running again",
         )
     return before - _bytes(state / "data")
+
+
+def _sweeping(state: Path) -> bool:
+    if not (state / "gc.lock").exists():
+        return False
+    with (state / "gc.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    return False
 
 
 def _bytes(folder: Path) -> int:

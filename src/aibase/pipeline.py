@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from aibase import engine, git, log, notify
+from aibase import engine, git, layers, lockfile, log, notify
 from aibase.build import build_cell
 from aibase.config import VariantConfig
 from aibase.context import RunContext, registry_client
@@ -205,7 +205,9 @@ def promote_checked(
     # the whole build context (the template, install-group.sh, .dockerignore), not only
     # the Dockerfile: an uncommitted script there changes every layer group
     context = sorted(p for p in variant.dockerfile.parent.iterdir() if p.is_file())
-    inputs = [ctx.config.path, *context, *variant.requirements]
+    # and the code that renders it into per-cell Dockerfiles (groups, uv platforms)
+    renderer = [Path(layers.__file__), Path(lockfile.__file__)]
+    inputs = [ctx.config.path, *context, *renderer, *variant.requirements]
     for platform in ctx.config.required_platforms:
         inputs += [variant.lock_file(platform), variant.heavy_lock_file(platform)]
     guards = replace(

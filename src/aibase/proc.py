@@ -3,7 +3,10 @@ timeout; one that does not finish in time is a `Timeout` naming the command."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 import subprocess
 import threading
 from collections import deque
@@ -64,12 +67,16 @@ def run(
 
 def _stream(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None) -> Result:
     try:
+        # its own process group: a timeout stops buildx's plugin and whatever else holds
+        # the pipe, not only the child; undecodable bytes must not end a healthy build
         child = subprocess.Popen(
             list(argv),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            errors="replace",
             env=dict(env) if env is not None else None,
+            start_new_session=True,
         )
     except FileNotFoundError:
         return Result(tuple(argv), 127, "", f"{argv[0]}: command not found")
@@ -77,7 +84,7 @@ def _stream(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | Non
 
     def stop() -> None:
         expired.set()
-        child.kill()
+        _kill_group(child)
 
     timer = threading.Timer(timeout, stop)
     timer.start()
@@ -91,11 +98,16 @@ def _stream(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | Non
     finally:
         timer.cancel()
         if child.poll() is None:  # interrupted here: never leave the build running
-            child.kill()
+            _kill_group(child)
             child.wait()
     if expired.is_set():
         raise _timeout(argv, timeout)
     return Result(tuple(argv), returncode, "", "".join(tail))
+
+
+def _kill_group(child: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
 
 
 def _timeout(argv: Sequence[str], timeout: float) -> Timeout:

@@ -142,3 +142,9 @@ def test_layer_settings_are_validated(write_config):
     assert cfg.installer_for(cfg.variant("cuda")) == "python:3.11"
     assert cfg.installer_for(cfg.variant("cpu")) == "python:3.11-slim"
     assert cfg.variant("cuda").own_layers == ("triton",)
+
+
+def test_a_package_named_like_a_bin_is_refused(cuda):
+    bin_name = f"bin-{bin_of('fastapi', cuda.layer_bins):02d}"
+    with pytest.raises(ConfigError, match="named like a layer bin"):
+        plan_groups(["fastapi", bin_name], replace(cuda, own_layers=(bin_name,)))
