@@ -205,8 +205,12 @@ def promote_checked(
     # the whole build context (the template, install-group.sh, .dockerignore), not only
     # the Dockerfile: an uncommitted script there changes every layer group
     context = sorted(p for p in variant.dockerfile.parent.iterdir() if p.is_file())
-    # and the code that renders it into per-cell Dockerfiles (groups, uv platforms)
-    renderer = [Path(layers.__file__), Path(lockfile.__file__)]
+    # and the code that renders it into per-cell Dockerfiles (groups, uv platforms), when
+    # the tool runs from this checkout (an installed tool is its own release)
+    top = git.toplevel(cwd)
+    renderer = [
+        p for p in (Path(layers.__file__), Path(lockfile.__file__)) if p.is_relative_to(top)
+    ]
     inputs = [ctx.config.path, *context, *renderer, *variant.requirements]
     for platform in ctx.config.required_platforms:
         inputs += [variant.lock_file(platform), variant.heavy_lock_file(platform)]
