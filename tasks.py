@@ -186,7 +186,7 @@ def clean(s: Settings, cfg: Config, registry_gc: bool = False, dry_run: bool = F
     cleaning.clean(s, cfg, registry_gc=registry_gc, dry_run=dry_run)
 
 
-@command("config", "debug")
+@command("config", "base_mirror", "debug")
 def bench(s: Settings, cfg: Config, cells: str = "", bump: str = "structlog==24.1.0") -> None:
     """Time cold/no-op/bumped builds against the single-layer shape (AIBASE_* env applies)."""
     with open_run(s, cfg) as ctx:

@@ -131,7 +131,8 @@ def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Pa
     builder = ctx.build.builder
     # both shapes alike: no external layer cache (it would survive the prune), gzip
     build = ("build", "--variant", variant, "--platform", platform, "--push",
-             "--build-cache", "", "--compression", "gzip")  # fmt: skip
+             "--build-cache", "", "--compression", "gzip",
+             *(("--base-mirror", config.base_mirror) if config.base_mirror else ()))  # fmt: skip
     _prune(builder)  # cold: nothing cached
     cold = _invoke(*build, "--config", str(config.path), out=work / "cold")
     noop = _invoke(*build, "--config", str(config.path), out=work / "noop")
