@@ -11,7 +11,7 @@ ENV DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential gcc g++ git curl ca-certificates ${OS_PACKAGES} \
- && rm -rf /var/lib/apt/lists/* \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
  && python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:${PATH}
 # hadolint ignore=DL3022
