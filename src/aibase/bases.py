@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,7 +160,11 @@ def push_standins(
 ) -> list[str]:
     """Build and push every stand-in; returns the pushed references."""
     archs = [p.split("/", 1)[1] for p in platforms]
-    tars = {arch: ensure_rootfs(arch, rootfs_cache) for arch in archs}
+    # side by side: the foreign arch's second stage runs under QEMU for minutes (the largest
+    # part of a new machine's CI), and the native one fits beside it on a second core
+    with ThreadPoolExecutor(max_workers=len(archs)) as pool:
+        made = pool.map(lambda arch: ensure_rootfs(arch, rootfs_cache), archs)
+        tars = dict(zip(archs, made, strict=True))
     pushed: list[str] = []
     with tempfile.TemporaryDirectory() as ctx_dir:
         ctx = Path(ctx_dir)
