@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aibase import engine, git, log, proc
+from aibase.build import platform_manifest
 from aibase.config import Config
 from aibase.context import RunContext
 from aibase.errors import BuildError
-from aibase.oci import entry_platform, is_attestation
 from aibase.plan import BuildPlan, Cell, cell_tag
 from aibase.state import read_cell, write_atomic
 
@@ -30,6 +30,7 @@ SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"  # in the checkout's ro
 
 @dataclass(frozen=True)
 class Layer:
+    digest: str
     bytes: int
     step: str  # the instruction that made it (the image config's history)
 
@@ -78,7 +79,7 @@ def render(results: list[CellBench], commit: str, foreign: dict[str, float]) -> 
         ratio = r.ratios()["cold_vs_single_layer"]
         lines.append(f"- {r.cell}: cold build {ratio:.2f}x the single-layer shape's; bump {r.bump}")
         big = sorted(r.ours.layers, key=lambda x: -x.bytes)[:3]
-        lines += [f"  - {b.bytes / 1e6:.1f} MB: {b.step[:110]}" for b in big]
+        lines += [f"  - {b.bytes / 1e6:.1f} MB: {f'{b.digest} {b.step}'[:110]}" for b in big]
     lines += [
         f"- foreign-platform cold cell {k}: {v:.2f}x the native one" for k, v in foreign.items()
     ]
@@ -104,15 +105,11 @@ def plan_single(ctx: RunContext, variant: str, platform: str, lock_dir: Path, ta
 
 def layers_of(ctx: RunContext, digest: str, platform: str) -> tuple[Layer, ...]:
     repo = ctx.config.repository
-    top = ctx.registry.get_manifest(repo, digest)
-    if top.is_index:
-        entry = next(e for e in top.json["manifests"]
-                     if not is_attestation(e) and entry_platform(e) == platform)  # fmt: skip
-        top = ctx.registry.get_manifest(repo, entry["digest"])
-    config = json.loads(ctx.registry.get_blob(repo, top.json["config"]["digest"]))
+    image = platform_manifest(ctx.registry, repo, digest, platform)
+    config = json.loads(ctx.registry.get_blob(repo, image.json["config"]["digest"]))
     steps = [h.get("created_by", "") for h in config["history"] if not h.get("empty_layer")]
-    return tuple(Layer(int(x["size"]), f"{x['digest']} {s}")
-                 for x, s in zip(top.json["layers"], steps, strict=False))  # fmt: skip
+    return tuple(Layer(x["digest"], int(x["size"]), s)
+                 for x, s in zip(image.json["layers"], steps, strict=False))  # fmt: skip
 
 
 def _invoke(*args: str, out: Path) -> float:
@@ -121,7 +118,7 @@ def _invoke(*args: str, out: Path) -> float:
     argv = [str(Path(sys.executable).with_name("invoke")), *args, "--out", str(out)]
     result = proc.run(argv, timeout=proc.LONG)
     if not result.ok:
-        sys.stderr.write(result.stderr[-3000:])
+        log.write_line(result.stderr[-3000:])
         raise BuildError(f"bench step `invoke {' '.join(args)}` failed", "see its output above")
     return round(time.monotonic() - started, 1)
 
@@ -171,8 +168,8 @@ def _prune(builder: str | None) -> None:
 def _shape(ctx: RunContext, platform: str, first: str, bumped: str, cold: float, noop: float,
            bump: float) -> Shape:  # fmt: skip
     before, after = layers_of(ctx, first, platform), layers_of(ctx, bumped, platform)
-    old = {x.step.split()[0] for x in before}
-    pushed = sum(x.bytes for x in after if x.step.split()[0] not in old)
+    old = {x.digest for x in before}
+    pushed = sum(x.bytes for x in after if x.digest not in old)
     return Shape(cold, noop, bump, sum(x.bytes for x in before), pushed, before)
 
 

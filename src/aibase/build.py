@@ -12,7 +12,7 @@ from aibase import engine, layers, log
 from aibase.config import VariantConfig
 from aibase.context import RunContext
 from aibase.errors import BuildError
-from aibase.oci import compressed_size, entry_platform, is_attestation
+from aibase.oci import Manifest, compressed_size, entry_platform, is_attestation
 from aibase.plan import LOCK_LABEL, Cell, plan_build
 from aibase.registry import RegistryClient
 from aibase.state import CellRecord, write_atomic, write_cell
@@ -27,15 +27,20 @@ def write_rendered(folder: Path, files: Mapping[str, str]) -> None:
         write_atomic(folder / name, text)
 
 
-def pushed_size(client: RegistryClient, repo: str, digest: str, platform: str) -> int:
-    """Compressed size of the platform image behind a pushed digest (index or manifest)."""
+def platform_manifest(client: RegistryClient, repo: str, digest: str, platform: str) -> Manifest:
+    """The platform image's manifest behind a pushed digest (index or manifest)."""
     top = client.get_manifest(repo, digest)
     if not top.is_index:
-        return compressed_size(top)
+        return top
     for entry in top.json.get("manifests", []):
         if not is_attestation(entry) and entry_platform(entry) == platform:
-            return compressed_size(client.get_manifest(repo, entry["digest"]))
+            return client.get_manifest(repo, entry["digest"])
     raise BuildError(f"pushed {digest} holds no {platform} image", "rebuild the cell")
+
+
+def pushed_size(client: RegistryClient, repo: str, digest: str, platform: str) -> int:
+    """Compressed size of the platform image behind a pushed digest."""
+    return compressed_size(platform_manifest(client, repo, digest, platform))
 
 
 def build_cell(

@@ -126,3 +126,20 @@ def test_clean_dry_run_counts_and_changes_nothing(tmp_path: Path):
     assert "dry run: would remove them, prune the build cache" in run.stderr
     after = subprocess.run(["docker", "image", "ls", "-q"], capture_output=True, text=True)
     assert set(before.stdout.split()) <= set(after.stdout.split())  # nothing removed
+
+
+def test_a_registry_under_a_sweep_is_not_started_by_a_second_run(tmp_path: Path):
+    import fcntl
+
+    import pytest
+
+    from aibase.errors import RegistryError
+
+    paths = Paths(tmp_path / "out", tmp_path / "cache")
+    state = paths.registry_dir(5013)
+    state.mkdir(parents=True)
+    with (state / "gc.lock").open("a") as lock:  # what collect_garbage holds while it sweeps
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(RegistryError, match="stopped for a garbage sweep"):
+            localregistry.start_registry("127.0.0.1:5013", paths)
+    assert not localregistry.answers("127.0.0.1:5013")

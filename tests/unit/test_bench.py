@@ -10,8 +10,10 @@ from aibase.configfile import load_config
 from aibase.errors import ConfigError
 from aibase.plan import Cell
 
-OURS = Shape(100.0, 1.0, 8.0, 3_000_000_000, 30_000_000, (Layer(2_000_000_000, "sha256:a COPY"),))
-SINGLE = Shape(150.0, 1.0, 149.0, 3_100_000_000, 2_900_000_000, (Layer(1, "sha256:b RUN"),))
+OURS = Shape(
+    100.0, 1.0, 8.0, 3_000_000_000, 30_000_000, (Layer("sha256:a", 2_000_000_000, "COPY"),)
+)
+SINGLE = Shape(150.0, 1.0, 149.0, 3_100_000_000, 2_900_000_000, (Layer("sha256:b", 1, "RUN"),))
 
 
 def test_ratios_are_ours_against_the_single_layer_shape():

@@ -148,3 +148,12 @@ def test_a_package_named_like_a_bin_is_refused(cuda):
     bin_name = f"bin-{bin_of('fastapi', cuda.layer_bins):02d}"
     with pytest.raises(ConfigError, match="named like a layer bin"):
         plan_groups(["fastapi", bin_name], replace(cuda, own_layers=(bin_name,)))
+
+
+def test_an_earlier_runs_group_files_do_not_linger(tmp_path):
+    from aibase.build import write_rendered
+
+    write_rendered(tmp_path, {"Dockerfile": "a\n", "groups/bin-03.txt": "x==1\n"})
+    write_rendered(tmp_path, {"Dockerfile": "b\n", "groups/bin-05.txt": "y==1\n"})
+    assert sorted(p.name for p in (tmp_path / "groups").iterdir()) == ["bin-05.txt"]
+    assert (tmp_path / "Dockerfile").read_text() == "b\n"
