@@ -81,10 +81,6 @@ class VariantConfig:
         """The full hash-locked requirements of one platform."""
         return self.lock_dir / f"{self.name}-{self.platform(platform).slug}.txt"
 
-    def heavy_lock_file(self, platform: str) -> Path:
-        """The torch family (and what it needs), installed as its own layer."""
-        return self.lock_dir / f"{self.name}-{self.platform(platform).slug}.torch.txt"
-
     @property
     def installer_ref(self) -> str:
         return self.installer or f"python:{self.python}-slim"

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from aibase.config import VariantConfig
 from aibase.errors import ConfigError
-from aibase.lockfile import UV_PLATFORMS, VIA_RE, parse_lock, split_blocks, split_header
+from aibase.lockfile import (
+    UV_PLATFORMS,
+    VIA_RE,
+    parse_lock,
+    split_blocks,
+    split_header,
+    torch_family,
+)
 from aibase.names import normalize_name
 
 STAGES_MARK = "# @ai-base:group-stages"
@@ -61,12 +68,15 @@ def plan_groups(names: Sequence[str], variant: VariantConfig) -> tuple[LayerGrou
     return groups
 
 
-def group_requirements(lock_text: str, group: LayerGroup) -> str:
+def group_requirements(lock_text: str, group: LayerGroup, served: Sequence[str] = ()) -> str:
     """The group's part of the lock: its pins and hashes, without `# via` lines (they
-    name other packages, whose bumps must not touch this group's layer), after the lock's
-    option lines (the torch index)."""
+    name other packages, whose bumps must not touch this group's layer). The lock's option
+    line (the torch index) goes only to groups holding a package that index `served`:
+    every other wheel is fetched from the default index, as the lock resolved it."""
     _, body = split_header(lock_text)
     options = "".join(ln + "\n" for ln in body.splitlines() if ln.startswith("--"))
+    if not set(group.packages) & set(served):
+        options = ""
     blocks = split_blocks(lock_text)
     pins = "".join(
         "".join(ln + "\n" for ln in blocks[name].splitlines() if not VIA_RE.match(ln))
@@ -85,7 +95,8 @@ def render_cell(
             "build one of those platforms",
         )
     groups = plan_groups(tuple(parse_lock(lock_text)), variant)
-    files = {f"groups/{g.name}.txt": group_requirements(lock_text, g) for g in groups}
+    served = torch_family(variant)
+    files = {f"groups/{g.name}.txt": group_requirements(lock_text, g, served) for g in groups}
     files["Dockerfile"] = render_dockerfile(
         template, groups, uv_platform=UV_PLATFORMS[platform], python=variant.python
     )

@@ -1,11 +1,9 @@
 """Hash-locked requirements per variant x platform, resolved cross-platform with uv.
 
-Two files per cell:
-  <variant>-<os>-<arch>.txt        everything the image installs (pip --require-hashes)
-  <variant>-<os>-<arch>.torch.txt  the torch family's closure, a subset of the above,
-                                   installed first as its own layer so that a shared-stack
-                                   bump never rebuilds or re-pushes it.
-Each file starts with a hash of its inputs, so `lock --check` finds stale locks offline.
+One file per cell, `<variant>-<os>-<arch>.txt`: everything the image installs, hash-locked
+(layers.py splits it into layer groups). It starts with a hash of its inputs, so
+`lock --check` finds stale locks offline. A configured torch index serves the torch family
+only; every other pin resolves from the default index (PyPI or the configured mirror).
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ import hashlib
 import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,14 @@ from aibase.config import PlatformSpec, VariantConfig
 from aibase.errors import LockError
 from aibase.lockfile import (
     UV_PLATFORMS,
-    VIA_RE,
     body_digest,
-    heavy_closure,
     index_option,
     lock_problem,
-    parse_lock,
+    render_project,
     split_blocks,
+    strip_resolver_notes,
+    torch_family,
+    wrong_sources,
 )
 from aibase.state import write_atomic
 
@@ -38,7 +38,7 @@ INPUTS_RE = re.compile(r"^# inputs-sha256: ([0-9a-f]{64})$", re.M)
 
 
 def heavy_requirements(variant: VariantConfig) -> tuple[str, ...]:
-    """The first pip layer's roots: the torch family pinned in images.toml."""
+    """The torch family's pins from images.toml."""
     return variant.torch.requirements() if variant.torch else ()
 
 
@@ -61,24 +61,30 @@ def render_input(variant: VariantConfig) -> str:
 
 def inputs_digest(variant: VariantConfig, spec: PlatformSpec) -> str:
     """Everything that decides the lock's content; any change makes the lock stale."""
+    # how an index is used: only where there is one, so the PyPI-only locks stand
+    serves = [f"torch_index_serves={','.join(torch_family(variant))}"] if spec.torch_index else []
     material = "\n".join(
         [
             f"python={variant.python}",
             f"platform={spec.platform}",
             f"torch_index={spec.torch_index or ''}",
             f"heavy_roots={','.join(variant.heavy_roots)}",
+            *serves,
             render_input(variant),
         ]
     )
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def uv_compile_argv(uv: str, variant: VariantConfig, spec: PlatformSpec) -> list[str]:
+def uv_compile_argv(
+    uv: str, variant: VariantConfig, spec: PlatformSpec, source: str = "-"
+) -> list[str]:
+    """`source`: `-` (the requirements on stdin) or the project render_project wrote."""
     argv = [
         uv,
         "pip",
         "compile",
-        "-",
+        source,
         "--python-version",
         variant.python,
         "--python-platform",
@@ -95,11 +101,9 @@ def uv_compile_argv(uv: str, variant: VariantConfig, spec: PlatformSpec) -> list
         "--annotation-style",
         "line",
         "--quiet",
+        # where each pin came from, checked by write_lock, then dropped
+        "--emit-index-annotation",
     ]
-    if spec.torch_index:
-        # the torch index first; PyPI for what it does not carry. uv fails (not falls
-        # back) when the index cannot be reached, which is what we want.
-        argv += ["--extra-index-url", spec.torch_index, "--index-strategy", "first-index"]
     return argv
 
 
@@ -111,35 +115,12 @@ def render_lock(body: str, variant: VariantConfig, spec: PlatformSpec, digest: s
     return head + f"# body-sha256: {body_digest(text)}\n" + text
 
 
-def derive_heavy(full_text: str, variant: VariantConfig, spec: PlatformSpec) -> str:
-    """The heavy layer's lock: the closure of heavy_roots within the full lock.
-
-    Its text depends on nothing but those packages (no input digest, no `# via` lines), so a
-    shared-stack bump leaves the file, and with it the torch layer, byte for byte the same.
-    """
-    closure = heavy_closure(parse_lock(full_text), variant.heavy_roots)
-    head = (
-        f"# The closure of {', '.join(variant.heavy_roots) or 'nothing'} within "
-        f"{variant.lock_file(spec.platform).name}, installed as its own layer. "
-        "Written by `invoke lock`; do not edit.\n"
-    )
-    if spec.torch_index:
-        head += f"--extra-index-url {spec.torch_index}\n"
-    blocks = split_blocks(full_text)
-    body = "".join(
-        "".join(ln + "\n" for ln in blocks[k].splitlines() if not VIA_RE.match(ln))
-        for k in sorted(blocks)
-        if k in closure
-    )
-    return head + body
-
-
 @dataclass(frozen=True)
 class LockStatus:
     variant: str
     platform: str
     path: Path
-    state: str  # "ok", "missing", "stale", "inconsistent", "refused"
+    state: str  # "ok", "missing", "stale", "refused"
     why: str = ""
 
     @property
@@ -148,8 +129,8 @@ class LockStatus:
 
 
 def check_lock(variant: VariantConfig, spec: PlatformSpec) -> LockStatus:
-    full, heavy = variant.lock_file(spec.platform), variant.heavy_lock_file(spec.platform)
-    if not full.exists() or not heavy.exists():
+    full = variant.lock_file(spec.platform)
+    if not full.exists():
         return LockStatus(variant.name, spec.platform, full, "missing")
     full_text = full.read_text()
     m = INPUTS_RE.search(full_text)
@@ -158,8 +139,6 @@ def check_lock(variant: VariantConfig, spec: PlatformSpec) -> LockStatus:
     problem = lock_problem(full_text, spec)
     if problem:
         return LockStatus(variant.name, spec.platform, full, "refused", problem)
-    if heavy.read_text() != derive_heavy(full_text, variant, spec):
-        return LockStatus(variant.name, spec.platform, heavy, "inconsistent")
     return LockStatus(variant.name, spec.platform, full, "ok")
 
 
@@ -170,10 +149,22 @@ def find_uv() -> str:
     return found
 
 
+def resolve(variant: VariantConfig, spec: PlatformSpec, uv: str) -> proc.Result:
+    """uv's output for one cell; with a torch index, fed as a project that lets that
+    index serve the torch family only."""
+    if not spec.torch_index:
+        argv = uv_compile_argv(uv, variant, spec)
+        return proc.run(argv, input_text=render_input(variant), timeout=proc.QUICK * 15)
+    with tempfile.TemporaryDirectory(prefix="aibase-lock-") as tmp:
+        project = Path(tmp) / "pyproject.toml"
+        requirements = render_input(variant).splitlines()
+        project.write_text(render_project(requirements, spec.torch_index, torch_family(variant)))
+        return proc.run(uv_compile_argv(uv, variant, spec, str(project)), timeout=proc.QUICK * 15)
+
+
 def write_lock(variant: VariantConfig, spec: PlatformSpec, uv: str | None = None) -> Path:
-    """Resolve one cell and write both of its files. Raises LockError naming the cell."""
-    argv = uv_compile_argv(uv or find_uv(), variant, spec)
-    result = proc.run(argv, input_text=render_input(variant), timeout=proc.QUICK * 15)
+    """Resolve one cell and write its lock. Raises LockError naming the cell."""
+    result = resolve(variant, spec, uv or find_uv())
     cell = f"{variant.name}/{spec.platform}"
     if not result.ok:
         tail = "\n".join(result.stderr.strip().splitlines()[-6:])
@@ -186,10 +177,16 @@ def write_lock(variant: VariantConfig, spec: PlatformSpec, uv: str | None = None
                 f'[variants.{variant.name}.platforms."{spec.platform}"].torch_index at a mirror',
             )
         raise LockError(f"lock {cell}: uv pip compile failed:\n{tail}", "fix the pins named above")
-    full_text = render_lock(result.stdout, variant, spec, inputs_digest(variant, spec))
+    wrong = wrong_sources(result.stdout, spec.torch_index or "", torch_family(variant))
+    if spec.torch_index and wrong:  # fail closed if uv ever stops honouring the pinning
+        raise LockError(
+            f"lock {cell}: pins from the wrong index: {', '.join(wrong)}; only "
+            f"{', '.join(torch_family(variant))} may come from {spec.torch_index}",
+            "report it with `uv --version`; nothing was written",
+        )
+    body = strip_resolver_notes(result.stdout)
     full = variant.lock_file(spec.platform)
-    write_atomic(full, full_text)
-    write_atomic(variant.heavy_lock_file(spec.platform), derive_heavy(full_text, variant, spec))
+    write_atomic(full, render_lock(body, variant, spec, inputs_digest(variant, spec)))
     return full
 
 

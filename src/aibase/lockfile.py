@@ -7,10 +7,12 @@ and its body's digest; the only option line it may hold is the platform's torch 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aibase.config import PlatformSpec
+from aibase.config import PlatformSpec, VariantConfig
 from aibase.names import normalize_name
 
 # uv's names for the platforms it resolves and installs for (manylinux_2_28: glibc 2.28+)
@@ -32,41 +34,14 @@ _HASH_LINE = re.compile(r"--hash=sha256:[0-9a-f]+( \\)?")
 class LockedPackage:
     name: str  # normalized (PEP 503)
     version: str
-    via: tuple[str, ...]  # normalized names that require it
 
 
 def parse_lock(text: str) -> dict[str, LockedPackage]:
     """name -> package, from uv's output (`name==version \\ --hash... # via a, b`)."""
-    out: dict[str, LockedPackage] = {}
-    current: str | None = None
-    for line in text.splitlines():
-        m = _REQ_RE.match(line)
-        if m:
-            current = normalize_name(m.group(1))
-            out[current] = LockedPackage(current, m.group(3), ())
-            continue
-        v = VIA_RE.match(line)
-        if v and current:
-            parents = tuple(
-                normalize_name(p.strip())
-                for p in v.group(1).split(",")
-                if not p.strip().startswith("-")
-            )
-            out[current] = LockedPackage(current, out[current].version, parents)
-    return out
-
-
-def heavy_closure(packages: dict[str, LockedPackage], roots: tuple[str, ...]) -> set[str]:
-    """The roots and everything they need, within the lock (fixpoint over `via`)."""
-    closure = {normalize_name(r) for r in roots if normalize_name(r) in packages}
-    changed = True
-    while changed:
-        changed = False
-        for pkg in packages.values():
-            if pkg.name not in closure and any(p in closure for p in pkg.via):
-                closure.add(pkg.name)
-                changed = True
-    return closure
+    return {
+        normalize_name(m.group(1)): LockedPackage(normalize_name(m.group(1)), m.group(3))
+        for m in _REQ_RE.finditer(text)
+    }
 
 
 def split_blocks(text: str) -> dict[str, str]:
@@ -81,6 +56,12 @@ def split_blocks(text: str) -> dict[str, str]:
         if current:
             blocks[current].append(line)
     return {k: "\n".join(v) + "\n" for k, v in blocks.items()}
+
+
+def torch_family(variant: VariantConfig) -> tuple[str, ...]:
+    """What a configured torch index may serve: the torch pins' names, nothing else."""
+    pins = variant.torch.requirements() if variant.torch else ()
+    return tuple(normalize_name(r.split("==", 1)[0]) for r in pins)
 
 
 def index_option(spec: PlatformSpec) -> str:
@@ -116,3 +97,53 @@ def lock_problem(text: str, spec: PlatformSpec) -> str | None:
         if not _PIN_LINE.fullmatch(line):
             return f"holds {line!r}, which is not a `name==version` pin"
     return None
+
+
+LOCK_PROJECT = "ai-base-lock-input"
+_FROM_RE = re.compile(r"^\s+# from (\S+)$")
+_PROJECT_VIA = re.compile(rf",? ?{LOCK_PROJECT} \([^)]*\)")
+
+
+def render_project(requirements: Sequence[str], index: str, served: Sequence[str]) -> str:
+    """The resolver's input when a torch index is configured: a pyproject whose explicit
+    index serves the named distributions and nothing else. (`--extra-index-url` with the
+    first-index strategy let that index serve numpy, pillow, jinja2, ... it mirrors.)"""
+    deps = "".join(f"  {json.dumps(r)},\n" for r in requirements)
+    sources = "".join(f'{json.dumps(n)} = {{ index = "torch" }}\n' for n in served)
+    return (
+        f'[project]\nname = "{LOCK_PROJECT}"\nversion = "0"\ndependencies = [\n{deps}]\n\n'
+        f'[[tool.uv.index]]\nname = "torch"\nurl = {json.dumps(index)}\nexplicit = true\n\n'
+        f"[tool.uv.sources]\n{sources}"
+    )
+
+
+def wrong_sources(text: str, index: str, served: Sequence[str]) -> list[str]:
+    """`name from URL` for each pin uv's `# from` notes say came from the wrong index:
+    one of `served` not from the torch index, or anything else from it."""
+    bad: list[str] = []
+    current: str | None = None
+    for line in text.splitlines():
+        m = _REQ_RE.match(line)
+        if m:
+            current = normalize_name(m.group(1))
+        f = _FROM_RE.match(line)
+        if f and current:
+            from_torch = f.group(1).rstrip("/") == index.rstrip("/")
+            if from_torch != (current in served):
+                bad.append(f"{current} from {f.group(1)}")
+    return bad
+
+
+def strip_resolver_notes(text: str) -> str:
+    """uv's output as a stdin resolve writes it: no `# from` lines, and the generated
+    project not named among a pin's parents (a lock must not change with how it was fed)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if _FROM_RE.match(line):
+            continue
+        if VIA_RE.match(line):
+            line = _PROJECT_VIA.sub("", line).replace("# via , ", "# via ")
+            if line.strip() == "# via":
+                continue
+        out.append(line)
+    return "\n".join(out) + "\n"

@@ -212,8 +212,7 @@ def promote_checked(
         p for p in (Path(layers.__file__), Path(lockfile.__file__)) if p.is_relative_to(top)
     ]
     inputs = [ctx.config.path, *context, *renderer, *variant.requirements]
-    for platform in ctx.config.required_platforms:
-        inputs += [variant.lock_file(platform), variant.heavy_lock_file(platform)]
+    inputs += [variant.lock_file(p) for p in ctx.config.required_platforms]
     guards = replace(
         permits,
         uncommitted=tuple(git.uncommitted(cwd, inputs)),

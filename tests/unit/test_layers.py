@@ -83,13 +83,24 @@ def test_too_many_layers_are_refused(cuda):
 
 def test_a_groups_requirements_do_not_change_when_another_package_moves():
     groups = {g.name: g for g in plan_groups(tuple(parse_lock(LOCK)), _fixture())}
-    text = group_requirements(LOCK, groups["torch"])
+    text = group_requirements(LOCK, groups["torch"], ("torch", "torchvision"))
     assert text == (
         "--extra-index-url https://download.pytorch.org/whl/cpu\n"
         "torch==2.4.1 \\\n    --hash=sha256:dd\n"
     )  # the index option kept, no `# via` (it names torchvision)
     bumped = LOCK.replace("torchvision==0.19.1", "torchvision==0.20.0")
-    assert group_requirements(bumped, groups["torch"]) == text
+    assert group_requirements(bumped, groups["torch"], ("torch", "torchvision")) == text
+
+
+def test_only_the_torch_familys_groups_may_fetch_from_the_torch_index(cuda):
+    """numpy, nvidia-* and the tail resolved from PyPI: their installs must not offer the
+    torch index a chance to serve them (the hashes would refuse a different file, but the
+    layer must not depend on that index being up)."""
+    template = (REPO / "docker" / "Dockerfile.ai-base.cuda").read_text()
+    files = render_cell(template, LOCK, cuda, "linux/amd64")
+    with_index = {k for k, text in files.items() if "--extra-index-url" in text}
+    assert with_index == {"groups/torch.txt", "groups/torchvision.txt"}
+    assert any(k.startswith("groups/bin-") for k in files)
 
 
 def _fixture():

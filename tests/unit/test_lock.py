@@ -5,13 +5,12 @@ import pytest
 from aibase.configfile import load_config
 from aibase.lock import (
     check_lock,
-    derive_heavy,
     inputs_digest,
     render_input,
     render_lock,
     uv_compile_argv,
 )
-from aibase.lockfile import heavy_closure, parse_lock
+from aibase.lockfile import parse_lock, render_project, strip_resolver_notes, wrong_sources
 
 from .conftest import REPO
 
@@ -41,48 +40,14 @@ triton==3.0.0 ; platform_machine == 'x86_64' \\
 """
 
 
-def test_parse_lock_reads_versions_and_parents():
+def test_parse_lock_reads_names_and_versions():
     pkgs = parse_lock(UV_OUT)
     assert pkgs["jinja2"].version == "3.1.4"
-    assert pkgs["filelock"].via == ("torch", "triton")
-    assert pkgs["fastapi"].via == ()
-
-
-def test_heavy_closure_is_the_torch_family_and_its_needs_only():
-    pkgs = parse_lock(UV_OUT)
-    assert heavy_closure(pkgs, ("torch", "torchvision", "torchaudio")) == {
-        "torch",
-        "torchvision",
-        "filelock",
-        "jinja2",
-        "markupsafe",
+    assert pkgs["triton"].version == "3.0.0"
+    assert set(pkgs) == {
+        "filelock", "jinja2", "markupsafe", "fastapi", "starlette", "torch", "torchvision",
         "triton",
-    }
-
-
-def test_heavy_lock_is_the_closure_with_hashes_and_nothing_else(write_config):
-    cfg = load_config(write_config(), env={})
-    v = cfg.variant("cpu")
-    spec = v.platform("linux/amd64")
-    full = render_lock(UV_OUT, v, spec, "0" * 64)
-    heavy = derive_heavy(full, v, spec)
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in heavy
-    assert "torch==2.4.1" in heavy and "--hash=sha256:ff" in heavy
-    assert "fastapi" not in heavy and "starlette" not in heavy
-    assert "# via" not in heavy and "inputs-sha256" not in heavy
-
-
-def test_heavy_lock_ignores_shared_stack_changes(write_config):
-    """A shared-stack bump (new pin, new parent of a torch dependency) must not alter the
-    heavy lock's bytes: that file decides whether the torch layer is rebuilt."""
-    cfg = load_config(write_config(), env={})
-    v = cfg.variant("cpu")
-    spec = v.platform("linux/amd64")
-    heavy = derive_heavy(render_lock(UV_OUT, v, spec, "0" * 64), v, spec)
-    bumped = UV_OUT.replace("fastapi==0.115.0", "fastapi==0.115.5").replace(
-        "# via torch, triton", "# via fastapi, torch, triton"
-    )
-    assert derive_heavy(render_lock(bumped, v, spec, "1" * 64), v, spec) == heavy
+    }  # fmt: skip
 
 
 def test_inputs_digest_changes_with_any_input(write_config, tmp_path):
@@ -95,17 +60,68 @@ def test_inputs_digest_changes_with_any_input(write_config, tmp_path):
     assert "torch==2.4.1" in render_input(v)
 
 
-def test_uv_argv_uses_the_platform_index_without_fallback(write_config):
+def test_uv_argv_never_adds_the_torch_index_for_every_package(write_config):
     cfg = load_config(write_config(), env={})
     v = cfg.variant("cpu")
-    argv = uv_compile_argv("uv", v, v.platform("linux/amd64"))
+    argv = uv_compile_argv("uv", v, v.platform("linux/amd64"), "/tmp/x/pyproject.toml")
+    assert argv[3] == "/tmp/x/pyproject.toml"
     assert argv[argv.index("--python-platform") + 1] == "x86_64-manylinux_2_28"
-    assert argv[argv.index("--extra-index-url") + 1] == "https://download.pytorch.org/whl/cpu"
-    assert "--generate-hashes" in argv
+    # an extra index would serve whatever it mirrors (numpy, pillow, ...): the project's
+    # explicit index (render_project) is the only way the torch index is used
+    assert not any("index" in a and a != "--emit-index-annotation" for a in argv)
+    assert "--generate-hashes" in argv and "--emit-index-annotation" in argv
     # wheels only: a pin the layer groups cannot install natively fails at lock time
     assert argv[argv.index("--only-binary") + 1] == ":all:"
-    arm = uv_compile_argv("uv", v, v.platform("linux/arm64"))
-    assert "--extra-index-url" not in arm
+    assert uv_compile_argv("uv", v, v.platform("linux/arm64"))[3] == "-"
+
+
+def test_the_lock_project_lets_the_torch_index_serve_the_torch_family_only():
+    import tomllib
+
+    text = render_project(
+        ["torch==2.4.1", 'uvicorn[standard]==0.30.6 ; python_version >= "3.8"'],
+        "https://download.pytorch.org/whl/cpu",
+        ("torch", "torchvision"),
+    )
+    doc = tomllib.loads(text)
+    assert (
+        doc["project"]["dependencies"][1] == 'uvicorn[standard]==0.30.6 ; python_version >= "3.8"'
+    )
+    assert doc["tool"]["uv"]["index"] == [
+        {"name": "torch", "url": "https://download.pytorch.org/whl/cpu", "explicit": True}
+    ]
+    assert doc["tool"]["uv"]["sources"] == {
+        "torch": {"index": "torch"}, "torchvision": {"index": "torch"}
+    }  # fmt: skip
+
+
+ANNOTATED = """\
+numpy==1.26.4 \\
+    --hash=sha256:aa
+    # via torch, ai-base-lock-input (/tmp/aibase-lock-x/pyproject.toml)
+    # from https://pypi.org/simple
+torch==2.4.1+cpu \\
+    --hash=sha256:bb
+    # via ai-base-lock-input (/tmp/aibase-lock-x/pyproject.toml)
+    # from https://download.pytorch.org/whl/cpu
+"""
+
+
+def test_pins_from_the_wrong_index_are_named():
+    index = "https://download.pytorch.org/whl/cpu/"
+    assert wrong_sources(ANNOTATED, index, ("torch",)) == []
+    moved = ANNOTATED.replace("# from https://pypi.org/simple", f"# from {index}")
+    assert wrong_sources(moved, index, ("torch",)) == [f"numpy from {index}"]
+    assert wrong_sources(ANNOTATED, index, ("torch", "numpy")) == [
+        "numpy from https://pypi.org/simple"
+    ]
+
+
+def test_a_lock_reads_the_same_however_uv_was_fed():
+    assert strip_resolver_notes(ANNOTATED) == (
+        "numpy==1.26.4 \\\n    --hash=sha256:aa\n    # via torch\n"
+        "torch==2.4.1+cpu \\\n    --hash=sha256:bb\n"
+    )
 
 
 def test_check_lock_states(write_config, tmp_path):
@@ -116,9 +132,6 @@ def test_check_lock_states(write_config, tmp_path):
     full = render_lock(UV_OUT, v, spec, inputs_digest(v, spec))
     v.lock_file("linux/arm64").parent.mkdir(parents=True)
     v.lock_file("linux/arm64").write_text(full)
-    v.heavy_lock_file("linux/arm64").write_text(derive_heavy(full, v, spec) + "x==1\n")
-    assert check_lock(v, spec).state == "inconsistent"
-    v.heavy_lock_file("linux/arm64").write_text(derive_heavy(full, v, spec))
     assert check_lock(v, spec).state == "ok"
     (tmp_path / "common.in").write_text("fastapi==0.115.1\n")  # an input changed
     assert check_lock(v, spec).state == "stale"
@@ -148,7 +161,6 @@ def _written(write_config, variant: str = "cpu", platform: str = "linux/amd64"):
     full = render_lock(UV_OUT, v, spec, inputs_digest(v, spec))
     v.lock_file(platform).parent.mkdir(parents=True, exist_ok=True)
     v.lock_file(platform).write_text(full)
-    v.heavy_lock_file(platform).write_text(derive_heavy(full, v, spec))
     assert check_lock(v, spec).state == "ok"
     return v, spec, full
 
