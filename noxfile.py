@@ -19,10 +19,9 @@ BIN = Path(PY).parent
 @nox.session(python=False)
 def lint(session: nox.Session) -> None:
     """ruff, hadolint on the Dockerfiles, workflow schemas, and lock freshness."""
-    session.run(PY, "-m", "ruff", "check", "src", "tests", "scripts", "tasks.py", "noxfile.py")
-    session.run(
-        PY, "-m", "ruff", "format", "--check", "src", "tests", "scripts", "tasks.py", "noxfile.py"
-    )
+    python_files = ["src", "tests", "scripts", "docker", "tasks.py", "noxfile.py"]
+    session.run(PY, "-m", "ruff", "check", *python_files)
+    session.run(PY, "-m", "ruff", "format", "--check", *python_files)
     dockerfiles = [*sorted(str(p) for p in Path("docker").glob("Dockerfile.*")),
                    "examples/service/Dockerfile"]  # fmt: skip
     session.run(str(BIN / "hadolint"), *dockerfiles)

@@ -53,8 +53,9 @@ def rootfs_key(arch: str) -> str:
 
 def plan_standins(config: Config, mirror: str) -> tuple[StandIn, ...]:
     seen: dict[str, StandIn] = {}
-    for variant in config.variants.values():
-        ref = variant.base.split("@", 1)[0]  # a digest pin cannot be reproduced by a stand-in
+    refs = [r for v in config.variants.values() for r in (v.base, v.installer_ref)]
+    for full in refs:
+        ref = full.split("@", 1)[0]  # a digest pin cannot be reproduced by a stand-in
         cuda = None
         if "cuda:" in ref:
             cuda = ref.rsplit(":", 1)[1].split("-", 1)[0]

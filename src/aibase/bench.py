@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,7 +23,11 @@ from aibase.build import platform_manifest
 from aibase.config import Config
 from aibase.context import RunContext
 from aibase.errors import BuildError
+from aibase.imagesize import ImageSize, measure
+from aibase.layers import LayerGroup, plan_groups
+from aibase.lockfile import parse_lock
 from aibase.plan import BuildPlan, Cell, cell_tag
+from aibase.smoke import smoke_image
 from aibase.state import read_cell, write_atomic
 
 SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"  # in the checkout's root
@@ -33,6 +38,7 @@ class Layer:
     digest: str
     bytes: int
     step: str  # the instruction that made it (the image config's history)
+    holds: str = ""  # a layer group's packages
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,8 @@ class Shape:
     image_bytes: int  # compressed, this platform
     bump_pushed_bytes: int  # the bumped image's layers the first one did not have
     layers: tuple[Layer, ...]
+    size: ImageSize  # uncompressed, payload and their ratio (imagesize.py)
+    smoke_s: float  # the smoke probe of the cold image, pull included; ours only (0 else)
 
 
 @dataclass(frozen=True)
@@ -60,26 +68,31 @@ class CellBench:
             "cold_vs_single_layer": o.cold_s / s.cold_s,
             "single_bump_time_of_cold": s.bump_s / s.cold_s,
             "single_bump_bytes_of_image": s.bump_pushed_bytes / s.image_bytes,
+            "size_of_payload": o.size.ratio,
+            "single_size_of_payload": s.size.ratio,
         }
 
 
 def render(results: list[CellBench], commit: str, foreign: dict[str, float]) -> str:
     """The Markdown table a pull request quotes."""
-    rows = ["| cell | shape | cold s | no-op s | bump s | bump/cold | pushed by bump | image |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    rows = ["| cell | shape | cold s | no-op s | bump s | bump/cold | pushed by bump | image "
+            "| uncompressed | payload | size/payload | smoke s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in results:
         for name, sh in (("ours", r.ours), ("single layer", r.single)):
             rows.append(
                 f"| {r.cell} | {name} | {sh.cold_s:.1f} | {sh.noop_s:.1f} | {sh.bump_s:.1f} | "
                 f"{sh.bump_s / sh.cold_s:.0%} | {sh.bump_pushed_bytes / 1e6:.1f} MB "
-                f"({sh.bump_pushed_bytes / sh.image_bytes:.1%}) | {sh.image_bytes / 1e6:.1f} MB |"
+                f"({sh.bump_pushed_bytes / sh.image_bytes:.1%}) | {sh.image_bytes / 1e6:.1f} MB "
+                f"| {sh.size.uncompressed / 1e6:.1f} MB | {sh.size.payload / 1e6:.1f} MB "
+                f"| {sh.size.ratio:.3f} | {f'{sh.smoke_s:.1f}' if sh.smoke_s else '-'} |"
             )
     lines = [f"# bench at {commit[:7]} ({time.strftime('%Y-%m-%d')})", "", *rows, ""]
     for r in results:
         ratio = r.ratios()["cold_vs_single_layer"]
         lines.append(f"- {r.cell}: cold build {ratio:.2f}x the single-layer shape's; bump {r.bump}")
         big = sorted(r.ours.layers, key=lambda x: -x.bytes)[:3]
-        lines += [f"  - {b.bytes / 1e6:.1f} MB: {f'{b.digest} {b.step}'[:110]}" for b in big]
+        lines += [f"  - {b.bytes / 1e6:.1f} MB: {(b.holds or b.step)[:100]}" for b in big]
     lines += [
         f"- foreign-platform cold cell {k}: {v:.2f}x the native one" for k, v in foreign.items()
     ]
@@ -103,13 +116,20 @@ def plan_single(ctx: RunContext, variant: str, platform: str, lock_dir: Path, ta
     return BuildPlan(Cell(variant, platform), (*argv, str(dockerfile.parent)), metadata)
 
 
-def layers_of(ctx: RunContext, digest: str, platform: str) -> tuple[Layer, ...]:
+def layers_of(
+    ctx: RunContext, digest: str, platform: str, groups: Sequence[LayerGroup] = ()
+) -> tuple[Layer, ...]:
+    """The image's layers; `groups` (in the rendered order) name what each group layer holds."""
     repo = ctx.config.repository
     image = platform_manifest(ctx.registry, repo, digest, platform)
     config = json.loads(ctx.registry.get_blob(repo, image.json["config"]["digest"]))
     steps = [h.get("created_by", "") for h in config["history"] if not h.get("empty_layer")]
-    return tuple(Layer(x["digest"], int(x["size"]), s)
-                 for x, s in zip(image.json["layers"], steps, strict=False))  # fmt: skip
+    # the history names no stage: the group layers are the `COPY /layer/` steps, in order
+    holds = iter(", ".join(g.packages) for g in groups)
+    return tuple(
+        Layer(x["digest"], int(x["size"]), s, next(holds, "") if "COPY /layer/" in s else "")
+        for x, s in zip(image.json["layers"], steps, strict=False)
+    )
 
 
 def _invoke(*args: str, out: Path) -> float:
@@ -142,7 +162,15 @@ def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Pa
     _invoke("update", bump, "--config", str(cfg), "--platforms", platform, out=work / "upd")
     bumped_s = _invoke(*build, "--config", str(cfg), out=work / "bump")
     bumped = read_cell(work / "bump" / "cells" / f"{cell.slug}.json").digest
-    ours = _shape(ctx, platform, first, bumped, cold, noop, bumped_s)
+    started = time.monotonic()
+    smoked = smoke_image(config.variant(variant), config.image, platform, first, None, False)
+    if smoked.problems:
+        raise BuildError(f"bench: the cold image fails its smoke test: {smoked.problems[0]}",
+                         "fix the image; a bench of a broken image measures nothing")  # fmt: skip
+    smoke_s = round(time.monotonic() - started, 1)
+    lock = config.variant(variant).lock_file(platform).read_text()
+    groups = plan_groups(tuple(parse_lock(lock)), config.variant(variant))
+    ours = _shape(ctx, platform, first, bumped, (cold, noop, bumped_s), smoke_s, groups)
     # the single-layer shape: cold, no-op, then the clone's bumped lock
     lock_dir = config.variant(variant).lock_dir
     runs = (lock_dir, lock_dir, clone / lock_dir.resolve().relative_to(top))
@@ -156,7 +184,7 @@ def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Pa
         started = time.monotonic()
         digests.append(str(engine.run_build(plan)["containerimage.digest"]))
         times.append(round(time.monotonic() - started, 1))
-    single = _shape(ctx, platform, digests[0], digests[2], *times)
+    single = _shape(ctx, platform, digests[0], digests[2], (times[0], times[1], times[2]), 0.0)
     return CellBench(f"{variant}/{platform}", bump, ours, single)
 
 
@@ -165,12 +193,17 @@ def _prune(builder: str | None) -> None:
         raise BuildError("could not prune the build cache: a cold build would be warm", "retry")
 
 
-def _shape(ctx: RunContext, platform: str, first: str, bumped: str, cold: float, noop: float,
-           bump: float) -> Shape:  # fmt: skip
-    before, after = layers_of(ctx, first, platform), layers_of(ctx, bumped, platform)
+def _shape(ctx: RunContext, platform: str, first: str, bumped: str,
+           seconds: tuple[float, float, float], smoke_s: float,
+           groups: Sequence[LayerGroup] = ()) -> Shape:  # fmt: skip
+    """seconds: cold, no-op, bump."""
+    before = layers_of(ctx, first, platform, groups)
+    after = layers_of(ctx, bumped, platform)
     old = {x.digest for x in before}
     pushed = sum(x.bytes for x in after if x.digest not in old)
-    return Shape(cold, noop, bump, sum(x.bytes for x in before), pushed, before)
+    repo = ctx.config.repository  # every layer read once, whole (the largest is ~1 GB)
+    size = measure(ctx.registry.get_blob(repo, x.digest, limit=1 << 34) for x in before)
+    return Shape(*seconds, sum(x.bytes for x in before), pushed, before, size, smoke_s)
 
 
 def select_cells(config: Config, cells: str) -> list[Cell]:

@@ -44,6 +44,11 @@ def plan_groups(names: Sequence[str], variant: VariantConfig) -> tuple[LayerGrou
     """One group per distribution that is large on its own (the torch family and heavy
     roots, every nvidia-* CUDA library, images.toml's own_layers), then the long tail in
     `layer_bins` hashed bins; empty bins are left out."""
+    if "pip" in {normalize_name(n) for n in names}:  # its files would land over the venv's pip
+        raise ConfigError(
+            f"variant {variant.name!r}: the lock pins pip; the image's venv brings its own",
+            "remove pip from the requirements (.in files), then `invoke lock`",
+        )
     own = {normalize_name(n) for n in (*variant.heavy_roots, *variant.own_layers)}
     singles: list[LayerGroup] = []
     bins: dict[int, list[str]] = {}
@@ -98,13 +103,17 @@ def render_cell(
     served = torch_family(variant)
     files = {f"groups/{g.name}.txt": group_requirements(lock_text, g, served) for g in groups}
     files["Dockerfile"] = render_dockerfile(
-        template, groups, uv_platform=UV_PLATFORMS[platform], python=variant.python
+        template,
+        groups,
+        uv_platform=UV_PLATFORMS[platform],
+        python=variant.python,
+        lock_name=variant.lock_file(platform).name,
     )
     return files
 
 
 def render_dockerfile(
-    template: str, groups: Sequence[LayerGroup], *, uv_platform: str, python: str
+    template: str, groups: Sequence[LayerGroup], *, uv_platform: str, python: str, lock_name: str
 ) -> str:
     """The template with one install stage per group and one `COPY --link` per group."""
     for mark in (STAGES_MARK, LAYERS_MARK):
@@ -114,8 +123,26 @@ def render_dockerfile(
                 "restore it from docker/Dockerfile.ai-base.cpu",
             )
     stages = "".join(_stage(g, uv_platform, python) for g in groups)
+    stages += _check_stage(groups, lock_name)
     copies = "".join(f"COPY --link --from=group-{g.name} /layer/ /opt/venv/\n" for g in groups)
+    # the check's report with the lock: one layer (it changes with every bump anyway),
+    # and copied, so the build cannot skip the stage that checks
+    copies += "COPY --link --from=layers-check /report/ /opt/ai-base/\n"
     return template.replace(STAGES_MARK + "\n", stages).replace(LAYERS_MARK + "\n", copies)
+
+
+def _check_stage(groups: Sequence[LayerGroup], lock_name: str) -> str:
+    """No two distributions write one file differently, across groups or within one
+    (docker/check-layers.py); the groups are bind-mounted, not copied: seconds, natively."""
+    mounts = "".join(
+        f"    --mount=type=bind,from=group-{g.name},source=/layer,target=/groups/{g.name} \\\n"
+        for g in groups
+    )
+    return (
+        "FROM installer AS layers-check\n"
+        f"COPY --from=locks {lock_name} /report/locks/requirements.txt\n"
+        f"RUN {mounts.lstrip()}    check-layers /groups > /report/layers.txt\n\n"
+    )
 
 
 def _stage(group: LayerGroup, uv_platform: str, python: str) -> str:

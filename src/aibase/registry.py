@@ -155,13 +155,15 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         content: bytes | None = None,
         ok: tuple[int, ...] = (200,),
+        limit: int = MAX_BODY,
     ) -> httpx.Response:
         refreshed = False
         while True:
             hdrs = dict(headers or {})
             if self._auth_header:
                 hdrs["Authorization"] = self._auth_header
-            resp = self._send(method, self.base + path, what, headers=hdrs, content=content)
+            url = self.base + path
+            resp = self._send(method, url, what, headers=hdrs, content=content, limit=limit)
             if resp.status_code == 401 and not refreshed and self._authenticate(resp, what):
                 refreshed = True  # one new credential per request: a new or expired token
                 continue
@@ -266,8 +268,10 @@ class RegistryClient:
             return str(digest)
         return self.get_manifest(repo, reference).digest  # the header is optional in the spec
 
-    def get_blob(self, repo: str, digest: str) -> bytes:
-        resp = self._request("GET", f"/v2/{repo}/blobs/{digest}", f"GET blob {repo}@{digest}")
+    def get_blob(self, repo: str, digest: str, limit: int = MAX_BODY) -> bytes:
+        """A blob, read whole: configs by default; a caller reading layers raises `limit`."""
+        what = f"GET blob {repo}@{digest}"
+        resp = self._request("GET", f"/v2/{repo}/blobs/{digest}", what, limit=limit)
         got = "sha256:" + hashlib.sha256(resp.content).hexdigest()
         if got != digest:
             raise RegistryError(f"registry {self.host}: blob {digest} content mismatch", "retry")

@@ -22,6 +22,7 @@ from aibase.errors import (
 from aibase.lockfile import body_digest, split_blocks, split_header
 from aibase.oci import Manifest
 from aibase.paths import Paths
+from aibase.pins import changed_lines
 from aibase.registry import RegistryClient
 from aibase.state import MergeRecord, SmokeRecord, VariantState, VerifyRecord, write_variant
 
@@ -266,8 +267,8 @@ def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_di
 
 
 def test_bases_update_pins_each_base_in_one_line(standins: str, tmp_path: Path, out_dir: Path):
-    """Resolve the base tag's digest on the mirror and pin it: a one-line diff per base; the
-    pinned config still plans builds through the mirror."""
+    """Resolve the base and installer tags' digests on the mirror and pin them: one line
+    each; the pinned config still plans builds (and the installer) through the mirror."""
     cfg = copy_fixture(tmp_path / "fx")
     before = cfg.read_text()
     run = invoke(
@@ -275,10 +276,12 @@ def test_bases_update_pins_each_base_in_one_line(standins: str, tmp_path: Path, 
     )
     assert run.returncode == 0, run.output
     after = cfg.read_text()
-    diff = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
     with RegistryClient(REGISTRY) as client:
         digest = client.get_manifest("mirror/library/python", "3.11-slim").digest
-    assert diff == [('base = "python:3.11-slim"', f'base = "python:3.11-slim@{digest}"')]
+    assert changed_lines(before, after) == [
+        ('base = "python:3.11-slim"', f'base = "python:3.11-slim@{digest}"'),
+        ("", f'installer = "python:3.11-slim@{digest}"'),
+    ]
     again = invoke(
         "bases-update", "--config", str(cfg), "--base-mirror", standins, env=env_for(out_dir)
     )
@@ -296,6 +299,7 @@ def test_bases_update_pins_each_base_in_one_line(standins: str, tmp_path: Path, 
         env=env_for(out_dir),
     )
     assert f"BASE_IMAGE={standins}/library/python:3.11-slim@{digest}" in dry.output
+    assert f"INSTALLER_IMAGE={standins}/library/python:3.11-slim@{digest}" in dry.output
 
 
 def test_authenticated_registry_uses_the_credential_store(

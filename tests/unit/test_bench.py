@@ -8,12 +8,18 @@ import pytest
 from aibase.bench import CellBench, Layer, Shape, render, select_cells
 from aibase.configfile import load_config
 from aibase.errors import ConfigError
+from aibase.imagesize import ImageSize
 from aibase.plan import Cell
 
 OURS = Shape(
-    100.0, 1.0, 8.0, 3_000_000_000, 30_000_000, (Layer("sha256:a", 2_000_000_000, "COPY"),)
-)
-SINGLE = Shape(150.0, 1.0, 149.0, 3_100_000_000, 2_900_000_000, (Layer("sha256:b", 1, "RUN"),))
+    100.0, 1.0, 8.0, 3_000_000_000, 30_000_000,
+    (Layer("sha256:a", 2_000_000_000, "COPY /layer/ /opt/venv/ # buildkit", "torch"),),
+    ImageSize(3_000_000_000, 6_600_000_000, 6_000_000_000, 0), 90.0,
+)  # fmt: skip
+SINGLE = Shape(
+    150.0, 1.0, 149.0, 3_100_000_000, 2_900_000_000, (Layer("sha256:b", 1, "RUN"),),
+    ImageSize(3_100_000_000, 7_000_000_000, 6_000_000_000, 0), 0.0,
+)  # fmt: skip
 
 
 def test_ratios_are_ours_against_the_single_layer_shape():
@@ -22,17 +28,19 @@ def test_ratios_are_ours_against_the_single_layer_shape():
     assert r["bump_bytes_of_image"] == pytest.approx(0.01)
     assert r["cold_vs_single_layer"] == pytest.approx(100 / 150)
     assert r["single_bump_bytes_of_image"] == pytest.approx(2.9 / 3.1)
+    assert r["size_of_payload"] == pytest.approx(1.1)
 
 
 def test_the_table_names_each_shape_and_the_largest_layers():
     text = render([CellBench("cuda/linux/amd64", "structlog==24.1.0", OURS, SINGLE)], "abc1234def",
                   {"cuda: cuda/linux/arm64": 1.5})  # fmt: skip
     assert (
-        "| cuda/linux/amd64 | ours | 100.0 | 1.0 | 8.0 | 8% | 30.0 MB (1.0%) | 3000.0 MB |" in text
+        "| cuda/linux/amd64 | ours | 100.0 | 1.0 | 8.0 | 8% | 30.0 MB (1.0%) | 3000.0 MB "
+        "| 6600.0 MB | 6000.0 MB | 1.100 | 90.0 |" in text
     )
-    assert "| cuda/linux/amd64 | single layer | 150.0 |" in text
+    assert "| cuda/linux/amd64 | single layer | 150.0 |" in text and "| 1.167 | - |" in text
     assert "cold build 0.67x the single-layer shape's" in text
-    assert "2000.0 MB: sha256:a COPY" in text
+    assert "2000.0 MB: torch" in text  # what the layer holds, not its COPY step
     assert "foreign-platform cold cell cuda: cuda/linux/arm64: 1.50x the native one" in text
 
 

@@ -76,6 +76,12 @@ def test_images_toml_may_give_more_distributions_their_own_layer(cuda):
     assert ("scipy", ("scipy",)) in [(g.name, g.packages) for g in groups]
 
 
+def test_a_lock_that_pins_pip_is_refused(cuda):
+    """Its files would land over the venv's own pip, a mix of two versions."""
+    with pytest.raises(ConfigError, match="the lock pins pip"):
+        plan_groups(["fastapi", "Pip"], cuda)
+
+
 def test_too_many_layers_are_refused(cuda):
     with pytest.raises(ConfigError, match="layer groups"):
         plan_groups([f"nvidia-lib-{i}" for i in range(60)], cuda)
@@ -124,6 +130,14 @@ def test_the_template_gets_a_stage_and_a_copy_per_group(cuda):
         len(groups)
     )
     assert rendered.count("id=ca_bundle,target=/run/secrets/ca.pem") == len(groups) + 1
+    # one check over all groups (bind mounts: nothing copied), its report in the image
+    check = rendered[rendered.index("FROM installer AS layers-check\n") :]
+    for g in groups:
+        assert (
+            f"--mount=type=bind,from=group-{g.name},source=/layer,target=/groups/{g.name}" in check
+        )
+    assert "COPY --from=locks cuda-linux-arm64.txt /report/locks/requirements.txt\n" in check
+    assert "COPY --link --from=layers-check /report/ /opt/ai-base/\n" in rendered
     # the stages come before the image's FROM, the copies after its venv
     assert rendered.index("AS group-") < rendered.index("FROM ${BASE_IMAGE}\n")
     assert rendered.index("-m venv /opt/venv \\") < rendered.index("COPY --link --from=group-")
@@ -131,10 +145,14 @@ def test_the_template_gets_a_stage_and_a_copy_per_group(cuda):
 
 def test_a_template_without_its_marks_or_a_platform_uv_cannot_target_is_refused(cuda):
     with pytest.raises(ConfigError, match="exactly once"):
-        render_dockerfile("FROM x\n", (), uv_platform="x86_64-manylinux_2_28", python="3.11")
+        render_dockerfile(
+            "FROM x\n", (), uv_platform="x86_64-manylinux_2_28", python="3.11", lock_name="l"
+        )
     template = f"{STAGES_MARK}\n{LAYERS_MARK}\n{LAYERS_MARK}\n"
     with pytest.raises(ConfigError, match="exactly once"):
-        render_dockerfile(template, (), uv_platform="x86_64-manylinux_2_28", python="3.11")
+        render_dockerfile(
+            template, (), uv_platform="x86_64-manylinux_2_28", python="3.11", lock_name="l"
+        )
     with pytest.raises(ConfigError, match="no native install for linux/s390x"):
         render_cell(f"{STAGES_MARK}\n{LAYERS_MARK}\n", LOCK, cuda, "linux/s390x")
 

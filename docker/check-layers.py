@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""check-layers GROUPS_DIR: no two installed distributions may write the same file with
+different content, whether they share a layer group (the later install would win) or not
+(the later COPY would). Each group is mounted at GROUPS_DIR/<group>; the distributions'
+RECORD files say what each wrote, with its hash. Identical copies (the `nvidia/__init__.py`
+every nvidia-* wheel ships) are harmless. Prints what each layer holds: the image keeps it
+as /opt/ai-base/layers.txt. Runs natively in the installer stage; the standard library only."""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+from pathlib import Path
+
+
+def records(group: Path) -> dict[str, dict[str, str]]:
+    """distribution -> {path under the venv: its RECORD hash} for one group."""
+    out: dict[str, dict[str, str]] = {}
+    for record in sorted(group.glob("lib/*/site-packages/*.dist-info/RECORD")):
+        site = record.parent.parent
+        with record.open(newline="") as f:
+            rows = [row for row in csv.reader(f) if row and row[1:2] != [""]]
+        out[record.parent.name.removesuffix(".dist-info")] = {
+            os.path.normpath(site.relative_to(group) / row[0]): row[1] for row in rows
+        }
+    return out
+
+
+def main(root: Path) -> int:
+    writers: dict[str, dict[str, list[str]]] = {}  # path -> hash -> "group/distribution"
+    lines: list[str] = []
+    for group in sorted(p for p in root.iterdir() if p.is_dir()):
+        dists = records(group)
+        for dist, files in dists.items():
+            for path, digest in files.items():
+                writers.setdefault(path, {}).setdefault(digest, []).append(f"{group.name}/{dist}")
+        on_disk = [p for p in group.rglob("*") if p.is_file() or p.is_symlink()]
+        size = sum(p.lstat().st_size for p in on_disk)
+        lines.append(f"{group.name}: {len(on_disk)} files, {size} bytes: {' '.join(dists)}")
+    clashes = [
+        f"{path}: {' vs '.join(', '.join(w) for w in by_hash.values())}"
+        for path, by_hash in sorted(writers.items())
+        if len(by_hash) > 1
+    ]
+    if clashes:
+        print(
+            f"error: {len(clashes)} file(s) written by more than one distribution with"
+            " different content (whichever is installed or copied last would win):",
+            file=sys.stderr,
+        )
+        print("\n".join(f"  {c}" for c in clashes[:20]), file=sys.stderr)
+        print("  fix: drop or replace one of the distributions named (requirements/*.in)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
