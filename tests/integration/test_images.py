@@ -16,6 +16,7 @@ import pytest
 
 from aibase import engine
 from aibase.configfile import load_config
+from aibase.errors import BuildError
 from aibase.layers import plan_groups
 from aibase.lock import write_lock
 from aibase.lockfile import parse_lock
@@ -102,6 +103,26 @@ def test_bumping_a_shared_pin_changes_only_its_groups_layer(standins: str, tmp_p
         # the lock and the layers-check report share one small layer
         lock_layer = next(i for i, st in enumerate(steps) if "/opt/ai-base/" in st)
         assert changed == [group_layers[group], lock_layer], f"{p}: {groups[group]} and the lock"
+
+
+def test_two_distributions_writing_one_file_fail_the_build_by_name(standins: str, tmp_path: Path):
+    """jwt and PyJWT both install jwt/__init__.py (hashed into bins of their own or not,
+    the later would silently win): the layers-check stage stops the build, naming the file
+    and both distributions, and nothing is pushed under the cell's tag."""
+    cfg_path = copy_fixture(
+        tmp_path / "fx",
+        in_edit=("structlog==24.4.0", "structlog==24.4.0\njwt==1.4.0\npyjwt==2.9.0"),
+    )
+    variant = load_config(cfg_path, env={}).variant("fixture")
+    write_lock(variant, variant.platform("linux/amd64"))  # resolves with uv against PyPI
+    run = invoke("build", "--config", str(cfg_path), "--variant", "fixture", "--platform",
+                 "linux/amd64", "--push", "--repository", "cerebral/ai-base-clash",
+                 env=env_for(tmp_path / "out"))  # fmt: skip
+    assert run.returncode == BuildError.exit_code, run.output[-2000:]
+    assert "written by more than one distribution with different content" in run.output
+    clash = next(ln for ln in run.output.splitlines() if "site-packages/jwt/__init__.py:" in ln)
+    assert "jwt-1.4.0" in clash and "2.9.0" in clash, clash
+    assert not (tmp_path / "out" / "cells" / "fixture-linux-amd64.json").exists()
 
 
 def _layer_files(archive: Path) -> Iterator[bytes]:
