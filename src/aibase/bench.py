@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from platform import machine
 
 from aibase import engine, git, log, proc
 from aibase.build import platform_manifest
@@ -31,6 +32,7 @@ from aibase.smoke import smoke_image
 from aibase.state import read_cell, write_atomic
 
 SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"  # in the checkout's root
+NATIVE = {"x86_64": "linux/amd64", "aarch64": "linux/arm64", "arm64": "linux/arm64"}
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,19 @@ def _shape(ctx: RunContext, platform: str, first: str, bumped: str,
     return Shape(*seconds, sum(x.bytes for x in before), pushed, before, size, smoke_s)
 
 
+def foreign_ratios(results: list[CellBench], native: str) -> dict[str, float]:
+    """Each emulated cell's cold build against the same variant's native one (the build
+    machine's platform: the docker driver builds there)."""
+    cold = {r.cell: r.ours.cold_s for r in results}
+    out = {}
+    for r in results:
+        variant, cell_platform = r.cell.split("/", 1)
+        native_s = cold.get(f"{variant}/{native}")
+        if cell_platform != native and native_s:
+            out[f"{r.cell} (native {variant}/{native})"] = r.ours.cold_s / native_s
+    return out
+
+
 def select_cells(config: Config, cells: str) -> list[Cell]:
     """`fixture/linux/amd64,...` -> cells, each checked against the config; '' -> all."""
     if not cells:
@@ -235,11 +250,7 @@ def run_bench(ctx: RunContext, cells: list[Cell], bump: str) -> Path:
                 work = Path(tmp) / cell.slug
                 results.append(bench_cell(ctx, cell.variant, cell.platform, bump, work))
                 shutil.rmtree(work / "clone", ignore_errors=True)
-    by_variant: dict[str, dict[str, float]] = {}
-    for r in results:
-        by_variant.setdefault(r.cell.rsplit("/", 2)[0], {})[r.cell] = r.ours.cold_s
-    foreign = {f"{v}: {p}": s / min(c.values()) for v, c in by_variant.items() for p, s in c.items()
-               if len(c) > 1 and s > min(c.values())}  # fmt: skip
+    foreign = foreign_ratios(results, NATIVE.get(machine(), ""))
     base = (
         git.toplevel(ctx.config.root)
         / "bench"

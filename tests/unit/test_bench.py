@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from aibase.bench import CellBench, Layer, Shape, render, select_cells
+from aibase.bench import CellBench, Layer, Shape, foreign_ratios, render, select_cells
 from aibase.configfile import load_config
 from aibase.errors import ConfigError
 from aibase.imagesize import ImageSize
@@ -50,3 +50,18 @@ def test_cells_are_checked_against_the_config(write_config):
     assert len(select_cells(cfg, "")) == 4
     with pytest.raises(ConfigError, match="no platform"):
         select_cells(cfg, "cuda/linux/s390x")
+
+
+def test_foreign_cells_are_measured_against_the_native_one():
+    """arm64 built on an amd64 host is the emulated one, even when it is the faster build
+    (its torch wheel is a tenth of the CUDA one): never the other way round."""
+    from dataclasses import replace
+
+    results = [
+        CellBench("cuda/linux/amd64", "x==1", OURS, SINGLE),
+        CellBench("cuda/linux/arm64", "x==1", replace(OURS, cold_s=50.0), SINGLE),
+        CellBench("fixture/linux/arm64", "x==1", OURS, SINGLE),  # no native cell: no ratio
+    ]
+    assert foreign_ratios(results, "linux/amd64") == {
+        "cuda/linux/arm64 (native cuda/linux/amd64)": 0.5
+    }
