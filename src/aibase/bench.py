@@ -261,4 +261,6 @@ def run_bench(ctx: RunContext, cells: list[Cell], bump: str) -> Path:
     write_atomic(base.with_suffix(".json"), json.dumps(data, indent=2) + "\n")
     write_atomic(base.with_suffix(".md"), render(results, commit, foreign))
     print(base.with_suffix(".md").read_text())
+    # a full run leaves ~50 GB of unpacked images (four per native cell) and registry data
+    log.info("the bench's images stay in the local store and registry: `invoke clean` frees them")
     return base.with_suffix(".md")

@@ -36,7 +36,7 @@ class BuildContext:
     ca_bundle: Path | None = None  # BuildKit secret for TLS-intercepting networks
     pip_index_url_file: Path | None = None  # BuildKit secret: a private index URL + token
     build_cache: str | None = None  # "registry", or a directory for a local cache; None: off
-    compression: str = "gzip"  # buildx's default; "zstd" measured faster (offline-host.md)
+    compression: str = "gzip"  # every puller reads it; zstd measured faster (docs/updates.md)
     no_cache: bool = False  # rebuild every step (e.g. to prove what a step leaves behind)
     builder: str | None = None  # a buildx builder other than the current one
 
@@ -197,8 +197,9 @@ def plan_build(
     elif push:  # the docker driver needs a name: a unique tag nobody pulls
         output = ["type=image", f"name={config.image}:{cell_tag(cell, ctx)}", "push=true"]
     if push:
-        if ctx.compression != "gzip":  # gzip is buildx's own default: no recompression
-            output += [f"compression={ctx.compression}", "force-compression=true"]
+        # forced for gzip too: without it the exporter reuses whatever blobs the cache
+        # holds, so a builder that once built zstd pushes zstd layers under "gzip"
+        output += [f"compression={ctx.compression}", "force-compression=true"]
         argv += ["--output", ",".join(output)]
     elif load:
         argv.append("--load")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from aibase import engine
+from aibase.build import platform_manifest
 from aibase.configfile import load_config
 from aibase.errors import BuildError
 from aibase.layers import plan_groups
@@ -123,6 +124,27 @@ def test_two_distributions_writing_one_file_fail_the_build_by_name(standins: str
     clash = next(ln for ln in run.output.splitlines() if "site-packages/jwt/__init__.py:" in ln)
     assert "jwt-1.4.0" in clash and "2.9.0" in clash, clash
     assert not (tmp_path / "out" / "cells" / "fixture-linux-amd64.json").exists()
+
+
+def test_the_configured_compression_is_what_ships_whatever_the_cache_holds(
+    standins: str, tmp_path: Path
+):
+    """A builder that once built zstd holds zstd blobs in its cache; the default (gzip)
+    build after it must still push gzip layers (older pullers cannot read zstd), not reuse
+    the cached blobs. Fails on the code before force-compression was set for gzip too."""
+    media: dict[str, set[str]] = {}
+    for compression in ("zstd", "gzip", "gzip"):
+        run = invoke("build", "--config", str(FIXTURE_CONFIG), "--variant", "fixture",
+                     "--platform", "linux/amd64", "--push", "--compression", compression,
+                     "--repository", "cerebral/ai-base-compression",
+                     env=env_for(tmp_path / compression))  # fmt: skip
+        assert run.returncode == 0, run.output[-2000:]
+        digest = read_cell(tmp_path / compression / "cells" / "fixture-linux-amd64.json").digest
+        with RegistryClient(REGISTRY) as client:
+            image = platform_manifest(client, "cerebral/ai-base-compression", digest, "linux/amd64")
+        media[compression] = {layer["mediaType"] for layer in image.json["layers"]}
+    assert media["zstd"] == {"application/vnd.oci.image.layer.v1.tar+zstd"}
+    assert media["gzip"] == {"application/vnd.oci.image.layer.v1.tar+gzip"}
 
 
 def _layer_files(archive: Path) -> Iterator[bytes]:

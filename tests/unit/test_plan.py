@@ -103,7 +103,7 @@ def test_build_command_pushes_one_platform_under_an_immutable_tag(write_config, 
     out = argv[argv.index("--output") + 1]
     assert out == (
         "type=image,name=localhost:5000/cerebral/ai-base:"
-        "build-cpu-linux-arm64-20261127-abc1234-9f3e2a,push=true"
+        "build-cpu-linux-arm64-20261127-abc1234-9f3e2a,push=true,compression=gzip,force-compression=true"
     )
     # the CA bundle travels as a secret, and nowhere else in the command
     assert argv[argv.index("--secret") + 1] == "id=ca_bundle,src=/etc/ca.pem"
@@ -135,7 +135,8 @@ def test_build_command_load_and_compression(write_config, tmp_path):
     gzip = plan_build(
         c, cpu, Cell("cpu", "linux/amd64"), CTX, push=True, metadata_file=tmp_path / "m.json"
     )
-    assert "compression" not in gzip.argv[gzip.argv.index("--output") + 1]  # buildx's default
+    # forced for the default too: a cache holding zstd blobs would otherwise ship them
+    assert "compression=gzip,force-compression=true" in gzip.argv[gzip.argv.index("--output") + 1]
 
 
 def test_build_cache_in_the_registry_or_a_folder(write_config, tmp_path):
@@ -168,7 +169,7 @@ def test_a_buildkit_cluster_builds_on_its_builder_and_pushes_by_digest(write_con
     assert argv[3:5] == ["--builder", "cluster"]
     assert argv[argv.index("--output") + 1] == (
         "type=image,name=localhost:5000/cerebral/ai-base,push-by-digest=true,"
-        "name-canonical=true,push=true"
+        "name-canonical=true,push=true,compression=gzip,force-compression=true"
     )  # no tag at all: the cell record carries the digest
 
 
