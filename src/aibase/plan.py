@@ -128,7 +128,6 @@ def build_args(config: Config, variant: VariantConfig) -> dict[str, str]:
         "BASE_IMAGE": config.base_for(variant),
         "INSTALLER_IMAGE": config.installer_for(variant),
         "PYTHON_VERSION": variant.python,
-        "VARIANT": variant.name,
     }
 
 
