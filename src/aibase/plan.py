@@ -189,7 +189,7 @@ def plan_build(
         argv += ["--secret", f"id=pip_index_url,src={ctx.pip_index_url_file}"]
     if ctx.no_cache:
         argv.append("--no-cache")
-    argv += cache_args(config, cell, ctx.build_cache)
+    argv += cache_args(config, cell, ctx.build_cache, ctx.compression)
     if push and by_digest:  # no tag at all: the record carries the digest
         output = ["type=image", f"name={config.image}", "push-by-digest=true",
                   "name-canonical=true", "push=true"]  # fmt: skip
@@ -208,14 +208,17 @@ def plan_build(
     return BuildPlan(cell, tuple(argv), metadata_file)
 
 
-def cache_args(config: Config, cell: Cell, build_cache: str | None) -> list[str]:
+def cache_args(config: Config, cell: Cell, build_cache: str | None, compression: str) -> list[str]:
     """BuildKit's layer cache for one cell: in the registry beside the images, or a folder."""
     if not build_cache:
         return []
+    # forced, as for the image: unforced, the export walks every mix of the gzip and zstd
+    # blobs a builder holds (2^layers, moby/buildkit#6088) and dockerd runs out of memory
+    forced = f"mode=max,compression={compression},force-compression=true"
     if build_cache == "registry":
         ref = f"{config.image}:cache-{cell.slug}"
         return ["--cache-from", f"type=registry,ref={ref}",
-                "--cache-to", f"type=registry,ref={ref},mode=max"]  # fmt: skip
+                "--cache-to", f"type=registry,ref={ref},{forced}"]  # fmt: skip
     folder = Path(build_cache) / cell.slug
     return ["--cache-from", f"type=local,src={folder}",
-            "--cache-to", f"type=local,dest={folder},mode=max"]  # fmt: skip
+            "--cache-to", f"type=local,dest={folder},{forced}"]  # fmt: skip

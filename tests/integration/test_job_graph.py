@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from aibase.errors import PromoteError
+from aibase.registry import RegistryClient
 
-from .conftest import MIRROR, REPO, floating_digest, invoke
+from .conftest import MIRROR, REGISTRY, REPO, floating_digest, invoke
 
 pytestmark = pytest.mark.engine
 REPOSITORY = "cerebral/ai-base-jobgraph"
@@ -76,20 +77,25 @@ def test_the_job_graph_in_separate_clones(standins: str, tmp_path: Path):
 
 def test_the_layer_cache_lives_in_the_registry_per_cell(standins: str, tmp_path: Path):
     """What build.yml sets (AIBASE_BUILD_CACHE=registry): the cell's cache goes to
-    <registry>/<repository>:cache-<cell>, and the next build reads it from there."""
+    <registry>/<repository>:cache-<cell>, and the next build reads it from there.
+    The builder first builds the cell with zstd, so it holds both kinds of blobs: an
+    unforced cache export then walks every mix of them (moby/buildkit#6088) until dockerd
+    runs out of memory; forced, it exports the configured compression only."""
     repo = "cerebral/ai-base-cachetest"
-    env = {
-        "AIBASE_BASE_MIRROR": MIRROR,
-        "AIBASE_OUT": str(tmp_path),
-        "AIBASE_BUILD_CACHE": "registry",
-    }
-    run = invoke("build", "--config", "tests/fixtures/images.toml", "--repository", repo,
-                 "--variant", "fixture", "--platform", "linux/amd64", "--push", env=env)  # fmt: skip
+    env = {"AIBASE_BASE_MIRROR": MIRROR, "AIBASE_OUT": str(tmp_path)}
+    cell = ("--variant", "fixture", "--platform", "linux/amd64", "--push")
+    flags = ("--config", "tests/fixtures/images.toml", "--repository", repo, *cell)
+    zstd = invoke("build", *flags, "--compression", "zstd", env=env)
+    assert zstd.returncode == 0, zstd.output[-3000:]
+    run = invoke("build", *flags, env={**env, "AIBASE_BUILD_CACHE": "registry"})
     assert run.returncode == 0, run.output[-3000:]
     assert f"--cache-to type=registry,ref=localhost:5000/{repo}:cache-fixture-linux-amd64" in (
         run.output
     )
-    assert floating_digest(repo, "cache-fixture-linux-amd64") is not None
+    with RegistryClient(REGISTRY) as client:
+        cache = client.get_manifest(repo, "cache-fixture-linux-amd64").json
+    layers = {m["mediaType"] for m in cache["manifests"] if ".layer." in m["mediaType"]}
+    assert layers == {"application/vnd.oci.image.layer.v1.tar+gzip"}, layers
 
 
 def test_cells_build_at_once_with_jobs(standins: str, tmp_path: Path):

@@ -142,18 +142,19 @@ def test_build_command_load_and_compression(write_config, tmp_path):
 def test_build_cache_in_the_registry_or_a_folder(write_config, tmp_path):
     c = cfg(write_config)
     cell = Cell("cpu", "linux/arm64")
-    assert cache_args(c, cell, None) == []
-    assert cache_args(c, cell, "registry") == [
+    assert cache_args(c, cell, None, "gzip") == []
+    assert cache_args(c, cell, "registry", "gzip") == [
         "--cache-from",
         "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64",
         "--cache-to",
-        "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64,mode=max",
+        "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64,"
+        "mode=max,compression=gzip,force-compression=true",
     ]
-    assert cache_args(c, cell, str(tmp_path)) == [
+    assert cache_args(c, cell, str(tmp_path), "zstd") == [
         "--cache-from",
         f"type=local,src={tmp_path}/cpu-linux-arm64",
         "--cache-to",
-        f"type=local,dest={tmp_path}/cpu-linux-arm64,mode=max",
+        f"type=local,dest={tmp_path}/cpu-linux-arm64,mode=max,compression=zstd,force-compression=true",
     ]
     ctx = BuildContext(**{**CTX.__dict__, "build_cache": "registry"})
     plan = plan_build(c, c.variant("cpu"), cell, ctx, push=True, metadata_file=tmp_path / "m")
