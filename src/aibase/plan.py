@@ -196,9 +196,7 @@ def plan_build(
     elif push:  # the docker driver needs a name: a unique tag nobody pulls
         output = ["type=image", f"name={config.image}:{cell_tag(cell, ctx)}", "push=true"]
     if push:
-        # forced for gzip too: without it the exporter reuses whatever blobs the cache
-        # holds, so a builder that once built zstd pushes zstd layers under "gzip"
-        output += [f"compression={ctx.compression}", "force-compression=true"]
+        output.append(forced_compression(ctx.compression))
         argv += ["--output", ",".join(output)]
     elif load:
         argv.append("--load")
@@ -208,13 +206,20 @@ def plan_build(
     return BuildPlan(cell, tuple(argv), metadata_file)
 
 
+def forced_compression(compression: str) -> str:
+    """Exporter attributes for the image and the layer cache alike. Forced for gzip too:
+    unforced, the image exporter reuses whatever blobs the cache holds (a builder that once
+    built zstd pushes zstd layers under "gzip"), and the cache exporter walks every mix of
+    the gzip and zstd blobs it holds (2^layers, moby/buildkit#6088) until dockerd runs out
+    of memory."""
+    return f"compression={compression},force-compression=true"
+
+
 def cache_args(config: Config, cell: Cell, build_cache: str | None, compression: str) -> list[str]:
     """BuildKit's layer cache for one cell: in the registry beside the images, or a folder."""
     if not build_cache:
         return []
-    # forced, as for the image: unforced, the export walks every mix of the gzip and zstd
-    # blobs a builder holds (2^layers, moby/buildkit#6088) and dockerd runs out of memory
-    forced = f"mode=max,compression={compression},force-compression=true"
+    forced = f"mode=max,{forced_compression(compression)}"
     if build_cache == "registry":
         ref = f"{config.image}:cache-{cell.slug}"
         return ["--cache-from", f"type=registry,ref={ref}",
