@@ -20,7 +20,6 @@ from aibase.config import Config
 from aibase.context import open_run, registry_client
 from aibase.errors import ConfigError
 from aibase.lock import check_locks, write_locks
-from aibase.matrix import emit, parse_runners, plan_matrix
 from aibase.paths import Paths
 from aibase.promote import Guards
 from aibase.refs import parse_ref
@@ -170,14 +169,12 @@ def diff(s: Settings, cfg: Config, before: str | None = None, after: str | None 
         print(describe.compare(client, parse_ref(before), parse_ref(after)))
 
 
-@command("config", "registry", "runners", "gpu_runner", "debug")
-def matrix(
-    s: Settings, cfg: Config, json: bool = False, ci: bool = False, variant: str = ""
-) -> None:
-    """The CI job matrix from images.toml: cells, smoke and GPU jobs with their runners
-    (--ci: for jobs on separate machines; on GitHub it becomes the step's `matrix` output)."""
-    runners, gpu = parse_runners(s.text("runners")), s.text("gpu_runner")
-    emit(plan_matrix(cfg, runners, gpu, ci=ci, variants=cfg.select(variant)), json)
+@command(*BUILD, "runners", "gpu_runner", "builder")
+def matrix(s: Settings, cfg: Config, json: bool = False, ci: bool = False, variant: str = "",
+           dry_run: bool = False, gate: bool = False) -> None:  # fmt: skip
+    """The CI plan from images.toml: legs, runners, variants waiting for a lock. --dry-run: each
+    leg's build command; --gate: the variants whose records pass promote's gate."""
+    steps.plan_jobs(s, cfg, variant, ci=ci, dry_run=dry_run, as_json=json, gate=gate)
 
 
 @command("config", "registry", "out", "cache", "builder", "debug")

@@ -134,8 +134,10 @@ if [ -z "${AIBASE_SETUP_VENV+x}" ] && [ -f pyproject.toml ]; then AIBASE_SETUP_V
 if [ -n "${AIBASE_SETUP_VENV:-}" ]; then
   venv="${AIBASE_SETUP_VENV}"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install -q --upgrade pip uv
-  "$venv/bin/uv" pip install -q --python "$venv/bin/python" -e ".[dev]"
+  # the tools' versions come from requirements-dev.txt (Dependabot proposes each bump): a
+  # new ruff or zizmor release cannot break `nox -s lint` without a reviewed change
+  "$venv/bin/python" -m pip install -q -c requirements-dev.txt uv
+  "$venv/bin/uv" pip install -q --python "$venv/bin/python" -c requirements-dev.txt -e ".[dev]"
   log "python tools in $venv ($((SECONDS - step_start)) s)"
 fi
 log "host ready in $((SECONDS - step_start)) s"

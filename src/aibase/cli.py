@@ -40,7 +40,15 @@ COMMON = (
     "auth_hosts",
     "debug",
 )
-BUILD = (*COMMON, "revision", "ca_bundle", "pip_index_url_file", "compression", "build_cache")
+BUILD = (
+    *COMMON,
+    "revision",
+    "ca_bundle",
+    "pip_index_url_file",
+    "compression",
+    "build_cache",
+    "refresh_os",
+)
 ONE_VARIANT = "the variant (one of images.toml's [variants.*])"
 SOME_VARIANTS = "variants, comma-separated (default: all)"
 # Task-specific flags, their help written once (a task may override it).
@@ -54,6 +62,8 @@ FLAG_HELP = {
     "push": "push to the registry and write build/cells/<cell>.json (digest, size, seconds)",
     "load": "load a single-platform image into the local engine (development)",
     "no_cache": "rebuild every step, ignoring the build cache",
+    "gate": "the promote matrix instead: the planned variants whose records (build/state, "
+    "build/smoke) pass promote's gate; each one held back says why",
     "ref": "verify this ref instead of the merged index (REPO:TAG or REPO@sha256:...; Docker Hub "
     "names as docker writes them); its revision label is checked only with --revision",
     "smoke": "also smoke-test each platform (needed before promote)",

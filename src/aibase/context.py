@@ -57,6 +57,7 @@ def make_build_context(
         build_cache=settings.text("build_cache") or None,
         compression=settings.text("compression"),
         no_cache=no_cache,
+        refresh_os=settings.flag("refresh_os"),
         builder=settings.text("builder") or None,
     )
 

@@ -106,9 +106,16 @@ def free_disk_gb(path: Path = Path("/var/lib")) -> float:
     return shutil.disk_usage(path).free / 1e9
 
 
-# What GitHub's hosted Ubuntu runners carry and a build does not need (~25 GB).
-RUNNER_TOOLCHAINS = ("/usr/share/dotnet", "/usr/local/lib/android", "/opt/ghc",
-                     "/opt/hostedtoolcache/CodeQL", "/usr/local/share/boost")  # fmt: skip
+# What GitHub's hosted ubuntu-24.04 runners carry and no job here needs (~20 GB): Android
+# SDK, .NET, GHCup (Haskell), CodeQL, Swift. (/opt/ghc and /usr/local/share/boost were
+# ubuntu-22.04's.) setup-python's own toolcache (/opt/hostedtoolcache/Python) stays.
+RUNNER_TOOLCHAINS = (
+    "/usr/local/lib/android",
+    "/usr/share/dotnet",
+    "/usr/local/.ghcup",
+    "/opt/hostedtoolcache/CodeQL",
+    "/usr/share/swift",
+)
 
 
 def free_disk(need_gb: float, *, remove_toolchains: bool) -> float:

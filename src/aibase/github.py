@@ -24,3 +24,9 @@ def add_summary(markdown: str) -> None:
     if path:
         with open(path, "a") as fh:
             fh.write(markdown.rstrip() + "\n\n")
+
+
+def annotate(level: str, title: str, message: str) -> None:
+    """A workflow command: GitHub shows it on the run's page (level: notice, warning, error)."""
+    if running():
+        print(f"::{level} title={title}::{message}", flush=True)

@@ -1,17 +1,58 @@
 """The CI job matrix, from images.toml alone (the workflows hold no list of their own):
 which cell builds on which runner, which platform is smoke-tested where, which variant's
-promotion waits for a GPU runner."""
+promotion waits for a GPU runner, and which variant waits for its lock (lock.yml makes the
+locks no host of ours can resolve: such a variant's legs are left out, never built without
+its lock, and the plan says so)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from aibase import github
+from aibase import github, log
 from aibase.config import Config, VariantConfig
-from aibase.errors import ConfigError
+from aibase.errors import ConfigError, LockError
+from aibase.lock import check_lock
 from aibase.trust import is_loopback
+
+LOCK_FIX = (
+    "run the lock workflow (Actions > lock > Run workflow) where every index the config "
+    "names is reachable, review and merge its pull request; or `invoke lock` there and commit"
+)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A variant whose lock is not there yet: its legs are left out of this run."""
+
+    variant: str
+    missing: tuple[str, ...]  # cells, e.g. "cpu/linux/amd64"
+
+
+def split_ready(
+    config: Config, variants: Sequence[VariantConfig]
+) -> tuple[list[VariantConfig], list[Waiting]]:
+    """Variants whose every lock is in place, and those waiting for one. A stale or refused
+    lock is not waiting: it is an error in the change under review."""
+    ready, waiting = [], []
+    for v in variants:
+        found = [check_lock(v, v.platform(p)) for p in config.required_platforms]
+        broken = [s for s in found if s.state not in ("ok", "missing")]
+        if broken:
+            s = broken[0]
+            why = f": {s.why}" if s.why else ""
+            raise LockError(
+                f"lock {s.variant}/{s.platform}: {s.state} ({s.path}{why})",
+                "run `invoke lock` and commit the result (`invoke lock --check` lists every cell)",
+            )
+        missing = tuple(f"{s.variant}/{s.platform}" for s in found if s.state == "missing")
+        if missing:
+            waiting.append(Waiting(v.name, missing))
+        else:
+            ready.append(v)
+    return ready, waiting
 
 
 def parse_runners(text: str) -> dict[str, str]:
@@ -79,8 +120,60 @@ def plan_matrix(
     }
 
 
-def emit(matrix: Mapping[str, Any], as_json: bool) -> None:
-    """Print it; on GitHub Actions also set the step output `matrix` (for fromJSON)."""
+def plan_ready(
+    config: Config,
+    runners: Mapping[str, str],
+    gpu_runner: str,
+    *,
+    ci: bool,
+    variant: str = "",
+) -> tuple[dict[str, Any], list[Waiting]]:
+    """The matrix of the variants that can be built now, and those waiting for a lock. A
+    variant asked for by name (`--variant`) must be ready: there is nothing else to build."""
+    ready, waiting = split_ready(config, config.select(variant))
+    if variant and waiting:
+        cells = ", ".join(c for w in waiting for c in w.missing)
+        raise LockError(f"{variant} waits for its lock ({cells}): nothing to build", LOCK_FIX)
+    matrix = plan_matrix(config, runners, gpu_runner, ci=ci, variants=ready)
+    matrix["waiting"] = [{"name": w.variant, "missing": list(w.missing)} for w in waiting]
+    return matrix, waiting
+
+
+def render_plan(matrix: Mapping[str, Any], waiting: Sequence[Waiting]) -> str:
+    """The plan job's summary: every leg with its runner, and what waits and why."""
+    lines = [
+        "### Build plan",
+        "",
+        "| variant | platform | runner | emulated |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {c['variant']} | {c['platform']} | {c['runner']} | {'yes' if c['emulated'] else 'no'} |"
+        for c in matrix["cells"]
+    ]
+    if not matrix["cells"]:
+        lines.append("| - | - | - | nothing to build in this run |")
+    lines += [
+        f"\nGPU smoke: {g['variant']} {g['platform']} on `{g['runner']}`" for g in matrix["gpu"]
+    ]
+    for w in waiting:
+        lines.append(
+            f"\n**{w.variant}: waiting for lock.yml** (missing lock {', '.join(w.missing)}): "
+            "its legs are skipped in this run and its tag stays where it is. "
+            f"To build it: {LOCK_FIX}."
+        )
+    return "\n".join(lines)
+
+
+def emit(matrix: Mapping[str, Any], as_json: bool, waiting: Sequence[Waiting] = ()) -> None:
+    """Print it; on GitHub Actions also set the step outputs `matrix` (for fromJSON) and
+    `build` (whether any leg is left), and write the plan into the job summary."""
     text = json.dumps(matrix, separators=(",", ":"))
     print(text if as_json else "\n".join(f"{k}: {v}" for k, v in matrix.items()))
+    for w in waiting:
+        message = f"{w.variant} waits for its lock ({', '.join(w.missing)}): its legs are skipped"
+        log.warn(message)
+        github.annotate("warning", "waiting for lock.yml", message)
     github.set_output("matrix", text)
+    github.set_output("build", "true" if matrix["cells"] else "false")
+    github.add_summary(render_plan(matrix, waiting))

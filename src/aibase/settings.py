@@ -82,6 +82,9 @@ _ALL: tuple[Setting, ...] = (
     Setting("debug", "print tracebacks and debug lines", kind="bool"),
     Setting("require_gpu", "fail instead of skipping when no GPU runtime is available",
             kind="bool"),
+    Setting("refresh_os", "rebuild the image's own steps (OS packages: the bases' security "
+            "updates), every Python group layer from the cache (build.yml's weekly schedule)",
+            kind="bool"),
     Setting("notify_url", "after a promotion, POST a repository_dispatch-shaped event here (off "
             "by default)"),
     Setting("notify_token", "bearer token for --notify-url (GitHub: may dispatch to the repo)",

@@ -7,13 +7,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from aibase import engine, github, log
 from aibase.build import build_cell
-from aibase.config import VariantConfig
-from aibase.context import RunContext
-from aibase.errors import ConfigError
+from aibase.config import Config, VariantConfig
+from aibase.context import RunContext, open_run
+from aibase.errors import ConfigError, PromoteError
+from aibase.matrix import emit, parse_runners, plan_ready
 from aibase.merge import merge_variant, read_cells
 from aibase.pipeline import (
     promote_checked,
@@ -24,8 +26,9 @@ from aibase.pipeline import (
 )
 from aibase.plan import Cell
 from aibase.preflight import preflight, raise_failed
-from aibase.promote import Guards, Promotion
+from aibase.promote import Guards, Promotion, check_gate
 from aibase.refs import parse_ref
+from aibase.settings import Settings
 from aibase.smoke import smoke_image
 from aibase.state import (
     CellRecord,
@@ -37,6 +40,72 @@ from aibase.state import (
     write_smoke,
 )
 from aibase.verify import VerifyResult
+
+
+def plan_jobs(
+    settings: Settings,
+    config: Config,
+    variant: str,
+    *,
+    ci: bool,
+    dry_run: bool,
+    as_json: bool,
+    gate: bool = False,
+) -> None:
+    """The CI plan job (`invoke matrix`): the legs that can run now, and what waits; with
+    `gate`, the promote matrix instead."""
+    if gate:
+        plan_promotions(settings, config, variant)
+        return
+    runners = parse_runners(settings.text("runners"))
+    matrix, waiting = plan_ready(
+        config, runners, settings.text("gpu_runner"), ci=ci, variant=variant
+    )
+    emit(matrix, as_json, waiting)
+    if dry_run and matrix["cells"]:
+        show_cells(settings, config, matrix["cells"])
+
+
+def show_cells(settings: Settings, config: Config, cells: list[dict[str, object]]) -> None:
+    """Each leg's build command, as its runner will run it. What only that runner can know
+    (its builder's platforms, its registry login, the bases it pulls) is the cell job's
+    preflight: a pull request's plan runner has no QEMU and no registry credentials."""
+    log.info(
+        "dry run of every leg: the engine, registry and base checks run in each cell job, "
+        "on its own runner"
+    )
+    with open_run(settings, config, dry_run=True) as ctx:
+        for c in cells:
+            variant, platform = config.variant(str(c["variant"])), str(c["platform"])
+            with log.step(f"build {variant.name}/{platform} (runner {c['runner']})"):
+                build_cell(ctx, variant, Cell(variant.name, platform), push=True, dry_run=True)
+
+
+def plan_promotions(settings: Settings, config: Config, variant: str) -> list[dict[str, object]]:
+    """The gate before promote (`invoke matrix --gate`): of the variants this run planned, those
+    merged, verified and smoke-tested on every platform by the records handed on (the same
+    check promote makes first). On GitHub: the step outputs `variants` (the promote matrix)
+    and `promote`, and a summary table, so a reviewer is asked only for what can go out."""
+    runners = parse_runners(settings.text("runners"))
+    matrix, _ = plan_ready(config, runners, settings.text("gpu_runner"), ci=False, variant=variant)
+    ready, rows = [], ["### Promotion gate", "", "| variant | decision |", "|---|---|"]
+    with open_run(settings, config, dry_run=True) as ctx:
+        for entry in matrix["variants"]:
+            v = config.variant(entry["name"])
+            state = with_smoke_results(ctx, v, read_variant(state_path(ctx, v)))
+            try:
+                merged, _ = check_gate(config, v, state, ctx.revision)
+            except PromoteError as exc:
+                log.info(f"{v.name}: held back: {exc.message}")
+                rows.append(f"| {v.name} | held back: {exc.message} |")
+                continue
+            log.info(f"{v.name}: ready to promote {merged.index_digest}")
+            rows.append(f"| {v.name} | promote `{merged.index_digest}` |")
+            ready.append(entry)
+    github.set_output("variants", json.dumps(ready, separators=(",", ":")))
+    github.set_output("promote", "true" if ready else "false")
+    github.add_summary("\n".join(rows))
+    return ready
 
 
 def build_one(

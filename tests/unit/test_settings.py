@@ -46,6 +46,7 @@ def samples(tmp: Path) -> dict[str, tuple[object, str]]:
         "smoke_variant": ("cuda", "fixture"),
         "smoke_platforms": ("linux/arm64", "linux/amd64"),
         "require_gpu": (True, "true"),
+        "refresh_os": (True, "1"),
     }
 
 

@@ -15,10 +15,18 @@ from aibase.configfile import load_config
 from aibase.errors import ConfigError
 from aibase.matrix import parse_runners, plan_matrix
 
+from tests.replay.expressions import DEFAULT_STATUS, evaluate, truthy
+
 from .conftest import REPO
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
-SETUP_RUNS = {"python -m pip install -e .", "python -m pip install -e .[dev]"}
+# the tools pinned by requirements-dev.txt (Dependabot bumps it)
+SETUP_RUNS = {
+    "python -m pip install -e . -c requirements-dev.txt",
+    "python -m pip install -e .[dev] -c requirements-dev.txt",
+}
+# a workflow command writes an annotation on the run's page: no work
+ANNOTATION = r'^echo "::(notice|warning|error) title=[^:]+::[^"$`]+"$'
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -39,10 +47,8 @@ def test_every_run_is_one_invoke_or_nox_command(path):
         if run is None:
             continue
         assert "\n" not in run.strip(), (job, run)
-        assert run in SETUP_RUNS or re.match(r"^(sudo [^ ]+ )?(invoke|nox|bash \.ci/run)\b", run), (
-            job,
-            run,
-        )
+        work = re.match(r"^(sudo [^ ]+ )?(invoke|nox|bash \.ci/run)\b", run)
+        assert run in SETUP_RUNS or work or re.match(ANNOTATION, run.strip()), (job, run)
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -80,19 +86,52 @@ def test_the_build_matrix_comes_from_invoke_matrix():
         matrix = job.get("strategy", {}).get("matrix")
         if matrix is not None:
             assert set(matrix) == {"include"}, name
-            assert matrix["include"].startswith("${{ fromJSON(needs.plan.outputs.matrix)."), name
+            source = "gate.outputs.variants)" if name == "promote" else "plan.outputs.matrix)."
+            assert matrix["include"].startswith(f"${{{{ fromJSON(needs.{source}"), name
             assert job["strategy"]["fail-fast"] is False, name
+    gate = [s["run"] for s in wf["jobs"]["gate"]["steps"] if "run" in s]
+    assert gate[-1] == "invoke matrix --gate"
+
+
+def _runs(job: dict[str, Any], event: str, ref: str, needs: dict[str, Any]) -> bool:
+    """The job's `if`, evaluated as GitHub does for this event and these needs' results."""
+    context = {
+        "github": {"event_name": event, "ref": ref},
+        "needs": needs,
+        "matrix": {},
+        "vars": {},
+        "inputs": {},
+    }
+    status = dict(DEFAULT_STATUS)
+    status["success"] = all(n["result"] == "success" for n in needs.values())
+    return truthy(evaluate(job.get("if", "success()"), context, status))
 
 
 def test_promote_waits_for_every_check_and_is_guarded():
     wf = _load(REPO / ".github" / "workflows" / "build.yml")
-    promote = wf["jobs"]["promote"]
-    assert set(promote["needs"]) >= {"merge", "smoke", "smoke-gpu"}
+    promote, gate = wf["jobs"]["promote"], wf["jobs"]["gate"]
+    assert set(gate["needs"]) >= {"plan", "merge", "smoke", "smoke-gpu"}
+    assert set(promote["needs"]) >= {"gate"}
     assert "invoke verify" in str(wf["jobs"]["merge"]["steps"])  # verify runs in merge
     assert promote["environment"] == "production"
     assert promote["concurrency"]["cancel-in-progress"] is False
     assert promote["concurrency"]["group"] == "promote-${{ matrix.name }}"
-    assert "pull_request" in promote["if"] and "refs/heads/main" in promote["if"]
+    ok = {"result": "success", "outputs": {"build": "true", "matrix": "{}"}}
+    needs = {n: ok for n in gate["needs"]}
+    main = ("push", "refs/heads/main")
+    assert _runs(gate, *main, needs)
+    assert not _runs(gate, "pull_request", "refs/pull/1/merge", needs)
+    assert not _runs(gate, "push", "refs/heads/topic", needs)
+    assert not _runs(gate, "workflow_dispatch", "refs/heads/topic", needs)
+    failed_plan = {**needs, "plan": {"result": "failure", "outputs": {}}}
+    assert not _runs(gate, *main, failed_plan)
+    # a failed smoke leg does not stop the gate: it holds that variant back, not the others
+    assert _runs(gate, *main, {**needs, "smoke": {"result": "failure", "outputs": {}}})
+    passed = {"result": "success", "outputs": {"promote": "true"}}
+    assert _runs(promote, *main, {"plan": ok, "gate": passed})
+    held = {"result": "success", "outputs": {"promote": "false"}}
+    assert not _runs(promote, *main, {"plan": ok, "gate": held})
+    assert not _runs(promote, *main, {"plan": ok, "gate": {"result": "skipped", "outputs": {}}})
     assert promote["steps"][0]["with"]["fetch-depth"] == 0  # history: no moving back
     gpu = wf["jobs"]["smoke-gpu"]
     assert gpu["env"]["AIBASE_REQUIRE_GPU"] == "1"
