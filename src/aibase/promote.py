@@ -52,14 +52,15 @@ def check_gate(
         "revision": revision,
         "config_digest": config.config_digest,
     }
-    foreign = [
-        f"{k} {getattr(merged, k)!r}" for k, v in expected.items() if getattr(merged, k) != v
-    ]
+    foreign = [k for k, v in expected.items() if getattr(merged, k) != v]
     if foreign:
         raise PromoteError(
-            f"promote {name}: the recorded index is from another run ({', '.join(foreign)}; this "
-            f"run: {', '.join(f'{k} {v!r}' for k, v in expected.items())})",
+            f"promote {name}: the recorded index is from another run (its {', '.join(foreign)}: "
+            "not this checkout's; --debug shows both)",
             f"merge and verify in this checkout first: invoke merge / verify --variant {name}",
+            details=tuple(
+                f"{k}: recorded {getattr(merged, k)!r}, this run {expected[k]!r}" for k in expected
+            ),
         )
     if verified is None or verified.index_digest != merged.index_digest:
         raise PromoteError(

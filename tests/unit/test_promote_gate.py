@@ -328,7 +328,21 @@ def test_a_record_from_another_commit_or_config_is_refused(setup, fake_registry)
     other_commit = replace(state, merged=replace(state.merged, revision="e" * 40))
     _refused(fake_registry, cfg, other_commit, "the recorded index is from another run")
     other_config = replace(state, merged=replace(state.merged, config_digest="0" * 64))
-    _refused(fake_registry, cfg, other_config, "config_digest '0000")
+    _refused(fake_registry, cfg, other_config, "(its config_digest: not this checkout's")
+
+
+def test_a_foreign_record_is_one_line_and_its_values_are_details(setup, fake_registry):
+    """One line (and its fix); the recorded and expected values only under --debug."""
+    cfg, state, _ = setup
+    other = replace(state, merged=replace(state.merged, revision="e" * 40))
+    with pytest.raises(PromoteError) as info:
+        _promote(fake_registry, cfg, other)
+    message, fix = info.value.render().split("\n")
+    assert message.startswith("promote cpu: the recorded index is from another run (its revision")
+    assert fix.startswith("  fix: merge and verify in this checkout first")
+    assert "e" * 40 not in info.value.render() and cfg.config_digest not in info.value.render()
+    assert f"revision: recorded {'e' * 40!r}, this run {REV!r}" in info.value.details
+    assert f"config_digest: recorded {cfg.config_digest!r}, this run" in "".join(info.value.details)
 
 
 def test_a_platform_the_index_holds_beyond_images_toml_must_be_smoke_tested_too(
