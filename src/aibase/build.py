@@ -82,7 +82,7 @@ def build_cell(
         extra_labels={LOCK_LABEL: lock_sha} if lock_sha else None,
     )
     start = time.monotonic()
-    metadata = engine.run_build(plan, dry_run=dry_run)
+    metadata = engine.run_build(plan, registry=config.registry, dry_run=dry_run)
     if dry_run or not push:
         return None
     seconds = time.monotonic() - start

@@ -158,7 +158,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def _errors(flags: dict[str, Any]) -> Iterator[None]:
-    """One message and the error's exit code; --debug adds the traceback."""
+    """One message and the error's exit code; --debug adds the traceback and the details."""
     debug = debug_wanted(flags)
     log.configure(debug=debug, github=github.running())
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # a killed run cleans up too
@@ -168,6 +168,8 @@ def _errors(flags: dict[str, Any]) -> Iterator[None]:
         if debug:
             traceback.print_exc()
         log.error(exc.render())
+        for line in exc.details:  # the values behind the one-line message
+            log.debug(line)
         raise Exit(code=exc.exit_code) from None
     except KeyboardInterrupt as exc:
         log.error(f"interrupted ({exc or 'SIGINT'}): the run stopped; see the steps above")

@@ -19,8 +19,8 @@ from docker.errors import APIError, DockerException, ImageNotFound
 from docker.types import DeviceRequest
 from requests.exceptions import RequestException
 
-from aibase import log, proc
-from aibase.errors import BuildError, EngineError, Timeout
+from aibase import buildlog, log, proc
+from aibase.errors import BuildError, EngineError, RegistryUnreachable, Timeout
 from aibase.plan import BuildPlan
 
 PROBE_SOURCE = Path(__file__).with_name("probe.py")
@@ -106,39 +106,37 @@ def require_engine(platforms: Sequence[str] = ()) -> None:
         raise EngineError(problem, f"start and set it up: {SETUP}; then `invoke doctor`")
 
 
-# A registry's 5xx while pushing is its own fault, not the build's: dockerd pushes a tag's
-# manifests concurrently, and the filesystem registry (distribution 2.8) can read a tag link
-# half-written and answer "500 invalid checksum digest format". One retry re-pushes the
-# same cached build; any other failure, or a second 5xx, is the build's error.
-REGISTRY_5XX = re.compile(r"unexpected (HTTP )?status\b[^\n]*: 5\d\d\b")
-
-
 def build_retrying(argv: Sequence[str]) -> proc.Result:
     result = proc.run(argv, capture=False, timeout=proc.LONG)
-    if not result.ok and REGISTRY_5XX.search(result.stderr):
+    if not result.ok and buildlog.registry_failed(result.stderr):
         log.warn("the registry answered 5xx during the push; retrying once (the build is cached)")
         result = proc.run(argv, capture=False, timeout=proc.LONG)
     return result
 
 
-def last_error(result: proc.Result) -> str:
-    """The last `ERROR:` line buildx printed, for the one-line failure message."""
-    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
-    return f": {errors[-1].removeprefix('ERROR:').strip()[:300]}" if errors else ""
-
-
-def run_build(plan: BuildPlan, *, dry_run: bool = False) -> dict[str, object]:
-    """Run one cell's build, streaming its progress; returns buildx's metadata."""
+def run_build(plan: BuildPlan, *, registry: str = "", dry_run: bool = False) -> dict[str, object]:
+    """Run one cell's build, streaming its progress; returns buildx's metadata.
+    registry: the one it pushes to, named when it stops answering."""
     if dry_run:
         log.echo_command(plan.argv, dry_run=True)
         return {}
     plan.metadata_file.parent.mkdir(parents=True, exist_ok=True)
     plan.metadata_file.unlink(missing_ok=True)
     result = build_retrying(plan.argv)
+    stopped = buildlog.registry_stopped(result.stderr, registry) if registry else None
+    if not result.ok and stopped:
+        raise RegistryUnreachable(
+            f"registry {registry} stopped answering ({stopped}) while cell "
+            f"{plan.cell.variant}/{plan.cell.platform} was built and pushed (exit "
+            f"{result.returncode}); nothing was merged or promoted",
+            "start the registry again (the local default: invoke registry-up), then rerun "
+            "the same command: the build is cached and the push resumes",
+        )
     if not result.ok:
         raise BuildError(
             f"build of cell {plan.cell.variant}/{plan.cell.platform} failed "
-            f"(exit {result.returncode}{last_error(result)}); nothing was merged or promoted",
+            f"(exit {result.returncode}{buildlog.last_error(result.stderr)}); nothing was "
+            "merged or promoted",
             "read the failing step in the build log above; for a lock error run "
             "`invoke lock --check`",
         )
@@ -156,7 +154,8 @@ def build_and_push(argv: Sequence[str], what: str) -> None:
     result = build_retrying(argv)
     if not result.ok:
         raise EngineError(
-            f"building {what} failed (exit {result.returncode}{last_error(result)})",
+            f"building {what} failed "
+            f"(exit {result.returncode}{buildlog.last_error(result.stderr)})",
             "see the build output above; `invoke doctor` checks engine, QEMU, registry",
         )
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 
 class AibaseError(Exception):
-    """Base for every expected failure. Subclasses set `exit_code` (listed in the README)."""
+    """Base for every expected failure. Subclasses set `exit_code` (listed in the README).
+    `details` (the values behind the message) are printed only with --debug."""
 
     exit_code = 1
 
-    def __init__(self, message: str, fix: str = "") -> None:
+    def __init__(self, message: str, fix: str = "", *, details: tuple[str, ...] = ()) -> None:
         self.message = message
         self.fix = fix
+        self.details = details  # what --debug adds under the one-line message
         super().__init__(self.render())
 
     def render(self) -> str:

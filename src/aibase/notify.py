@@ -41,10 +41,12 @@ def send(event: Promoted, url: str, token: str = "", timeout: float = 30) -> Non
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise NotifyError(
             f"{event.tag} was promoted to {event.digest}, but notifying {url} failed: {exc}",
-            "trigger the dependent services' rebuilds by hand, and check --notify-url",
+            f"check --notify-url, then rerun invoke promote --variant {event.variant}: the tag "
+            "is not moved again, only the notice is sent (or trigger the rebuilds by hand)",
         ) from None
     if status >= 300:
         raise NotifyError(
             f"{event.tag} was promoted, but {url} answered HTTP {status}",
-            "check --notify-url and its token (AIBASE_NOTIFY_TOKEN)",
+            "check --notify-url and its token (AIBASE_NOTIFY_TOKEN), then rerun invoke promote "
+            f"--variant {event.variant}: only the notice is sent again",
         )

@@ -222,10 +222,29 @@ def promote_checked(
         ctx.registry, ctx.config, variant, state, revision=ctx.revision, guards=guards,
         dry_run=dry_run,
     )  # fmt: skip
-    if done is not None and ctx.settings.text("notify_url"):  # the dependents' rebuilds
-        event = Promoted(variant.name, done.tag, done.digest, done.previous, ctx.revision)
-        notify.send(event, ctx.settings.text("notify_url"), ctx.settings.text("notify_token"))
+    if done is not None and state is not None:
+        notify_once(ctx, variant, state, done)
     return done
+
+
+def notify_once(
+    ctx: RunContext, variant: VariantConfig, state: VariantState, done: Promotion
+) -> None:
+    """Tell the dependents (their rebuilds) once per promoted index: a notice that failed is
+    sent again by a re-run of promote; one that was delivered is recorded in the variant's
+    state and not sent twice."""
+    url = ctx.settings.text("notify_url")
+    if not url:
+        return
+    if state.notified == done.digest:
+        log.info(
+            f"notify: the dependents were told of {done.tag} = {done.digest} already "
+            f"(recorded in {state_path(ctx, variant)}); not sent again"
+        )
+        return
+    event = Promoted(variant.name, done.tag, done.digest, done.previous, ctx.revision)
+    notify.send(event, url, ctx.settings.text("notify_token"))
+    save_state(ctx, replace(state, notified=done.digest))
 
 
 def _rows(

@@ -5,12 +5,13 @@ index holds and every one images.toml requires), then re-reads the index from th
 because the registry is the truth and a state file is not. Each promoted tag (the floating
 `cuda` and the descriptive `cuda-py3.11-torch2.4.1-cu121`) then moves only if it still serves
 what it served when this run verified (no last writer wins), never to an older index unless
-asked, and is read back.
+asked, and is read back. A promote that is run again (a CI job re-run) finds the tags already
+serving this run's index: that is success, and nothing is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aibase import log
@@ -31,7 +32,8 @@ REVISION = "org.opencontainers.image.revision"
 class Promotion:
     tag: str  # the floating tag's full reference
     digest: str
-    previous: str | None  # what the tag served before (None: it did not exist)
+    previous: str | None  # what the tag served when this run verified (None: it did not exist)
+    already: bool = False  # it served this index before this call (a re-run): it did not move
 
 
 def check_gate(
@@ -50,14 +52,15 @@ def check_gate(
         "revision": revision,
         "config_digest": config.config_digest,
     }
-    foreign = [
-        f"{k} {getattr(merged, k)!r}" for k, v in expected.items() if getattr(merged, k) != v
-    ]
+    foreign = [k for k, v in expected.items() if getattr(merged, k) != v]
     if foreign:
         raise PromoteError(
-            f"promote {name}: the recorded index is from another run ({', '.join(foreign)}; this "
-            f"run: {', '.join(f'{k} {v!r}' for k, v in expected.items())})",
+            f"promote {name}: the recorded index is from another run (its {', '.join(foreign)}: "
+            "not this checkout's; --debug shows both)",
             f"merge and verify in this checkout first: invoke merge / verify --variant {name}",
+            details=tuple(
+                f"{k}: recorded {getattr(merged, k)!r}, this run {expected[k]!r}" for k in expected
+            ),
         )
     if verified is None or verified.index_digest != merged.index_digest:
         raise PromoteError(
@@ -139,33 +142,62 @@ def promote_variant(
             f"promote {variant.name}: index content changed since verify", "rerun invoke verify"
         )
     now = {tag: client.head_manifest(config.repository, tag) for tag in tags}
-    for tag in tags:
-        if tag not in verified.promoted_before:
-            raise PromoteError(
-                f"promote {variant.name}: no record of what {tag} served at verify",
-                f"rerun invoke verify --variant {variant.name}",
-            )
-        if now[tag] != verified.promoted_before[tag]:
-            raise PromoteError(
-                f"{config.image}:{tag} moved to {now[tag]} since this run verified (it served "
-                f"{verified.promoted_before[tag]}): another run promoted; not overwriting it",
-                f"rerun invoke verify --variant {variant.name} to promote over it deliberately",
-            )
+    todo = tags_to_move(config, variant, digest, now, verified.promoted_before)
     floating = tags[0]
+    previous = verified.promoted_before[floating]
+    for tag in tags:
+        if tag not in todo:
+            log.info(
+                f"{config.image}:{tag} already serves {digest}, this run's verified index "
+                "(read back): not written again"
+            )
+    if not todo:
+        return Promotion(f"{config.image}:{floating}", digest, previous, already=True)
     current = now[floating]
-    if current and current != digest:
+    if floating in todo and current:
         ours = Serving({i.platform for i in result.images}, revision,
                        min(i.labels.get(CREATED, "") for i in result.images))  # fmt: skip
         check_forward(f"{config.image}:{floating}", serving(client, config, current), ours, guards)
     moved: list[str] = []
     try:
-        for tag in reversed(tags):  # the floating tag last: it is the one every build uses
+        for tag in reversed(todo):  # the floating tag last: it is the one every build uses
             promote_tag(client, config.repository, tag, digest, expected=now[tag])
             moved.append(tag)
     except AibaseError:
         _restore(client, config, moved, now)
         raise
-    return Promotion(f"{config.image}:{floating}", digest, current)
+    return Promotion(f"{config.image}:{floating}", digest, previous, already=floating not in todo)
+
+
+def tags_to_move(
+    config: Config,
+    variant: VariantConfig,
+    digest: str,
+    now: Mapping[str, str | None],
+    before: Mapping[str, str | None],
+) -> list[str]:
+    """The promoted tags that must move to digest, in order (floating first). A tag that
+    serves digest already is done (this run promoted it: a re-run); one that still serves
+    what it served at verify moves; one that serves anything else was moved by another run."""
+    todo = []
+    for tag, serves in now.items():
+        if tag not in before:
+            raise PromoteError(
+                f"promote {variant.name}: no record of what {tag} served at verify",
+                f"rerun invoke verify --variant {variant.name}",
+            )
+        if serves == digest:
+            continue
+        if serves == before[tag]:
+            todo.append(tag)
+        else:
+            raise PromoteError(
+                f"{config.image}:{tag} moved to {serves} since this run verified (it served "
+                f"{before[tag]}; this run's index is {digest}): another run promoted; "
+                "not overwriting it",
+                f"rerun invoke verify --variant {variant.name} to promote over it deliberately",
+            )
+    return todo
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,9 @@ class VariantState:
     merged: MergeRecord | None = None
     verified: VerifyRecord | None = None
     smoke: Mapping[str, SmokeRecord] = field(default_factory=dict)
+    # the index the dependents were told about (notify), so that a re-run of promote sends
+    # a notice that failed and never one that was delivered
+    notified: str | None = None
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -174,6 +177,7 @@ def read_variant(path: Path) -> VariantState | None:
         return None
     fix = "rerun invoke merge / verify for the variant (or invoke build-all)"
     data = dict(_load(path, "aibase.variant", fix))
+    data.setdefault("notified", None)  # a record from before notices were recorded
     try:
         if data.get("merged") is not None:
             merged = dict(data["merged"]) | {"tags": tuple(data["merged"]["tags"])}

@@ -210,6 +210,8 @@ def promote_one(
         promotion = promote_checked(ctx, variant, state, permits, dry_run)
     if promotion is not None:
         line = f"{promotion.tag} -> {promotion.digest} (was {promotion.previous})"
+        if promotion.already:  # a re-run: this run had promoted it, nothing was written now
+            line = f"{promotion.tag} already serves {promotion.digest} (this run's index)"
         log.info(line)
         github.add_summary(f"promoted `{line}`")
     return promotion

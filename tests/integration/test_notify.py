@@ -3,47 +3,22 @@ promoted digest; the token is sent but printed nowhere; a failed notice is an er
 
 from __future__ import annotations
 
-import json
-import threading
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from aibase.errors import NotifyError
 
-from .conftest import FIXTURE_CONFIG, env_for, floating_digest, invoke
+from .conftest import FIXTURE_CONFIG, env_for, floating_digest, invoke, notice_receiver
 
 pytestmark = pytest.mark.engine
 REPO_NAME = "cerebral/ai-base-notify"
 
 
-@contextmanager
-def _receiver(received: list):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            return
-
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append((json.loads(body), dict(self.headers)))
-            self.send_response(204)
-            self.end_headers()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_a_promotion_notifies_the_dependents(standins: str, tmp_path: Path):
     received: list = []
     args = ("build-all", "--config", str(FIXTURE_CONFIG), "--repository", REPO_NAME)
-    with _receiver(received) as url:
+    with notice_receiver(received) as url:
         env = env_for(tmp_path / "a", AIBASE_NOTIFY_URL=url, AIBASE_NOTIFY_TOKEN="t0k3n-x")
         run = invoke(*args, env=env)
     assert run.returncode == 0, run.output[-3000:]

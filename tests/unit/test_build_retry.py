@@ -1,10 +1,11 @@
-"""A registry's 5xx during a push is retried once (the build is cached); nothing else is."""
+"""A registry's 5xx during a push is retried once (the build is cached); nothing else is. A
+registry that stopped answering is told apart from other build failures."""
 
 from __future__ import annotations
 
 import pytest
 
-from aibase import engine, proc
+from aibase import buildlog, engine, proc
 
 FLAKE = (
     "#17 pushing localhost:5443/r:t with docker\n"
@@ -51,3 +52,22 @@ def test_other_failures_are_not_retried(monkeypatch, tail):
     calls = fake_runs(monkeypatch, (1, tail), (0, ""))
     assert not engine.build_retrying(["docker", "buildx", "build"]).ok
     assert calls == [1]
+
+
+REFUSED = (
+    "ERROR: failed to solve: failed to push 127.0.0.1:5012/cerebral/x:t: failed to do request: "
+    'Head "http://127.0.0.1:5012/v2/cerebral/x/blobs/sha256:ab": dial tcp 127.0.0.1:5012: '
+    "connect: connection refused\n"
+)
+RESET = (
+    'ERROR: failed to copy: failed to do request: Put "http://localhost:5012/v2/cerebral/x/'
+    'blobs/uploads/u": write tcp [::1]:4711->[::1]:5012: write: connection reset by peer\n'
+)
+
+
+def test_a_registry_that_stops_answering_is_told_from_other_failures():
+    assert buildlog.registry_stopped(REFUSED, "127.0.0.1:5012") == "connection refused"
+    assert buildlog.registry_stopped(RESET, "localhost:5012") == "connection reset by peer"
+    assert buildlog.registry_stopped(REFUSED, "localhost:5000") is None  # another registry's
+    assert buildlog.registry_stopped(FLAKE, "localhost:5443") is None
+    assert buildlog.registry_stopped("ERROR: process did not complete\n", "x:1") is None

@@ -60,6 +60,20 @@ def test_debug_adds_the_traceback(write_config, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
+def test_an_errors_details_show_only_with_debug(write_config, capsys):
+    @command("config", "debug")
+    def failing(s, cfg) -> None:
+        raise ALL_ERRORS[0]("one line", "the fix", details=("recorded 'a', this run 'b'",))
+
+    with pytest.raises(Exit):
+        failing(Context(), config=str(write_config()))
+    err = capsys.readouterr().err
+    assert "error: one line\n  fix: the fix" in err and "recorded 'a'" not in err
+    with pytest.raises(Exit):
+        failing(Context(), config=str(write_config()), debug=True)
+    assert "debug: recorded 'a', this run 'b'" in capsys.readouterr().err
+
+
 def _dry_context() -> Context:
     return Context(InvokeConfig(overrides={"run": {"dry": True}}))
 

@@ -63,6 +63,31 @@ def test_a_verified_smoke_tested_index_is_promoted_and_read_back(setup, fake_reg
         assert client.head_manifest(REPO_NAME, "cpu") == state.merged.index_digest
 
 
+def test_promoting_again_is_a_no_op_success(setup, fake_registry):
+    """A re-run of promote (a CI job re-run): the tags serve this run's index already; that
+    is success, read back, and nothing is written."""
+    cfg, state, _ = setup
+    first = _promote(fake_registry, cfg, state)
+    assert first is not None and not first.already and len(fake_registry.puts) == 2
+    fake_registry.puts.clear()
+    again = _promote(fake_registry, cfg, state)
+    assert again == Promotion(first.tag, state.merged.index_digest, None, already=True)
+    assert fake_registry.puts == []
+
+
+def test_a_rerun_completes_a_missing_descriptive_tag(setup, fake_registry):
+    """The floating tag serves this run's index, the descriptive one is missing: only it is
+    written (the floating tag is left as it is)."""
+    cfg, state, _ = setup
+    ours = state.merged.index_digest
+    fake_registry.manifests[(REPO_NAME, "cpu")] = fake_registry.manifests[(REPO_NAME, ours)]
+    done = _promote(fake_registry, cfg, state)
+    assert done == Promotion("localhost:5000/cerebral/ai-base:cpu", ours, None, already=True)
+    assert fake_registry.puts == [(REPO_NAME, "cpu-py3.11-torch2.4.1")]
+    with fake_registry.client() as client:
+        assert client.head_manifest(REPO_NAME, "cpu-py3.11-torch2.4.1") == ours
+
+
 def _refused(fake_registry, cfg, state, expect: str, error=PromoteError) -> None:
     with pytest.raises(error) as info:
         _promote(fake_registry, cfg, state)
@@ -178,9 +203,19 @@ def test_a_put_that_does_not_take_is_named(setup, fake_registry):
 
 def test_a_tag_moved_since_verify_is_not_overwritten(setup, fake_registry):
     """Two runs: both verified while `cpu` was unset; the other one promoted first."""
-    cfg, state, images = setup
-    theirs = fake_registry.add_index(REPO_NAME, images, "cpu")
+    cfg, state, _ = setup
+    theirs = _index(fake_registry, "2001-01-01T00:00:00Z", THEIRS)
+    assert theirs != state.merged.index_digest
+    fake_registry.manifests[(REPO_NAME, "cpu")] = fake_registry.manifests[(REPO_NAME, theirs)]
     _refused(fake_registry, cfg, state, f"moved to {theirs} since this run verified")
+    # the floating tag serves this run's index, the descriptive one another run's: refused
+    fake_registry.manifests[(REPO_NAME, "cpu")] = fake_registry.manifests[
+        (REPO_NAME, state.merged.index_digest)
+    ]
+    fake_registry.manifests[(REPO_NAME, "cpu-py3.11-torch2.4.1")] = fake_registry.manifests[
+        (REPO_NAME, theirs)
+    ]
+    _refused(fake_registry, cfg, state, f"cpu-py3.11-torch2.4.1 moved to {theirs}")
     # a record without what the tags served at verify is refused too
     blind = replace(state, verified=replace(state.verified, promoted_before={}))
     _refused(fake_registry, cfg, blind, "no record of what cpu served at verify")
@@ -293,7 +328,21 @@ def test_a_record_from_another_commit_or_config_is_refused(setup, fake_registry)
     other_commit = replace(state, merged=replace(state.merged, revision="e" * 40))
     _refused(fake_registry, cfg, other_commit, "the recorded index is from another run")
     other_config = replace(state, merged=replace(state.merged, config_digest="0" * 64))
-    _refused(fake_registry, cfg, other_config, "config_digest '0000")
+    _refused(fake_registry, cfg, other_config, "(its config_digest: not this checkout's")
+
+
+def test_a_foreign_record_is_one_line_and_its_values_are_details(setup, fake_registry):
+    """One line (and its fix); the recorded and expected values only under --debug."""
+    cfg, state, _ = setup
+    other = replace(state, merged=replace(state.merged, revision="e" * 40))
+    with pytest.raises(PromoteError) as info:
+        _promote(fake_registry, cfg, other)
+    message, fix = info.value.render().split("\n")
+    assert message.startswith("promote cpu: the recorded index is from another run (its revision")
+    assert fix.startswith("  fix: merge and verify in this checkout first")
+    assert "e" * 40 not in info.value.render() and cfg.config_digest not in info.value.render()
+    assert f"revision: recorded {'e' * 40!r}, this run {REV!r}" in info.value.details
+    assert f"config_digest: recorded {cfg.config_digest!r}, this run" in "".join(info.value.details)
 
 
 def test_a_platform_the_index_holds_beyond_images_toml_must_be_smoke_tested_too(

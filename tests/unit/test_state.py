@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -43,6 +44,15 @@ def test_records_round_trip(tmp_path):
     write_variant(tmp_path / "v.json", STATE)
     assert read_variant(tmp_path / "v.json") == STATE
     assert read_variant(tmp_path / "absent.json") is None
+
+
+def test_the_notified_index_is_recorded_and_an_older_record_reads_without_it(tmp_path):
+    write_variant(tmp_path / "v.json", replace(STATE, notified=D))
+    assert read_variant(tmp_path / "v.json") == replace(STATE, notified=D)
+    older = json.loads((tmp_path / "v.json").read_text())
+    del older["notified"]  # written before notices were recorded: none was
+    (tmp_path / "v.json").write_text(json.dumps(older))
+    assert read_variant(tmp_path / "v.json") == STATE
 
 
 @pytest.mark.parametrize(
