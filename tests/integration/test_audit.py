@@ -1,11 +1,14 @@
-"""pip-audit for real, against a local OSV-compatible endpoint serving the real advisory
-snapshot in ../shared/advisories (no engine needed, no network beyond loopback)."""
+"""pip-audit for real, against a local OSV-compatible endpoint serving real advisories: the
+committed subset of the advisory database in tests/fixtures/advisories (no engine needed, no
+network beyond loopback, nothing beside the checkout)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import threading
+from collections.abc import Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,8 +20,16 @@ from aibase.osv_mirror import serve
 
 from .conftest import REPO, invoke
 
-# CI lays shared/ beside the clone; AIBASE_ADVISORIES points elsewhere
-SNAPSHOT = Path(os.environ.get("AIBASE_ADVISORIES", REPO.parent / "shared" / "advisories" / "pypa"))
+# A real subset of pypa/advisory-database, committed (its README says what and why);
+# AIBASE_ADVISORIES points the tests at another copy, e.g. the full database.
+COMMITTED = REPO / "tests" / "fixtures" / "advisories" / "pypa"
+
+
+def snapshot_for(env: Mapping[str, str]) -> Path:
+    return Path(env.get("AIBASE_ADVISORIES") or COMMITTED)
+
+
+SNAPSHOT = snapshot_for(os.environ)
 # The snapshot is from 2024-10-10: it says nothing about advisories published later.
 VULNERABLE = "requests==2.25.0"  # PYSEC-2023-74 (CVE-2023-32681), fixed in 2.31.0
 
@@ -26,9 +37,25 @@ VULNERABLE = "requests==2.25.0"  # PYSEC-2023-74 (CVE-2023-32681), fixed in 2.31
 @pytest.fixture(scope="module")
 def osv_url():
     if not SNAPSHOT.is_dir():
-        pytest.fail(f"advisory snapshot missing: {SNAPSHOT} (set AIBASE_ADVISORIES)")
+        pytest.fail(
+            f"advisory snapshot missing: {SNAPSHOT} (unset AIBASE_ADVISORIES for the committed one)"
+        )
     with serve(SNAPSHOT) as url:
         yield url
+
+
+def test_the_advisories_come_with_the_checkout():
+    """A clone on a GitHub runner has nothing beside it and no AIBASE_ADVISORIES: the default
+    snapshot is inside the repository and committed there."""
+    default = snapshot_for({})
+    assert default.is_relative_to(REPO) and default.is_dir()
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "--", str(default)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "tests/fixtures/advisories/pypa/requests/PYSEC-2023-74.yaml" in tracked
 
 
 def _project(tmp: Path, pins: str, allow: str = "") -> Path:
