@@ -4,9 +4,13 @@ from pathlib import Path
 
 import pytest
 
+from aibase.allowlist import load_allowlist
+from aibase.build import cell_lock_labels
 from aibase.configfile import load_config
 from aibase.errors import ConfigError
 from aibase.plan import (
+    ACCEPTED_LABEL,
+    LOCK_LABEL,
     REQUIRED_LABELS,
     BuildContext,
     Cell,
@@ -17,12 +21,13 @@ from aibase.plan import (
     floating_tag,
     immutable_tag,
     labels,
+    lock_labels,
     plan_build,
     plan_cells,
     promoted_tags,
 )
 
-from .conftest import VALID
+from .conftest import REPO, VALID
 
 CTX = BuildContext(
     revision="abc1234def5678" + "0" * 26,
@@ -184,3 +189,35 @@ def test_a_rendered_cell_builds_from_its_own_dockerfile_and_groups(write_config,
     assert f"groups={tmp_path / 'groups'}" in argv
     assert "INSTALLER_IMAGE=python:3.11-slim" in argv
     assert argv[-1] == str(cpu.dockerfile.parent)  # install-group.sh comes from there
+
+
+@pytest.mark.parametrize(
+    ("config", "variant", "platform", "accepted"),
+    [
+        ("images.toml", "cuda", "linux/amd64", "CVE-2025-32434"),
+        ("images.toml", "cpu", "linux/arm64", "CVE-2025-32434"),
+        ("tests/fixtures/images.toml", "fixture", "linux/amd64", None),  # no torch, no allowlist
+    ],
+)
+def test_an_image_whose_lock_pins_an_allowlisted_package_says_so(
+    config, variant, platform, accepted, tmp_path
+):
+    """The committed locks pin torch 2.4.1, which the committed allowlist accepts
+    CVE-2025-32434 for: their images carry the label, in the exact buildx command."""
+    c = load_config(REPO / config, env={})
+    v = c.variant(variant)
+    extra = cell_lock_labels(c, v, platform)
+    cell = Cell(variant, platform)
+    plan = plan_build(c, v, cell, CTX, push=True, metadata_file=tmp_path / "m", extra_labels=extra)
+    found = [a for a in plan.argv if a.startswith(f"{ACCEPTED_LABEL}=")]
+    assert found == ([f"{ACCEPTED_LABEL}={accepted}"] if accepted else [])
+    assert f"{LOCK_LABEL}={extra[LOCK_LABEL]}" in plan.argv and len(extra[LOCK_LABEL]) == 64
+
+
+def test_the_accepted_label_follows_the_lock_not_the_variant():
+    allowlist = load_allowlist(REPO / "audit-allowlist.toml")
+    fixture_lock = (REPO / "tests/fixtures/locks/fixture-linux-amd64.txt").read_bytes()
+    assert ACCEPTED_LABEL not in lock_labels(fixture_lock, allowlist)  # its lock has no torch
+    torch_lock = b"torch==2.4.1 \\\n    --hash=sha256:" + b"0" * 64 + b"\n"
+    assert lock_labels(torch_lock, allowlist)[ACCEPTED_LABEL] == "CVE-2025-32434"
+    assert ACCEPTED_LABEL not in lock_labels(torch_lock, ())
