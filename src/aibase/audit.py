@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aibase import proc
-from aibase.allowlist import Finding, PolicyResult
+from aibase.allowlist import AllowEntry, Finding, PolicyResult
 from aibase.errors import AuditError
 from aibase.settings import AUDIT_SERVICES as SERVICES
 
@@ -158,6 +158,7 @@ def run_audit(
 @dataclass
 class Summary:
     rows: list[tuple[str, int, int, str]] = field(default_factory=list)
+    accepted: list[tuple[str, Finding, AllowEntry]] = field(default_factory=list)
 
     def add(self, run: AuditRun, policy: PolicyResult) -> None:
         fixes = "; ".join(
@@ -165,6 +166,7 @@ class Summary:
             for f in policy.blocking
         )
         self.rows.append((run.target, run.packages, len(policy.blocking), fixes or "-"))
+        self.accepted += [(Path(run.target).name, f, e) for f, e in policy.suppressed]
 
     def table(self) -> str:
         lines = [
@@ -172,7 +174,24 @@ class Summary:
             "|---|---|---|---|",
         ]
         lines += [f"| {t} | {n} | {v} | {f} |" for t, n, v, f in self.rows]
+        if self.accepted:  # what the images carry on purpose, and on whose word until when
+            lines += [
+                "",
+                "| ACCEPTED vulnerability | package | target | owner | expires | reason |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {describe_finding(f)} | {f.package} {f.version} | {t} | {e.owner} | "
+                f"{e.expires} | {e.reason} |"
+                for t, f, e in self.accepted
+            ]
         return "\n".join(lines)
+
+
+def describe_finding(finding: Finding) -> str:
+    """`GHSA-53q9-r3pm-6pq6 (CVE-2025-32434)`: the id the service reported, and its aliases."""
+    aliases = ", ".join(sorted(finding.aliases))
+    return f"{finding.vuln_id} ({aliases})" if aliases else finding.vuln_id
 
 
 def requirements_from_packages(packages: dict[str, str]) -> str:

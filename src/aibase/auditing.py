@@ -15,7 +15,13 @@ from pathlib import Path
 
 from aibase import engine, github, log
 from aibase.allowlist import PolicyResult, apply_policy, load_allowlist, stale_entries
-from aibase.audit import Summary, check_service, requirements_from_packages, run_audit
+from aibase.audit import (
+    Summary,
+    check_service,
+    describe_finding,
+    requirements_from_packages,
+    run_audit,
+)
 from aibase.config import VariantConfig
 from aibase.errors import AuditError, VulnerabilitiesFound
 from aibase.osv_mirror import serve
@@ -79,9 +85,12 @@ def audit_all(req: AuditRequest) -> Summary:
     log.info(f"SBOMs and JSON results: {req.workdir}")
     blocking = sum(len(r.blocking) for r in results)
     if blocking:
+        expired = sorted({f"{e.id} ({e.package}, {e.expires})" for r in results for e in r.expired})
         raise VulnerabilitiesFound(
-            f"{blocking} vulnerabilit{'y' if blocking == 1 else 'ies'} not allowed by the policy",
-            f"upgrade to a fix version, or add a reviewed entry with an expiry to {req.allowlist}",
+            f"{blocking} vulnerabilit{'y' if blocking == 1 else 'ies'} not allowed by the policy"
+            + (f"; expired allowlist entries: {', '.join(expired)}" if expired else ""),
+            f"upgrade to a fix version, or add (or renew, after review) an entry with an owner "
+            f"and an expiry in {req.allowlist}",
         )
     return summary
 
@@ -89,8 +98,8 @@ def audit_all(req: AuditRequest) -> Summary:
 def _explain(verdict: PolicyResult) -> None:
     for finding, entry in verdict.suppressed:
         log.info(
-            f"allowed until {entry.expires}: {finding.package} {finding.vuln_id} "
-            f"({entry.owner}: {entry.reason})"
+            f"ACCEPTED until {entry.expires}: {finding.package} {finding.version} "
+            f"{describe_finding(finding)}, owner {entry.owner}: {entry.reason}"
         )
     for entry in verdict.expired:
         log.info(

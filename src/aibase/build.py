@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from aibase import engine, layers, log
-from aibase.config import VariantConfig
+from aibase.allowlist import DEFAULT_ALLOWLIST, load_allowlist
+from aibase.config import Config, VariantConfig
 from aibase.context import RunContext
 from aibase.errors import BuildError
 from aibase.oci import Manifest, compressed_size, entry_platform, is_attestation
-from aibase.plan import LOCK_LABEL, Cell, plan_build
+from aibase.plan import Cell, lock_labels, plan_build
 from aibase.registry import RegistryClient
 from aibase.state import CellRecord, write_atomic, write_cell
 
@@ -43,6 +43,15 @@ def pushed_size(client: RegistryClient, repo: str, digest: str, platform: str) -
     return compressed_size(platform_manifest(client, repo, digest, platform))
 
 
+def cell_lock_labels(config: Config, variant: VariantConfig, platform: str) -> dict[str, str]:
+    """The labels the cell's lock gives its image, with the allowlist beside images.toml
+    (none without a lock: preflight has refused that build, a dry run shows the template)."""
+    lock_file = variant.lock_file(platform)
+    if not lock_file.exists():
+        return {}
+    return lock_labels(lock_file.read_bytes(), load_allowlist(config.root / DEFAULT_ALLOWLIST))
+
+
 def build_cell(
     ctx: RunContext,
     variant: VariantConfig,
@@ -55,7 +64,6 @@ def build_cell(
     """Build one cell (after `preflight`). With push: write and return its record."""
     config = ctx.config
     lock_file = variant.lock_file(cell.platform)
-    lock_sha = hashlib.sha256(lock_file.read_bytes()).hexdigest() if lock_file.exists() else ""
     rendered = None
     if lock_file.exists():  # preflight has refused a missing lock; a dry run shows the template
         rendered = ctx.paths.rendered(cell.slug)
@@ -79,7 +87,7 @@ def build_cell(
         tags=[f"{config.repository}:{cell.slug}-dev"] if load else [],
         metadata_file=ctx.paths.build_metadata(cell.slug),
         rendered=rendered,
-        extra_labels={LOCK_LABEL: lock_sha} if lock_sha else None,
+        extra_labels=cell_lock_labels(config, variant, cell.platform),
     )
     start = time.monotonic()
     metadata = engine.run_build(plan, registry=config.registry, dry_run=dry_run)

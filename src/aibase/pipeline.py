@@ -21,7 +21,7 @@ from aibase.context import RunContext, registry_client
 from aibase.errors import AibaseError, ConfigError, SmokeError
 from aibase.merge import merge_variant
 from aibase.notify import Promoted
-from aibase.plan import LOCK_LABEL, Cell, floating_tag, plan_cells, promoted_tags
+from aibase.plan import ACCEPTED_LABEL, LOCK_LABEL, Cell, floating_tag, plan_cells, promoted_tags
 from aibase.preflight import preflight, raise_failed
 from aibase.promote import FORWARD_ONLY, Guards, Promotion, promote_variant
 from aibase.refs import ImageRef, parse_ref
@@ -271,6 +271,7 @@ def _rows(
                 lock_sha256=image.labels.get(LOCK_LABEL),
                 sbom=str(ctx.paths.sbom(lock)),
                 layers_mb=tuple(round(size / 1e6, 1) for size in image.layers),
+                accepted=image.labels.get(ACCEPTED_LABEL),
             )
         )
     return rows

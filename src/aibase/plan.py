@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from aibase.allowlist import AllowEntry
 from aibase.config import Config, VariantConfig
 from aibase.errors import ConfigError
+from aibase.lockfile import parse_lock
 from aibase.refs import is_valid_tag
 
 LABEL_NS = "io.cerebral.ai-base"
@@ -125,6 +128,18 @@ REQUIRED_LABELS = (
 
 
 LOCK_LABEL = f"{LABEL_NS}.lock.sha256"  # links the image to its lock, and so to its SBOM
+# the vulnerabilities the image carries on purpose: ids of audit-allowlist.toml entries
+ACCEPTED_LABEL = f"{LABEL_NS}.accepted-vulnerabilities"
+
+
+def lock_labels(lock: bytes, allowlist: Sequence[AllowEntry]) -> dict[str, str]:
+    """What a cell's lock says about its image: the lock's digest, and the allowlist entries
+    for packages the lock pins (comma-separated ids; none: no such label). The audit decides
+    whether an entry still holds; the label says the image was built carrying it."""
+    pinned = parse_lock(lock.decode())
+    accepted = sorted({e.id for e in allowlist if e.package in pinned})
+    out = {LOCK_LABEL: hashlib.sha256(lock).hexdigest()}
+    return out | ({ACCEPTED_LABEL: ",".join(accepted)} if accepted else {})
 
 
 def build_args(config: Config, variant: VariantConfig) -> dict[str, str]:

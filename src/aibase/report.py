@@ -24,6 +24,7 @@ class PlatformRow:
     lock_sha256: str | None  # the image's lock label
     sbom: str  # where `invoke audit` writes that lock's CycloneDX SBOM
     layers_mb: tuple[float, ...] = ()  # compressed size of each layer, base first
+    accepted: str | None = None  # the image's accepted-vulnerabilities label (allowlist ids)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,12 @@ def render_markdown(report: RunReport) -> str:
             f"| {row.variant} | {row.platform} | `{row.digest}` | {row.compressed_mb} | "
             f"{seconds} | {smoke} | {lock} |"
         )
+    lines += [
+        f"\n{row.variant} {row.platform} carries accepted vulnerabilities: {row.accepted} "
+        "(audit-allowlist.toml says who accepted each, until when, and the mitigation)"
+        for row in report.platforms
+        if row.accepted
+    ]
     promoted = {p.variant: p for p in report.promotions}
     for name in report.variants:
         if name in promoted:

@@ -1,11 +1,15 @@
-"""pip-audit for real, against a local OSV-compatible endpoint serving the real advisory
-snapshot in ../shared/advisories (no engine needed, no network beyond loopback)."""
+"""pip-audit for real, against a local OSV-compatible endpoint serving real advisories: the
+committed subset of the advisory database in tests/fixtures/advisories (no engine needed, no
+network beyond loopback, nothing beside the checkout)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import threading
+from collections.abc import Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,8 +21,16 @@ from aibase.osv_mirror import serve
 
 from .conftest import REPO, invoke
 
-# CI lays shared/ beside the clone; AIBASE_ADVISORIES points elsewhere
-SNAPSHOT = Path(os.environ.get("AIBASE_ADVISORIES", REPO.parent / "shared" / "advisories" / "pypa"))
+# A real subset of pypa/advisory-database, committed (its README says what and why);
+# AIBASE_ADVISORIES points the tests at another copy, e.g. the full database.
+COMMITTED = REPO / "tests" / "fixtures" / "advisories" / "pypa"
+
+
+def snapshot_for(env: Mapping[str, str]) -> Path:
+    return Path(env.get("AIBASE_ADVISORIES") or COMMITTED)
+
+
+SNAPSHOT = snapshot_for(os.environ)
 # The snapshot is from 2024-10-10: it says nothing about advisories published later.
 VULNERABLE = "requests==2.25.0"  # PYSEC-2023-74 (CVE-2023-32681), fixed in 2.31.0
 
@@ -26,9 +38,25 @@ VULNERABLE = "requests==2.25.0"  # PYSEC-2023-74 (CVE-2023-32681), fixed in 2.31
 @pytest.fixture(scope="module")
 def osv_url():
     if not SNAPSHOT.is_dir():
-        pytest.fail(f"advisory snapshot missing: {SNAPSHOT} (set AIBASE_ADVISORIES)")
+        pytest.fail(
+            f"advisory snapshot missing: {SNAPSHOT} (unset AIBASE_ADVISORIES for the committed one)"
+        )
     with serve(SNAPSHOT) as url:
         yield url
+
+
+def test_the_advisories_come_with_the_checkout():
+    """A clone on a GitHub runner has nothing beside it and no AIBASE_ADVISORIES: the default
+    snapshot is inside the repository and committed there."""
+    default = snapshot_for({})
+    assert default.is_relative_to(REPO) and default.is_dir()
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "--", str(default)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "tests/fixtures/advisories/pypa/requests/PYSEC-2023-74.yaml" in tracked
 
 
 def _project(tmp: Path, pins: str, allow: str = "") -> Path:
@@ -114,7 +142,7 @@ def test_allowlisted_passes_and_expired_fails_again(vulnerable: Path, osv_url: s
     (vulnerable / "allow.toml").write_text(IDNA + ENTRY.format(expires="2027-01-31"))
     ok = _audit(vulnerable, osv_url)
     assert ok.returncode == 0, ok.output
-    assert "allowed until 2027-01-31: requests PYSEC-2023-74" in ok.output
+    assert "ACCEPTED until 2027-01-31: requests 2.25.0 PYSEC-2023-74" in ok.output
     (vulnerable / "allow.toml").write_text(IDNA + ENTRY.format(expires="2026-11-01"))
     expired = _audit(vulnerable, osv_url)
     assert expired.returncode == VulnerabilitiesFound.exit_code
@@ -252,3 +280,93 @@ def test_a_missing_lock_fails_unless_named_as_a_known_gap(tmp_path: Path, osv_ur
     allowed = _audit(project, osv_url, "--allow-missing", "x/linux/amd64")
     assert allowed.returncode == 0, allowed.output
     assert "not audited: x/linux/amd64 has no lock (allowed by --allow-missing)" in allowed.output
+
+
+# GHSA-53q9-r3pm-6pq6 as OSV serves it (its essentials): published in 2025, after the snapshot,
+# so the tests write it into a copy of the snapshot; a live audit reports it for torch 2.4.1.
+TORCH_LOAD_RCE = {
+    "schema_version": "1.4.0",
+    "id": "GHSA-53q9-r3pm-6pq6",
+    "modified": "2025-04-18T00:00:00Z",
+    "published": "2025-04-18T00:00:00Z",
+    "aliases": ["CVE-2025-32434"],
+    "summary": "PyTorch: `torch.load` with `weights_only=True` leads to remote code execution",
+    "details": "When loading a model using torch.load with weights_only=True, it can still "
+    "achieve remote command execution. Fixed in torch 2.6.0.",
+    "affected": [
+        {
+            "package": {"ecosystem": "PyPI", "name": "torch", "purl": "pkg:pypi/torch"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.6.0"}]}],
+        }
+    ],
+    "database_specific": {"severity": "CRITICAL", "cwe_ids": ["CWE-502"]},
+}
+# Made up by the test: another torch advisory, one nobody accepted.
+OTHER_TORCH = TORCH_LOAD_RCE | {
+    "id": "TEST-2026-0001",
+    "aliases": [],
+    "summary": "made up by the test: any torch advisory the allowlist does not name",
+}
+
+
+def _live_db(tmp: Path, *advisories: dict[str, object]) -> Path:
+    """The snapshot plus advisories published after it, served like the live database."""
+    db = tmp / "pypa"
+    shutil.copytree(SNAPSHOT, db)
+    for adv in advisories:
+        (db / "torch" / f"{adv['id']}.json").write_text(json.dumps(adv, indent=2))
+    return db
+
+
+def _audit_committed(tmp: Path, db: Path, today: str, *extra: str):
+    """The project's own locks with the project's own allowlist, as audit.yml audits them."""
+    shutil.copy(REPO / "audit-allowlist.toml", tmp / "allow.toml")
+    args = ["--snapshot", str(db), "--allowlist", str(tmp / "allow.toml"), "--today", today]
+    return invoke("audit", *args, *extra, env={"AIBASE_OUT": str(tmp / "out")})
+
+
+# pip-audit names a finding by its PYSEC or CVE id first, the GHSA id among the aliases
+ACCEPTED_ROW = (
+    "| CVE-2025-32434 (GHSA-53q9-r3pm-6pq6) | torch 2.4.1 | cuda-linux-amd64.txt | "
+    "platform-team | 2027-03-31 | services must never torch.load a file"
+)
+
+
+def test_the_required_torch_passes_with_its_vulnerability_accepted(tmp_path: Path):
+    """The committed allowlist accepts CVE-2025-32434 for torch 2.4.1 (the platform requires
+    it), with an owner, an expiry and the mitigation; the audit says so."""
+    db = _live_db(tmp_path, TORCH_LOAD_RCE)
+    run = _audit_committed(tmp_path, db, "2026-11-27", "--allow-missing", "cpu/linux/amd64")
+    assert run.returncode == 0, run.output[-3000:]
+    assert (
+        "ACCEPTED until 2027-03-31: torch 2.4.1 CVE-2025-32434 (GHSA-53q9-r3pm-6pq6), "
+        "owner platform-team: services must never torch.load a file" in run.output
+    )
+    assert ACCEPTED_ROW in run.output  # the summary table (and the job summary)
+    for lock in ("cpu-linux-arm64.txt", "cuda-linux-arm64.txt"):
+        assert f"| torch 2.4.1 | {lock} | platform-team | 2027-03-31 |" in run.output
+    assert "stale allowlist entry" not in run.output
+
+
+def test_the_accepted_vulnerability_blocks_again_once_its_entry_expired(tmp_path: Path):
+    run = _audit_committed(
+        tmp_path, _live_db(tmp_path, TORCH_LOAD_RCE), "2027-04-01", "--variant", "cuda"
+    )
+    assert run.returncode == VulnerabilitiesFound.exit_code, run.output[-3000:]
+    assert "EXPIRED allowlist entry CVE-2025-32434 (torch) since 2027-03-31" in run.output
+    assert "torch 2.4.1: CVE-2025-32434 -> 2.6.0" in run.output
+    assert (
+        "2 vulnerabilities not allowed by the policy; expired allowlist entries: "
+        "CVE-2025-32434 (torch, 2027-03-31)" in run.output
+    )
+    assert "ACCEPTED" not in run.output
+
+
+def test_a_finding_the_allowlist_does_not_name_still_fails(tmp_path: Path):
+    db = _live_db(tmp_path, TORCH_LOAD_RCE, OTHER_TORCH)
+    run = _audit_committed(tmp_path, db, "2026-11-27", "--variant", "cuda")
+    assert run.returncode == VulnerabilitiesFound.exit_code, run.output[-3000:]
+    assert "torch 2.4.1: TEST-2026-0001 -> 2.6.0" in run.output
+    assert "2 vulnerabilities not allowed by the policy" in run.output  # one per cuda lock
+    assert "expired allowlist entries" not in run.output
+    assert ACCEPTED_ROW in run.output  # the accepted one stays accepted, nothing more

@@ -11,7 +11,7 @@ from aibase.allowlist import (
     load_allowlist,
     stale_entries,
 )
-from aibase.audit import audit_argv, parse_findings
+from aibase.audit import AuditRun, Summary, audit_argv, parse_findings
 from aibase.errors import AuditError
 
 REQ = Finding(
@@ -133,3 +133,20 @@ def test_parse_findings():
     assert findings == (
         Finding("requests", "2.25.0", "PYSEC-2023-74", ("CVE-2023-32681",), ("2.31.0",)),
     )
+
+
+def test_the_summary_says_what_is_accepted_by_whom_until_when_and_why():
+    torch = Finding("torch", "2.4.1", "CVE-2025-32434", ("GHSA-53q9-r3pm-6pq6",), ("2.6.0",))
+    reason = "never torch.load untrusted files"
+    accepted = AllowEntry("CVE-2025-32434", "torch", reason, "plat", date(2027, 3, 31))
+    summary = Summary()
+    run = AuditRun("/r/locks/cuda-linux-amd64.txt", 160, (torch,))
+    summary.add(run, apply_policy([torch], [accepted], TODAY))
+    assert "| /r/locks/cuda-linux-amd64.txt | 160 | 0 | - |" in summary.table()
+    assert (
+        "| CVE-2025-32434 (GHSA-53q9-r3pm-6pq6) | torch 2.4.1 | cuda-linux-amd64.txt | plat | "
+        "2027-03-31 | never torch.load untrusted files |" in summary.table()
+    )
+    clean = Summary()
+    clean.add(run, apply_policy([], [accepted], TODAY))
+    assert "ACCEPTED" not in clean.table()

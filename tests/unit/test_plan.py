@@ -4,9 +4,13 @@ from pathlib import Path
 
 import pytest
 
+from aibase.allowlist import load_allowlist
+from aibase.build import cell_lock_labels
 from aibase.configfile import load_config
 from aibase.errors import ConfigError
 from aibase.plan import (
+    ACCEPTED_LABEL,
+    LOCK_LABEL,
     REQUIRED_LABELS,
     BuildContext,
     Cell,
@@ -17,6 +21,7 @@ from aibase.plan import (
     floating_tag,
     immutable_tag,
     labels,
+    lock_labels,
     plan_build,
     plan_cells,
     promoted_tags,
@@ -205,3 +210,35 @@ def test_refresh_os_rebuilds_the_final_stage_only(write_config, tmp_path):
     for dockerfile in sorted((REPO / "docker").glob("Dockerfile.ai-base.*")):
         froms = [ln for ln in dockerfile.read_text().splitlines() if ln.startswith("FROM ")]
         assert froms[-1].endswith(" AS image"), (dockerfile, froms[-1])
+
+
+@pytest.mark.parametrize(
+    ("config", "variant", "platform", "accepted"),
+    [
+        ("images.toml", "cuda", "linux/amd64", "CVE-2025-32434"),
+        ("images.toml", "cpu", "linux/arm64", "CVE-2025-32434"),
+        ("tests/fixtures/images.toml", "fixture", "linux/amd64", None),  # no torch, no allowlist
+    ],
+)
+def test_an_image_whose_lock_pins_an_allowlisted_package_says_so(
+    config, variant, platform, accepted, tmp_path
+):
+    """The committed locks pin torch 2.4.1, which the committed allowlist accepts
+    CVE-2025-32434 for: their images carry the label, in the exact buildx command."""
+    c = load_config(REPO / config, env={})
+    v = c.variant(variant)
+    extra = cell_lock_labels(c, v, platform)
+    cell = Cell(variant, platform)
+    plan = plan_build(c, v, cell, CTX, push=True, metadata_file=tmp_path / "m", extra_labels=extra)
+    found = [a for a in plan.argv if a.startswith(f"{ACCEPTED_LABEL}=")]
+    assert found == ([f"{ACCEPTED_LABEL}={accepted}"] if accepted else [])
+    assert f"{LOCK_LABEL}={extra[LOCK_LABEL]}" in plan.argv and len(extra[LOCK_LABEL]) == 64
+
+
+def test_the_accepted_label_follows_the_lock_not_the_variant():
+    allowlist = load_allowlist(REPO / "audit-allowlist.toml")
+    fixture_lock = (REPO / "tests/fixtures/locks/fixture-linux-amd64.txt").read_bytes()
+    assert ACCEPTED_LABEL not in lock_labels(fixture_lock, allowlist)  # its lock has no torch
+    torch_lock = b"torch==2.4.1 \\\n    --hash=sha256:" + b"0" * 64 + b"\n"
+    assert lock_labels(torch_lock, allowlist)[ACCEPTED_LABEL] == "CVE-2025-32434"
+    assert ACCEPTED_LABEL not in lock_labels(torch_lock, ())

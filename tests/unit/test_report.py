@@ -90,3 +90,12 @@ def test_layer_charts_and_the_size_trend_against_the_last_report(tmp_path):
     assert "| cpu linux/amd64 | 850.0 | 900.1 | +50.1 MB |" in md
     assert "```mermaid\nxychart-beta" in md
     assert "    x-axis [1, 2, 3]" in md and "    bar [30.5, 800.0, 69.6]" in md
+
+
+def test_the_report_names_the_accepted_vulnerabilities_an_image_carries():
+    report = _report()
+    assert "accepted vulnerabilities" not in render_markdown(report)
+    row = report.platforms[0]
+    report.platforms[0] = PlatformRow(**{**row.__dict__, "accepted": "CVE-2025-32434"})
+    md = render_markdown(report)
+    assert "cpu linux/amd64 carries accepted vulnerabilities: CVE-2025-32434" in md

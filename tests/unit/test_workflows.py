@@ -14,7 +14,6 @@ import yaml
 from aibase.configfile import load_config
 from aibase.errors import ConfigError
 from aibase.matrix import parse_runners, plan_matrix
-
 from tests.replay.expressions import DEFAULT_STATUS, evaluate, truthy
 
 from .conftest import REPO
