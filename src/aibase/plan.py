@@ -28,7 +28,7 @@ class Cell:
         return f"{self.variant}-{self.platform.replace('/', '-')}"
 
 
-FINAL_STAGE = "image"  # the Dockerfiles' last stage: the image's own steps
+REFRESH_STAGE = "os"  # the Dockerfiles' stage of the OS packages and the venv
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class BuildContext:
     build_cache: str | None = None  # "registry", or a directory for a local cache; None: off
     compression: str = "gzip"  # every puller reads it; zstd measured faster (docs/updates.md)
     no_cache: bool = False  # rebuild every step (e.g. to prove what a step leaves behind)
-    refresh_os: bool = False  # rebuild the final stage's own steps (the weekly OS refresh)
+    refresh_os: bool = False  # rebuild the OS stage (the weekly refresh); groups stay cached
     builder: str | None = None  # a buildx builder other than the current one
 
 
@@ -208,8 +208,8 @@ def plan_build(
         argv += ["--secret", f"id=pip_index_url,src={ctx.pip_index_url_file}"]
     if ctx.no_cache:
         argv.append("--no-cache")
-    elif ctx.refresh_os:  # apt runs again; the group stages, joined with COPY --link, stay
-        argv += ["--no-cache-filter", FINAL_STAGE]
+    elif ctx.refresh_os:  # apt runs again; the groups' layers, joined with --link, stay
+        argv += ["--no-cache-filter", REFRESH_STAGE]
     argv += cache_args(config, cell, ctx.build_cache, ctx.compression)
     if push and by_digest:  # no tag at all: the record carries the digest
         output = ["type=image", f"name={config.image}", "push-by-digest=true",

@@ -194,6 +194,7 @@ def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str):
     assert run.returncode == 0, run.output[-3000:]
 
 
+@pytest.mark.engine  # builds the fixture: the only one here that needs the engine
 def test_a_package_installed_outside_the_lock_cannot_hide(built, tmp_path: Path, osv_url: str):
     """The image audit reads what the image really holds (the smoke probe), not the lock."""
 

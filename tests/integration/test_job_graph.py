@@ -4,12 +4,14 @@ on as artifacts. No job depends on another job's disk."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from aibase.build import platform_manifest
 from aibase.errors import PromoteError
 from aibase.registry import RegistryClient
 
@@ -107,3 +109,44 @@ def test_cells_build_at_once_with_jobs(standins: str, tmp_path: Path):
     starts = [i for i, ln in enumerate(run.output.splitlines()) if ln.startswith("==> build fix")]
     ends = [i for i, ln in enumerate(run.output.splitlines()) if ln.startswith("<== build fix")]
     assert len(starts) == len(ends) == 2 and max(starts) < min(ends)  # overlapping
+
+
+def test_the_weekly_refresh_rebuilds_the_os_step_and_keeps_every_group_layer(
+    standins: str, tmp_path: Path
+):
+    """What build.yml's schedule sets (AIBASE_REFRESH_OS): apt runs again in the OS stage, so
+    the OS-package layer is new, while every Python group layer (COPY --link from its cached
+    stage) keeps its digest: the refresh re-pushes the OS step, not the groups."""
+    repo = "cerebral/ai-base-refresh"
+    env = {"AIBASE_BASE_MIRROR": MIRROR, "AIBASE_OUT": str(tmp_path)}
+    flags = (
+        "--config",
+        "tests/fixtures/images.toml",
+        "--repository",
+        repo,
+        "--variant",
+        "fixture",
+        "--platform",
+        "linux/amd64",
+        "--push",
+    )
+    layers = []
+    for extra in ({}, {"AIBASE_REFRESH_OS": "1"}):
+        run = invoke("build", *flags, env={**env, **extra})
+        assert run.returncode == 0, run.output[-3000:]
+        assert ("--no-cache-filter os" in run.output) == bool(extra)
+        record = json.loads((tmp_path / "cells" / "fixture-linux-amd64.json").read_text())
+        with RegistryClient(REGISTRY) as client:
+            image = platform_manifest(client, repo, record["digest"], "linux/amd64")
+        layers.append([layer["digest"] for layer in image.json["layers"]])
+    before, after = layers
+    groups = (tmp_path / "dockerfiles" / "fixture-linux-amd64" / "Dockerfile").read_text()
+    copies = groups.count("COPY --link --from=group-")
+    assert copies >= 2
+    print("layers before:", before, "\nlayers after: ", after)
+    assert len(before) == len(after)
+    # the image ends: each group's COPY --link, the layers-check COPY --link, `pip check`
+    groups = slice(len(before) - copies - 1, len(before) - 1)
+    assert before[groups] == after[groups], (before, after)
+    new = [d for d in after if d not in before]
+    assert new and after.index(new[0]) < groups.start  # the OS step (before the groups)

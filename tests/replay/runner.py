@@ -47,6 +47,27 @@ HOSTED = {
 }
 TOOLS_VENV = Path(sys.executable).parent.parent  # the tools a runner image would carry
 REAL_DOCKER = shutil.which("docker") or "/usr/bin/docker"
+# This host's way out to the package registries (its TLS-intercepting CA, pip's settings): a
+# hosted runner needs none of them, so they are network facts of here, not of the job.
+HOST_NETWORK = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "PIP_FIND_LINKS",
+    "PIP_DEFAULT_TIMEOUT",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+)
+
+
+def host_network() -> dict[str, str]:
+    return {k: os.environ[k] for k in HOST_NETWORK if k in os.environ}
 
 
 @dataclass(frozen=True)
@@ -130,6 +151,7 @@ class Replay:
         self.sha = _git(origin, "rev-parse", "HEAD")
         self.artifacts = root / "artifacts"
         self.run_id = int(time.time() * 1000) % 10**9
+        self.attempt = 1
 
     def run(self, event: Event, only: Callable[[str, dict[str, Any]], bool] | None = None) -> Run:
         """Every job in `needs` order. `only(job, matrix)` may leave legs out (a cost cut:
@@ -137,10 +159,20 @@ class Replay:
         triggers = self.spec.get(True, self.spec.get("on")) or {}
         assert event.name in triggers, f"{self.workflow} is not triggered by {event.name}"
         self.run_id += 1
+        self.attempt = 1
         run = Run(self.workflow, event)
         jobs: dict[str, Any] = self.spec["jobs"]
         for name in _order(jobs):
             self._job(run, name, jobs[name], event, only)
+        return run
+
+    def rerun(self, run: Run, job: str) -> Run:
+        """GitHub's "Re-run this job": the same run (its artifacts, its other jobs' results
+        and outputs), this job's legs anew."""
+        run.legs = [leg for leg in run.legs if leg.job != job]
+        run.outputs.pop(job, None)
+        self.attempt += 1
+        self._job(run, job, self.spec["jobs"][job], run.event, None)
         return run
 
     # -- a job ---------------------------------------------------------------------------------
@@ -315,6 +347,7 @@ class _Runner:
     def base_env(self) -> dict[str, str]:
         github = self.context["github"]
         return {
+            **host_network(),
             "PATH": ":".join(self.path),
             "HOME": os.environ.get("HOME", "/root"),
             "LANG": "C.UTF-8",
@@ -326,7 +359,7 @@ class _Runner:
             "GITHUB_SHA": github["sha"],
             "GITHUB_REPOSITORY": github["repository"],
             "GITHUB_RUN_ID": github["run_id"],
-            "GITHUB_RUN_ATTEMPT": "1",
+            "GITHUB_RUN_ATTEMPT": str(self.replay.attempt),
             "GITHUB_JOB": self.leg.job,
             "GITHUB_WORKSPACE": str(self.workspace),
             "RUNNER_TEMP": str(self.temp),

@@ -139,7 +139,7 @@ def test_the_template_gets_a_stage_and_a_copy_per_group(cuda):
     assert "COPY --from=locks cuda-linux-arm64.txt /report/locks/requirements.txt\n" in check
     assert "COPY --link --from=layers-check /report/ /opt/ai-base/\n" in rendered
     # the stages come before the image's FROM, the copies after its venv
-    assert rendered.index("AS group-") < rendered.index("FROM ${BASE_IMAGE} AS image\n")
+    assert rendered.index("AS group-") < rendered.index("FROM ${BASE_IMAGE} AS os\n")
     assert rendered.index("-m venv /opt/venv \\") < rendered.index("COPY --link --from=group-")
 
 
