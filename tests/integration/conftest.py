@@ -21,6 +21,7 @@ import pytest
 from aibase import engine, localregistry
 from aibase.bases import plan_standins, push_standins
 from aibase.configfile import load_config
+from aibase.localregistry import Tls
 from aibase.paths import Paths
 from aibase.refs import parse_ref
 from aibase.registry import RegistryClient
@@ -233,3 +234,58 @@ def notice_receiver(received: list) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def make_tls(d: Path, name: str = "localhost") -> Tls:
+    """A CA (d/ca.crt) and a server certificate it signed for `name` and 127.0.0.1."""
+    d.mkdir(parents=True, exist_ok=True)
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.crt"),
+    )
+    ssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        str(d / "srv.key"),
+        "-out",
+        str(d / "srv.csr"),
+    )
+    (d / "ext").write_text(f"subjectAltName=DNS:{name},IP:127.0.0.1\n")
+    ssl(
+        "x509",
+        "-req",
+        "-in",
+        str(d / "srv.csr"),
+        "-CA",
+        str(d / "ca.crt"),
+        "-CAkey",
+        str(d / "ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        str(d / "ext"),
+        "-out",
+        str(d / "srv.crt"),
+    )
+    return Tls(d / "srv.crt", d / "srv.key")

@@ -24,7 +24,7 @@ from aibase.errors import (
     StateError,
     Timeout,
 )
-from aibase.localregistry import Tls, start_registry, stop_registry
+from aibase.localregistry import start_registry, stop_registry
 from aibase.paths import Paths
 from aibase.registry import RegistryClient
 
@@ -38,6 +38,7 @@ from .conftest import (
     floating_digest,
     invoke,
     invoke_in_background,
+    make_tls,
     push_image,
 )
 
@@ -239,21 +240,6 @@ def test_every_command_and_container_has_a_timeout_that_names_it(built: Built):
     assert after == containers  # the stopped probe was removed
 
 
-def _tls_material(d: Path) -> Tls:
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-        "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"))  # fmt: skip
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-        "-keyout", str(d / "srv.key"), "-out", str(d / "srv.csr"))  # fmt: skip
-    (d / "ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    ssl("x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.crt"), "-CAkey",
-        str(d / "ca.key"), "-CAcreateserial", "-days", "2", "-extfile", str(d / "ext"),
-        "-out", str(d / "srv.crt"))  # fmt: skip
-    return Tls(d / "srv.crt", d / "srv.key")
-
-
 def test_a_tls_registry_with_a_password_end_to_end(built: Built, tmp_path: Path):
     """build-all pushes, merges, verifies, smokes and promotes on an HTTPS registry with
     htpasswd, trusting a CA made here (engine: certs.d; the tool: the same file); the
@@ -263,7 +249,7 @@ def test_a_tls_registry_with_a_password_end_to_end(built: Built, tmp_path: Path)
     host = "localhost:5443"
     password = secrets.token_hex(16)
     (tmp_path / "tls").mkdir()
-    tls = _tls_material(tmp_path / "tls")
+    tls = make_tls(tmp_path / "tls")
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", "ci", password], capture_output=True,
                                        text=True, check=True).stdout)  # fmt: skip

@@ -23,12 +23,12 @@ import pytest
 import yaml
 
 from aibase.credentials import Credentials
-from aibase.localregistry import Tls, start_registry, stop_registry
+from aibase.localregistry import start_registry, stop_registry
 from aibase.paths import Paths
 from aibase.registry import RegistryClient
 from tests.replay.runner import Environment, Event, Org, Replay, Run, host_network
 
-from .conftest import MIRROR, REPO
+from .conftest import MIRROR, REPO, make_tls
 
 pytestmark = pytest.mark.engine
 PORT = 5543
@@ -59,58 +59,6 @@ def _loopback_name() -> tuple[str, bool]:
     return ALIAS, True
 
 
-def _tls(d: Path, name: str) -> Tls:
-    def ssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-    ssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=replay-ca",
-        "-keyout",
-        str(d / "ca.key"),
-        "-out",
-        str(d / "ca.crt"),
-    )
-    ssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        f"/CN={name}",
-        "-keyout",
-        str(d / "srv.key"),
-        "-out",
-        str(d / "srv.csr"),
-    )
-    (d / "ext").write_text(f"subjectAltName=DNS:{name},IP:127.0.0.1\n")
-    ssl(
-        "x509",
-        "-req",
-        "-in",
-        str(d / "srv.csr"),
-        "-CA",
-        str(d / "ca.crt"),
-        "-CAkey",
-        str(d / "ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        str(d / "ext"),
-        "-out",
-        str(d / "srv.crt"),
-    )
-    return Tls(d / "srv.crt", d / "srv.key")
-
-
 @pytest.fixture(scope="module")
 def org_registry(standins: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Org]:
     """The organisation's registry (TLS + htpasswd, by name) and its documented set-up."""
@@ -118,7 +66,7 @@ def org_registry(standins: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     name, added = _loopback_name()
     host = f"{name}:{PORT}"
     password = secrets.token_hex(16)
-    tls = _tls(tmp, name)
+    tls = make_tls(tmp, name)
     htpasswd = tmp / "htpasswd"
     htpasswd.write_text(
         subprocess.run(
