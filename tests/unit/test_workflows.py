@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from aibase.configfile import load_config
-from aibase.errors import ConfigError
-from aibase.matrix import parse_runners, plan_matrix
+from aibase.errors import ConfigError, LockError
+from aibase.matrix import parse_runners, plan_matrix, plan_ready, render_plan
 from tests.replay.expressions import DEFAULT_STATUS, evaluate, truthy
 
 from .conftest import REPO
@@ -89,7 +89,7 @@ def test_the_build_matrix_comes_from_invoke_matrix():
             assert matrix["include"].startswith(f"${{{{ fromJSON(needs.{source}"), name
             assert job["strategy"]["fail-fast"] is False, name
     gate = [s["run"] for s in wf["jobs"]["gate"]["steps"] if "run" in s]
-    assert gate[-1] == "invoke matrix --gate"
+    assert gate[-1] == 'invoke matrix --gate --variant "$VARIANT"'
 
 
 def _runs(job: dict[str, Any], event: str, ref: str, needs: dict[str, Any]) -> bool:
@@ -176,3 +176,44 @@ def test_the_plan_fails_with_the_fix(registry, gpu, problem):
     with pytest.raises(ConfigError) as info:
         plan_matrix(cfg, runners, gpu, ci=True)
     assert problem in info.value.render()
+
+
+def test_a_variant_without_its_lock_waits_and_the_others_are_planned():
+    """cpu/linux/amd64's lock is not committed (the known gap): cpu waits, cuda is planned,
+    the summary says which and what to do; asked for by name, cpu is an error."""
+    cfg = load_config(REPO / "images.toml", env={"AIBASE_REGISTRY": "registry.example.com"})
+    runners = parse_runners("linux/amd64=ubuntu-24.04,linux/arm64=ubuntu-24.04-arm")
+    matrix, waiting = plan_ready(cfg, runners, "none", ci=True)
+    assert {c["variant"] for c in matrix["cells"]} == {"cuda"}
+    assert matrix["waiting"] == [{"name": "cpu", "missing": ["cpu/linux/amd64"]}]
+    assert "**cpu: waiting for lock.yml**" in render_plan(matrix, waiting)
+    assert "lock workflow" in render_plan(matrix, waiting)
+    with pytest.raises(LockError, match="cpu waits for its lock"):
+        plan_ready(cfg, runners, "none", ci=True, variant="cpu")
+    assert plan_ready(cfg, runners, "none", ci=True, variant="cuda")[1] == []
+
+
+def test_a_stale_lock_is_an_error_not_a_wait(tmp_path):
+    cfg = load_config(REPO / "images.toml", env={"AIBASE_REGISTRY": "registry.example.com"})
+    lock_dir = tmp_path / "locks"
+    lock_dir.mkdir()
+    for f in cfg.variant("cuda").lock_file("linux/amd64").parent.glob("cuda-*.txt"):
+        (lock_dir / f.name).write_text(
+            f.read_text().replace("# inputs-sha256: ", "# inputs-sha256: 0")
+        )
+    text = (
+        (REPO / "images.toml")
+        .read_text()
+        .replace(
+            'requirements = ["requirements/common.in"]\ntorch = { torch = "2.4.1", torchvision = "0.19.1", torchaudio = "2.4.1" }\n\n[variants.cuda.platforms',
+            'requirements = ["requirements/common.in"]\ntorch = { torch = "2.4.1", torchvision = "0.19.1", torchaudio = "2.4.1" }\n'
+            f'lock_dir = "{lock_dir}"\n\n[variants.cuda.platforms',
+        )
+    )
+    assert f'lock_dir = "{lock_dir}"' in text
+    (tmp_path / "requirements").symlink_to(REPO / "requirements")
+    (tmp_path / "docker").symlink_to(REPO / "docker")
+    (tmp_path / "images.toml").write_text(text)
+    stale = load_config(tmp_path / "images.toml", env={})
+    with pytest.raises(LockError, match="lock cuda/linux/amd64: stale"):
+        plan_ready(stale, parse_runners("linux/amd64=a,linux/arm64=b-arm"), "none", ci=False)
