@@ -15,7 +15,7 @@ from aibase.build import platform_manifest
 from aibase.errors import PromoteError
 from aibase.registry import RegistryClient
 
-from .conftest import MIRROR, REGISTRY, REPO, floating_digest, invoke
+from .conftest import MIRROR, REGISTRY, REPO, copy_fixture, floating_digest, invoke
 
 pytestmark = pytest.mark.engine
 REPOSITORY = "cerebral/ai-base-jobgraph"
@@ -118,10 +118,19 @@ def test_the_weekly_refresh_rebuilds_the_os_step_and_keeps_every_group_layer(
     the OS-package layer is new, while every Python group layer (COPY --link from its cached
     stage) keeps its digest: the refresh re-pushes the OS step, not the groups."""
     repo = "cerebral/ai-base-refresh"
+    # its own copy of the Dockerfile, one ENV apart in the OS stage: the refreshed OS stage
+    # gets cache keys of its own, so no other test's build can pick the refreshed result
+    cfg = copy_fixture(
+        tmp_path / "fx",
+        dockerfile_edit=(
+            "FROM ${BASE_IMAGE} AS os\n",
+            "FROM ${BASE_IMAGE} AS os\nENV AIBASE_TEST=refresh\n",
+        ),
+    )
     env = {"AIBASE_BASE_MIRROR": MIRROR, "AIBASE_OUT": str(tmp_path)}
     flags = (
         "--config",
-        "tests/fixtures/images.toml",
+        str(cfg),
         "--repository",
         repo,
         "--variant",

@@ -257,9 +257,11 @@ def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_di
         "out": str(out_dir),
     }
     settings, cfg = load(flags, env={})
-    with open_run(settings, cfg) as ctx, pytest.raises(BuildError) as info:
+    with open_run(settings, cfg) as ctx, pytest.raises(RegistryUnreachable) as info:
         build_cell(ctx, cfg.variant("fixture"), Cell("fixture", "linux/amd64"))
-    assert "fixture/linux/amd64 failed" in info.value.render()
+    message = info.value.render()
+    assert "registry 127.0.0.1:5009 stopped answering (connection refused)" in message
+    assert "cell fixture/linux/amd64" in message
     # a registry named by a flag is never started for the user: nothing answers there now
     from aibase.localregistry import answers
 
