@@ -8,10 +8,9 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 from collections.abc import Mapping
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from aibase.errors import AuditError, VulnerabilitiesFound
 from aibase.osv_mirror import serve
 
-from .conftest import REPO, invoke
+from .conftest import REPO, invoke, serving
 
 # A real subset of pypa/advisory-database, committed (its README says what and why);
 # AIBASE_ADVISORIES points the tests at another copy, e.g. the full database.
@@ -256,13 +255,8 @@ def _fake_osv(status: int, body: bytes):
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1/query"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler, "/v1/query") as url:
+        yield url
 
 
 @pytest.mark.parametrize(("status", "body"), [(200, b"{}"), (500, b"oops"), (200, b"not json")])

@@ -463,8 +463,8 @@ def _checkout(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> None:
         argv += ["--depth", depth]
     argv += [f"file://{r.replay.origin}", str(r.workspace)]
     shutil.rmtree(r.workspace)
-    _must(argv, env, r)
-    _must(["git", "-C", str(r.workspace), "checkout", "-q", r.replay.sha], env, r)
+    _must(argv, env)
+    _must(["git", "-C", str(r.workspace), "checkout", "-q", r.replay.sha], env)
 
 
 def _setup_python(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> None:
@@ -473,7 +473,7 @@ def _setup_python(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> No
     if inputs.get("python-version") != "3.11":
         raise ActionFailed(f"the replay has Python 3.11 only, not {inputs.get('python-version')}")
     venv = r.temp / "python"
-    _must([sys.executable, "-m", "venv", "--without-pip", str(venv)], env, r)
+    _must([sys.executable, "-m", "venv", "--without-pip", str(venv)], env)
     tools = subprocess.run(
         [sys.executable, "-c", "import site;print(site.getsitepackages()[0])"],
         capture_output=True,
@@ -579,7 +579,7 @@ ACTIONS: dict[str, Callable[[_Runner, dict[str, str], dict[str, str]], None]] = 
 
 
 # -- small helpers -----------------------------------------------------------------------------
-def _must(argv: list[str], env: Mapping[str, str], r: _Runner) -> None:
+def _must(argv: list[str], env: Mapping[str, str]) -> None:
     proc = subprocess.run(argv, env=dict(env), capture_output=True, text=True, check=False)
     if proc.returncode:
         raise ActionFailed(f"{' '.join(argv)}: {proc.stderr.strip()}")
