@@ -39,6 +39,7 @@ from aibase.state import (
     read_variant,
     write_smoke,
 )
+from aibase.unchanged import check_unchanged
 from aibase.verify import VerifyResult
 
 
@@ -99,7 +100,12 @@ def plan_promotions(settings: Settings, config: Config, variant: str) -> list[di
                 log.info(f"{v.name}: held back: {exc.message}")
                 rows.append(f"| {v.name} | held back: {exc.message} |")
                 continue
-            log.info(f"{v.name}: ready to promote {merged.index_digest}")
+            verdict = check_unchanged(ctx.registry, config, v, merged.index_digest)
+            if verdict.unchanged:
+                log.info(f"{v.name}: unchanged, not promoted: {verdict.reason}")
+                rows.append(f"| {v.name} | unchanged, not promoted: {verdict.reason} |")
+                continue
+            log.info(f"{v.name}: ready to promote {merged.index_digest} ({verdict.reason})")
             rows.append(f"| {v.name} | promote `{merged.index_digest}` |")
             ready.append(entry)
     github.set_output("variants", json.dumps(ready, separators=(",", ":")))

@@ -14,6 +14,7 @@ import pytest
 from aibase.build import platform_manifest
 from aibase.errors import PromoteError
 from aibase.registry import RegistryClient
+from aibase.unchanged import read_os_packages
 
 from .conftest import MIRROR, REGISTRY, REPO, copy_fixture, floating_digest, invoke
 
@@ -139,7 +140,7 @@ def test_the_weekly_refresh_rebuilds_the_os_step_and_keeps_every_group_layer(
         "linux/amd64",
         "--push",
     )
-    layers = []
+    layers, os_lists = [], []
     for extra in ({}, {"AIBASE_REFRESH_OS": "1"}):
         run = invoke("build", *flags, env={**env, **extra})
         assert run.returncode == 0, run.output[-3000:]
@@ -147,7 +148,12 @@ def test_the_weekly_refresh_rebuilds_the_os_step_and_keeps_every_group_layer(
         record = json.loads((tmp_path / "cells" / "fixture-linux-amd64.json").read_text())
         with RegistryClient(REGISTRY) as client:
             image = platform_manifest(client, repo, record["digest"], "linux/amd64")
+            os_lists.append(read_os_packages(client, repo, image))
         layers.append([layer["digest"] for layer in image.json["layers"]])
+    # what the gate compares to skip an unchanged promotion (tests/unit/test_unchanged.py):
+    # apt ran twice within minutes, so the same packages, read from each image's last layer
+    assert os_lists[0] is not None and os_lists[0] == os_lists[1]
+    assert any(line.startswith("gcc ") for line in os_lists[0].splitlines()), os_lists[0][:500]
     before, after = layers
     groups = (tmp_path / "dockerfiles" / "fixture-linux-amd64" / "Dockerfile").read_text()
     copies = groups.count("COPY --link --from=group-")

@@ -228,6 +228,17 @@ def test_push_to_main_builds_what_is_locked_and_the_schedule_after_it(
     with RegistryClient(host, credentials=_creds(org_registry)) as client:
         assert client.head_manifest(REPLAY_REPO, "fixture") == promoted
 
+    # Item 6: the gate asked again once that index is promoted (as for a schedule whose OS
+    # packages did not change): nothing to promote, so no reviewer is asked and promote skips.
+    approvals = list(run.approvals)
+    again = replay.rerun(run, "gate")
+    text = _show(again)
+    assert again.results["gate"] == "success", text
+    assert again.outputs["gate"]["promote"] == "false", text
+    assert "| fixture | unchanged, not promoted:" in again.legs_of("gate")[0].summary, text
+    again = replay.rerun(again, "promote")
+    assert again.results["promote"] == "skipped" and again.approvals == approvals, _show(again)
+
     # The schedule's plan on the same commit: the same legs, with the OS refresh switched on
     # for the cells (test_job_graph builds a refreshed cell; a second full graph here would
     # add minutes of emulated apt to every CI run).
