@@ -184,7 +184,8 @@ def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Pa
         meta = work / f"single-{i}.json"
         plan = plan_single(ctx, variant, platform, locks, tag, meta, packages, top)
         started = time.monotonic()
-        digests.append(str(engine.run_build(plan)["containerimage.digest"]))
+        metadata = engine.run_build(plan.argv, plan.metadata_file, f"{variant}/{platform}")
+        digests.append(str(metadata["containerimage.digest"]))
         times.append(round(time.monotonic() - started, 1))
     single = _shape(ctx, platform, digests[0], digests[2], (times[0], times[1], times[2]), 0.0)
     return CellBench(f"{variant}/{platform}", bump, ours, single)

@@ -90,7 +90,13 @@ def build_cell(
         extra_labels=cell_lock_labels(config, variant, cell.platform),
     )
     start = time.monotonic()
-    metadata = engine.run_build(plan, registry=config.registry, dry_run=dry_run)
+    metadata = engine.run_build(
+        plan.argv,
+        plan.metadata_file,
+        f"{cell.variant}/{cell.platform}",
+        registry=config.registry,
+        dry_run=dry_run,
+    )
     if dry_run or not push:
         return None
     seconds = time.monotonic() - start

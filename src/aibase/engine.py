@@ -21,7 +21,6 @@ from requests.exceptions import RequestException
 
 from aibase import buildlog, log, proc
 from aibase.errors import BuildError, EngineError, RegistryUnreachable, Timeout
-from aibase.plan import BuildPlan
 
 PROBE_SOURCE = Path(__file__).with_name("probe.py")
 PROBE_TIMEOUT = 1800.0  # the full stack's imports under QEMU take minutes; a hang, longer
@@ -114,37 +113,38 @@ def build_retrying(argv: Sequence[str]) -> proc.Result:
     return result
 
 
-def run_build(plan: BuildPlan, *, registry: str = "", dry_run: bool = False) -> dict[str, object]:
-    """Run one cell's build, streaming its progress; returns buildx's metadata.
-    registry: the one it pushes to, named when it stops answering."""
+def run_build(
+    argv: Sequence[str], metadata: Path, cell: str, *, registry: str = "", dry_run: bool = False
+) -> dict[str, object]:
+    """Run one cell's build (cell: VARIANT/OS/ARCH), streaming its progress; returns the
+    metadata buildx wrote. registry: the one it pushes to, named when it stops answering.
+    Takes the argv, not the build plan: the engine sits below the planning that calls it."""
     if dry_run:
-        log.echo_command(plan.argv, dry_run=True)
+        log.echo_command(argv, dry_run=True)
         return {}
-    plan.metadata_file.parent.mkdir(parents=True, exist_ok=True)
-    plan.metadata_file.unlink(missing_ok=True)
-    result = build_retrying(plan.argv)
+    metadata.parent.mkdir(parents=True, exist_ok=True)
+    metadata.unlink(missing_ok=True)
+    result = build_retrying(argv)
     stopped = buildlog.registry_stopped(result.stderr, registry) if registry else None
     if not result.ok and stopped:
         raise RegistryUnreachable(
-            f"registry {registry} stopped answering ({stopped}) while cell "
-            f"{plan.cell.variant}/{plan.cell.platform} was built and pushed (exit "
-            f"{result.returncode}); nothing was merged or promoted",
+            f"registry {registry} stopped answering ({stopped}) while cell {cell} was built "
+            f"and pushed (exit {result.returncode}); nothing was merged or promoted",
             "start the registry again (the local default: invoke registry-up), then rerun "
             "the same command: the build is cached and the push resumes",
         )
     if not result.ok:
         raise BuildError(
-            f"build of cell {plan.cell.variant}/{plan.cell.platform} failed "
-            f"(exit {result.returncode}{buildlog.last_error(result.stderr)}); nothing was "
-            "merged or promoted",
+            f"build of cell {cell} failed (exit {result.returncode}"
+            f"{buildlog.last_error(result.stderr)}); nothing was merged or promoted",
             "read the failing step in the build log above; for a lock error run "
             "`invoke lock --check`",
         )
     try:
-        data: dict[str, object] = json.loads(plan.metadata_file.read_text())
+        data: dict[str, object] = json.loads(metadata.read_text())
     except (FileNotFoundError, json.JSONDecodeError) as exc:
         raise BuildError(
-            f"build of cell {plan.cell.slug} wrote no metadata ({exc})", "rerun the build"
+            f"build of cell {cell} wrote no metadata ({exc})", "rerun the build"
         ) from None
     return data
 
