@@ -16,14 +16,14 @@ from aibase.auditing import AuditRequest, audit_all
 from aibase.bases import bootstrap_standins
 from aibase.bench import run_bench, select_cells
 from aibase.cli import BUILD, COMMON, ONE_VARIANT, command, parse_day, split_list, variant_of
-from aibase.config import Config
+from aibase.config.model import Config
+from aibase.config.paths import Paths
+from aibase.config.settings import Settings
 from aibase.context import open_run, registry_client
 from aibase.errors import ConfigError
 from aibase.lock import check_locks, write_locks
-from aibase.paths import Paths
 from aibase.promote import Guards
-from aibase.refs import parse_ref
-from aibase.settings import Settings
+from aibase.registry.refs import parse_ref
 
 PROMOTES = (*COMMON, "revision", "require_gpu", "notify_url", "notify_token")
 IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"

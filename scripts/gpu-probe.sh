@@ -8,7 +8,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvi
 python3 src/aibase/probe.py --skip-imports > "$out/probe.json"
 PYTHONPATH=src python3 - "$out/probe.json" > "$out/check.txt" <<'PY'
 import json, sys
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.smoke import check_probe
 report = json.load(open(sys.argv[1]))
 cuda = load_config("images.toml", env={}).variant("cuda")

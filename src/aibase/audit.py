@@ -16,8 +16,8 @@ from typing import Any
 
 from aibase import proc
 from aibase.allowlist import AllowEntry, Finding, PolicyResult
+from aibase.config.settings import AUDIT_SERVICES as SERVICES
 from aibase.errors import AuditError
-from aibase.settings import AUDIT_SERVICES as SERVICES
 
 
 @dataclass(frozen=True)

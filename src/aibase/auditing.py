@@ -22,7 +22,7 @@ from aibase.audit import (
     requirements_from_packages,
     run_audit,
 )
-from aibase.config import VariantConfig
+from aibase.config.model import VariantConfig
 from aibase.errors import AuditError, VulnerabilitiesFound
 from aibase.osv_mirror import serve
 

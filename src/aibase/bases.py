@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aibase import engine, localregistry, log, proc
-from aibase.config import Config
+from aibase.config.model import Config
+from aibase.config.paths import Paths
 from aibase.errors import EngineError
-from aibase.paths import Paths
-from aibase.refs import parse_ref
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
+from aibase.registry.refs import parse_ref
 
 SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"

@@ -21,7 +21,7 @@ from platform import machine
 
 from aibase import engine, git, log, proc
 from aibase.build import platform_manifest
-from aibase.config import Config
+from aibase.config.model import Config
 from aibase.context import RunContext
 from aibase.errors import BuildError
 from aibase.imagesize import ImageSize, measure

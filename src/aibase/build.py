@@ -9,12 +9,12 @@ from pathlib import Path
 
 from aibase import engine, layers, log
 from aibase.allowlist import DEFAULT_ALLOWLIST, load_allowlist
-from aibase.config import Config, VariantConfig
+from aibase.config.model import Config, VariantConfig
 from aibase.context import RunContext
 from aibase.errors import BuildError
-from aibase.oci import Manifest, compressed_size, entry_platform, is_attestation
 from aibase.plan import Cell, lock_labels, plan_build
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
+from aibase.registry.oci import Manifest, compressed_size, entry_platform, is_attestation
 from aibase.state import CellRecord, write_atomic, write_cell
 
 

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 from aibase import engine, localregistry, log
-from aibase.config import Config
-from aibase.paths import Paths
-from aibase.settings import Settings
+from aibase.config.model import Config
+from aibase.config.paths import Paths
+from aibase.config.settings import Settings
 
 
 def free_gb(path: Path) -> float:

@@ -21,10 +21,11 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import Task
 
-from aibase import configfile, github, log
-from aibase.config import Config, VariantConfig
+from aibase import github, log
+from aibase.config import loader
+from aibase.config.model import Config, VariantConfig
+from aibase.config.settings import SETTINGS, debug_wanted
 from aibase.errors import INTERRUPTED_EXIT, AibaseError, ConfigError
-from aibase.settings import SETTINGS, debug_wanted
 
 Body = Callable[..., object]
 
@@ -115,7 +116,7 @@ def command(
                     raise Exit(code=ConfigError.exit_code)
                 kwargs["dry_run"] = True
             with _errors(flags):
-                settings, config = configfile.load(flags, names=("config", *names))
+                settings, config = loader.load(flags, names=("config", *names))
                 log.info(settings.render(names))
                 log.reset_steps()
                 with log.step(task_name, fold=False):

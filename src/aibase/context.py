@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aibase import git
-from aibase.config import Config
+from aibase.config.model import Config
+from aibase.config.paths import Paths
+from aibase.config.settings import Settings
 from aibase.errors import ConfigError, StateError
-from aibase.paths import Paths
 from aibase.plan import BuildContext
-from aibase.registry import RegistryClient
-from aibase.settings import Settings
+from aibase.registry.client import RegistryClient
 
 
 @dataclass(frozen=True)

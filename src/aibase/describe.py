@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 
 from aibase import engine
 from aibase.names import normalize_name
-from aibase.oci import compressed_size, entry_platform, is_attestation
 from aibase.plan import LABEL_NS
-from aibase.refs import ImageRef, parse_ref
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
+from aibase.registry.oci import compressed_size, entry_platform, is_attestation
+from aibase.registry.refs import ImageRef, parse_ref
 from aibase.verify import fetch_index
 
 OCI = "org.opencontainers.image"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aibase import engine, localregistry, log, proc
-from aibase.config import Config
+from aibase.config.model import Config
 from aibase.engine import EngineFacts
 from aibase.errors import EngineError
 

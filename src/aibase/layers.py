@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aibase.config import VariantConfig
+from aibase.config.model import VariantConfig
 from aibase.errors import ConfigError
 from aibase.lockfile import (
     UV_PLATFORMS,

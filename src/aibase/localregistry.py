@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aibase import engine, log, proc
+from aibase.config.paths import Paths
 from aibase.errors import RegistryError, RegistryUnreachable
-from aibase.paths import Paths
-from aibase.registry import RegistryClient
-from aibase.trust import is_loopback
+from aibase.registry.client import RegistryClient
+from aibase.registry.trust import is_loopback
 
 CONTAINER = "aibase-registry"
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aibase import log, proc
-from aibase.config import PlatformSpec, VariantConfig
+from aibase.config.model import PlatformSpec, VariantConfig
 from aibase.errors import LockError
 from aibase.lockfile import (
     UV_PLATFORMS,

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aibase.config import PlatformSpec, VariantConfig
+from aibase.config.model import PlatformSpec, VariantConfig
 from aibase.names import normalize_name
 
 # uv's names for the platforms it resolves and installs for (manylinux_2_28: glibc 2.28+)

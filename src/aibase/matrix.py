@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aibase import github, log
-from aibase.config import Config, VariantConfig
+from aibase.config.model import Config, VariantConfig
 from aibase.errors import ConfigError, LockError
 from aibase.lock import check_lock
-from aibase.trust import is_loopback
+from aibase.registry.trust import is_loopback
 
 LOCK_FIX = (
     "run the lock workflow (Actions > lock > Run workflow) where every index the config "

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from aibase import log
-from aibase.config import VariantConfig
+from aibase.config.model import VariantConfig
 from aibase.context import RunContext
 from aibase.errors import BuildError, StateError
-from aibase.oci import entry_platform, image_entries, is_attestation, make_index
 from aibase.plan import Cell, cell_tag, immutable_tag
+from aibase.registry.oci import entry_platform, image_entries, is_attestation, make_index
 from aibase.state import CellRecord, MergeRecord, read_cell
 
 

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, replace
 
 from aibase import log
-from aibase.config import Config
-from aibase.refs import parse_ref
-from aibase.registry import RegistryClient
+from aibase.config.model import Config
+from aibase.registry.client import RegistryClient
+from aibase.registry.refs import parse_ref
 from aibase.state import write_atomic
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aibase import engine, git, layers, lockfile, log, notify
 from aibase.build import build_cell
-from aibase.config import VariantConfig
+from aibase.config.model import VariantConfig
 from aibase.context import RunContext, registry_client
 from aibase.errors import AibaseError, ConfigError, SmokeError
 from aibase.merge import merge_variant
@@ -24,7 +24,7 @@ from aibase.notify import Promoted
 from aibase.plan import ACCEPTED_LABEL, LOCK_LABEL, Cell, floating_tag, plan_cells, promoted_tags
 from aibase.preflight import preflight, raise_failed
 from aibase.promote import FORWARD_ONLY, Guards, Promotion, promote_variant
-from aibase.refs import ImageRef, parse_ref
+from aibase.registry.refs import ImageRef, parse_ref
 from aibase.report import PlatformRow, PromotionRow, RunReport, write_report
 from aibase.smoke import smoke_index
 from aibase.state import (

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aibase.allowlist import AllowEntry
-from aibase.config import Config, VariantConfig
+from aibase.config.model import Config, VariantConfig
 from aibase.errors import ConfigError
 from aibase.lockfile import parse_lock
-from aibase.refs import is_valid_tag
+from aibase.registry.refs import is_valid_tag
 
 LABEL_NS = "io.cerebral.ai-base"
 

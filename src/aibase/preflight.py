@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aibase import engine, localregistry, log
-from aibase.config import VariantConfig
+from aibase.config.model import VariantConfig
 from aibase.context import RunContext, registry_client
 from aibase.errors import (
     AibaseError,
@@ -19,7 +19,7 @@ from aibase.errors import (
     RegistryUnreachable,
 )
 from aibase.lock import check_lock
-from aibase.refs import parse_ref
+from aibase.registry.refs import parse_ref
 
 OFFLINE = (
     "offline, the fixture variant builds from stand-ins through the same code path: "

@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aibase import log
-from aibase.config import Config, VariantConfig
+from aibase.config.model import Config, VariantConfig
 from aibase.errors import AibaseError, PromoteError
-from aibase.oci import entry_platform, is_attestation
 from aibase.plan import floating_tag, promoted_tags
-from aibase.refs import parse_ref
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
+from aibase.registry.oci import entry_platform, is_attestation
+from aibase.registry.refs import parse_ref
 from aibase.state import MergeRecord, VariantState, VerifyRecord
 from aibase.verify import fetch_index, raise_if_failed, verify_index
 

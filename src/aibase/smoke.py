@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aibase import engine, log
-from aibase.config import VariantConfig
+from aibase.config.model import VariantConfig
 from aibase.lockfile import parse_lock
 from aibase.names import normalize_name
 from aibase.state import SmokeRecord

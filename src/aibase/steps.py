@@ -12,7 +12,8 @@ from dataclasses import replace
 
 from aibase import engine, github, log
 from aibase.build import build_cell
-from aibase.config import Config, VariantConfig
+from aibase.config.model import Config, VariantConfig
+from aibase.config.settings import Settings
 from aibase.context import RunContext, open_run
 from aibase.errors import ConfigError, PromoteError
 from aibase.matrix import emit, parse_runners, plan_ready
@@ -27,8 +28,7 @@ from aibase.pipeline import (
 from aibase.plan import Cell
 from aibase.preflight import preflight, raise_failed
 from aibase.promote import Guards, Promotion, check_gate
-from aibase.refs import parse_ref
-from aibase.settings import Settings
+from aibase.registry.refs import parse_ref
 from aibase.smoke import smoke_image
 from aibase.state import (
     CellRecord,

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aibase import log
-from aibase.config import Config, VariantConfig
-from aibase.configfile import apply_settings, read_config
+from aibase.config.loader import apply_settings, read_config
+from aibase.config.model import Config, VariantConfig
+from aibase.config.settings import Settings
 from aibase.errors import ConfigError
 from aibase.lock import write_lock
 from aibase.lockfile import parse_lock
 from aibase.names import normalize_name
-from aibase.settings import Settings
 from aibase.state import write_atomic
 
 _PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!_-]+)")

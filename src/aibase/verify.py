@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aibase import log
-from aibase.config import Config, VariantConfig
+from aibase.config.model import Config, VariantConfig
 from aibase.errors import VerifyError
-from aibase.oci import Manifest, compressed_size, entry_platform, is_attestation
 from aibase.plan import REQUIRED_LABELS
-from aibase.refs import ImageRef
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
+from aibase.registry.oci import Manifest, compressed_size, entry_platform, is_attestation
+from aibase.registry.refs import ImageRef
 
 
 @dataclass(frozen=True)

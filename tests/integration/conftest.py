@@ -20,12 +20,12 @@ import pytest
 
 from aibase import engine, localregistry
 from aibase.bases import plan_standins, push_standins
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
+from aibase.config.paths import Paths
+from aibase.config.settings import SETTINGS, resolve_one
 from aibase.localregistry import Tls
-from aibase.paths import Paths
-from aibase.refs import parse_ref
-from aibase.registry import RegistryClient
-from aibase.settings import SETTINGS, resolve_one
+from aibase.registry.client import RegistryClient
+from aibase.registry.refs import parse_ref
 from aibase.state import VariantState, read_variant
 
 REPO = Path(__file__).resolve().parents[2]

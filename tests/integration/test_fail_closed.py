@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from aibase import engine, proc
+from aibase.config.paths import Paths
 from aibase.errors import (
     ConfigError,
     PromoteError,
@@ -25,8 +26,7 @@ from aibase.errors import (
     Timeout,
 )
 from aibase.localregistry import start_registry, stop_registry
-from aibase.paths import Paths
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
 
 from .conftest import (
     FIXTURE_CONFIG,

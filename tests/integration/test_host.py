@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from aibase import localregistry
-from aibase.paths import Paths
+from aibase.config.paths import Paths
 
 REPO = Path(__file__).resolve().parents[2]
 

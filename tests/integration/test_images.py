@@ -16,13 +16,13 @@ import pytest
 
 from aibase import engine
 from aibase.build import platform_manifest
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.errors import BuildError
 from aibase.layers import plan_groups
 from aibase.lock import write_lock
 from aibase.lockfile import parse_lock
 from aibase.plan import REQUIRED_LABELS
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
 from aibase.smoke import check_probe, locked_packages
 from aibase.state import read_cell
 

@@ -13,7 +13,7 @@ import pytest
 
 from aibase.build import platform_manifest
 from aibase.errors import PromoteError
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
 from aibase.unchanged import read_os_packages
 
 from .conftest import MIRROR, REGISTRY, REPO, copy_fixture, floating_digest, invoke

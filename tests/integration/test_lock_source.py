@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.layers import render_cell
 from aibase.lock import find_uv, write_lock
 from aibase.lockfile import parse_lock

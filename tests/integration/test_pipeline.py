@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from aibase.configfile import load
+from aibase.config.loader import load
+from aibase.config.paths import Paths
 from aibase.errors import (
     BuildError,
     LockError,
@@ -20,10 +21,9 @@ from aibase.errors import (
     VerifyError,
 )
 from aibase.lockfile import body_digest, split_blocks, split_header
-from aibase.oci import Manifest
-from aibase.paths import Paths
 from aibase.pins import changed_lines
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
+from aibase.registry.oci import Manifest
 from aibase.state import MergeRecord, SmokeRecord, VariantState, VerifyRecord, write_variant
 
 from .conftest import (
@@ -246,7 +246,7 @@ def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_di
     assert "Traceback" not in run.output
     # the push itself failing (registry gone after preflight) names the cell
     from aibase.build import build_cell
-    from aibase.configfile import load
+    from aibase.config.loader import load
     from aibase.context import open_run
     from aibase.plan import Cell
 
@@ -353,7 +353,7 @@ def test_authenticated_registry_uses_the_credential_store(
         for path in out_dir.rglob("*"):
             if path.is_file():
                 assert password not in path.read_text(errors="replace"), path
-        from aibase.credentials import load_credentials
+        from aibase.registry.credentials import load_credentials
 
         monkeypatch.setenv("DOCKER_CONFIG", str(docker_config))
         with RegistryClient(host, credentials=load_credentials(host)) as client:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from aibase.config.paths import Paths
 from aibase.errors import NotifyError, RegistryUnreachable
 from aibase.localregistry import LocalRegistry, start_registry, stop_registry
-from aibase.paths import Paths
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
 
 from .conftest import (
     FIXTURE_CONFIG,

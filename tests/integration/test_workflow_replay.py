@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aibase.credentials import Credentials
+from aibase.config.paths import Paths
 from aibase.localregistry import start_registry, stop_registry
-from aibase.paths import Paths
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
+from aibase.registry.credentials import Credentials
 from tests.replay.runner import Environment, Event, Org, Replay, Run, host_network
 
 from .conftest import MIRROR, REPO, make_tls

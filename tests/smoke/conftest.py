@@ -1,6 +1,6 @@
 """Smoke tests run against a built image ref: `pytest tests/smoke --variant cuda --image REF`.
 
-Options and their variables come from aibase.settings (declared once): --config
+Options and their variables come from aibase.config.settings (declared once): --config
 (AIBASE_CONFIG), --variant (AIBASE_SMOKE_VARIANT), --image (AIBASE_SMOKE_IMAGE; default: the
 variant's floating tag on the configured registry), --platform (AIBASE_SMOKE_PLATFORMS; default:
 every platform of the config), --require-gpu (AIBASE_REQUIRE_GPU).
@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from aibase import engine
-from aibase.config import Config, VariantConfig
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
+from aibase.config.model import Config, VariantConfig
+from aibase.config.settings import SETTINGS, is_true, resolve_one
 from aibase.errors import EngineError, RegistryError
-from aibase.refs import parse_ref
-from aibase.registry import RegistryClient
-from aibase.settings import SETTINGS, is_true, resolve_one
+from aibase.registry.client import RegistryClient
+from aibase.registry.refs import parse_ref
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from aibase import engine
-from aibase.refs import parse_ref
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
+from aibase.registry.refs import parse_ref
 from aibase.smoke import check_probe, locked_packages
 from aibase.verify import check_index, fetch_index
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from aibase.bench import CellBench, Layer, Shape, foreign_ratios, render, select_cells
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.errors import ConfigError
 from aibase.imagesize import ImageSize
 from aibase.plan import Cell

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.errors import ConfigError
-from aibase.refs import parse_ref
+from aibase.registry.refs import parse_ref
 
 from .conftest import REPO, VALID
 

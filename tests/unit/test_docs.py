@@ -14,7 +14,7 @@ import pytest
 from invoke import Collection, Task
 
 import tasks
-from aibase.settings import SETTINGS
+from aibase.config.settings import SETTINGS
 
 from .conftest import REPO
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.doctor import evaluate, render
 from aibase.engine import EngineFacts
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.errors import ConfigError
 from aibase.layers import (
     LAYERS_MARK,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.lock import (
     check_lock,
     inputs_digest,

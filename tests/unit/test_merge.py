@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from aibase.configfile import load
+from aibase.config.loader import load
+from aibase.config.paths import Paths
 from aibase.context import RunContext
 from aibase.errors import BuildError
 from aibase.merge import merge_variant
-from aibase.oci import OCI_INDEX, image_entries, make_index
-from aibase.paths import Paths
 from aibase.plan import BuildContext
+from aibase.registry.oci import OCI_INDEX, image_entries, make_index
 from aibase.state import CellRecord
 
 REV = "a" * 40
@@ -88,7 +88,7 @@ def test_a_cell_of_another_run_is_refused(write_config, fake_registry, tmp_path)
 
 def test_a_single_manifest_cell_becomes_one_entry_with_its_configs_platform():
     body = b'{"mediaType": "application/vnd.oci.image.manifest.v1+json"}'
-    from aibase.oci import Manifest
+    from aibase.registry.oci import Manifest
 
     top = Manifest("sha256:" + "1" * 64, "application/vnd.oci.image.manifest.v1+json", body)
     entries = image_entries(top, "linux/arm64", {"os": "linux", "architecture": "arm64"})

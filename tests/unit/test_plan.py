@@ -6,7 +6,7 @@ import pytest
 
 from aibase.allowlist import load_allowlist
 from aibase.build import cell_lock_labels
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.errors import ConfigError
 from aibase.plan import (
     ACCEPTED_LABEL,

@@ -8,7 +8,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.errors import PromoteError, RegistryError, VerifyError
 from aibase.plan import REQUIRED_LABELS
 from aibase.promote import Guards, Promotion, promote_variant

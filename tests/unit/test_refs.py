@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from aibase.errors import ConfigError
-from aibase.refs import ImageRef, parse_ref
+from aibase.registry.refs import ImageRef, parse_ref
 
 D = "sha256:" + "a" * 64
 

@@ -6,10 +6,10 @@ import json
 import httpx
 import pytest
 
-from aibase.credentials import Credentials, load_credentials
 from aibase.errors import NotFound, RegistryError
-from aibase.registry import RegistryClient
-from aibase.trust import is_loopback, parse_challenge
+from aibase.registry.client import RegistryClient
+from aibase.registry.credentials import Credentials, load_credentials
+from aibase.registry.trust import is_loopback, parse_challenge
 
 
 def test_loopback_detection():
@@ -75,7 +75,7 @@ def test_challenge_parsing():
 def _client(handler, sleeps):
     import httpx
 
-    from aibase.registry import Credentials, RegistryClient
+    from aibase.registry.client import Credentials, RegistryClient
 
     return RegistryClient(
         "localhost:5000",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aibase.configfile import load
+from aibase.config.loader import load
+from aibase.config.settings import SETTINGS
 from aibase.errors import ConfigError
-from aibase.settings import SETTINGS
 
 REV_A, REV_B = "a" * 40, "b" * 40
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.smoke import check_probe
 
 GOOD: dict[str, Any] = {

@@ -9,8 +9,8 @@ import json
 import tarfile
 from typing import Any, cast
 
-from aibase.oci import Manifest
-from aibase.registry import RegistryClient
+from aibase.registry.client import RegistryClient
+from aibase.registry.oci import Manifest
 from aibase.unchanged import OS_PACKAGES, compare_indexes, read_os_packages
 
 from .test_verify import REV, image, index_of

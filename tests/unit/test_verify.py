@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.errors import VerifyError
-from aibase.oci import Manifest
 from aibase.plan import REQUIRED_LABELS
-from aibase.refs import parse_ref
+from aibase.registry.oci import Manifest
+from aibase.registry.refs import parse_ref
 from aibase.verify import FetchedIndex, check_index, raise_if_failed
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

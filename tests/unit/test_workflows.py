@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from aibase.configfile import load_config
+from aibase.config.loader import load_config
 from aibase.errors import ConfigError, LockError
 from aibase.matrix import parse_runners, plan_matrix, plan_ready, render_plan
 from tests.replay.expressions import DEFAULT_STATUS, evaluate, truthy

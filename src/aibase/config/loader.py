@@ -12,11 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from aibase import validate as vd
-from aibase.config import Config, PlatformSpec, TorchSpec, VariantConfig
+from aibase.config import validate as vd
+from aibase.config.model import Config, PlatformSpec, TorchSpec, VariantConfig
+from aibase.config.settings import Settings, environ, resolve
+from aibase.config.validate import Where
 from aibase.errors import ConfigError
-from aibase.settings import Settings, environ, resolve
-from aibase.validate import Where
 
 _PROJECT_KEYS = {"repository", "registry", "platforms", "source", "title"}
 _VARIANT_KEYS = {

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aibase import log
-from aibase.refs import HUB_ALIASES, HUB_CREDENTIAL_KEY
+from aibase.registry.refs import HUB_ALIASES, HUB_CREDENTIAL_KEY
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
 
-from aibase.config import KNOWN_PLATFORMS
+from aibase.config.model import KNOWN_PLATFORMS
 from aibase.errors import ConfigError
-from aibase.refs import parse_ref
-from aibase.trust import is_loopback
+from aibase.registry.refs import parse_ref
+from aibase.registry.trust import is_loopback
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 VERSION_RE = re.compile(r"^\d+(\.\d+)*$")

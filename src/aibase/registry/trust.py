@@ -1,5 +1,5 @@
 """Whom a registry client trusts: which CAs sign a registry's certificate, and which token
-services may receive its credentials. Pure policy; registry.py makes the calls."""
+services may receive its credentials. Pure policy; client.py makes the calls."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aibase.errors import RegistryError
-from aibase.refs import HUB_ALIASES
+from aibase.registry.refs import HUB_ALIASES
 
 DOCKER_CERTS = Path("/etc/docker/certs.d")  # where the engine looks: <host:port>/ca.crt
 HUB_AUTH = "auth.docker.io"  # Docker Hub's token service, a host of its own

@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 
 from aibase import log
-from aibase.credentials import Credentials, load_credentials
 from aibase.errors import NotFound, RegistryError, RegistryUnreachable
-from aibase.oci import ACCEPT, Manifest
-from aibase.trust import (
+from aibase.registry.credentials import Credentials, load_credentials
+from aibase.registry.oci import ACCEPT, Manifest
+from aibase.registry.trust import (
     check_realm,
     is_loopback,
     parse_challenge,

@@ -1,5 +1,5 @@
 """The configuration as frozen values: what gets built, where it goes, what each image
-promises. `configfile` reads and validates images.toml into these."""
+promises. `config.loader` reads and validates images.toml into these."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aibase.errors import ConfigError
-from aibase.refs import parse_ref
+from aibase.registry.refs import parse_ref
 
 KNOWN_PLATFORMS = (
     "linux/amd64",
