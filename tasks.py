@@ -8,22 +8,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from aibase import clean as cleaning
-from aibase import describe, localregistry, pins, pipeline, steps
+from aibase import describe, localregistry, pins
 from aibase import doctor as checks
 from aibase import update as updates
 from aibase.allowlist import DEFAULT_ALLOWLIST
 from aibase.auditing import AuditRequest, audit_all
 from aibase.bases import bootstrap_standins
 from aibase.bench import run_bench, select_cells
+from aibase.build.locks import check_locks, write_locks
+from aibase.build.run_context import open_run, registry_client
 from aibase.cli import BUILD, COMMON, ONE_VARIANT, command, parse_day, split_list, variant_of
 from aibase.config.model import Config
 from aibase.config.paths import Paths
 from aibase.config.settings import Settings
-from aibase.context import open_run, registry_client
 from aibase.errors import ConfigError
-from aibase.lock import check_locks, write_locks
-from aibase.promote import Guards
 from aibase.registry.refs import parse_ref
+from aibase.release import jobs, pipeline
+from aibase.release.promote import Guards
 
 PROMOTES = (*COMMON, "revision", "require_gpu", "notify_url", "notify_token")
 IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"
@@ -86,21 +87,21 @@ def build(
             f"e.g. invoke build --variant {v.name} --platform {next(iter(v.platforms))} --push",
         )
     with open_run(s, cfg, dry_run=dry_run, no_cache=no_cache) as ctx:
-        steps.build_one(ctx, v, platform, push=push, dry_run=dry_run)
+        jobs.build_one(ctx, v, platform, push=push, dry_run=dry_run)
 
 
 @command(*COMMON, "revision", variant=ONE_VARIANT)
 def merge(s: Settings, cfg: Config, variant: str = "", dry_run: bool = False) -> None:
     """Merge the cell records of a variant into one index under an immutable tag."""
     with open_run(s, cfg, dry_run=dry_run) as ctx:
-        steps.merge_one(ctx, variant_of(cfg, variant), dry_run=dry_run)
+        jobs.merge_one(ctx, variant_of(cfg, variant), dry_run=dry_run)
 
 
 @command(*PROMOTES, variant=ONE_VARIANT)
 def verify(s: Settings, cfg: Config, variant: str = "", ref: str = "", smoke: bool = True) -> None:
     """Check an index in the registry: platforms, config arch/os, labels, revision, size."""
     with open_run(s, cfg) as ctx:
-        steps.verify_one(ctx, variant_of(cfg, variant), ref or None, smoke=smoke)
+        jobs.verify_one(ctx, variant_of(cfg, variant), ref or None, smoke=smoke)
 
 
 @command(*PROMOTES, variant=ONE_VARIANT)
@@ -108,7 +109,7 @@ def smoke(s: Settings, cfg: Config, variant: str = "", platform: str = "") -> No
     """Smoke-test one platform of the verified index (a CI job on that platform's runner);
     writes build/smoke/<variant>-<os>-<arch>.json for promote."""
     with open_run(s, cfg) as ctx:
-        steps.smoke_one(ctx, variant_of(cfg, variant), platform)
+        jobs.smoke_one(ctx, variant_of(cfg, variant), platform)
 
 
 @command(*PROMOTES, variant=ONE_VARIANT)
@@ -123,7 +124,7 @@ def promote(
     """Move the floating tag to the verified, smoke-tested index and read it back."""
     permits = Guards(allow_rollback, allow_narrowing, require_gpu=s.flag("require_gpu"))
     with open_run(s, cfg, dry_run=dry_run) as ctx:
-        steps.promote_one(ctx, variant_of(cfg, variant), permits=permits, dry_run=dry_run)
+        jobs.promote_one(ctx, variant_of(cfg, variant), permits=permits, dry_run=dry_run)
 
 
 @command(*BUILD, "platforms", "builder", "jobs", "require_gpu", "notify_url", "notify_token",
@@ -174,7 +175,7 @@ def matrix(s: Settings, cfg: Config, json: bool = False, ci: bool = False, varia
            dry_run: bool = False, gate: bool = False) -> None:  # fmt: skip
     """The CI plan from images.toml: legs, runners, variants waiting for a lock. --dry-run: each
     leg's build command; --gate: the variants whose records pass promote's gate."""
-    steps.plan_jobs(s, cfg, variant, ci=ci, dry_run=dry_run, as_json=json, gate=gate)
+    jobs.plan_jobs(s, cfg, variant, ci=ci, dry_run=dry_run, as_json=json, gate=gate)
 
 
 @command("config", "registry", "out", "cache", "builder", "debug")

@@ -9,7 +9,7 @@ python3 src/aibase/probe.py --skip-imports > "$out/probe.json"
 PYTHONPATH=src python3 - "$out/probe.json" > "$out/check.txt" <<'PY'
 import json, sys
 from aibase.config.loader import load_config
-from aibase.smoke import check_probe
+from aibase.release.smoke import check_probe
 report = json.load(open(sys.argv[1]))
 cuda = load_config("images.toml", env={}).variant("cuda")
 t = report["torch"]

@@ -20,15 +20,15 @@ from pathlib import Path
 from platform import machine
 
 from aibase import engine, git, log, proc
-from aibase.build import platform_manifest
+from aibase.build.cell import platform_manifest
+from aibase.build.layers import LayerGroup, plan_groups
+from aibase.build.lock_format import parse_lock
+from aibase.build.plan import BuildPlan, Cell, cell_tag
+from aibase.build.run_context import RunContext
 from aibase.config.model import Config
-from aibase.context import RunContext
 from aibase.errors import BuildError
 from aibase.imagesize import ImageSize, measure
-from aibase.layers import LayerGroup, plan_groups
-from aibase.lockfile import parse_lock
-from aibase.plan import BuildPlan, Cell, cell_tag
-from aibase.smoke import smoke_image
+from aibase.release.smoke import smoke_image
 from aibase.state import read_cell, write_atomic
 
 SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"  # in the checkout's root

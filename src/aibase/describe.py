@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from aibase import engine
+from aibase.build.plan import LABEL_NS
 from aibase.names import normalize_name
-from aibase.plan import LABEL_NS
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import compressed_size, entry_platform, is_attestation
 from aibase.registry.refs import ImageRef, parse_ref
-from aibase.verify import fetch_index
+from aibase.release.verify import fetch_index
 
 OCI = "org.opencontainers.image"
 

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from aibase import engine
-from aibase.build import platform_manifest
+from aibase.build.cell import platform_manifest
+from aibase.build.layers import plan_groups
+from aibase.build.lock_format import parse_lock
+from aibase.build.locks import write_lock
+from aibase.build.plan import REQUIRED_LABELS
 from aibase.config.loader import load_config
 from aibase.errors import BuildError
-from aibase.layers import plan_groups
-from aibase.lock import write_lock
-from aibase.lockfile import parse_lock
-from aibase.plan import REQUIRED_LABELS
 from aibase.registry.client import RegistryClient
-from aibase.smoke import check_probe, locked_packages
+from aibase.release.smoke import check_probe, locked_packages
 from aibase.state import read_cell
 
 from .conftest import (

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from aibase.build import platform_manifest
+from aibase.build.cell import platform_manifest
 from aibase.errors import PromoteError
 from aibase.registry.client import RegistryClient
-from aibase.unchanged import read_os_packages
+from aibase.release.unchanged import read_os_packages
 
 from .conftest import MIRROR, REGISTRY, REPO, copy_fixture, floating_digest, invoke
 

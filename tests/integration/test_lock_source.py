@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from aibase.build.layers import render_cell
+from aibase.build.lock_format import parse_lock
+from aibase.build.locks import find_uv, write_lock
 from aibase.config.loader import load_config
-from aibase.layers import render_cell
-from aibase.lock import find_uv, write_lock
-from aibase.lockfile import parse_lock
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from aibase.build.lock_format import body_digest, split_blocks, split_header
 from aibase.config.loader import load
 from aibase.config.paths import Paths
 from aibase.errors import (
@@ -20,7 +21,6 @@ from aibase.errors import (
     RegistryUnreachable,
     VerifyError,
 )
-from aibase.lockfile import body_digest, split_blocks, split_header
 from aibase.pins import changed_lines
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import Manifest
@@ -245,10 +245,10 @@ def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_di
     assert "registry 127.0.0.1:5009 does not answer /v2/; nothing was built or pushed" in run.output
     assert "Traceback" not in run.output
     # the push itself failing (registry gone after preflight) names the cell
-    from aibase.build import build_cell
+    from aibase.build.cell import build_cell
+    from aibase.build.plan import Cell
+    from aibase.build.run_context import open_run
     from aibase.config.loader import load
-    from aibase.context import open_run
-    from aibase.plan import Cell
 
     flags = {
         "config": str(FIXTURE_CONFIG),

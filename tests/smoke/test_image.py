@@ -10,8 +10,8 @@ import pytest
 from aibase import engine
 from aibase.registry.client import RegistryClient
 from aibase.registry.refs import parse_ref
-from aibase.smoke import check_probe, locked_packages
-from aibase.verify import check_index, fetch_index
+from aibase.release.smoke import check_probe, locked_packages
+from aibase.release.verify import check_index, fetch_index
 
 from .conftest import Target
 

@@ -3,7 +3,7 @@ for what the audit tests audit: a package a lock gains must be looked up in it."
 
 from __future__ import annotations
 
-from aibase.lockfile import parse_lock
+from aibase.build.lock_format import parse_lock
 from aibase.names import normalize_name
 
 from .conftest import REPO

@@ -117,14 +117,14 @@ def test_only_the_engine_runs_docker():
 
 def test_the_report_and_the_pure_modules_never_reach_the_engine():
     for pure in (
-        "report",
-        "plan",
-        "verify",
+        "release.report",
+        "build.plan",
+        "release.verify",
         "config.model",
         "registry.refs",
         "config.settings",
         "state",
-        "promote",
+        "release.promote",
     ):
         assert "engine" not in _reach(pure), pure
 

@@ -6,9 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from aibase.config.loader import load_config
-from aibase.errors import ConfigError
-from aibase.layers import (
+from aibase.build.layers import (
     LAYERS_MARK,
     STAGES_MARK,
     bin_of,
@@ -17,7 +15,9 @@ from aibase.layers import (
     render_cell,
     render_dockerfile,
 )
-from aibase.lockfile import parse_lock
+from aibase.build.lock_format import parse_lock
+from aibase.config.loader import load_config
+from aibase.errors import ConfigError
 
 from .conftest import REPO
 
@@ -180,7 +180,7 @@ def test_a_package_named_like_a_bin_is_refused(cuda):
 
 
 def test_an_earlier_runs_group_files_do_not_linger(tmp_path):
-    from aibase.build import write_rendered
+    from aibase.build.cell import write_rendered
 
     write_rendered(tmp_path, {"Dockerfile": "a\n", "groups/bin-03.txt": "x==1\n"})
     write_rendered(tmp_path, {"Dockerfile": "b\n", "groups/bin-05.txt": "y==1\n"})

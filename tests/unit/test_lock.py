@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from aibase.config.loader import load_config
-from aibase.lock import (
+from aibase.build.lock_format import parse_lock, render_project, strip_resolver_notes, wrong_sources
+from aibase.build.locks import (
     check_lock,
     inputs_digest,
     render_input,
     render_lock,
     uv_compile_argv,
 )
-from aibase.lockfile import parse_lock, render_project, strip_resolver_notes, wrong_sources
+from aibase.config.loader import load_config
 
 from .conftest import REPO
 
@@ -189,7 +189,7 @@ def test_check_covers_the_whole_body(write_config, old, new, why):
 )
 def test_an_option_line_other_than_the_configured_index_is_refused(write_config, option):
     """Even when the body digest is recomputed to match: pip would obey the option."""
-    from aibase.lockfile import body_digest, split_header
+    from aibase.build.lock_format import body_digest, split_header
 
     v, spec, full = _written(write_config)
     head, body = split_header(full)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from aibase.build.merge import merge_variant
+from aibase.build.plan import BuildContext
+from aibase.build.run_context import RunContext
 from aibase.config.loader import load
 from aibase.config.paths import Paths
-from aibase.context import RunContext
 from aibase.errors import BuildError
-from aibase.merge import merge_variant
-from aibase.plan import BuildContext
 from aibase.registry.oci import OCI_INDEX, image_entries, make_index
 from aibase.state import CellRecord
 
@@ -99,8 +99,8 @@ def test_a_single_manifest_cell_becomes_one_entry_with_its_configs_platform():
 
 
 def test_a_cell_record_on_disk_from_another_commit_is_named(write_config, fake_registry, tmp_path):
+    from aibase.build.merge import read_cells
     from aibase.errors import StateError
-    from aibase.merge import read_cells
     from aibase.state import write_cell
 
     ctx = _ctx(write_config, fake_registry, tmp_path)

@@ -5,10 +5,8 @@ from pathlib import Path
 import pytest
 
 from aibase.allowlist import load_allowlist
-from aibase.build import cell_lock_labels
-from aibase.config.loader import load_config
-from aibase.errors import ConfigError
-from aibase.plan import (
+from aibase.build.cell import cell_lock_labels
+from aibase.build.plan import (
     ACCEPTED_LABEL,
     LOCK_LABEL,
     REQUIRED_LABELS,
@@ -26,6 +24,8 @@ from aibase.plan import (
     plan_cells,
     promoted_tags,
 )
+from aibase.config.loader import load_config
+from aibase.errors import ConfigError
 
 from .conftest import REPO, VALID
 

@@ -8,10 +8,10 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from aibase.build.plan import REQUIRED_LABELS
 from aibase.config.loader import load_config
 from aibase.errors import PromoteError, RegistryError, VerifyError
-from aibase.plan import REQUIRED_LABELS
-from aibase.promote import Guards, Promotion, promote_variant
+from aibase.release.promote import Guards, Promotion, promote_variant
 from aibase.state import MergeRecord, SmokeRecord, VariantState, VerifyRecord
 
 REPO_NAME = "cerebral/ai-base"

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from aibase.log import Step
-from aibase.report import PlatformRow, PromotionRow, RunReport, render_markdown
+from aibase.release.report import PlatformRow, PromotionRow, RunReport, render_markdown
 
 
 def _report(**extra: object) -> RunReport:
@@ -76,7 +76,7 @@ def test_layer_charts_and_the_size_trend_against_the_last_report(tmp_path):
     import json
     from dataclasses import asdict, replace
 
-    from aibase.report import previous_sizes, write_report
+    from aibase.release.report import previous_sizes, write_report
 
     last = _report()
     last.platforms[0] = replace(last.platforms[0], compressed_mb=850.0)

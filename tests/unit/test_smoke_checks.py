@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from aibase.config.loader import load_config
-from aibase.smoke import check_probe
+from aibase.release.smoke import check_probe
 
 GOOD: dict[str, Any] = {
     "python": {"version": "3.11.2", "executable": "/opt/venv/bin/python", "prefix": "/opt/venv"},

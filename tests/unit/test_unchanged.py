@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import Manifest
-from aibase.unchanged import OS_PACKAGES, compare_indexes, read_os_packages
+from aibase.release.unchanged import OS_PACKAGES, compare_indexes, read_os_packages
 
 from .test_verify import REV, image, index_of
 

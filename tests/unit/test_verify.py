@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
+from aibase.build.plan import REQUIRED_LABELS
 from aibase.config.loader import load_config
 from aibase.errors import VerifyError
-from aibase.plan import REQUIRED_LABELS
 from aibase.registry.oci import Manifest
 from aibase.registry.refs import parse_ref
-from aibase.verify import FetchedIndex, check_index, raise_if_failed
+from aibase.release.verify import FetchedIndex, check_index, raise_if_failed
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -13,7 +13,7 @@ import yaml
 
 from aibase.config.loader import load_config
 from aibase.errors import ConfigError, LockError
-from aibase.matrix import parse_runners, plan_matrix, plan_ready, render_plan
+from aibase.release.matrix import parse_runners, plan_matrix, plan_ready, render_plan
 from tests.replay.expressions import DEFAULT_STATUS, evaluate, truthy
 
 from .conftest import REPO

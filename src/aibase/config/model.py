@@ -64,7 +64,7 @@ class VariantConfig:
     platforms: Mapping[str, PlatformSpec]
     # roots of the first pip layer (rarely changes, large): the torch family by default
     heavy_roots: tuple[str, ...] = ()
-    own_layers: tuple[str, ...] = ()  # more distributions that get a layer each (layers.py)
+    own_layers: tuple[str, ...] = ()  # more distributions that get a layer each (build/layers.py)
     layer_bins: int = 12  # the long tail's layers
     installer: str = ""  # a python image of the build platform that installs the groups
 

@@ -36,7 +36,7 @@ class Paths:
         return self.cells / f"{slug}.json"
 
     def rendered(self, slug: str) -> Path:
-        """A cell's rendered Dockerfile and its groups' requirements (layers.py)."""
+        """A cell's rendered Dockerfile and its groups' requirements (build/layers.py)."""
         return self.out / "dockerfiles" / slug
 
     def build_metadata(self, slug: str) -> Path:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aibase.allowlist import AllowEntry
+from aibase.build.lock_format import parse_lock
 from aibase.config.model import Config, VariantConfig
 from aibase.errors import ConfigError
-from aibase.lockfile import parse_lock
 from aibase.registry.refs import is_valid_tag
 
 LABEL_NS = "io.cerebral.ai-base"

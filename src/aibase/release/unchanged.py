@@ -18,13 +18,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aibase.build.plan import promoted_tags
 from aibase.config.model import Config, VariantConfig
 from aibase.errors import RegistryError
-from aibase.plan import promoted_tags
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import Manifest, entry_platform, is_attestation
 from aibase.registry.refs import parse_ref
-from aibase.verify import FetchedIndex, fetch_index
+from aibase.release.verify import FetchedIndex, fetch_index
 
 OS_PACKAGES = "opt/ai-base/os-packages.txt"
 REVISION = "org.opencontainers.image.revision"

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from aibase import engine, log
+from aibase.build.lock_format import parse_lock
 from aibase.config.model import VariantConfig
-from aibase.lockfile import parse_lock
 from aibase.names import normalize_name
+from aibase.release.verify import VerifyResult
 from aibase.state import SmokeRecord
-from aibase.verify import VerifyResult
 
 
 def locked_packages(variant: VariantConfig, platform: str) -> dict[str, str]:

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aibase import engine, localregistry, log
+from aibase.build.locks import check_lock
+from aibase.build.run_context import RunContext, registry_client
 from aibase.config.model import VariantConfig
-from aibase.context import RunContext, registry_client
 from aibase.errors import (
     AibaseError,
     BuildError,
@@ -18,7 +19,6 @@ from aibase.errors import (
     RegistryError,
     RegistryUnreachable,
 )
-from aibase.lock import check_lock
 from aibase.registry.refs import parse_ref
 
 OFFLINE = (

@@ -15,14 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from aibase import log
+from aibase.build.plan import floating_tag, promoted_tags
 from aibase.config.model import Config, VariantConfig
 from aibase.errors import AibaseError, PromoteError
-from aibase.plan import floating_tag, promoted_tags
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import entry_platform, is_attestation
 from aibase.registry.refs import parse_ref
+from aibase.release.verify import fetch_index, raise_if_failed, verify_index
 from aibase.state import MergeRecord, VariantState, VerifyRecord
-from aibase.verify import fetch_index, raise_if_failed, verify_index
 
 CREATED = "org.opencontainers.image.created"
 REVISION = "org.opencontainers.image.revision"

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aibase import github, log
+from aibase.build.locks import check_lock
 from aibase.config.model import Config, VariantConfig
 from aibase.errors import ConfigError, LockError
-from aibase.lock import check_lock
 from aibase.registry.trust import is_loopback
 
 LOCK_FIX = (

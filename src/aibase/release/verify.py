@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aibase import log
+from aibase.build.plan import REQUIRED_LABELS
 from aibase.config.model import Config, VariantConfig
 from aibase.errors import VerifyError
-from aibase.plan import REQUIRED_LABELS
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import Manifest, compressed_size, entry_platform, is_attestation
 from aibase.registry.refs import ImageRef

@@ -12,9 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aibase.config.model import VariantConfig
-from aibase.errors import ConfigError
-from aibase.lockfile import (
+from aibase.build.lock_format import (
     UV_PLATFORMS,
     VIA_RE,
     parse_lock,
@@ -22,6 +20,8 @@ from aibase.lockfile import (
     split_header,
     torch_family,
 )
+from aibase.config.model import VariantConfig
+from aibase.errors import ConfigError
 from aibase.names import normalize_name
 
 STAGES_MARK = "# @ai-base:group-stages"

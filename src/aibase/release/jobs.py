@@ -11,25 +11,27 @@ import json
 from dataclasses import replace
 
 from aibase import engine, github, log
-from aibase.build import build_cell
+from aibase.build.cell import build_cell
+from aibase.build.merge import merge_variant, read_cells
+from aibase.build.plan import Cell
+from aibase.build.preflight import preflight, raise_failed
+from aibase.build.run_context import RunContext, open_run
 from aibase.config.model import Config, VariantConfig
 from aibase.config.settings import Settings
-from aibase.context import RunContext, open_run
 from aibase.errors import ConfigError, PromoteError
-from aibase.matrix import emit, parse_runners, plan_ready
-from aibase.merge import merge_variant, read_cells
-from aibase.pipeline import (
+from aibase.registry.refs import parse_ref
+from aibase.release.matrix import emit, parse_runners, plan_ready
+from aibase.release.pipeline import (
     promote_checked,
     raise_if_smoke_failed,
     save_state,
     state_path,
     verify_and_smoke,
 )
-from aibase.plan import Cell
-from aibase.preflight import preflight, raise_failed
-from aibase.promote import Guards, Promotion, check_gate
-from aibase.registry.refs import parse_ref
-from aibase.smoke import smoke_image
+from aibase.release.promote import Guards, Promotion, check_gate
+from aibase.release.smoke import smoke_image
+from aibase.release.unchanged import check_unchanged
+from aibase.release.verify import VerifyResult
 from aibase.state import (
     CellRecord,
     MergeRecord,
@@ -39,8 +41,6 @@ from aibase.state import (
     read_variant,
     write_smoke,
 )
-from aibase.unchanged import check_unchanged
-from aibase.verify import VerifyResult
 
 
 def plan_jobs(

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aibase import git
+from aibase.build.plan import BuildContext
 from aibase.config.model import Config
 from aibase.config.paths import Paths
 from aibase.config.settings import Settings
 from aibase.errors import ConfigError, StateError
-from aibase.plan import BuildContext
 from aibase.registry.client import RegistryClient
 
 

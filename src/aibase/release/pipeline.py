@@ -14,19 +14,29 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from aibase import engine, git, layers, lockfile, log, notify
-from aibase.build import build_cell
+from aibase import engine, git, log
+from aibase.build import layers, lock_format
+from aibase.build.cell import build_cell
+from aibase.build.merge import merge_variant
+from aibase.build.plan import (
+    ACCEPTED_LABEL,
+    LOCK_LABEL,
+    Cell,
+    floating_tag,
+    plan_cells,
+    promoted_tags,
+)
+from aibase.build.preflight import preflight, raise_failed
+from aibase.build.run_context import RunContext, registry_client
 from aibase.config.model import VariantConfig
-from aibase.context import RunContext, registry_client
 from aibase.errors import AibaseError, ConfigError, SmokeError
-from aibase.merge import merge_variant
-from aibase.notify import Promoted
-from aibase.plan import ACCEPTED_LABEL, LOCK_LABEL, Cell, floating_tag, plan_cells, promoted_tags
-from aibase.preflight import preflight, raise_failed
-from aibase.promote import FORWARD_ONLY, Guards, Promotion, promote_variant
 from aibase.registry.refs import ImageRef, parse_ref
-from aibase.report import PlatformRow, PromotionRow, RunReport, write_report
-from aibase.smoke import smoke_index
+from aibase.release import notify
+from aibase.release.notify import Promoted
+from aibase.release.promote import FORWARD_ONLY, Guards, Promotion, promote_variant
+from aibase.release.report import PlatformRow, PromotionRow, RunReport, write_report
+from aibase.release.smoke import smoke_index
+from aibase.release.verify import VerifyResult, raise_if_failed, verify_index
 from aibase.state import (
     CellRecord,
     SmokeRecord,
@@ -34,7 +44,6 @@ from aibase.state import (
     VerifyRecord,
     write_variant,
 )
-from aibase.verify import VerifyResult, raise_if_failed, verify_index
 
 
 def verify_and_smoke(
@@ -209,7 +218,7 @@ def promote_checked(
     # the tool runs from this checkout (an installed tool is its own release)
     top = git.toplevel(cwd)
     renderer = [
-        p for p in (Path(layers.__file__), Path(lockfile.__file__)) if p.is_relative_to(top)
+        p for p in (Path(layers.__file__), Path(lock_format.__file__)) if p.is_relative_to(top)
     ]
     inputs = [ctx.config.path, *context, *renderer, *variant.requirements]
     inputs += [variant.lock_file(p) for p in ctx.config.required_platforms]

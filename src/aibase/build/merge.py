@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from aibase import log
+from aibase.build.plan import Cell, cell_tag, immutable_tag
+from aibase.build.run_context import RunContext
 from aibase.config.model import VariantConfig
-from aibase.context import RunContext
 from aibase.errors import BuildError, StateError
-from aibase.plan import Cell, cell_tag, immutable_tag
 from aibase.registry.oci import entry_platform, image_entries, is_attestation, make_index
 from aibase.state import CellRecord, MergeRecord, read_cell
 
