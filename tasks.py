@@ -7,14 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aibase import clean as cleaning
-from aibase import describe, localregistry, pins
-from aibase import doctor as checks
-from aibase import update as updates
-from aibase.allowlist import DEFAULT_ALLOWLIST
-from aibase.auditing import AuditRequest, audit_all
-from aibase.bases import bootstrap_standins
-from aibase.bench import run_bench, select_cells
+from aibase.audit.allowlist import DEFAULT_ALLOWLIST
+from aibase.audit.gate import AuditRequest, audit_all
 from aibase.build.locks import check_locks, write_locks
 from aibase.build.run_context import open_run, registry_client
 from aibase.cli import BUILD, COMMON, ONE_VARIANT, command, parse_day, split_list, variant_of
@@ -22,9 +16,16 @@ from aibase.config.model import Config
 from aibase.config.paths import Paths
 from aibase.config.settings import Settings
 from aibase.errors import ConfigError
+from aibase.host import doctor as checks
+from aibase.host import local_registry
+from aibase.host.standins import bootstrap_standins
 from aibase.registry.refs import parse_ref
 from aibase.release import jobs, pipeline
 from aibase.release.promote import Guards
+from aibase.tools import base_pins, describe
+from aibase.tools import clean as cleaning
+from aibase.tools import update as updates
+from aibase.tools.bench import run_bench, select_cells
 
 PROMOTES = (*COMMON, "revision", "require_gpu", "notify_url", "notify_token")
 IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"
@@ -39,13 +40,13 @@ def doctor(s: Settings, cfg: Config) -> None:
 @command("config", "registry", "cache", "debug", name="registry-up")
 def registry_up(s: Settings, cfg: Config) -> None:
     """Start the local registry (registry:2, or Debian's docker-registry) unless it answers."""
-    localregistry.start_registry(cfg.registry, Paths(s.out, s.cache))
+    local_registry.start_registry(cfg.registry, Paths(s.out, s.cache))
 
 
 @command("config", "registry", "cache", "debug", name="registry-down")
 def registry_down(s: Settings, cfg: Config) -> None:
     """Stop the local registry that registry-up started."""
-    stopped = localregistry.stop_registry(cfg.registry, Paths(s.out, s.cache))
+    stopped = local_registry.stop_registry(cfg.registry, Paths(s.out, s.cache))
     print("stopped" if stopped else "nothing to stop")
 
 
@@ -245,4 +246,4 @@ def update(s: Settings, cfg: Config, pins: str | None = None, build: bool = Fals
 def bases_update(s: Settings, cfg: Config, dry_run: bool = False) -> None:
     """Resolve each base tag's current digest (its registry, or the mirror) and pin it in the
     config: one reviewed line per base."""
-    pins.update_base_pins(cfg, dry_run=dry_run)
+    base_pins.update_base_pins(cfg, dry_run=dry_run)

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from aibase import engine, localregistry
-from aibase.bases import plan_standins, push_standins
 from aibase.config.loader import load_config
 from aibase.config.paths import Paths
 from aibase.config.settings import SETTINGS, resolve_one
-from aibase.localregistry import Tls
+from aibase.host import engine, local_registry
+from aibase.host.local_registry import Tls
+from aibase.host.standins import plan_standins, push_standins
 from aibase.registry.client import RegistryClient
 from aibase.registry.refs import parse_ref
 from aibase.state import VariantState, read_variant
@@ -53,7 +53,7 @@ def engine_ready() -> None:
 
 @pytest.fixture(scope="session")
 def registry(engine_ready: None) -> str:
-    localregistry.start_registry(REGISTRY, HOST_PATHS)
+    local_registry.start_registry(REGISTRY, HOST_PATHS)
     return REGISTRY
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from aibase.audit.osv_mirror import serve
 from aibase.errors import AuditError, VulnerabilitiesFound
-from aibase.osv_mirror import serve
 
 from .conftest import REPO, invoke, serving
 

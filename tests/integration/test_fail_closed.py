@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from aibase import engine, proc
 from aibase.config.paths import Paths
 from aibase.errors import (
     ConfigError,
@@ -25,7 +24,8 @@ from aibase.errors import (
     StateError,
     Timeout,
 )
-from aibase.localregistry import start_registry, stop_registry
+from aibase.host import engine, proc
+from aibase.host.local_registry import start_registry, stop_registry
 from aibase.registry.client import RegistryClient
 
 from .conftest import (

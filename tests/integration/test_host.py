@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from aibase import localregistry
 from aibase.config.paths import Paths
+from aibase.host import local_registry
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ def test_registry_down_leaves_a_recycled_pid_alone(tmp_path: Path, capsys):
         state = paths.registry_dir(5099)
         state.mkdir(parents=True)
         (state / "pid").write_text(str(bystander.pid))  # a stale pid, now someone else's
-        assert localregistry.stop_registry("127.0.0.1:5099", paths) is False
+        assert local_registry.stop_registry("127.0.0.1:5099", paths) is False
         assert bystander.poll() is None  # still running
         assert "is not the registry this tool started: left alone" in capsys.readouterr().err
         assert not (state / "pid").exists()
@@ -36,7 +36,7 @@ def test_registry_down_leaves_a_recycled_pid_alone(tmp_path: Path, capsys):
 def test_the_local_registry_listens_on_loopback_only(tmp_path: Path):
     paths = Paths(tmp_path / "out", tmp_path / "cache")
     host = "127.0.0.1:5098"
-    localregistry.start_registry(host, paths)
+    local_registry.start_registry(host, paths)
     try:
         config = (paths.registry_dir(5098) / "config.yml").read_text()
         assert "addr: '127.0.0.1:5098'" in config
@@ -44,8 +44,8 @@ def test_the_local_registry_listens_on_loopback_only(tmp_path: Path):
         assert "127.0.0.1:5098" in listening and "0.0.0.0:5098" not in listening
         assert "*:5098" not in listening and "[::]:5098" not in listening
     finally:
-        assert localregistry.stop_registry(host, paths) is True
-    assert not localregistry.answers(host)
+        assert local_registry.stop_registry(host, paths) is True
+    assert not local_registry.answers(host)
 
 
 SCRIPT = REPO / "scripts" / "setup-host-debian.sh"
@@ -93,7 +93,7 @@ def test_an_unknown_argument_is_refused():
 def test_registry_gc_sweeps_an_unreferenced_blob_and_serves_again(tmp_path: Path):
     paths = Paths(tmp_path / "out", tmp_path / "cache")
     host = "127.0.0.1:5012"
-    localregistry.start_registry(host, paths)
+    local_registry.start_registry(host, paths)
     try:
         blob = os.urandom(3_000_000)  # an upload no manifest refers to: a killed push's
         digest = "sha256:" + hashlib.sha256(blob).hexdigest()
@@ -105,13 +105,13 @@ def test_registry_gc_sweeps_an_unreferenced_blob_and_serves_again(tmp_path: Path
                            content=blob, headers={"Content-Type": "application/octet-stream"})  # fmt: skip
             assert put.status_code == 201, put.text
             assert http.head(f"/v2/gc/test/blobs/{digest}").status_code == 200
-        freed = localregistry.collect_garbage(host, paths)
+        freed = local_registry.collect_garbage(host, paths)
         assert freed >= len(blob)
         with httpx.Client(base_url=f"http://{host}", timeout=30) as http:
             assert http.get("/v2/").status_code == 200  # started again, same config
             assert http.head(f"/v2/gc/test/blobs/{digest}").status_code == 404
     finally:
-        assert localregistry.stop_registry(host, paths)  # its new pid was recorded
+        assert local_registry.stop_registry(host, paths)  # its new pid was recorded
 
 
 def test_clean_dry_run_counts_and_changes_nothing(tmp_path: Path):
@@ -141,5 +141,5 @@ def test_a_registry_under_a_sweep_is_not_started_by_a_second_run(tmp_path: Path)
     with (state / "gc.lock").open("a") as lock:  # what collect_garbage holds while it sweeps
         fcntl.flock(lock, fcntl.LOCK_EX)
         with pytest.raises(RegistryError, match="stopped for a garbage sweep"):
-            localregistry.start_registry("127.0.0.1:5013", paths)
-    assert not localregistry.answers("127.0.0.1:5013")
+            local_registry.start_registry("127.0.0.1:5013", paths)
+    assert not local_registry.answers("127.0.0.1:5013")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from aibase import engine
 from aibase.build.cell import platform_manifest
 from aibase.build.layers import plan_groups
 from aibase.build.lock_format import parse_lock
@@ -22,6 +21,7 @@ from aibase.build.locks import write_lock
 from aibase.build.plan import REQUIRED_LABELS
 from aibase.config.loader import load_config
 from aibase.errors import BuildError
+from aibase.host import engine
 from aibase.registry.client import RegistryClient
 from aibase.release.smoke import check_probe, locked_packages
 from aibase.state import read_cell

@@ -21,10 +21,10 @@ from aibase.errors import (
     RegistryUnreachable,
     VerifyError,
 )
-from aibase.pins import changed_lines
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import Manifest
 from aibase.state import MergeRecord, SmokeRecord, VariantState, VerifyRecord, write_variant
+from aibase.tools.base_pins import changed_lines
 
 from .conftest import (
     FIXTURE_CONFIG,
@@ -263,7 +263,7 @@ def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_di
     assert "registry 127.0.0.1:5009 stopped answering (connection refused)" in message
     assert "cell fixture/linux/amd64" in message
     # a registry named by a flag is never started for the user: nothing answers there now
-    from aibase.localregistry import answers
+    from aibase.host.local_registry import answers
 
     assert not answers("127.0.0.1:5009")
 
@@ -313,7 +313,7 @@ def test_authenticated_registry_uses_the_credential_store(
 
     import httpx
 
-    from aibase import localregistry
+    from aibase.host import local_registry
 
     host = "127.0.0.1:5001"
     password = secrets.token_hex(16)
@@ -324,8 +324,8 @@ def test_authenticated_registry_uses_the_credential_store(
         ).stdout
     )
     paths = Paths(out_dir, tmp_path / "cache")
-    localregistry.stop_registry(host, paths)
-    localregistry.start_registry(host, paths, htpasswd=htpasswd)
+    local_registry.stop_registry(host, paths)
+    local_registry.start_registry(host, paths, htpasswd=htpasswd)
     docker_config = tmp_path / "docker-config"
     docker_config.mkdir()
     env = env_for(out_dir, DOCKER_CONFIG=str(docker_config))
@@ -360,7 +360,7 @@ def test_authenticated_registry_uses_the_credential_store(
             index = client.get_manifest(IT_REPO, "fixture")
         assert index.is_index
     finally:
-        localregistry.stop_registry(host, paths)
+        local_registry.stop_registry(host, paths)
 
 
 def test_missing_base_in_the_mirror_is_named_before_any_build(registry: str, out_dir: Path):

@@ -13,7 +13,7 @@ import pytest
 
 from aibase.config.paths import Paths
 from aibase.errors import NotifyError, RegistryUnreachable
-from aibase.localregistry import LocalRegistry, start_registry, stop_registry
+from aibase.host.local_registry import LocalRegistry, start_registry, stop_registry
 from aibase.registry.client import RegistryClient
 
 from .conftest import (

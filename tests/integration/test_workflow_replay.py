@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from aibase.config.paths import Paths
-from aibase.localregistry import start_registry, stop_registry
+from aibase.host.local_registry import start_registry, stop_registry
 from aibase.registry.client import RegistryClient
 from aibase.registry.credentials import Credentials
 from tests.replay.runner import Environment, Event, Org, Replay, Run, host_network

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from aibase import engine
 from aibase.config.loader import load_config
 from aibase.config.model import Config, VariantConfig
 from aibase.config.settings import SETTINGS, is_true, resolve_one
 from aibase.errors import EngineError, RegistryError
+from aibase.host import engine
 from aibase.registry.client import RegistryClient
 from aibase.registry.refs import parse_ref
 

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from aibase import engine
+from aibase.host import engine
 from aibase.registry.client import RegistryClient
 from aibase.registry.refs import parse_ref
 from aibase.release.smoke import check_probe, locked_packages

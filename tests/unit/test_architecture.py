@@ -88,9 +88,9 @@ def _third_party(module: str) -> set[str]:
 @pytest.mark.parametrize(
     ("library", "owners"),
     [
-        ("docker", {"engine"}),  # the SDK
+        ("docker", {"host.engine"}),  # the SDK
         ("httpx", {"registry.client"}),  # every HTTP call to a registry
-        ("subprocess", {"proc", "registry.credentials", "localregistry", "probe"}),
+        ("subprocess", {"host.proc", "registry.credentials", "host.local_registry", "probe"}),
         ("invoke", {"cli"}),
     ],
 )
@@ -112,7 +112,7 @@ def test_only_the_engine_runs_docker():
                     and ast.unparse(node.func) in ("proc.run", "subprocess.run")
                 ):
                     runners.add(name)
-    assert runners == {"engine"}
+    assert runners == {"host.engine"}
 
 
 def test_the_report_and_the_pure_modules_never_reach_the_engine():
@@ -126,7 +126,7 @@ def test_the_report_and_the_pure_modules_never_reach_the_engine():
         "state",
         "release.promote",
     ):
-        assert "engine" not in _reach(pure), pure
+        assert "host.engine" not in _reach(pure), pure
 
 
 def test_the_probe_is_standard_library_only():

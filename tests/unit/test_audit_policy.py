@@ -4,14 +4,14 @@ from datetime import date
 
 import pytest
 
-from aibase.allowlist import (
+from aibase.audit.allowlist import (
     AllowEntry,
     Finding,
     apply_policy,
     load_allowlist,
     stale_entries,
 )
-from aibase.audit import AuditRun, Summary, audit_argv, parse_findings
+from aibase.audit.pipaudit import AuditRun, Summary, audit_argv, parse_findings
 from aibase.errors import AuditError
 
 REQ = Finding(

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from aibase.bench import CellBench, Layer, Shape, foreign_ratios, render, select_cells
 from aibase.build.plan import Cell
 from aibase.config.loader import load_config
 from aibase.errors import ConfigError
-from aibase.imagesize import ImageSize
+from aibase.tools.bench import CellBench, Layer, Shape, foreign_ratios, render, select_cells
+from aibase.tools.imagesize import ImageSize
 
 OURS = Shape(
     100.0, 1.0, 8.0, 3_000_000_000, 30_000_000,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from aibase import buildlog, engine, proc
+from aibase.host import buildlog, engine, proc
 
 FLAKE = (
     "#17 pushing localhost:5443/r:t with docker\n"

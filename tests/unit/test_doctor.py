@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from aibase.config.loader import load_config
-from aibase.doctor import evaluate, render
-from aibase.engine import EngineFacts
+from aibase.host.doctor import evaluate, render
+from aibase.host.engine import EngineFacts
 
 NO_ENGINE = EngineFacts(True, None, "Cannot connect to the Docker daemon", False, None, ())
 READY = EngineFacts(

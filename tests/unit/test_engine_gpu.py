@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aibase.engine import gpu_access_from, gpu_requests
+from aibase.host.engine import gpu_access_from, gpu_requests
 
 CDI_SPEC = """cdiVersion: 0.5.0
 kind: nvidia.com/gpu

@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 from aibase.errors import BuildError
-from aibase.imagesize import measure
+from aibase.tools.imagesize import measure
 
 
 def _layer(entries: dict[str, int | None], *, gz: bool = True) -> bytes:

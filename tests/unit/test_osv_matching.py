@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from aibase.osv_mirror import affects, in_ranges
+from aibase.audit.osv_mirror import affects, in_ranges
 
 RANGES = [{"type": "ECOSYSTEM", "events": [{"introduced": "2.3.0"}, {"fixed": "2.31.0"}]}]
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from aibase.pins import changed_lines, rewrite_base_pins
+from aibase.tools.base_pins import changed_lines, rewrite_base_pins
 
 from .conftest import VALID
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from aibase.allowlist import load_allowlist
+from aibase.audit.allowlist import load_allowlist
 from aibase.build.cell import cell_lock_labels
 from aibase.build.plan import (
     ACCEPTED_LABEL,

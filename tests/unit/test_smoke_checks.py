@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from aibase import probe
 from aibase.config.loader import load_config
+from aibase.host import engine
 from aibase.release.smoke import check_probe
 
 GOOD: dict[str, Any] = {
@@ -89,3 +92,9 @@ def test_binaries_of_another_platform_are_caught(cfg):
         "the image's binaries run as x86_64, not linux/arm64: its index entry and config "
         "claim a platform its files are not built for"
     ]
+
+
+def test_the_engine_runs_the_probe_module_in_the_container():
+    # the engine sends this file's source into the image: a moved module must not lose it
+    assert Path(probe.__file__) == engine.PROBE_SOURCE
+    assert engine.PROBE_SOURCE.is_file()

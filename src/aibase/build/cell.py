@@ -7,13 +7,14 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from aibase import engine, log
-from aibase.allowlist import DEFAULT_ALLOWLIST, load_allowlist
+from aibase import log
+from aibase.audit.allowlist import DEFAULT_ALLOWLIST, load_allowlist
 from aibase.build import layers
 from aibase.build.plan import Cell, lock_labels, plan_build
 from aibase.build.run_context import RunContext
 from aibase.config.model import Config, VariantConfig
 from aibase.errors import BuildError
+from aibase.host import engine
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import Manifest, compressed_size, entry_platform, is_attestation
 from aibase.state import CellRecord, write_atomic, write_cell

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aibase.allowlist import AllowEntry
+from aibase.audit.allowlist import AllowEntry
 from aibase.build.lock_format import parse_lock
 from aibase.config.model import Config, VariantConfig
 from aibase.errors import ConfigError

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aibase import engine, localregistry, log
+from aibase import log
 from aibase.build.locks import check_lock
 from aibase.build.run_context import RunContext, registry_client
 from aibase.config.model import VariantConfig
@@ -19,6 +19,7 @@ from aibase.errors import (
     RegistryError,
     RegistryUnreachable,
 )
+from aibase.host import engine, local_registry
 from aibase.registry.refs import parse_ref
 
 OFFLINE = (
@@ -95,7 +96,7 @@ def _registry(ctx: RunContext, dry_run: bool) -> Check:
         return Check(f"registry {host}", "does not answer /v2/", "start it, or check --registry",
                      RegistryUnreachable)  # fmt: skip
     try:
-        localregistry.ensure_registry(ctx.registry, ctx.paths if managed else None)
+        local_registry.ensure_registry(ctx.registry, ctx.paths if managed else None)
     except RegistryError as exc:
         return Check(f"registry {host}", exc.message, exc.fix, type(exc))
     return Check(f"registry {host}", "")

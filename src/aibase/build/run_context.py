@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aibase import git
 from aibase.build.plan import BuildContext
 from aibase.config.model import Config
 from aibase.config.paths import Paths
 from aibase.config.settings import Settings
 from aibase.errors import ConfigError, StateError
+from aibase.host import git
 from aibase.registry.client import RegistryClient
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from aibase import engine, github, log
+from aibase import github, log
 from aibase.build.cell import build_cell
 from aibase.build.merge import merge_variant, read_cells
 from aibase.build.plan import Cell
@@ -19,6 +19,7 @@ from aibase.build.run_context import RunContext, open_run
 from aibase.config.model import Config, VariantConfig
 from aibase.config.settings import Settings
 from aibase.errors import ConfigError, PromoteError
+from aibase.host import engine
 from aibase.registry.refs import parse_ref
 from aibase.release.matrix import emit, parse_runners, plan_ready
 from aibase.release.pipeline import (

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from aibase import engine, git, log
+from aibase import log
 from aibase.build import layers, lock_format
 from aibase.build.cell import build_cell
 from aibase.build.merge import merge_variant
@@ -30,6 +30,7 @@ from aibase.build.preflight import preflight, raise_failed
 from aibase.build.run_context import RunContext, registry_client
 from aibase.config.model import VariantConfig
 from aibase.errors import AibaseError, ConfigError, SmokeError
+from aibase.host import engine, git
 from aibase.registry.refs import ImageRef, parse_ref
 from aibase.release import notify
 from aibase.release.notify import Promoted

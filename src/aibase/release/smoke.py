@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aibase import engine, log
+from aibase import log
 from aibase.build.lock_format import parse_lock
 from aibase.config.model import VariantConfig
+from aibase.host import engine
 from aibase.names import normalize_name
 from aibase.release.verify import VerifyResult
 from aibase.state import SmokeRecord

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from platform import machine
 
-from aibase import engine, git, log, proc
+from aibase import log
 from aibase.build.cell import platform_manifest
 from aibase.build.layers import LayerGroup, plan_groups
 from aibase.build.lock_format import parse_lock
@@ -27,9 +27,10 @@ from aibase.build.plan import BuildPlan, Cell, cell_tag
 from aibase.build.run_context import RunContext
 from aibase.config.model import Config
 from aibase.errors import BuildError
-from aibase.imagesize import ImageSize, measure
+from aibase.host import engine, git, proc
 from aibase.release.smoke import smoke_image
 from aibase.state import read_cell, write_atomic
+from aibase.tools.imagesize import ImageSize, measure
 
 SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"  # in the checkout's root
 NATIVE = {"x86_64": "linux/amd64", "aarch64": "linux/arm64", "arm64": "linux/arm64"}

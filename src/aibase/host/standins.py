@@ -18,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from aibase import engine, localregistry, log, proc
+from aibase import log
 from aibase.config.model import Config
 from aibase.config.paths import Paths
 from aibase.errors import EngineError
+from aibase.host import engine, local_registry, proc
 from aibase.registry.client import RegistryClient
 from aibase.registry.refs import parse_ref
 
@@ -148,7 +149,7 @@ def bootstrap_standins(config: Config, paths: Paths) -> list[str]:
     starting the local registry when it is the one images.toml names; returns the refs."""
     mirror = config.base_mirror or f"{config.registry}/mirror"
     with RegistryClient(config.registry) as client:
-        localregistry.ensure_registry(client, paths)
+        local_registry.ensure_registry(client, paths)
     pushed = push_standins(config, mirror, config.platforms, paths.rootfs)
     for ref in pushed:
         print(f"stand-in pushed: {ref}")

@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aibase import engine, log, proc
+from aibase import log
 from aibase.config.paths import Paths
 from aibase.errors import RegistryError, RegistryUnreachable
+from aibase.host import engine, proc
 from aibase.registry.client import RegistryClient
 from aibase.registry.trust import is_loopback
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from aibase import proc
 from aibase.errors import ConfigError
+from aibase.host import proc
 
 
 def revision(cwd: Path) -> str:

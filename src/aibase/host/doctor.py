@@ -7,10 +7,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from aibase import engine, localregistry, log, proc
+from aibase import log
 from aibase.config.model import Config
-from aibase.engine import EngineFacts
 from aibase.errors import EngineError
+from aibase.host import engine, local_registry, proc
+from aibase.host.engine import EngineFacts
 
 MIN_FREE_GB = 20
 
@@ -148,7 +149,10 @@ def render(checks: list[Check]) -> str:
 def run_doctor(config: Config) -> list[Check]:
     """Gather the facts, print one line per check; raise when any check fails."""
     checks = evaluate(
-        engine.gather_engine_facts(), config, localregistry.answers(config.registry), free_disk_gb()
+        engine.gather_engine_facts(),
+        config,
+        local_registry.answers(config.registry),
+        free_disk_gb(),
     )
     print(render(checks))
     if not all(c.ok for c in checks):

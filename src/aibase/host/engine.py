@@ -19,10 +19,11 @@ from docker.errors import APIError, DockerException, ImageNotFound
 from docker.types import DeviceRequest
 from requests.exceptions import RequestException
 
-from aibase import buildlog, log, proc
+from aibase import log, probe
 from aibase.errors import BuildError, EngineError, RegistryUnreachable, Timeout
+from aibase.host import buildlog, proc
 
-PROBE_SOURCE = Path(__file__).with_name("probe.py")
+PROBE_SOURCE = Path(probe.__file__)  # its source is what a container runs (stdlib only)
 PROBE_TIMEOUT = 1800.0  # the full stack's imports under QEMU take minutes; a hang, longer
 SETUP = "bash scripts/setup-host-debian.sh"
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from aibase import engine, github, log
-from aibase.allowlist import PolicyResult, apply_policy, load_allowlist, stale_entries
-from aibase.audit import (
+from aibase import github, log
+from aibase.audit.allowlist import PolicyResult, apply_policy, load_allowlist, stale_entries
+from aibase.audit.osv_mirror import serve
+from aibase.audit.pipaudit import (
     Summary,
     check_service,
     describe_finding,
@@ -24,7 +25,7 @@ from aibase.audit import (
 )
 from aibase.config.model import VariantConfig
 from aibase.errors import AuditError, VulnerabilitiesFound
-from aibase.osv_mirror import serve
+from aibase.host import engine
 
 
 @dataclass(frozen=True)

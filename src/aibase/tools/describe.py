@@ -8,8 +8,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from aibase import engine
 from aibase.build.plan import LABEL_NS
+from aibase.host import engine
 from aibase.names import normalize_name
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import compressed_size, entry_platform, is_attestation

@@ -7,10 +7,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from aibase import engine, localregistry, log
+from aibase import log
 from aibase.config.model import Config
 from aibase.config.paths import Paths
 from aibase.config.settings import Settings
+from aibase.host import engine, local_registry
 
 
 def free_gb(path: Path) -> float:
@@ -33,7 +34,7 @@ def clean(settings: Settings, config: Config, *, registry_gc: bool, dry_run: boo
         log.info(f"{' '.join(result.argv[:3])}: {'ok' if result.ok else 'FAILED'} {summary}")
     shutil.rmtree(paths.out / "dockerfiles", ignore_errors=True)
     if registry_gc:
-        freed = localregistry.collect_garbage(config.registry, paths)
+        freed = local_registry.collect_garbage(config.registry, paths)
         log.info(f"registry {config.registry}: {freed / 1e9:.2f} GB of unreferenced blobs swept "
                  "(every pushed manifest keeps its layers: only orphaned uploads go)")  # fmt: skip
     gained = free_gb(Path("/var/lib")) - before

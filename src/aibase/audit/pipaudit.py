@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aibase import proc
-from aibase.allowlist import AllowEntry, Finding, PolicyResult
+from aibase.audit.allowlist import AllowEntry, Finding, PolicyResult
 from aibase.config.settings import AUDIT_SERVICES as SERVICES
 from aibase.errors import AuditError
+from aibase.host import proc
 
 
 @dataclass(frozen=True)
