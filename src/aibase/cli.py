@@ -4,6 +4,9 @@ A task declares which settings it takes; this module adds their flags (help text
 `settings`), resolves them (flag > env > file > default), prints the settings block, maps
 Invoke's own `--dry` onto the task's --dry-run (or refuses it loudly), and turns every
 AibaseError into one message and its documented exit code.
+
+Top level, above every package: what tasks.py builds on (the only importer of Invoke).
+May import: errors, github, log, config.
 """
 
 from __future__ import annotations

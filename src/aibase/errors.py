@@ -1,6 +1,9 @@
 """Every error a user can act on: one class per failure, each with its own exit code and a
 message that says what to do. Tasks turn them into one line on stderr and that exit code;
 anything else is a bug and keeps its traceback.
+
+Top level: every package raises these.
+May import: nothing.
 """
 
 from __future__ import annotations

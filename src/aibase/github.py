@@ -1,5 +1,9 @@
 """GitHub Actions, where the tool runs in one: step outputs and the job summary. Elsewhere
-every call here does nothing."""
+every call here does nothing.
+
+Top level, beside log: audit/, release/ and cli write to the job summary.
+May import: nothing.
+"""
 
 from __future__ import annotations
 

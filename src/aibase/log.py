@@ -3,6 +3,9 @@
 Levels: debug (only with --debug / AIBASE_DEBUG=1), info, warn, error. Steps print one line
 when they start and one with their duration when they end; on GitHub Actions each step is
 also a foldable group. Commands are echoed as one copy-pasteable line before they run.
+
+Top level: every package prints through it.
+May import: nothing.
 """
 
 from __future__ import annotations

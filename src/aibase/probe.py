@@ -4,6 +4,9 @@ Prints one JSON document with every fact the smoke tests check, so one container
 per image and platform gathers all of them: `docker run IMAGE python -c "$(cat probe.py)"`.
 Also runs directly on a GPU host: `python probe.py [--no-matmul] [--skip-imports]`.
 Package names are reported as their metadata spells them; the host normalises them.
+
+Top level; nothing imports it but the engine, which sends its source into a container.
+May import: nothing (standard library only).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Records are passed from step to step in memory; they are also written to disk be
 jobs hand them to each other as files. Every write is atomic (temp file + os.replace), so
 an interrupted run leaves the previous file or the new one, never half of one. Every read
 checks the record's kind and fields: a truncated or foreign file is one clear error.
+
+Top level: the records are the contract between build/, release/ and the CI jobs.
+May import: errors.
 """
 
 from __future__ import annotations

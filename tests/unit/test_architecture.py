@@ -1,20 +1,59 @@
-"""The shape docs/architecture.md draws, checked from the source (AST, nothing imported)."""
+"""The layering docs/architecture.md draws, checked from the source (AST, nothing imported).
+
+The unit of layering is a package of src/aibase (config/, registry/, ...) or a top-level
+module (errors, log, ...); ALLOWED says which units each may import. Module-level facts
+(cycles, who runs docker, what is pure) are checked below it. scripts/architecture_map.py
+reads the same source to generate the page's tables.
+"""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
+import re
 from pathlib import Path
 
 import pytest
 
 from .conftest import REPO
 
-SRC = REPO / "src" / "aibase"
-# dotted names below aibase: "errors", "config.model"
-MODULES = {
-    ".".join(p.relative_to(SRC).with_suffix("").parts): p
-    for p in sorted(SRC.rglob("*.py"))
-    if p.name != "__init__.py"  # a package's __init__ holds its docstring only
+
+def _load_map():
+    spec = importlib.util.spec_from_file_location(
+        "architecture_map", REPO / "scripts" / "architecture_map.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+MAP = _load_map()
+MODULES: dict[str, Path] = MAP.modules()
+
+# Which units each unit may import: the layering. A new import across units either fits
+# this table or changes it, here and on the unit's "May import:" line, on purpose.
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "log": set(),
+    "names": set(),
+    "github": set(),
+    "probe": set(),  # standard library only: it runs inside an image
+    "state": {"errors"},
+    "registry": {"errors", "log"},
+    "config": {"errors", "registry"},
+    "host": {"errors", "log", "probe", "config", "registry"},
+    "audit": {"errors", "github", "log", "names", "config", "host"},
+    "build": {"errors", "log", "names", "state", "audit", "config", "host", "registry"},
+    "release": {
+        *("errors", "github", "log", "names", "state"),
+        *("build", "config", "host", "registry"),
+    },
+    "tools": {
+        *("errors", "log", "names", "state"),
+        *("build", "config", "host", "registry", "release"),
+    },
+    "cli": {"errors", "github", "log", "config"},
 }
 
 
@@ -22,67 +61,87 @@ def _tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(), str(path))
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module named by an import anywhere in the file (function-level ones too)."""
-    found: set[str] = set()
-    for node in ast.walk(_tree(path)):
-        if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            if node.module.startswith("aibase"):  # `from aibase.config import model`
-                found |= {f"{node.module}.{a.name}" for a in node.names}
-    return found
+def forbidden(graph: dict[str, frozenset[str]], allowed: dict[str, set[str]]) -> list[str]:
+    """Every import from one unit into another that the table does not allow."""
+    unit = MAP.unit_of
+    return sorted(
+        f"{module} imports {target} ({unit(module)} may import {sorted(allowed[unit(module)])})"
+        for module, targets in graph.items()
+        for target in targets
+        if unit(target) != unit(module) and unit(target) not in allowed[unit(module)]
+    )
 
 
-def _module(imported: str) -> str | None:
-    """The aibase module an import names: `aibase.config.model.Config` -> `config.model`."""
-    parts = imported.split(".")
-    if parts[0] != "aibase":
+def cycle(graph: dict[str, set[str]] | dict[str, frozenset[str]]) -> list[str] | None:
+    """One import cycle of the graph, or None."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return None
+        for nxt in sorted(graph.get(node, ())):
+            found = visit(nxt, [*path, node])
+            if found:
+                return found
+        done.add(node)
         return None
-    for end in range(len(parts), 1, -1):
-        if ".".join(parts[1:end]) in MODULES:
-            return ".".join(parts[1:end])
-    return None
+
+    return next((c for c in (visit(n, []) for n in sorted(graph)) if c), None)
 
 
-def _graph() -> dict[str, set[str]]:
-    return {
-        name: {m for m in map(_module, _imports(path)) if m is not None} - {name}
-        for name, path in MODULES.items()
+def test_the_table_names_every_package_and_top_level_module():
+    assert set(ALLOWED) == set(MAP.units())
+    for unit, allowed in ALLOWED.items():
+        assert allowed <= set(ALLOWED), unit
+
+
+def test_the_table_is_a_layering():
+    assert cycle(ALLOWED) is None
+
+
+def test_no_package_imports_one_it_may_not():
+    assert forbidden(MAP.graph(), ALLOWED) == []
+
+
+def test_the_layering_check_catches_a_forbidden_import():
+    graph = dict(MAP.graph())
+    before = set(forbidden(graph, ALLOWED))
+    graph["registry.client"] = graph["registry.client"] | {"release.verify"}
+    graph["host.engine"] = graph["host.engine"] | {"build.plan"}  # the edge this layout cut
+    graph["tools.clean"] = graph["tools.clean"] | {"tools.bench", "release.report"}  # allowed
+    assert set(forbidden(graph, ALLOWED)) - before == {
+        "registry.client imports release.verify (registry may import ['errors', 'log'])",
+        "host.engine imports build.plan (host may import "
+        "['config', 'errors', 'log', 'probe', 'registry'])",
     }
 
 
+@pytest.mark.parametrize("unit", sorted(ALLOWED))
+def test_each_unit_says_what_it_owns_and_what_it_may_import(unit):
+    text = MAP.docstring(unit)
+    assert MAP.summary(unit), f"{unit}: no docstring"
+    assert re.search(r"^May import: ", text, re.M), f"{unit}: no 'May import:' line"
+    assert MAP.may_import(unit) == ALLOWED[unit]
+
+
+def test_every_package_has_its_init():
+    folders = {p.name for p in (REPO / "src" / "aibase").iterdir() if p.is_dir()}
+    assert {f for f in folders if f != "__pycache__"} == set(MAP.packages())
+
+
 def test_no_import_cycles():
-    graph = _graph()
-    done: set[str] = set()
-
-    def visit(node: str, path: list[str]) -> None:
-        if node in path:
-            cycle = [*path[path.index(node) :], node]
-            pytest.fail("import cycle: " + " -> ".join(cycle))
-        if node in done:
-            return
-        for nxt in sorted(graph.get(node, ())):
-            visit(nxt, [*path, node])
-        done.add(node)
-
-    for name in graph:
-        visit(name, [])
+    found = cycle(MAP.graph())
+    assert found is None, "import cycle: " + " -> ".join(found or [])
 
 
-def _reach(start: str) -> set[str]:
-    graph, seen, todo = _graph(), set(), [start]
-    while todo:
-        node = todo.pop()
-        if node not in seen:
-            seen.add(node)
-            todo += graph.get(node, ())
-    return seen
+def test_the_cycle_check_finds_one():
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
 def _third_party(module: str) -> set[str]:
-    return {m.split(".")[0] for m in _imports(MODULES[module])}
+    return {m.split(".")[0] for m in MAP.imports(module)}
 
 
 @pytest.mark.parametrize(
@@ -90,6 +149,7 @@ def _third_party(module: str) -> set[str]:
     [
         ("docker", {"host.engine"}),  # the SDK
         ("httpx", {"registry.client"}),  # every HTTP call to a registry
+        # credential helpers, the detached registry process, the probe inside an image
         ("subprocess", {"host.proc", "registry.credentials", "host.local_registry", "probe"}),
         ("invoke", {"cli"}),
     ],
@@ -115,22 +175,39 @@ def test_only_the_engine_runs_docker():
     assert runners == {"host.engine"}
 
 
-def test_the_report_and_the_pure_modules_never_reach_the_engine():
-    for pure in (
-        "release.report",
-        "build.plan",
-        "release.verify",
-        "config.model",
-        "registry.refs",
-        "config.settings",
-        "state",
-        "release.promote",
-    ):
-        assert "host.engine" not in _reach(pure), pure
+PURE = (
+    "build.plan",
+    "build.layers",
+    "build.lock_format",
+    "config.model",
+    "config.validate",
+    "config.settings",
+    "registry.refs",
+    "registry.oci",
+    "registry.trust",
+    "host.buildlog",
+    "audit.allowlist",
+    "tools.imagesize",
+    "release.report",
+    "state",
+    "names",
+)
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_the_pure_modules_talk_to_nothing(module):
+    """No docker, no HTTP, no process through anything they import."""
+    assert MAP.talks_to(module) == []
+
+
+def test_verify_and_promote_use_the_registry_but_never_the_engine():
+    for module in ("release.verify", "release.promote"):
+        assert "registry.client" in MAP.reach(module)
+        assert "host.engine" not in MAP.reach(module), module
 
 
 def test_the_probe_is_standard_library_only():
-    assert not {m for m in _imports(MODULES["probe"]) if m.startswith("aibase")}
+    assert not {m for m in MAP.imports("probe") if m.startswith("aibase")}
     assert _third_party("probe") <= {
         "__future__",
         "glob",
@@ -174,15 +251,86 @@ def test_environment_is_read_in_one_place():
     assert readers == {"config.settings", "registry.credentials", "github", "probe"}
 
 
-def test_the_module_map_names_every_module_and_its_imports():
-    """docs/architecture.md stays true: one row per module, with what it imports."""
-    text = (REPO / "docs" / "architecture.md").read_text()
-    rows = {}
-    for line in text.splitlines():
-        if line.startswith("| `") and ".py` |" in line:
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            rows[cells[0].strip("`").removesuffix(".py").replace("/", ".")] = cells[2]
-    assert set(rows) == set(MODULES)
-    for name, imports in _graph().items():
-        listed = set() if rows[name] == "—" else {m.strip() for m in rows[name].split(",")}
-        assert listed == imports, name
+def test_git_and_ruff_see_every_package():
+    """.gitignore's `build/` (the output folder) would hide the build package from git and
+    from ruff, which honours .gitignore: it must be re-included."""
+    lines = (REPO / ".gitignore").read_text().splitlines()
+    for package in MAP.packages():
+        if f"{package}/" in lines:
+            assert f"!/src/aibase/{package}/" in lines[lines.index(f"{package}/") :], package
+
+
+DOC = REPO / "docs" / "architecture.md"
+
+
+def test_the_page_map_is_generated_from_the_source():
+    page = DOC.read_text()
+    assert MAP.updated(page) == page, "docs/architecture.md is stale: run the script it names"
+    assert MAP.main(["--check"]) == 0
+
+
+def test_the_script_rewrites_a_stale_page(tmp_path, monkeypatch):
+    """What the page tells a reader to run after a change: --check fails, a run rewrites."""
+    page = DOC.read_text()
+    stale = tmp_path / "architecture.md"
+    stale.write_text(page.replace("| `release.verify` |", "| `verify.py` |", 1))
+    monkeypatch.setattr(MAP, "DOC", stale)
+    monkeypatch.setattr(MAP, "REPO", tmp_path)
+    assert MAP.main(["--check"]) == 1
+    assert MAP.main([]) == 0
+    assert stale.read_text() == page
+
+
+def _defined(module: str) -> set[str]:
+    names = set()
+    for node in _tree(MODULES[module]).body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def named_in_prose(text: str) -> list[str]:
+    """What the prose names that is not there: `package.module[.name]` spans whose module,
+    or whose module-level name, does not exist."""
+    missing = []
+    units = "|".join(MAP.units())
+    for ref in re.findall(rf"`((?:{units})(?:\.\w+)*)`", text):
+        known = [m for m in [*MODULES, *MAP.packages()] if f"{ref}.".startswith(f"{m}.")]
+        module = max(known, key=len, default=None)
+        rest = ref.removeprefix(module or "").lstrip(".")
+        if module is None or (rest and (module not in MODULES or rest not in _defined(module))):
+            missing.append(ref)
+    return missing
+
+
+def test_the_page_prose_names_what_exists():
+    prose = re.sub(
+        rf"{re.escape(MAP.BEGIN)}.*{re.escape(MAP.END)}", "", DOC.read_text(), flags=re.S
+    )
+    assert named_in_prose(prose) == []
+    assert named_in_prose("`registry.client` `release.pipeline.promote_checked` `cli`") == []
+    # what the old page claimed: a module that is gone, a function that never was
+    assert named_in_prose("`build.steps` `build.plan.imagetools_argv`") == [
+        "build.steps",
+        "build.plan.imagetools_argv",
+    ]
+
+
+SOURCE_PATH = re.compile(r"src/aibase/[\w/]+\.py")
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        REPO / "README.md",
+        *sorted((REPO / "docs").glob("*.md")),
+        *sorted(REPO.glob("docker/Dockerfile.*")),
+    ],
+    ids=lambda p: p.name,
+)
+def test_source_paths_the_docs_quote_exist(page):
+    for path in SOURCE_PATH.findall(page.read_text()):
+        assert (REPO / path).is_file(), f"{page.name} names {path}, which is not there"

@@ -1,8 +1,9 @@
-"""The supply-chain gate (`invoke audit`): `pipaudit` (pip-audit runs that cannot pass
-silently: --strict, a canary first, SBOMs), `allowlist` (the policy: accepted findings with
-an owner and an expiry), `osv_mirror` (an OSV endpoint on loopback serving an advisory
-snapshot) and `gate` (every committed lock, and what an image holds, under one policy, one
-summary).
+"""The supply-chain gate (`invoke audit`): pip-audit runs under one allowlist policy.
+
+`pipaudit` runs pip-audit so that it cannot pass silently (--strict, a canary first, SBOMs),
+`allowlist` is the policy (accepted findings, each with an owner and an expiry),
+`osv_mirror` serves an advisory snapshot as an OSV endpoint on loopback, and `gate` audits
+every committed lock (and what an image holds) into one summary.
 
 May import: errors, github, log, names, config, host.
 """

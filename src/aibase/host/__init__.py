@@ -1,9 +1,11 @@
-"""This machine and the programs it runs. `proc` (the one subprocess runner: argument lists,
-echoed, with timeouts), `engine` (the only module that runs `docker`: CLI and SDK) and
-`buildlog` (what a failed build's output says), `git` (the checkout), `local_registry` (the
-default registry on loopback: a process or a container on this host, reached over HTTP
-through registry/), `doctor` (can this host run the pipeline?) and `standins` (stand-in base
-images for hosts without Docker Hub). Everything above that starts a program comes here.
+"""This machine and the programs it runs; whatever starts a program comes here.
+
+`proc` is the one subprocess runner (argument lists, echoed, with timeouts); `engine` is the
+only module that runs `docker` (CLI and SDK), `buildlog` reads a failed build's output;
+`git` asks about the checkout; `local_registry` runs the default registry on loopback (a
+process or a container; reached over HTTP through registry/); `doctor` says whether this
+host can run the pipeline; `standins` builds stand-in base images for hosts without Docker
+Hub.
 
 May import: errors, log, probe (the engine sends its source into a container), config,
 registry.

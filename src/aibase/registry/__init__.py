@@ -1,7 +1,10 @@
-"""The registry, as the OCI distribution API sees it: the only HTTP client of a registry
-(`client`: token auth, TLS, retries, digests), whom it trusts (`trust`), the logins `docker
-login` left (`credentials`), the one image-reference parser (`refs`) and the OCI image-spec
-shapes (`oci`). Running a local registry is host work (`host.local_registry`).
+"""A registry as the OCI distribution API sees it, and the only HTTP client of one.
+
+`client` speaks the API (token auth, TLS, retries, digests; the only importer of httpx),
+`trust` decides whom it trusts, `credentials` reads the logins `docker login` left, `refs`
+is the one image-reference parser and `oci` the image-spec shapes. Running a local registry
+starts a program, so it is host work (`host.local_registry`); other HTTP (the webhook in
+`release.notify`, the OSV mirror in `audit.osv_mirror`) talks to no registry.
 
 May import: errors, log.
 """

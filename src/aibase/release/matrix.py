@@ -1,4 +1,4 @@
-"""The CI job matrix, from images.toml alone (the workflows hold no list of their own):
+"""The CI job matrix, from images.toml alone (the workflows hold no list of their own). It says
 which cell builds on which runner, which platform is smoke-tested where, which variant's
 promotion waits for a GPU runner, and which variant waits for its lock (lock.yml makes the
 locks no host of ours can resolve: such a variant's legs are left out, never built without

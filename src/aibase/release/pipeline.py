@@ -1,10 +1,13 @@
-"""Orchestration only: the order of the steps, each taking the record the one before made.
+"""The order of the steps, each taking the record the one before made, and what a promotion
+needs between them: git's answers for the gate's guards (whether the build inputs are
+committed, which revision descends from which), one notice per promoted index, each
+variant's state.
 
     plan -> build (cells) -> merge (index) -> verify -> smoke -> promote -> report
 
 Every step before promote writes only immutable references; the floating tag moves only to
 an index verified in the registry and smoke-tested on every platform (see promote.py).
-`steps` runs the same steps one at a time (a CI job graph); both share this code path.
+`jobs` runs the same steps one at a time (a CI job graph); both share this code path.
 """
 
 from __future__ import annotations
