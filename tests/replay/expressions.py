@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _TOKEN = re.compile(
@@ -272,3 +272,16 @@ def substitute(value: Any, context: Mapping[str, Any]) -> Any:
 
 def uses_status_function(text: str) -> bool:
     return bool(re.search(r"\b(success|failure|cancelled|always)\s*\(", text))
+
+
+def job_runs(condition: str, context: Mapping[str, Any], results: Sequence[str]) -> bool:
+    """A job's `if:` as GitHub decides it, given its needs' results ("success", "failure",
+    "skipped"): success() is implied where the condition names no status function."""
+    status = {
+        "success": all(r == "success" for r in results),
+        "failure": any(r == "failure" for r in results),
+        "cancelled": False,
+        "always": True,
+    }
+    go = truthy(evaluate(condition, context, status))
+    return go if uses_status_function(condition) else go and status["success"]

@@ -14,7 +14,7 @@ import yaml
 from aibase.configfile import load_config
 from aibase.errors import ConfigError, LockError
 from aibase.matrix import parse_runners, plan_matrix, plan_ready, render_plan
-from tests.replay.expressions import DEFAULT_STATUS, evaluate, truthy
+from tests.replay.expressions import job_runs
 
 from .conftest import REPO
 
@@ -101,9 +101,26 @@ def _runs(job: dict[str, Any], event: str, ref: str, needs: dict[str, Any]) -> b
         "vars": {},
         "inputs": {},
     }
-    status = dict(DEFAULT_STATUS)
-    status["success"] = all(n["result"] == "success" for n in needs.values())
-    return truthy(evaluate(job.get("if", "success()"), context, status))
+    results = [n["result"] for n in needs.values()]
+    return job_runs(str(job.get("if", "success()")), context, results)
+
+
+MAIN = ("push", "refs/heads/main")
+PULL_REQUEST = ("pull_request", "refs/pull/1/merge")
+# every job that pushes, tags or asks for the registry's secrets
+WRITERS = ("cell", "merge", "smoke", "smoke-gpu", "gate")
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_a_pull_request_writes_nothing_and_a_push_to_main_does(name):
+    """The guards, evaluated: an inverted one (`== 'pull_request'`) fails both asserts."""
+    wf = _load(REPO / ".github" / "workflows" / "build.yml")
+    job = wf["jobs"][name]
+    matrix = '{"gpu": [{"slug": "cuda-linux-amd64"}]}'  # a plan with a GPU leg
+    ok = {"result": "success", "outputs": {"build": "true", "matrix": matrix}}
+    needs = {n: ok for n in ([job["needs"]] if isinstance(job["needs"], str) else job["needs"])}
+    assert _runs(job, *MAIN, needs)
+    assert not _runs(job, *PULL_REQUEST, needs)
 
 
 def test_promote_waits_for_every_check_and_is_guarded():
@@ -117,9 +134,9 @@ def test_promote_waits_for_every_check_and_is_guarded():
     assert promote["concurrency"]["group"] == "promote-${{ matrix.name }}"
     ok = {"result": "success", "outputs": {"build": "true", "matrix": "{}"}}
     needs = {n: ok for n in gate["needs"]}
-    main = ("push", "refs/heads/main")
+    main = MAIN
     assert _runs(gate, *main, needs)
-    assert not _runs(gate, "pull_request", "refs/pull/1/merge", needs)
+    assert not _runs(gate, *PULL_REQUEST, needs)
     assert not _runs(gate, "push", "refs/heads/topic", needs)
     assert not _runs(gate, "workflow_dispatch", "refs/heads/topic", needs)
     failed_plan = {**needs, "plan": {"result": "failure", "outputs": {}}}
