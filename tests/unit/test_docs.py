@@ -109,8 +109,25 @@ COMMANDS = commands()
 
 @pytest.mark.parametrize(("where", "words"), COMMANDS, ids=[c[0] for c in COMMANDS])
 def test_a_quoted_command_exists_with_its_flags(where, words):
-    assert noxfile  # imported for its sessions' registration
     check(words)
+
+
+def test_the_check_reads_the_noxfiles_sessions():
+    """check_nox asks nox's registry, which importing noxfile fills: every session it declares
+    is there and nothing else (an empty registry would make every nox check meaningless)."""
+    declared = [
+        noxfile.lint,
+        noxfile.typecheck,
+        noxfile.unit,
+        noxfile.integration,
+        noxfile.smoke_cpu,
+        noxfile.smoke_cuda,
+        noxfile.smoke_fixture,
+        noxfile.audit,
+        noxfile.lock,
+    ]
+    assert list(nox.registry.get().values()) == declared
+    check(["nox", "-s", "unit", "-s", "smoke-fixture"])
 
 
 def test_the_docs_quote_the_main_commands():
