@@ -38,6 +38,17 @@ def test_missing_qemu_names_the_fix(write_config):
 
 def test_ready_host_passes(write_config):
     cfg = load_config(write_config(), env={})
-    assert all(c.ok for c in evaluate(READY, cfg, registry_ok=True, free_gb=50))
+    checks = evaluate(READY, cfg, registry_ok=True, free_gb=50)
+    assert [c.name for c in checks if c.ok] == [
+        "docker CLI",
+        "engine reachable",
+        "buildx",
+        "containerd image store",
+        "builder platform linux/amd64",
+        "builder platform linux/arm64",
+        "registry localhost:5000",
+        "free disk",
+    ]
+    assert all(c.ok for c in checks)
     low = evaluate(READY, cfg, registry_ok=True, free_gb=3)
     assert [c.name for c in low if not c.ok] == ["free disk"]

@@ -230,7 +230,7 @@ def test_credentials_never_go_to_a_doubtful_realm(realm, problem):
     with _client_for("reg.example.com", handler) as client, pytest.raises(RegistryError) as info:
         client.ping()
     assert problem in info.value.render()
-    assert all(h == "reg.example.com" for h, _ in calls)  # nothing sent to the realm
+    assert {h for h, _ in calls} == {"reg.example.com"}  # asked, and nothing sent to the realm
     assert "s3cr3t-Pw" not in info.value.render()
 
 

@@ -85,12 +85,12 @@ def cfg(write_config):
 
 
 def test_complete_index_passes_and_skips_attestations(cfg):
-    result = check_index(
-        cfg, cfg.variant("cpu"), index_of(("amd64", image("amd64")), ("arm64", image("arm64"))), REV
-    )
+    amd, arm = image("amd64"), image("arm64")
+    result = check_index(cfg, cfg.variant("cpu"), index_of(("amd64", amd), ("arm64", arm)), REV)
     assert result.ok, result.problems
     assert [i.platform for i in result.images] == ["linux/amd64", "linux/arm64"]
-    assert "linux/amd64" in result.table()
+    rows = [line.split() for line in result.table().splitlines()[1:]]
+    assert rows == [["linux/amd64", amd[0].digest, "0.0"], ["linux/arm64", arm[0].digest, "0.0"]]
     raise_if_failed(result)
 
 
