@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -81,6 +81,20 @@ lock_dir = "locks"
     return tmp
 
 
+def summary_rows(output: str) -> list[dict[str, str]]:
+    """The audit summary's rows (`| target | packages | blocking vulnerabilities | ...`), each
+    cell by its column's name."""
+    lines = output.splitlines()
+    start = lines.index("| target | packages | blocking vulnerabilities | fix versions |")
+    header = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("| "):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True)))
+    return rows
+
+
 def _lock(project: Path) -> None:
     run = invoke("lock", "--config", str(project / "images.toml"))
     assert run.returncode == 0, run.output
@@ -131,23 +145,37 @@ def vulnerable(tmp_path_factory) -> Path:
 def test_vulnerable_lock_fails_naming_the_advisory(vulnerable: Path, osv_url: str):
     run = _audit(vulnerable, osv_url)
     assert run.returncode == VulnerabilitiesFound.exit_code
-    assert "PYSEC-2023-74" in run.output and "2.31.0" in run.output
+    (row,) = summary_rows(run.output)
+    assert row["blocking vulnerabilities"] == "1"
+    assert row["fix versions"] == "requests 2.25.0: PYSEC-2023-74 -> 2.31.0"
     assert "1 vulnerability not allowed by the policy" in run.output
     sbom = next((vulnerable / "out" / "audit").glob("*.cdx.json"))
     assert '"bomFormat": "CycloneDX"' in sbom.read_text() and "requests" in sbom.read_text()
 
 
-def test_allowlisted_passes_and_expired_fails_again(vulnerable: Path, osv_url: str):
-    (vulnerable / "allow.toml").write_text(IDNA + ENTRY.format(expires="2027-01-31"))
+@pytest.fixture
+def allowlist(vulnerable: Path) -> Iterator[Path]:
+    """The module project's allowlist, for a test to edit: put back however the test ends."""
+    path = vulnerable / "allow.toml"
+    kept = path.read_text()
+    try:
+        yield path
+    finally:
+        path.write_text(kept)
+
+
+def test_allowlisted_passes_and_expired_fails_again(
+    vulnerable: Path, allowlist: Path, osv_url: str
+):
+    allowlist.write_text(IDNA + ENTRY.format(expires="2027-01-31"))
     ok = _audit(vulnerable, osv_url)
     assert ok.returncode == 0, ok.output
     assert "ACCEPTED until 2027-01-31: requests 2.25.0 PYSEC-2023-74" in ok.output
-    (vulnerable / "allow.toml").write_text(IDNA + ENTRY.format(expires="2026-11-01"))
+    allowlist.write_text(IDNA + ENTRY.format(expires="2026-11-01"))
     expired = _audit(vulnerable, osv_url)
     assert expired.returncode == VulnerabilitiesFound.exit_code
     assert "EXPIRED allowlist entry PYSEC-2023-74" in expired.output
     assert "1 vulnerability not allowed by the policy" in expired.output
-    (vulnerable / "allow.toml").write_text(IDNA)
 
 
 def test_clean_lock_passes_and_reports_stale_entries(tmp_path: Path, osv_url: str):
@@ -156,7 +184,10 @@ def test_clean_lock_passes_and_reports_stale_entries(tmp_path: Path, osv_url: st
     run = _audit(project, osv_url)
     assert run.returncode == 0, run.output
     assert "stale allowlist entry PYSEC-2023-74" in run.output
-    assert "| 0 |" in run.output  # the summary row: no blocking vulnerabilities
+    (row,) = summary_rows(run.output)
+    assert row["target"].endswith("x-linux-amd64.txt")
+    assert int(row["packages"]) >= 5  # requests and its four dependencies: really audited
+    assert (row["blocking vulnerabilities"], row["fix versions"]) == ("0", "-")
 
 
 def test_unreachable_service_fails_instead_of_passing(vulnerable: Path):
@@ -166,10 +197,42 @@ def test_unreachable_service_fails_instead_of_passing(vulnerable: Path):
     assert "No known vulnerabilities" not in run.output.split("error:")[-1]
 
 
+@contextmanager
+def _recording_proxy(seen: list[tuple[str, str]]) -> Iterator[dict[str, str]]:
+    """An HTTP(S) proxy on loopback that records each request and forwards none (502); yields
+    the environment that sends pip-audit's, httpx's and pip's traffic through it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def record(self) -> None:
+            seen.append((self.command, self.path))
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_HEAD = do_PUT = do_CONNECT = record
+
+    with serving(Handler, "") as url:
+        proxies = {name: url for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
+        proxies |= {name.lower(): url for name in proxies}
+        yield proxies | {"NO_PROXY": "", "no_proxy": ""}
+
+
 def test_no_service_chosen_contacts_nothing(vulnerable: Path):
-    run = invoke("audit", "--config", str(vulnerable / "images.toml"))
-    assert run.returncode == AuditError.exit_code
-    assert "no vulnerability service chosen" in run.output
+    seen: list[tuple[str, str]] = []
+    config = ("--config", str(vulnerable / "images.toml"))
+    with _recording_proxy(seen) as env:
+        run = invoke("audit", *config, env=env)
+        assert run.returncode == AuditError.exit_code
+        assert "no vulnerability service chosen" in run.output
+        assert seen == []
+        # the control: told a service (at an address that resolves nowhere), the same command
+        # asks the proxy, so the silence above is an observation, not a deaf recorder
+        told = invoke("audit", *config, "--osv-url", "http://osv.invalid/v1/query", env=env)
+    assert told.returncode == AuditError.exit_code
+    assert ("POST", "http://osv.invalid/v1/query") in seen
 
 
 def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str):
@@ -223,11 +286,17 @@ def test_a_package_installed_outside_the_lock_cannot_hide(built, tmp_path: Path,
         env={"AIBASE_OUT": str(tmp_path / "out")},
     )
     assert run.returncode == VulnerabilitiesFound.exit_code
-    rows = [ln for ln in run.output.splitlines() if ln.startswith("| ")]
-    lock_rows = [r for r in rows if "fixture-linux-" in r]
-    image_row = next(r for r in rows if "image-linux-amd64" in r)
-    assert lock_rows and all("| 0 | - |" in r for r in lock_rows)  # the locks are clean...
-    assert "requests 2.25.0: PYSEC-2023-74" in image_row  # ...the image is not
+    rows = {Path(r["target"]).name: r for r in summary_rows(run.output)}
+    assert set(rows) == {
+        "fixture-linux-amd64.txt",
+        "fixture-linux-arm64.txt",
+        "image-linux-amd64.txt",
+    }
+    for lock in ("fixture-linux-amd64.txt", "fixture-linux-arm64.txt"):  # the locks are clean...
+        assert (rows[lock]["blocking vulnerabilities"], rows[lock]["fix versions"]) == ("0", "-")
+    image = rows["image-linux-amd64.txt"]  # ...the image is not
+    assert image["blocking vulnerabilities"] == "1"
+    assert image["fix versions"].startswith("requests 2.25.0: PYSEC-2023-74 -> ")
 
 
 def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path):
