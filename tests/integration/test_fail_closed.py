@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,12 +26,13 @@ from aibase.errors import (
 from aibase.localregistry import start_registry, stop_registry
 from aibase.paths import Paths
 from aibase.registry import RegistryClient
+from aibase.smoke import NO_GPU
 
 from .conftest import (
     FIXTURE_CONFIG,
     REGISTRY,
-    REPO,
     Built,
+    PytestRun,
     copy_fixture,
     env_for,
     floating_digest,
@@ -40,6 +40,7 @@ from .conftest import (
     invoke_in_background,
     make_tls,
     push_image,
+    run_smoke_suite,
 )
 
 pytestmark = pytest.mark.engine
@@ -170,14 +171,8 @@ def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: 
     assert "linux/arm64: the image's binaries run as x86_64, not linux/arm64" in run.output
 
 
-def _smoke_gpu(config: Path, image: str, *extra: str) -> tuple[int, str]:
-    proc_ = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider", "-rs",
-         "-k", "test_gpu", "--config", str(config), "--variant", "fixture", "--image", image,
-         "--platform", "linux/amd64", *extra],
-        cwd=REPO, capture_output=True, text=True, check=False, env=os.environ.copy(),
-    )  # fmt: skip
-    return proc_.returncode, proc_.stdout + proc_.stderr
+def _smoke_gpu(config: Path, image: str, *extra: str) -> PytestRun:
+    return run_smoke_suite(config, image, "-k", "test_gpu", "--platform", "linux/amd64", *extra)
 
 
 def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(built: Built, tmp_path: Path):
@@ -197,20 +192,21 @@ def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(built: Built
     cfg.write_text(text.replace('[variants.fixture.platforms."linux/amd64"]',
                                 '[variants.fixture.platforms."linux/amd64"]\ncuda = "12.1"'))  # fmt: skip
     image = f"{REGISTRY}/cerebral/ai-base-fixture@{built.index_digest}"
-    code, out = _smoke_gpu(cfg, image)
-    assert code == 0, out[-2000:]
-    assert "1 skipped" in out and "no GPU for containers here" in out
-    code, out = _smoke_gpu(cfg, image, "--require-gpu")
-    assert code == 1 and "1 failed" in out
-    assert "--require-gpu: no GPU for containers here" in out
+    run = _smoke_gpu(cfg, image)
+    assert run.returncode == 0, run.output[-2000:]
+    assert run.ran == {"skipped": 1}
+    assert f"{NO_GPU}; pass --require-gpu on a GPU runner to make this fail" in run.output
+    run = _smoke_gpu(cfg, image, "--require-gpu")
+    assert run.returncode == 1 and run.ran == {"failed": 1}
+    assert f"--require-gpu: {NO_GPU}" in run.output
     # the pipeline's own smoke step holds the same gate (the one promote relies on)
     run = invoke("verify", "--config", str(cfg), "--variant", "fixture", "--ref", image,
                  env=env_for(tmp_path))  # fmt: skip
-    assert "GPU checks skipped on linux/amd64: no GPU for containers here" in run.output
+    assert f"GPU checks skipped on linux/amd64: {NO_GPU}" in run.output
     run = invoke("verify", "--config", str(cfg), "--variant", "fixture", "--ref", image,
                  "--require-gpu", env=env_for(tmp_path))  # fmt: skip
     assert run.returncode == SmokeError.exit_code
-    assert "linux/amd64: --require-gpu: no GPU for containers here" in run.output
+    assert f"linux/amd64: --require-gpu: {NO_GPU}" in run.output
 
 
 def test_a_streamed_command_past_its_timeout_stops_its_whole_group(tmp_path: Path):

@@ -10,7 +10,7 @@ import pytest
 from aibase import engine
 from aibase.refs import parse_ref
 from aibase.registry import RegistryClient
-from aibase.smoke import check_probe, locked_packages
+from aibase.smoke import NO_GPU, check_probe, locked_packages
 from aibase.verify import check_index, fetch_index
 
 from .conftest import Target
@@ -48,10 +48,9 @@ def test_gpu(target: Target, platform: str):
         pytest.skip(f"{target.variant.name} promises no CUDA on {platform}")
     access = engine.gpu_access()
     if access is None:
-        reason = "no GPU for containers here (neither the nvidia runtime nor NVIDIA CDI devices)"
         if target.require_gpu:
-            pytest.fail(f"--require-gpu: {reason}")
-        pytest.skip(f"{reason}; pass --require-gpu on a GPU runner to make this fail")
+            pytest.fail(f"--require-gpu: {NO_GPU}")
+        pytest.skip(f"{NO_GPU}; pass --require-gpu on a GPU runner to make this fail")
     report = engine.run_probe(target.image, platform, gpu=access).report
     locked = locked_packages(target.variant, platform)
     problems = check_probe(report, target.variant, platform, locked, gpu_required=True)
