@@ -166,7 +166,7 @@ def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: 
                     f"{REGISTRY}/cerebral/ai-base-fixture@{amd}",
                     f"{REGISTRY}/cerebral/ai-base-broken@{liar_digest}"], check=True)  # fmt: skip
     run = invoke("verify", *CFG, "--variant", "fixture", "--ref", index, env=env_for(tmp_path))
-    assert "verified " in run.output  # the registry checks pass...
+    assert f"verified {index} (sha256:" in run.output  # the registry checks pass...
     assert run.returncode == SmokeError.exit_code  # ...the probe does not
     assert "linux/arm64: the image's binaries run as x86_64, not linux/arm64" in run.output
 
