@@ -32,6 +32,17 @@ def test_a_captured_command_past_its_timeout_is_a_timeout_naming_it(
     assert info.value.message == "`sleep 30` did not finish within 1 s (stopped)"
 
 
+class FakePipe:
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines, self.closed = lines, False
+
+    def __iter__(self) -> Iterator[str]:
+        return self.lines
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class FakeChild:
     """A streamed child: prints `lines`, then (hang=True) waits until its group is killed."""
 
@@ -40,7 +51,7 @@ class FakeChild:
     def __init__(self, lines: Sequence[str], *, returncode: int = 0, hang: bool = False):
         self.killed = threading.Event()
         self.lines, self.hang, self.code = lines, hang, returncode
-        self.stdout = self._out()
+        self.stdout = FakePipe(self._out())
 
     def _out(self) -> Iterator[str]:
         yield from self.lines
@@ -74,20 +85,23 @@ def fake_stream(monkeypatch: pytest.MonkeyPatch, child: FakeChild) -> list[tuple
 def test_a_streamed_command_past_its_timeout_is_stopped_as_a_group(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    kills = fake_stream(monkeypatch, FakeChild(["#1 building\n"], hang=True))
+    child = FakeChild(["#1 building\n"], hang=True)
+    kills = fake_stream(monkeypatch, child)
     with pytest.raises(Timeout) as info:
         proc.run(["docker", "buildx", "build", "."], timeout=0.05, capture=False)
     assert info.value.message == "`docker buildx build .` did not finish within 0 s (stopped)"
     assert kills == [(FakeChild.pid, signal.SIGKILL)]
+    assert child.stdout.closed  # no pipe left open behind a stopped run
 
 
 def test_a_streamed_command_keeps_its_last_lines_to_name_its_failure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lines = [f"{n}\n" for n in range(1, 101)] + ["ERROR: the last words\n"]
-    kills = fake_stream(monkeypatch, FakeChild(lines, returncode=3))
+    child = FakeChild(lines, returncode=3)
+    kills = fake_stream(monkeypatch, child)
     done = proc.run(["sh", "-c", "..."], timeout=30, capture=False)
-    assert done.returncode == 3 and kills == []
+    assert done.returncode == 3 and kills == [] and child.stdout.closed
     kept = done.stderr.splitlines()
     assert len(kept) == proc.TAIL_LINES and kept[0] == "62" and kept[-1] == "ERROR: the last words"
 
