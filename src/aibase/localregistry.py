@@ -22,6 +22,10 @@ from aibase.registry import RegistryClient
 from aibase.trust import is_loopback
 
 CONTAINER = "aibase-registry"
+# The registries this process started, by state folder. The registry outlives the run on
+# purpose; its handle is kept so that stop_registry reaps the one it stops (no zombie), and so
+# that Python never collects a handle of a process still running (a ResourceWarning).
+_STARTED: dict[Path, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ def _serve(state: Path) -> None:
             argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
         )
     (state / "pid").write_text(str(child.pid))
+    _STARTED[state] = child
 
 
 def _wait(host: str, state: Path, wait_s: float) -> None:
@@ -225,6 +230,9 @@ def stop_registry(host: str, paths: Paths) -> bool:
         else:
             log.warn(f"pid {pid} in {pid_file} is not the registry this tool started: left alone")
         pid_file.unlink()
+    started = _STARTED.pop(state, None)
+    if started is not None:
+        started.poll()  # reaps it once it has exited (stopped above, or on its own)
     if engine.remove_container(f"{CONTAINER}-{port}"):
         stopped = True
     return stopped
