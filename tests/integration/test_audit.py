@@ -18,7 +18,7 @@ import pytest
 from aibase.errors import AuditError, VulnerabilitiesFound
 from aibase.osv_mirror import serve
 
-from .conftest import REPO, invoke, serving
+from .conftest import REPO, Built, invoke, serving
 
 # A real subset of pypa/advisory-database, committed (its README says what and why);
 # AIBASE_ADVISORIES points the tests at another copy, e.g. the full database.
@@ -44,7 +44,7 @@ def osv_url():
         yield url
 
 
-def test_the_advisories_come_with_the_checkout():
+def test_the_advisories_come_with_the_checkout() -> None:
     """A clone on a GitHub runner has nothing beside it and no AIBASE_ADVISORIES: the default
     snapshot is inside the repository and committed there."""
     default = snapshot_for({})
@@ -136,13 +136,13 @@ expires = {expires}
 
 
 @pytest.fixture(scope="module")
-def vulnerable(tmp_path_factory) -> Path:
+def vulnerable(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = _project(tmp_path_factory.mktemp("vuln"), f"{VULNERABLE}\n", IDNA)
     _lock(project)
     return project
 
 
-def test_vulnerable_lock_fails_naming_the_advisory(vulnerable: Path, osv_url: str):
+def test_vulnerable_lock_fails_naming_the_advisory(vulnerable: Path, osv_url: str) -> None:
     run = _audit(vulnerable, osv_url)
     assert run.returncode == VulnerabilitiesFound.exit_code
     (row,) = summary_rows(run.output)
@@ -166,7 +166,7 @@ def allowlist(vulnerable: Path) -> Iterator[Path]:
 
 def test_allowlisted_passes_and_expired_fails_again(
     vulnerable: Path, allowlist: Path, osv_url: str
-):
+) -> None:
     allowlist.write_text(IDNA + ENTRY.format(expires="2027-01-31"))
     ok = _audit(vulnerable, osv_url)
     assert ok.returncode == 0, ok.output
@@ -178,7 +178,7 @@ def test_allowlisted_passes_and_expired_fails_again(
     assert "1 vulnerability not allowed by the policy" in expired.output
 
 
-def test_clean_lock_passes_and_reports_stale_entries(tmp_path: Path, osv_url: str):
+def test_clean_lock_passes_and_reports_stale_entries(tmp_path: Path, osv_url: str) -> None:
     project = _project(tmp_path, "requests==2.32.3\n", ENTRY.format(expires="2027-01-31"))
     _lock(project)
     run = _audit(project, osv_url)
@@ -190,7 +190,7 @@ def test_clean_lock_passes_and_reports_stale_entries(tmp_path: Path, osv_url: st
     assert (row["blocking vulnerabilities"], row["fix versions"]) == ("0", "-")
 
 
-def test_unreachable_service_fails_instead_of_passing(vulnerable: Path):
+def test_unreachable_service_fails_instead_of_passing(vulnerable: Path) -> None:
     run = _audit(vulnerable, "http://127.0.0.1:9/v1/query")
     assert run.returncode == AuditError.exit_code  # "could not run" is not "found nothing"
     assert "could not run against http://127.0.0.1:9/v1/query" in run.output
@@ -220,7 +220,7 @@ def _recording_proxy(seen: list[tuple[str, str]]) -> Iterator[dict[str, str]]:
         yield proxies | {"NO_PROXY": "", "no_proxy": ""}
 
 
-def test_no_service_chosen_contacts_nothing(vulnerable: Path):
+def test_no_service_chosen_contacts_nothing(vulnerable: Path) -> None:
     seen: list[tuple[str, str]] = []
     config = ("--config", str(vulnerable / "images.toml"))
     with _recording_proxy(seen) as env:
@@ -235,7 +235,7 @@ def test_no_service_chosen_contacts_nothing(vulnerable: Path):
     assert ("POST", "http://osv.invalid/v1/query") in seen
 
 
-def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str):
+def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str) -> None:
     """The project's own locks, audited for real against the snapshot (what the closing
     note reports); fails if the snapshot knows a vulnerability the allowlist does not cover."""
     shutil.copy(REPO / "audit-allowlist.toml", tmp_path / "allow.toml")
@@ -257,7 +257,9 @@ def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str):
 
 
 @pytest.mark.engine  # builds the fixture: the only one here that needs the engine
-def test_a_package_installed_outside_the_lock_cannot_hide(built, tmp_path: Path, osv_url: str):
+def test_a_package_installed_outside_the_lock_cannot_hide(
+    built: Built, tmp_path: Path, osv_url: str
+) -> None:
     """The image audit reads what the image really holds (the smoke probe), not the lock."""
 
     from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, push_image
@@ -299,7 +301,7 @@ def test_a_package_installed_outside_the_lock_cannot_hide(built, tmp_path: Path,
     assert image["fix versions"].startswith("requests 2.25.0: PYSEC-2023-74 -> ")
 
 
-def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path):
+def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path) -> None:
     """The parent of the right folder used to audit a known-vulnerable lock as clean."""
     run = invoke("audit", "--config", str(vulnerable / "images.toml"), "--snapshot",
                  str(SNAPSHOT.parent), "--allowlist", str(vulnerable / "allow.toml"),
@@ -329,14 +331,16 @@ def _fake_osv(status: int, body: bytes):
 
 
 @pytest.mark.parametrize(("status", "body"), [(200, b"{}"), (500, b"oops"), (200, b"not json")])
-def test_a_service_that_answers_oddly_fails_instead_of_passing(vulnerable: Path, status, body):
+def test_a_service_that_answers_oddly_fails_instead_of_passing(
+    vulnerable: Path, status, body
+) -> None:
     with _fake_osv(status, body) as url:
         run = _audit(vulnerable, url)
     assert run.returncode == AuditError.exit_code, run.output
     assert "not allowed by the policy" not in run.output
 
 
-def test_a_missing_lock_fails_unless_named_as_a_known_gap(tmp_path: Path, osv_url: str):
+def test_a_missing_lock_fails_unless_named_as_a_known_gap(tmp_path: Path, osv_url: str) -> None:
     project = _project(tmp_path, "requests==2.32.3\n")  # never locked
     run = _audit(project, osv_url)
     assert run.returncode == AuditError.exit_code
@@ -396,7 +400,7 @@ ACCEPTED_ROW = (
 )
 
 
-def test_the_required_torch_passes_with_its_vulnerability_accepted(tmp_path: Path):
+def test_the_required_torch_passes_with_its_vulnerability_accepted(tmp_path: Path) -> None:
     """The committed allowlist accepts CVE-2025-32434 for torch 2.4.1 (the platform requires
     it), with an owner, an expiry and the mitigation; the audit says so."""
     db = _live_db(tmp_path, TORCH_LOAD_RCE)
@@ -412,7 +416,7 @@ def test_the_required_torch_passes_with_its_vulnerability_accepted(tmp_path: Pat
     assert "stale allowlist entry" not in run.output
 
 
-def test_the_accepted_vulnerability_blocks_again_once_its_entry_expired(tmp_path: Path):
+def test_the_accepted_vulnerability_blocks_again_once_its_entry_expired(tmp_path: Path) -> None:
     run = _audit_committed(
         tmp_path, _live_db(tmp_path, TORCH_LOAD_RCE), "2027-04-01", "--variant", "cuda"
     )
@@ -426,7 +430,7 @@ def test_the_accepted_vulnerability_blocks_again_once_its_entry_expired(tmp_path
     assert "ACCEPTED" not in run.output
 
 
-def test_a_finding_the_allowlist_does_not_name_still_fails(tmp_path: Path):
+def test_a_finding_the_allowlist_does_not_name_still_fails(tmp_path: Path) -> None:
     db = _live_db(tmp_path, TORCH_LOAD_RCE, OTHER_TORCH)
     run = _audit_committed(tmp_path, db, "2026-11-27", "--variant", "cuda")
     assert run.returncode == VulnerabilitiesFound.exit_code, run.output[-3000:]

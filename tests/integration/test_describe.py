@@ -21,7 +21,7 @@ def _json(run) -> list:
     return json.loads(run.output[start : run.output.index("\n]", start) + 2])
 
 
-def test_inspect_and_images_say_what_the_index_holds(built: Built):
+def test_inspect_and_images_say_what_the_index_holds(built: Built) -> None:
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
     (facts,) = _json(
@@ -37,7 +37,7 @@ def test_inspect_and_images_say_what_the_index_holds(built: Built):
     assert len(immutable) == 1  # the tag its merge wrote, among any others it has
 
 
-def test_diff_names_the_packages_and_layers_that_changed(built: Built, tmp_path: Path):
+def test_diff_names_the_packages_and_layers_that_changed(built: Built, tmp_path: Path) -> None:
     amd, arm = built.platform_digests["linux/amd64"], built.platform_digests["linux/arm64"]
     derived = push_image(f"FROM {REGISTRY}/{IT_REPO}@{amd}\nRUN pip uninstall -y structlog\n",
                          f"{REGISTRY}/{IT_REPO}:diff-amd64", tmp_path)  # fmt: skip

@@ -52,7 +52,9 @@ def _report(out: Path) -> dict:
     return json.loads(sorted((out / "reports").glob("build-*.json"))[-1].read_text())
 
 
-def test_an_override_never_narrows_what_a_floating_tag_requires(built: Built, tmp_path: Path):
+def test_an_override_never_narrows_what_a_floating_tag_requires(
+    built: Built, tmp_path: Path
+) -> None:
     before = floating_digest()
     run = invoke("build-all", *CFG, "--repository", "cerebral/ai-base-fixture",
                  env=env_for(tmp_path, AIBASE_PLATFORMS="linux/amd64"))  # fmt: skip
@@ -75,7 +77,7 @@ def test_an_override_never_narrows_what_a_floating_tag_requires(built: Built, tm
 
 def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(
     standins: str, tmp_path: Path
-):
+) -> None:
     """Run A verifies without promoting; run B (same commit, same day) builds and promotes;
     A's promote then finds the tag moved since it verified, and refuses."""
     repo = ("--repository", RACE_REPO)
@@ -100,7 +102,7 @@ def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(
 
 def test_a_second_run_on_one_checkout_waits_its_turn_and_a_killed_run_leaves_no_trace(
     standins: str, tmp_path: Path
-):
+) -> None:
     out = tmp_path / "shared-out"
     env = env_for(out)
     repo = ("--repository", RACE_REPO)
@@ -129,7 +131,7 @@ def test_a_second_run_on_one_checkout_waits_its_turn_and_a_killed_run_leaves_no_
     assert _report(out)["result"] == "ok"
 
 
-def test_a_broken_image_stops_build_all_before_promote(standins: str, tmp_path: Path):
+def test_a_broken_image_stops_build_all_before_promote(standins: str, tmp_path: Path) -> None:
     """The pipeline's own smoke step: the floating tag stays, the report names the check."""
     cfg = copy_fixture(
         tmp_path / "fx",
@@ -149,7 +151,7 @@ def test_a_broken_image_stops_build_all_before_promote(standins: str, tmp_path: 
     assert "- result: FAILED: smoke fixture failed" in md and problem in md
 
 
-def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: Path):
+def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: Path) -> None:
     """Config and index entry both say arm64 (verify passes), the files are amd64: the
     probe's machine tells."""
     amd = built.platform_digests["linux/amd64"]
@@ -175,7 +177,9 @@ def _smoke_gpu(config: Path, image: str, *extra: str) -> PytestRun:
     return run_smoke_suite(config, image, "-k", "test_gpu", "--platform", "linux/amd64", *extra)
 
 
-def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(built: Built, tmp_path: Path):
+def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(
+    built: Built, tmp_path: Path
+) -> None:
     """A variant that promises CUDA, on a host without a GPU runtime (CI never has one)."""
     if engine.gpu_access() is not None:
         pytest.skip("this host hands GPUs to containers: the gate's no-GPU path cannot be shown")
@@ -209,7 +213,7 @@ def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(built: Built
     assert f"linux/amd64: --require-gpu: {NO_GPU}" in run.output
 
 
-def test_a_streamed_command_past_its_timeout_stops_its_whole_group(tmp_path: Path):
+def test_a_streamed_command_past_its_timeout_stops_its_whole_group(tmp_path: Path) -> None:
     """The real processes behind tests/unit/test_timeouts.py: a grandchild that holds the pipe
     (as buildx's plugin does) is stopped with the child, and the run returns in time."""
     pidfile = tmp_path / "grandchild.pid"
@@ -233,7 +237,7 @@ def _running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def test_a_probe_past_its_timeout_is_stopped_and_its_container_removed(built: Built):
+def test_a_probe_past_its_timeout_is_stopped_and_its_container_removed(built: Built) -> None:
     """The real container behind the unit test: the probe needs more than 1 s under QEMU."""
     image = f"{REGISTRY}/cerebral/ai-base-fixture@{built.platform_digests['linux/arm64']}"
     containers = _containers()
@@ -251,7 +255,7 @@ def _containers() -> str:
     ).stdout
 
 
-def test_a_tls_registry_with_a_password_end_to_end(built: Built, tmp_path: Path):
+def test_a_tls_registry_with_a_password_end_to_end(built: Built, tmp_path: Path) -> None:
     """build-all pushes, merges, verifies, smokes and promotes on an HTTPS registry with
     htpasswd, trusting a CA made here (engine: certs.d; the tool: the same file); the
     password shows up nowhere, plain or base64."""

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from aibase import localregistry
 from aibase.paths import Paths
@@ -22,7 +23,9 @@ from .conftest import IT_REPO, copy_fixture, invoke
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_registry_down_leaves_a_recycled_pid_alone(tmp_path: Path, capsys):
+def test_registry_down_leaves_a_recycled_pid_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     paths = Paths(tmp_path / "out", tmp_path / "cache")
     bystander = subprocess.Popen(["sleep", "60"])
     try:
@@ -38,7 +41,7 @@ def test_registry_down_leaves_a_recycled_pid_alone(tmp_path: Path, capsys):
         bystander.wait()
 
 
-def test_the_local_registry_listens_on_loopback_only(tmp_path: Path):
+def test_the_local_registry_listens_on_loopback_only(tmp_path: Path) -> None:
     paths = Paths(tmp_path / "out", tmp_path / "cache")
     host = "127.0.0.1:5098"
     localregistry.start_registry(host, paths)
@@ -56,7 +59,7 @@ def test_the_local_registry_listens_on_loopback_only(tmp_path: Path):
 SCRIPT = REPO / "scripts" / "setup-host-debian.sh"
 
 
-def _dry_run(tmp_path, dockerd_version: str | None) -> subprocess.CompletedProcess[str]:
+def _dry_run(tmp_path: Path, dockerd_version: str | None) -> subprocess.CompletedProcess[str]:
     """The script's --dry-run with PATH holding /usr/bin, /bin and at most a fake dockerd."""
     fake = tmp_path / "bin"
     fake.mkdir(parents=True)
@@ -70,7 +73,7 @@ def _dry_run(tmp_path, dockerd_version: str | None) -> subprocess.CompletedProce
     )
 
 
-def test_a_host_with_a_docker_cli_but_no_dockerd_gets_the_engine(tmp_path):
+def test_a_host_with_a_docker_cli_but_no_dockerd_gets_the_engine(tmp_path: Path) -> None:
     # A brand-new CI machine had /usr/local/bin/docker and no dockerd: the version probe
     # failed under pipefail and the script exited 127 without a word.
     done = _dry_run(tmp_path, None)
@@ -78,7 +81,7 @@ def test_a_host_with_a_docker_cli_but_no_dockerd_gets_the_engine(tmp_path):
     assert "would install: docker.io" in done.stderr
 
 
-def test_an_old_engine_is_upgraded_and_a_new_one_kept(tmp_path):
+def test_an_old_engine_is_upgraded_and_a_new_one_kept(tmp_path: Path) -> None:
     old = _dry_run(tmp_path / "old", "20.10.24+dfsg1")
     assert old.returncode == 0, old.stderr
     assert "docker.io" in old.stderr.split("would install:")[1].splitlines()[0]
@@ -87,7 +90,7 @@ def test_an_old_engine_is_upgraded_and_a_new_one_kept(tmp_path):
     assert "docker.io" not in new.stderr.split("would install:")[1].splitlines()[0]
 
 
-def test_an_unknown_argument_is_refused():
+def test_an_unknown_argument_is_refused() -> None:
     done = subprocess.run(
         ["bash", str(SCRIPT), "--bogus"], capture_output=True, text=True, timeout=30
     )
@@ -95,7 +98,7 @@ def test_an_unknown_argument_is_refused():
     assert "the only option is --dry-run" in done.stderr
 
 
-def test_registry_gc_sweeps_an_unreferenced_blob_and_serves_again(tmp_path: Path):
+def test_registry_gc_sweeps_an_unreferenced_blob_and_serves_again(tmp_path: Path) -> None:
     paths = Paths(tmp_path / "out", tmp_path / "cache")
     host = "127.0.0.1:5012"
     localregistry.start_registry(host, paths)
@@ -125,7 +128,7 @@ def _docker(*args: str) -> str:
     return done.stdout
 
 
-def test_clean_dry_run_counts_and_changes_nothing(engine_ready: None, tmp_path: Path):
+def test_clean_dry_run_counts_and_changes_nothing(engine_ready: None, tmp_path: Path) -> None:
     """Two images planted under a repository of the test's own (one with the registry in its
     name, one without): the dry run counts exactly those and removes nothing."""
     repo = f"cerebral/ai-base-cleantest-{uuid.uuid4().hex[:8]}"
@@ -152,10 +155,8 @@ def test_clean_dry_run_counts_and_changes_nothing(engine_ready: None, tmp_path: 
         subprocess.run(["docker", "image", "rm", *planted], capture_output=True, check=False)
 
 
-def test_a_registry_under_a_sweep_is_not_started_by_a_second_run(tmp_path: Path):
+def test_a_registry_under_a_sweep_is_not_started_by_a_second_run(tmp_path: Path) -> None:
     import fcntl
-
-    import pytest
 
     from aibase.errors import RegistryError
 

@@ -69,7 +69,7 @@ def indexes(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
 
 def test_the_torch_index_serves_the_torch_family_and_nothing_else(
     indexes: tuple[str, str, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     pypi, torch_index, hashes = indexes
     monkeypatch.setenv("UV_DEFAULT_INDEX", pypi)  # "PyPI": the default index uv resolves from
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))

@@ -56,7 +56,9 @@ def _smoke(ref: str) -> PytestRun:
 
 
 @pytest.mark.parametrize("name", sorted(BREAKAGES))
-def test_smoke_fails_on_a_broken_image_naming_the_problem(built: Built, tmp_path: Path, name: str):
+def test_smoke_fails_on_a_broken_image_naming_the_problem(
+    built: Built, tmp_path: Path, name: str
+) -> None:
     instruction, expected = BREAKAGES[name]
     run = _smoke(_build_broken(built, name, instruction, tmp_path))
     assert run.returncode == 1, run.output[-2000:]
@@ -64,14 +66,14 @@ def test_smoke_fails_on_a_broken_image_naming_the_problem(built: Built, tmp_path
     assert expected in run.output
 
 
-def test_smoke_passes_on_the_good_image(built: Built):
+def test_smoke_passes_on_the_good_image(built: Built) -> None:
     """The control: the same smoke selection passes on the image the broken ones derive from."""
     run = _smoke(f"{REGISTRY}/{IT_REPO}@{built.index_digest}")
     assert run.returncode == 0, run.output[-2000:]
     assert run.ran == {"passed": 1}
 
 
-def test_smoke_before_anything_was_built_says_so_in_one_line(registry: str):
+def test_smoke_before_anything_was_built_says_so_in_one_line(registry: str) -> None:
     run = run_smoke_suite(FIXTURE_CONFIG, f"{REGISTRY}/cerebral/ai-base-nothing:here")
     out = run.output
     assert run.returncode == 4, out

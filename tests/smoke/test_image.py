@@ -18,7 +18,9 @@ from .conftest import Target
 pytestmark = pytest.mark.engine
 
 
-def test_image_keeps_every_promise(target: Target, probes, platform: str):
+def test_image_keeps_every_promise(
+    target: Target, probes: dict[str, engine.ProbeRun], platform: str
+) -> None:
     """Python minor, every locked package at its version and importable, pip check, torch
     build and CUDA per the config, no CUDA libraries in a non-CUDA image: all problems at once."""
     report = probes[platform].report
@@ -27,13 +29,15 @@ def test_image_keeps_every_promise(target: Target, probes, platform: str):
     assert not problems, f"{target.image} on {platform}:\n  - " + "\n  - ".join(problems)
 
 
-def test_python_is_the_venv_first_on_path(target: Target, probes, platform: str):
+def test_python_is_the_venv_first_on_path(
+    target: Target, probes: dict[str, engine.ProbeRun], platform: str
+) -> None:
     py = probes[platform].report["python"]
     assert py["executable"].startswith("/opt/venv/bin/python")
     assert py["version"].rsplit(".", 1)[0] == target.variant.python
 
 
-def test_labels_and_size_in_the_registry(target: Target):
+def test_labels_and_size_in_the_registry(target: Target) -> None:
     ref = parse_ref(target.image)
     with RegistryClient(ref.api_host) as client:
         fetched = fetch_index(client, ref)
@@ -42,7 +46,7 @@ def test_labels_and_size_in_the_registry(target: Target):
     assert result.ok, "\n".join(result.problems)
 
 
-def test_gpu(target: Target, platform: str):
+def test_gpu(target: Target, platform: str) -> None:
     spec = target.variant.platform(platform)
     if not spec.cuda:
         pytest.skip(f"{target.variant.name} promises no CUDA on {platform}")

@@ -10,7 +10,7 @@ import os
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -75,8 +75,12 @@ def no_real_world(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+class WriteConfig(Protocol):
+    def __call__(self, text: str = VALID) -> Path: ...
+
+
 @pytest.fixture
-def write_config(tmp_path: Path):
+def write_config(tmp_path: Path) -> WriteConfig:
     """Write a config (VALID, optionally edited) into tmp_path and return its path."""
 
     def _write(text: str = VALID) -> Path:

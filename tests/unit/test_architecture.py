@@ -37,7 +37,7 @@ def _graph() -> dict[str, set[str]]:
     }
 
 
-def test_no_import_cycles():
+def test_no_import_cycles() -> None:
     graph = _graph()
     done: set[str] = set()
 
@@ -78,12 +78,12 @@ def _third_party(module: str) -> set[str]:
         ("invoke", {"cli"}),
     ],
 )
-def test_one_module_per_external_system(library, owners):
+def test_one_module_per_external_system(library, owners) -> None:
     users = {name for name in MODULES if library in _third_party(name)}
     assert users == owners
 
 
-def test_only_the_engine_runs_docker():
+def test_only_the_engine_runs_docker() -> None:
     runners = set()
     for name, path in MODULES.items():
         for node in ast.walk(_tree(path)):
@@ -99,12 +99,12 @@ def test_only_the_engine_runs_docker():
     assert runners == {"engine"}
 
 
-def test_the_report_and_the_pure_modules_never_reach_the_engine():
+def test_the_report_and_the_pure_modules_never_reach_the_engine() -> None:
     for pure in ("report", "plan", "verify", "config", "refs", "settings", "state", "promote"):
         assert "engine" not in _reach(pure), pure
 
 
-def test_the_probe_is_standard_library_only():
+def test_the_probe_is_standard_library_only() -> None:
     assert not {m for m in _imports(MODULES["probe"]) if m.startswith("aibase")}
     assert _third_party("probe") <= {
         "__future__",
@@ -122,11 +122,11 @@ def test_the_probe_is_standard_library_only():
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
-def test_modules_stay_small(name):
+def test_modules_stay_small(name) -> None:
     assert len(MODULES[name].read_text().splitlines()) <= 300
 
 
-def test_tasks_are_thin():
+def test_tasks_are_thin() -> None:
     tree = _tree(REPO / "tasks.py")
     assert len((REPO / "tasks.py").read_text().splitlines()) <= 250
     for fn in [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.decorator_list]:
@@ -138,7 +138,7 @@ def test_tasks_are_thin():
         assert len(body) <= 3, f"task {fn.name} has {len(body)} statements: move logic to aibase"
 
 
-def test_environment_is_read_in_one_place():
+def test_environment_is_read_in_one_place() -> None:
     readers = set()
     for name, path in MODULES.items():
         text = path.read_text()
@@ -149,7 +149,7 @@ def test_environment_is_read_in_one_place():
     assert readers == {"settings", "credentials", "github", "probe"}
 
 
-def test_the_module_map_names_every_module_and_its_imports():
+def test_the_module_map_names_every_module_and_its_imports() -> None:
     """docs/architecture.md stays true: one row per module, with what it imports."""
     text = (REPO / "docs" / "architecture.md").read_text()
     rows = {}

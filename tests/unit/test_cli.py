@@ -14,7 +14,7 @@ import tasks
 from aibase.cli import command
 from aibase.errors import ALL_ERRORS, AibaseError
 
-from .conftest import REPO
+from .conftest import REPO, WriteConfig
 
 
 def _readme_codes() -> dict[str, int]:
@@ -25,7 +25,7 @@ def _readme_codes() -> dict[str, int]:
     }
 
 
-def test_each_error_class_has_a_distinct_documented_code():
+def test_each_error_class_has_a_distinct_documented_code() -> None:
     codes = [cls.exit_code for cls in ALL_ERRORS]
     assert len(set(codes)) == len(codes) and 1 not in codes
     assert _readme_codes() == {cls.__name__: cls.exit_code for cls in ALL_ERRORS}
@@ -37,7 +37,9 @@ def _subclasses(cls: type) -> set[type]:
 
 
 @pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda c: c.__name__)
-def test_a_task_exits_with_its_errors_code(cls, write_config, capsys):
+def test_a_task_exits_with_its_errors_code(
+    cls, write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
     @command("config", "debug")
     def failing(s, cfg) -> None:
         raise cls("what went wrong", "what to do")
@@ -50,7 +52,9 @@ def test_a_task_exits_with_its_errors_code(cls, write_config, capsys):
     assert "Traceback" not in err
 
 
-def test_debug_adds_the_traceback(write_config, capsys):
+def test_debug_adds_the_traceback(
+    write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
     @command("config", "debug")
     def failing(s, cfg) -> None:
         raise ALL_ERRORS[0]("boom")
@@ -60,7 +64,9 @@ def test_debug_adds_the_traceback(write_config, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
-def test_an_errors_details_show_only_with_debug(write_config, capsys):
+def test_an_errors_details_show_only_with_debug(
+    write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
     @command("config", "debug")
     def failing(s, cfg) -> None:
         raise ALL_ERRORS[0]("one line", "the fix", details=("recorded 'a', this run 'b'",))
@@ -78,7 +84,7 @@ def _dry_context() -> Context:
     return Context(InvokeConfig(overrides={"run": {"dry": True}}))
 
 
-def test_invoke_dry_becomes_the_tasks_dry_run(write_config):
+def test_invoke_dry_becomes_the_tasks_dry_run(write_config: WriteConfig) -> None:
     seen = []
 
     @command("config")
@@ -90,7 +96,9 @@ def test_invoke_dry_becomes_the_tasks_dry_run(write_config):
     assert seen == [True, False]
 
 
-def test_invoke_dry_is_refused_by_a_task_without_a_dry_run(write_config, capsys):
+def test_invoke_dry_is_refused_by_a_task_without_a_dry_run(
+    write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
     ran = []
 
     @command("config")
@@ -113,7 +121,7 @@ def _arguments(task):
     return fresh.get_arguments()
 
 
-def test_no_task_has_short_flags_so_none_collides_with_invokes_own():
+def test_no_task_has_short_flags_so_none_collides_with_invokes_own() -> None:
     assert {t.name for t in _tasks()} == {
         "audit", "bases-bootstrap", "bases-update", "bench", "build", "build-all", "clean", "diff",
         "doctor",
@@ -125,13 +133,13 @@ def test_no_task_has_short_flags_so_none_collides_with_invokes_own():
             assert all(len(n) > 1 for n in arg.names), (task.name, arg.names)
 
 
-def test_every_flag_has_help():
+def test_every_flag_has_help() -> None:
     for task in _tasks():
         for arg in _arguments(task):
             assert arg.help, (task.name, arg.name)
 
 
-def test_single_step_tasks_say_they_take_one_variant():
+def test_single_step_tasks_say_they_take_one_variant() -> None:
     for task in _tasks():
         args = {a.name: a.help for a in _arguments(task)}
         if task.name in ("build", "merge", "verify", "smoke", "promote"):

@@ -108,11 +108,11 @@ COMMANDS = commands()
 
 
 @pytest.mark.parametrize(("where", "words"), COMMANDS, ids=[c[0] for c in COMMANDS])
-def test_a_quoted_command_exists_with_its_flags(where, words):
+def test_a_quoted_command_exists_with_its_flags(where, words) -> None:
     check(words)
 
 
-def test_the_check_reads_the_noxfiles_sessions():
+def test_the_check_reads_the_noxfiles_sessions() -> None:
     """check_nox asks nox's registry, which importing noxfile fills: every session it declares
     is there and nothing else (an empty registry would make every nox check meaningless)."""
     declared = [
@@ -130,7 +130,7 @@ def test_the_check_reads_the_noxfiles_sessions():
     check(["nox", "-s", "unit", "-s", "smoke-fixture"])
 
 
-def test_the_docs_quote_the_main_commands():
+def test_the_docs_quote_the_main_commands() -> None:
     # a guard against the scan finding nothing (a changed fence style would pass every test)
     quoted = [" ".join(words) for _, words in COMMANDS]
     for main in ("./ai build-all", "./ai test", "invoke build-all", "nox -s audit", "./ai update"):
@@ -150,12 +150,12 @@ def test_the_docs_quote_the_main_commands():
         ["./ai", "test", "-s", "units"],
     ],
 )
-def test_the_check_catches_a_wrong_command(words):
+def test_the_check_catches_a_wrong_command(words) -> None:
     with pytest.raises(AssertionError):
         check(words)
 
 
-def test_the_docs_link_to_pages_that_exist():
+def test_the_docs_link_to_pages_that_exist() -> None:
     for page in PAGES:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
@@ -165,7 +165,7 @@ def test_the_docs_link_to_pages_that_exist():
 OTHER_TOOLS = {"--secret", "--strict", "--dry"}
 
 
-def test_a_flag_quoted_alone_belongs_to_some_task():
+def test_a_flag_quoted_alone_belongs_to_some_task() -> None:
     known = (
         OTHER_TOOLS
         | SMOKE_FLAGS

@@ -16,6 +16,8 @@ from aibase.paths import Paths
 from aibase.plan import BuildContext
 from aibase.state import CellRecord
 
+from .conftest import FakeRegistry, WriteConfig
+
 REV = "a" * 40
 ATTEST = {"vnd.docker.reference.type": "attestation-manifest"}
 
@@ -34,7 +36,7 @@ def _cell_index(fake, repo: str, platform: str) -> str:
     return fake.add_manifest(repo, {"mediaType": OCI_INDEX, "manifests": entries})
 
 
-def _ctx(write_config, fake, tmp_path: Path, **env: str) -> RunContext:
+def _ctx(write_config: WriteConfig, fake, tmp_path: Path, **env: str) -> RunContext:
     settings, cfg = load({"config": str(write_config())}, env=env)
     build = BuildContext(revision=REV, created="2026-11-27T06:00:00Z", date="20261127",
                          run_id="0a0b0c")  # fmt: skip
@@ -49,7 +51,9 @@ def _cells(ctx: RunContext, fake, platforms) -> dict[str, CellRecord]:
     }  # fmt: skip
 
 
-def test_one_index_of_every_platform_under_the_immutable_tag(write_config, fake_registry, tmp_path):
+def test_one_index_of_every_platform_under_the_immutable_tag(
+    write_config: WriteConfig, fake_registry: FakeRegistry, tmp_path: Path
+) -> None:
     ctx = _ctx(write_config, fake_registry, tmp_path)
     merged = merge_variant(ctx, ctx.config.variant("cpu"), _cells(ctx, fake_registry,
                            ("linux/arm64", "linux/amd64")))  # fmt: skip
@@ -67,7 +71,9 @@ def test_one_index_of_every_platform_under_the_immutable_tag(write_config, fake_
     assert fake_registry.puts == [("cerebral/ai-base", "cpu-20261127-aaaaaaa-0a0b0c")]
 
 
-def test_an_override_narrows_the_build_never_the_index(write_config, fake_registry, tmp_path):
+def test_an_override_narrows_the_build_never_the_index(
+    write_config: WriteConfig, fake_registry: FakeRegistry, tmp_path: Path
+) -> None:
     ctx = _ctx(write_config, fake_registry, tmp_path, AIBASE_PLATFORMS="linux/arm64")
     with pytest.raises(BuildError) as info:
         merge_variant(ctx, ctx.config.variant("cpu"), _cells(ctx, fake_registry, ["linux/arm64"]))
@@ -76,7 +82,9 @@ def test_an_override_narrows_the_build_never_the_index(write_config, fake_regist
     assert fake_registry.puts == []
 
 
-def test_a_cell_of_another_run_is_refused(write_config, fake_registry, tmp_path):
+def test_a_cell_of_another_run_is_refused(
+    write_config: WriteConfig, fake_registry: FakeRegistry, tmp_path: Path
+) -> None:
     ctx = _ctx(write_config, fake_registry, tmp_path)
     cells = _cells(ctx, fake_registry, ("linux/amd64", "linux/arm64"))
     cells["linux/arm64"] = replace(cells["linux/arm64"], revision="b" * 40)
@@ -86,7 +94,7 @@ def test_a_cell_of_another_run_is_refused(write_config, fake_registry, tmp_path)
     assert fake_registry.puts == []
 
 
-def test_a_single_manifest_cell_becomes_one_entry_with_its_configs_platform():
+def test_a_single_manifest_cell_becomes_one_entry_with_its_configs_platform() -> None:
     body = b'{"mediaType": "application/vnd.oci.image.manifest.v1+json"}'
     from aibase.oci import Manifest
 
@@ -98,7 +106,9 @@ def test_a_single_manifest_cell_becomes_one_entry_with_its_configs_platform():
     assert index.is_index and index.json["manifests"] == entries
 
 
-def test_a_cell_record_on_disk_from_another_commit_is_named(write_config, fake_registry, tmp_path):
+def test_a_cell_record_on_disk_from_another_commit_is_named(
+    write_config: WriteConfig, fake_registry: FakeRegistry, tmp_path: Path
+) -> None:
     from aibase.errors import StateError
     from aibase.merge import read_cells
     from aibase.state import write_cell

@@ -8,19 +8,25 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from aibase.config import Config
 from aibase.configfile import load_config
 from aibase.errors import PromoteError, RegistryError, VerifyError
 from aibase.plan import REQUIRED_LABELS
 from aibase.promote import Guards, Promotion, promote_variant
 from aibase.state import MergeRecord, SmokeRecord, VariantState, VerifyRecord
 
+from .conftest import FakeRegistry, WriteConfig
+
 REPO_NAME = "cerebral/ai-base"
 REV = "f" * 40
 PLATFORMS = ("linux/amd64", "linux/arm64")
 
 
+Setup = tuple[Config, VariantState, dict[str, str]]  # the config, a promotable state, its images
+
+
 @pytest.fixture
-def setup(write_config, fake_registry):
+def setup(write_config: WriteConfig, fake_registry: FakeRegistry) -> Setup:
     cfg = load_config(write_config(), env={})
     labels = {k: "x" for k in REQUIRED_LABELS} | {
         "org.opencontainers.image.revision": REV,
@@ -48,12 +54,14 @@ def setup(write_config, fake_registry):
     return cfg, state, images
 
 
-def _promote(fake_registry, cfg, state):
+def _promote(fake_registry: FakeRegistry, cfg, state):
     with fake_registry.client() as client:
         return promote_variant(client, cfg, cfg.variant("cpu"), state, revision=REV)
 
 
-def test_a_verified_smoke_tested_index_is_promoted_and_read_back(setup, fake_registry):
+def test_a_verified_smoke_tested_index_is_promoted_and_read_back(
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
     cfg, state, _ = setup
     done = _promote(fake_registry, cfg, state)
     assert done == Promotion("localhost:5000/cerebral/ai-base:cpu", state.merged.index_digest, None)
@@ -63,7 +71,7 @@ def test_a_verified_smoke_tested_index_is_promoted_and_read_back(setup, fake_reg
         assert client.head_manifest(REPO_NAME, "cpu") == state.merged.index_digest
 
 
-def test_promoting_again_is_a_no_op_success(setup, fake_registry):
+def test_promoting_again_is_a_no_op_success(setup: Setup, fake_registry: FakeRegistry) -> None:
     """A re-run of promote (a CI job re-run): the tags serve this run's index already; that
     is success, read back, and nothing is written."""
     cfg, state, _ = setup
@@ -75,7 +83,9 @@ def test_promoting_again_is_a_no_op_success(setup, fake_registry):
     assert fake_registry.puts == []
 
 
-def test_a_rerun_completes_a_missing_descriptive_tag(setup, fake_registry):
+def test_a_rerun_completes_a_missing_descriptive_tag(
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
     """The floating tag serves this run's index, the descriptive one is missing: only it is
     written (the floating tag is left as it is)."""
     cfg, state, _ = setup
@@ -88,27 +98,27 @@ def test_a_rerun_completes_a_missing_descriptive_tag(setup, fake_registry):
         assert client.head_manifest(REPO_NAME, "cpu-py3.11-torch2.4.1") == ours
 
 
-def _refused(fake_registry, cfg, state, expect: str, error=PromoteError) -> None:
+def _refused(fake_registry: FakeRegistry, cfg, state, expect: str, error=PromoteError) -> None:
     with pytest.raises(error) as info:
         _promote(fake_registry, cfg, state)
     assert expect in info.value.render()
     assert fake_registry.puts == []  # the floating tag was never written
 
 
-def test_no_merged_index(setup, fake_registry):
+def test_no_merged_index(setup: Setup, fake_registry: FakeRegistry) -> None:
     cfg, state, _ = setup
     _refused(fake_registry, cfg, None, "no merged index recorded")
     _refused(fake_registry, cfg, replace(state, merged=None), "no merged index recorded")
 
 
-def test_merged_but_never_verified(setup, fake_registry):
+def test_merged_but_never_verified(setup: Setup, fake_registry: FakeRegistry) -> None:
     cfg, state, _ = setup
     _refused(fake_registry, cfg, replace(state, verified=None), "was never verified")
     other = replace(state.verified, index_digest="sha256:" + "0" * 64)
     _refused(fake_registry, cfg, replace(state, verified=other), "was never verified")
 
 
-def test_index_changed_since_verify(setup, fake_registry):
+def test_index_changed_since_verify(setup: Setup, fake_registry: FakeRegistry) -> None:
     cfg, state, images = setup
     swapped = {"linux/amd64": images["linux/arm64"], "linux/arm64": images["linux/amd64"]}
     # what verify recorded is not what the registry serves now
@@ -120,13 +130,13 @@ def test_index_changed_since_verify(setup, fake_registry):
     _refused(fake_registry, cfg, stale, "index content changed since verify")
 
 
-def test_smoke_missing_for_a_platform(setup, fake_registry):
+def test_smoke_missing_for_a_platform(setup: Setup, fake_registry: FakeRegistry) -> None:
     cfg, state, _ = setup
     only_amd = replace(state, smoke={"linux/amd64": state.smoke["linux/amd64"]})
     _refused(fake_registry, cfg, only_amd, "linux/arm64 not smoke-tested or failed")
 
 
-def test_smoke_failed(setup, fake_registry):
+def test_smoke_failed(setup: Setup, fake_registry: FakeRegistry) -> None:
     cfg, state, _ = setup
     failed = dict(state.smoke) | {
         "linux/arm64": SmokeRecord(
@@ -138,7 +148,7 @@ def test_smoke_failed(setup, fake_registry):
     _refused(fake_registry, cfg, replace(state, smoke=failed), "linux/arm64 not smoke-tested")
 
 
-def test_smoke_of_another_image_does_not_count(setup, fake_registry):
+def test_smoke_of_another_image_does_not_count(setup: Setup, fake_registry: FakeRegistry) -> None:
     cfg, state, _ = setup
     other = dict(state.smoke) | {
         "linux/amd64": SmokeRecord("linux/amd64", "sha256:" + "1" * 64, ())
@@ -146,7 +156,9 @@ def test_smoke_of_another_image_does_not_count(setup, fake_registry):
     _refused(fake_registry, cfg, replace(state, smoke=other), "linux/amd64 not smoke-tested")
 
 
-def test_records_that_lie_about_an_arm64_only_index(setup, fake_registry):
+def test_records_that_lie_about_an_arm64_only_index(
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
     """The old incident, with forged records: the registry is read again and says no."""
     cfg, state, images = setup
     arm_only = fake_registry.add_index(REPO_NAME, {"linux/arm64": images["linux/arm64"]})
@@ -158,11 +170,11 @@ def test_records_that_lie_about_an_arm64_only_index(setup, fake_registry):
     _refused(fake_registry, cfg, forged, "required platform linux/amd64 is missing", VerifyError)
 
 
-def _put_hook(fake_registry, hook):
+def _put_hook(fake_registry: FakeRegistry, hook):
     """Run hook(tag) after the fake registry handles a PUT of that tag."""
     handle = fake_registry.handle
 
-    def wrapped(request):
+    def wrapped(request: httpx.Request):
         response = handle(request)
         if request.method == "PUT":
             hook(request.url.path.rsplit("/", 1)[1])
@@ -171,7 +183,9 @@ def _put_hook(fake_registry, hook):
     fake_registry.handle = wrapped
 
 
-def test_another_run_moving_the_tag_right_after_our_put_is_named(setup, fake_registry):
+def test_another_run_moving_the_tag_right_after_our_put_is_named(
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
     cfg, state, images = setup
     decoy = fake_registry.add_index(REPO_NAME, {"linux/amd64": images["linux/amd64"]})
 
@@ -188,7 +202,7 @@ def test_another_run_moving_the_tag_right_after_our_put_is_named(setup, fake_reg
     assert "another run moved it in between" in info.value.render()
 
 
-def test_a_put_that_does_not_take_is_named(setup, fake_registry):
+def test_a_put_that_does_not_take_is_named(setup: Setup, fake_registry: FakeRegistry) -> None:
     cfg, state, _ = setup
 
     def lost(tag):
@@ -201,7 +215,9 @@ def test_a_put_that_does_not_take_is_named(setup, fake_registry):
     assert "the PUT of localhost:5000/cerebral/ai-base:cpu did not take" in info.value.render()
 
 
-def test_a_tag_moved_since_verify_is_not_overwritten(setup, fake_registry):
+def test_a_tag_moved_since_verify_is_not_overwritten(
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
     """Two runs: both verified while `cpu` was unset; the other one promoted first."""
     cfg, state, _ = setup
     theirs = _index(fake_registry, "2001-01-01T00:00:00Z", THEIRS)
@@ -224,7 +240,7 @@ def test_a_tag_moved_since_verify_is_not_overwritten(setup, fake_registry):
 THEIRS = "e" * 40  # the commit the floating tag serves now
 
 
-def _index(fake_registry, created: str, revision: str, platforms=PLATFORMS) -> str:
+def _index(fake_registry: FakeRegistry, created: str, revision: str, platforms=PLATFORMS) -> str:
     labels = {k: "x" for k in REQUIRED_LABELS} | {
         "org.opencontainers.image.created": created,
         "org.opencontainers.image.revision": revision,
@@ -234,7 +250,7 @@ def _index(fake_registry, created: str, revision: str, platforms=PLATFORMS) -> s
     return fake_registry.add_index(REPO_NAME, images)
 
 
-def _against(fake_registry, state, theirs: str, ours_created: str):
+def _against(fake_registry: FakeRegistry, state, theirs: str, ours_created: str):
     """The tag serves `theirs`; this run verified a new index of REV created ours_created."""
     ours = _index(fake_registry, ours_created, REV)
     fake_registry.manifests[(REPO_NAME, "cpu")] = fake_registry.manifests[(REPO_NAME, theirs)]
@@ -249,13 +265,15 @@ def _against(fake_registry, state, theirs: str, ours_created: str):
     )
 
 
-def _promote_with(fake_registry, cfg, state, **guards):
+def _promote_with(fake_registry: FakeRegistry, cfg, state, **guards):
     with fake_registry.client() as client:
         return promote_variant(client, cfg, cfg.variant("cpu"), state, revision=REV,
                                guards=Guards(**guards))  # fmt: skip
 
 
-def test_moving_back_in_history_needs_to_be_asked_for(setup, fake_registry):
+def test_moving_back_in_history_needs_to_be_asked_for(
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
     cfg, state, _ = setup
     theirs = _index(fake_registry, "2001-01-01T00:00:00Z", THEIRS)
     later_but_older = _against(fake_registry, state, theirs, "2099-01-01T00:00:00Z")
@@ -268,7 +286,7 @@ def test_moving_back_in_history_needs_to_be_asked_for(setup, fake_registry):
     assert done is not None and done.previous == theirs
 
 
-def test_a_descendant_moves_forward(setup, fake_registry):
+def test_a_descendant_moves_forward(setup: Setup, fake_registry: FakeRegistry) -> None:
     cfg, state, _ = setup
     theirs = _index(fake_registry, "2099-01-01T00:00:00Z", THEIRS)
     newer = _against(fake_registry, state, theirs, "2001-01-01T00:00:00Z")  # clock skew
@@ -277,14 +295,18 @@ def test_a_descendant_moves_forward(setup, fake_registry):
     assert done is not None and done.previous == theirs
 
 
-def test_without_history_the_created_labels_decide(setup, fake_registry):
+def test_without_history_the_created_labels_decide(
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
     cfg, state, _ = setup
     theirs = _index(fake_registry, "2099-01-01T00:00:00Z", THEIRS)
     with pytest.raises(PromoteError, match="that would be a rollback"):
         _promote_with(fake_registry, cfg, _against(fake_registry, state, theirs, "2001-01-01"))
 
 
-def test_an_index_with_fewer_platforms_than_the_tag_serves_is_refused(setup, fake_registry):
+def test_an_index_with_fewer_platforms_than_the_tag_serves_is_refused(
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
     cfg, state, _ = setup
     wider = _index(fake_registry, "2001-01-01", REV, platforms=(*PLATFORMS, "linux/ppc64le"))
     narrowing = _against(fake_registry, state, wider, "2002-01-01")
@@ -295,7 +317,7 @@ def test_an_index_with_fewer_platforms_than_the_tag_serves_is_refused(setup, fak
     assert _promote_with(fake_registry, cfg, narrowing, allow_narrowing=True) is not None
 
 
-def test_built_from_uncommitted_files_is_refused(setup, fake_registry):
+def test_built_from_uncommitted_files_is_refused(setup: Setup, fake_registry: FakeRegistry) -> None:
     cfg, state, _ = setup
     with pytest.raises(PromoteError) as info:
         _promote_with(fake_registry, cfg, state, uncommitted=("/x/images.toml",))
@@ -303,14 +325,16 @@ def test_built_from_uncommitted_files_is_refused(setup, fake_registry):
     assert "/x/images.toml" in info.value.render() and fake_registry.puts == []
 
 
-def test_when_the_floating_put_fails_the_descriptive_tag_is_put_back(setup, fake_registry):
+def test_when_the_floating_put_fails_the_descriptive_tag_is_put_back(
+    setup: Setup, fake_registry: FakeRegistry
+):
     cfg, state, images = setup
     old = fake_registry.add_index(REPO_NAME, images, "cpu-py3.11-torch2.4.1")
     state = replace(state, verified=replace(
         state.verified, promoted_before={"cpu": None, "cpu-py3.11-torch2.4.1": old}))  # fmt: skip
     handle = fake_registry.handle
 
-    def refuse_floating(request):
+    def refuse_floating(request: httpx.Request):
         if request.method == "PUT" and request.url.path.endswith("/manifests/cpu"):
             return httpx.Response(403)
         return handle(request)
@@ -323,7 +347,9 @@ def test_when_the_floating_put_fails_the_descriptive_tag_is_put_back(setup, fake
         assert client.head_manifest(REPO_NAME, "cpu") is None
 
 
-def test_a_record_from_another_commit_or_config_is_refused(setup, fake_registry):
+def test_a_record_from_another_commit_or_config_is_refused(
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
     cfg, state, _ = setup
     other_commit = replace(state, merged=replace(state.merged, revision="e" * 40))
     _refused(fake_registry, cfg, other_commit, "the recorded index is from another run")
@@ -331,7 +357,9 @@ def test_a_record_from_another_commit_or_config_is_refused(setup, fake_registry)
     _refused(fake_registry, cfg, other_config, "(its config_digest: not this checkout's")
 
 
-def test_a_foreign_record_is_one_line_and_its_values_are_details(setup, fake_registry):
+def test_a_foreign_record_is_one_line_and_its_values_are_details(
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
     """One line (and its fix); the recorded and expected values only under --debug."""
     cfg, state, _ = setup
     other = replace(state, merged=replace(state.merged, revision="e" * 40))
@@ -346,8 +374,8 @@ def test_a_foreign_record_is_one_line_and_its_values_are_details(setup, fake_reg
 
 
 def test_a_platform_the_index_holds_beyond_images_toml_must_be_smoke_tested_too(
-    setup, fake_registry
-):
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
     cfg, state, images = setup
     extra = dict(images) | {"linux/386": "sha256:" + "3" * 64}
     stale = replace(state, verified=replace(state.verified, platforms=extra))

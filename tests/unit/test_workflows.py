@@ -40,7 +40,7 @@ def _steps(wf: dict[str, Any]):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_every_run_is_one_invoke_or_nox_command(path):
+def test_every_run_is_one_invoke_or_nox_command(path) -> None:
     for job, _, step in _steps(_load(path)):
         run = step.get("run")
         if run is None:
@@ -51,13 +51,13 @@ def test_every_run_is_one_invoke_or_nox_command(path):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_no_secret_or_expression_inside_a_run(path):
+def test_no_secret_or_expression_inside_a_run(path) -> None:
     for job, _, step in _steps(_load(path)):
         assert "${{" not in step.get("run", ""), (job, step["run"])  # via env: only
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_actions_are_pinned_by_commit_with_their_version(path):
+def test_actions_are_pinned_by_commit_with_their_version(path) -> None:
     text = path.read_text()
     for line in text.splitlines():
         if "uses:" in line:
@@ -65,7 +65,7 @@ def test_actions_are_pinned_by_commit_with_their_version(path):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_least_privilege_and_no_persisted_credentials(path):
+def test_least_privilege_and_no_persisted_credentials(path) -> None:
     wf = _load(path)
     assert wf["permissions"] == {}  # nothing by default; each job asks for its own
     for name, job in wf["jobs"].items():
@@ -77,7 +77,7 @@ def test_least_privilege_and_no_persisted_credentials(path):
                 assert step["with"]["if-no-files-found"] == "error", name
 
 
-def test_the_build_matrix_comes_from_invoke_matrix():
+def test_the_build_matrix_comes_from_invoke_matrix() -> None:
     wf = _load(REPO / ".github" / "workflows" / "build.yml")
     plan_steps = [s.get("run", "") for s in wf["jobs"]["plan"]["steps"]]
     assert any(r.startswith("invoke matrix --ci") for r in plan_steps)
@@ -112,7 +112,7 @@ WRITERS = ("cell", "merge", "smoke", "smoke-gpu", "gate")
 
 
 @pytest.mark.parametrize("name", WRITERS)
-def test_a_pull_request_writes_nothing_and_a_push_to_main_does(name):
+def test_a_pull_request_writes_nothing_and_a_push_to_main_does(name) -> None:
     """The guards, evaluated: an inverted one (`== 'pull_request'`) fails both asserts."""
     wf = _load(REPO / ".github" / "workflows" / "build.yml")
     job = wf["jobs"][name]
@@ -123,7 +123,7 @@ def test_a_pull_request_writes_nothing_and_a_push_to_main_does(name):
     assert not _runs(job, *PULL_REQUEST, needs)
 
 
-def test_promote_waits_for_every_check_and_is_guarded():
+def test_promote_waits_for_every_check_and_is_guarded() -> None:
     wf = _load(REPO / ".github" / "workflows" / "build.yml")
     promote, gate = wf["jobs"]["promote"], wf["jobs"]["gate"]
     assert set(gate["needs"]) >= {"plan", "merge", "smoke", "smoke-gpu"}
@@ -153,7 +153,7 @@ def test_promote_waits_for_every_check_and_is_guarded():
     assert gpu["env"]["AIBASE_REQUIRE_GPU"] == "1"
 
 
-def test_cells_run_natively_and_emulate_only_where_asked():
+def test_cells_run_natively_and_emulate_only_where_asked() -> None:
     wf = _load(REPO / ".github" / "workflows" / "build.yml")
     cell = wf["jobs"]["cell"]
     assert cell["runs-on"] == "${{ matrix.runner }}"
@@ -161,7 +161,7 @@ def test_cells_run_natively_and_emulate_only_where_asked():
     assert len(qemu) == 1 and qemu[0]["if"] == "matrix.emulated"
 
 
-def test_matrix_from_images_toml():
+def test_matrix_from_images_toml() -> None:
     cfg = load_config(REPO / "images.toml", env={})
     runners = parse_runners("linux/amd64=ubuntu-24.04,linux/arm64=ubuntu-24.04-arm")
     m = plan_matrix(cfg, runners, "gpu-a100")
@@ -187,7 +187,7 @@ def test_matrix_from_images_toml():
         ("registry.example.com", "", "no GPU runner is named"),
     ],
 )
-def test_the_plan_fails_with_the_fix(registry, gpu, problem):
+def test_the_plan_fails_with_the_fix(registry: str, gpu, problem) -> None:
     cfg = load_config(REPO / "images.toml", env={"AIBASE_REGISTRY": registry})
     runners = parse_runners("linux/amd64=a,linux/arm64=b-arm")
     with pytest.raises(ConfigError) as info:
@@ -195,7 +195,7 @@ def test_the_plan_fails_with_the_fix(registry, gpu, problem):
     assert problem in info.value.render()
 
 
-def test_a_variant_without_its_lock_waits_and_the_others_are_planned():
+def test_a_variant_without_its_lock_waits_and_the_others_are_planned() -> None:
     """cpu/linux/amd64's lock is not committed (the known gap): cpu waits, cuda is planned,
     the summary says which and what to do; asked for by name, cpu is an error."""
     cfg = load_config(REPO / "images.toml", env={"AIBASE_REGISTRY": "registry.example.com"})
@@ -210,7 +210,7 @@ def test_a_variant_without_its_lock_waits_and_the_others_are_planned():
     assert plan_ready(cfg, runners, "none", ci=True, variant="cuda")[1] == []
 
 
-def test_a_stale_lock_is_an_error_not_a_wait(tmp_path):
+def test_a_stale_lock_is_an_error_not_a_wait(tmp_path: Path) -> None:
     cfg = load_config(REPO / "images.toml", env={"AIBASE_REGISTRY": "registry.example.com"})
     lock_dir = tmp_path / "locks"
     lock_dir.mkdir()
