@@ -23,8 +23,9 @@ from aibase.trust import is_loopback
 
 CONTAINER = "aibase-registry"
 # The registries this process started, by state folder. The registry outlives the run on
-# purpose; its handle is kept so that stop_registry reaps the one it stops (no zombie), and so
-# that Python never collects a handle of a process still running (a ResourceWarning).
+# purpose; its handle is kept so that stop_registry waits for the one it stops and reaps it
+# (no zombie, nothing still serving), and so that Python never collects a handle of a process
+# still running (a ResourceWarning).
 _STARTED: dict[Path, subprocess.Popen[bytes]] = {}
 
 
@@ -212,6 +213,18 @@ def is_our_registry(pid: int, config: Path) -> bool:
     return b"docker-registry" in argv[0] and str(config).encode() in argv
 
 
+def _end(child: subprocess.Popen[bytes], grace_s: float = 30) -> None:
+    """Stop a registry this process started and reap it; one still draining a push after
+    grace_s is killed, so that nothing keeps serving behind a stop."""
+    if child.poll() is None:
+        child.terminate()
+    try:
+        child.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
 def stop_registry(host: str, paths: Paths) -> bool:
     """Stop a registry this tool started on host; False when there was none."""
     _, port = listen_address(host)
@@ -231,8 +244,9 @@ def stop_registry(host: str, paths: Paths) -> bool:
             log.warn(f"pid {pid} in {pid_file} is not the registry this tool started: left alone")
         pid_file.unlink()
     started = _STARTED.pop(state, None)
-    if started is not None:
-        started.poll()  # reaps it once it has exited (stopped above, or on its own)
+    if started is not None:  # this process's own child: gone and reaped before we return
+        _end(started)
+        stopped = True
     if engine.remove_container(f"{CONTAINER}-{port}"):
         stopped = True
     return stopped
