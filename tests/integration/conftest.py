@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,15 +244,18 @@ def copy_fixture(
     return cfg
 
 
+Notice = tuple[Any, dict[str, str]]  # a notice's JSON payload and its headers
+
+
 @contextmanager
-def notice_receiver(received: list) -> Iterator[str]:
+def notice_receiver(received: list[Notice]) -> Iterator[str]:
     """A loopback webhook that records each notice (payload, headers); yields its URL."""
 
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
+        def log_message(self, *args: object) -> None:
             return
 
-        def do_POST(self):
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             received.append((json.loads(body), dict(self.headers)))
             self.send_response(204)

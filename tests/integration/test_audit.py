@@ -18,7 +18,7 @@ import pytest
 from aibase.errors import AuditError, VulnerabilitiesFound
 from aibase.osv_mirror import serve
 
-from .conftest import REPO, Built, invoke, serving
+from .conftest import REPO, Built, Run, invoke, serving
 
 # A real subset of pypa/advisory-database, committed (its README says what and why);
 # AIBASE_ADVISORIES points the tests at another copy, e.g. the full database.
@@ -35,7 +35,7 @@ VULNERABLE = "requests==2.25.0"  # PYSEC-2023-74 (CVE-2023-32681), fixed in 2.31
 
 
 @pytest.fixture(scope="module")
-def osv_url():
+def osv_url() -> Iterator[str]:
     if not SNAPSHOT.is_dir():
         pytest.fail(
             f"advisory snapshot missing: {SNAPSHOT} (unset AIBASE_ADVISORIES for the committed one)"
@@ -100,7 +100,7 @@ def _lock(project: Path) -> None:
     assert run.returncode == 0, run.output
 
 
-def _audit(project: Path, osv_url: str, *extra: str):
+def _audit(project: Path, osv_url: str, *extra: str) -> Run:
     return invoke(
         "audit",
         "--config",
@@ -311,14 +311,14 @@ def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path) -> No
 
 
 @contextmanager
-def _fake_osv(status: int, body: bytes):
+def _fake_osv(status: int, body: bytes) -> Iterator[str]:
     """An 'OSV service' on loopback that answers every query the same way."""
 
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
+        def log_message(self, *args: object) -> None:
             return
 
-        def do_POST(self):
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -332,7 +332,7 @@ def _fake_osv(status: int, body: bytes):
 
 @pytest.mark.parametrize(("status", "body"), [(200, b"{}"), (500, b"oops"), (200, b"not json")])
 def test_a_service_that_answers_oddly_fails_instead_of_passing(
-    vulnerable: Path, status, body
+    vulnerable: Path, status: int, body: bytes
 ) -> None:
     with _fake_osv(status, body) as url:
         run = _audit(vulnerable, url)
@@ -352,7 +352,7 @@ def test_a_missing_lock_fails_unless_named_as_a_known_gap(tmp_path: Path, osv_ur
 
 # GHSA-53q9-r3pm-6pq6 as OSV serves it (its essentials): published in 2025, after the snapshot,
 # so the tests write it into a copy of the snapshot; a live audit reports it for torch 2.4.1.
-TORCH_LOAD_RCE = {
+TORCH_LOAD_RCE: dict[str, object] = {
     "schema_version": "1.4.0",
     "id": "GHSA-53q9-r3pm-6pq6",
     "modified": "2025-04-18T00:00:00Z",
@@ -370,7 +370,7 @@ TORCH_LOAD_RCE = {
     "database_specific": {"severity": "CRITICAL", "cwe_ids": ["CWE-502"]},
 }
 # Made up by the test: another torch advisory, one nobody accepted.
-OTHER_TORCH = TORCH_LOAD_RCE | {
+OTHER_TORCH: dict[str, object] = TORCH_LOAD_RCE | {
     "id": "TEST-2026-0001",
     "aliases": [],
     "summary": "made up by the test: any torch advisory the allowlist does not name",
@@ -386,7 +386,7 @@ def _live_db(tmp: Path, *advisories: dict[str, object]) -> Path:
     return db
 
 
-def _audit_committed(tmp: Path, db: Path, today: str, *extra: str):
+def _audit_committed(tmp: Path, db: Path, today: str, *extra: str) -> Run:
     """The project's own locks with the project's own allowlist, as audit.yml audits them."""
     shutil.copy(REPO / "audit-allowlist.toml", tmp / "allow.toml")
     args = ["--snapshot", str(db), "--allowlist", str(tmp / "allow.toml"), "--today", today]

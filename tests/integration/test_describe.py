@@ -6,19 +6,23 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, Built, invoke, push_image
+from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, Built, Run, invoke, push_image
 
 pytestmark = pytest.mark.engine
 CFG = ("--config", str(FIXTURE_CONFIG))
 
 
-def _json(run) -> list:
+def _json(run: Run) -> list[dict[str, Any]]:
     assert run.returncode == 0, run.output[-3000:]
     start = run.output.index("[\n")
-    return json.loads(run.output[start : run.output.index("\n]", start) + 2])
+    listed: list[dict[str, Any]] = json.loads(
+        run.output[start : run.output.index("\n]", start) + 2]
+    )
+    return listed
 
 
 def test_inspect_and_images_say_what_the_index_holds(built: Built) -> None:

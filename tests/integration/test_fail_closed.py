@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,8 +49,11 @@ CFG = ("--config", str(FIXTURE_CONFIG))
 RACE_REPO = "cerebral/ai-base-race"
 
 
-def _report(out: Path) -> dict:
-    return json.loads(sorted((out / "reports").glob("build-*.json"))[-1].read_text())
+def _report(out: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(
+        sorted((out / "reports").glob("build-*.json"))[-1].read_text()
+    )
+    return report
 
 
 def test_an_override_never_narrows_what_a_floating_tag_requires(
@@ -196,13 +200,13 @@ def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(
     cfg.write_text(text.replace('[variants.fixture.platforms."linux/amd64"]',
                                 '[variants.fixture.platforms."linux/amd64"]\ncuda = "12.1"'))  # fmt: skip
     image = f"{REGISTRY}/cerebral/ai-base-fixture@{built.index_digest}"
-    run = _smoke_gpu(cfg, image)
-    assert run.returncode == 0, run.output[-2000:]
-    assert run.ran == {"skipped": 1}
-    assert f"{NO_GPU}; pass --require-gpu on a GPU runner to make this fail" in run.output
-    run = _smoke_gpu(cfg, image, "--require-gpu")
-    assert run.returncode == 1 and run.ran == {"failed": 1}
-    assert f"--require-gpu: {NO_GPU}" in run.output
+    suite = _smoke_gpu(cfg, image)
+    assert suite.returncode == 0, suite.output[-2000:]
+    assert suite.ran == {"skipped": 1}
+    assert f"{NO_GPU}; pass --require-gpu on a GPU runner to make this fail" in suite.output
+    suite = _smoke_gpu(cfg, image, "--require-gpu")
+    assert suite.returncode == 1 and suite.ran == {"failed": 1}
+    assert f"--require-gpu: {NO_GPU}" in suite.output
     # the pipeline's own smoke step holds the same gate (the one promote relies on)
     run = invoke("verify", "--config", str(cfg), "--variant", "fixture", "--ref", image,
                  env=env_for(tmp_path))  # fmt: skip

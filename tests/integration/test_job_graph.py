@@ -15,7 +15,7 @@ from aibase.build import platform_manifest
 from aibase.errors import PromoteError
 from aibase.registry import RegistryClient
 
-from .conftest import MIRROR, REGISTRY, REPO, copy_fixture, floating_digest, invoke
+from .conftest import MIRROR, REGISTRY, REPO, Run, copy_fixture, floating_digest, invoke
 
 pytestmark = pytest.mark.engine
 REPOSITORY = "cerebral/ai-base-jobgraph"
@@ -28,7 +28,7 @@ def _clone(tmp_path: Path, job: str) -> Path:
     return dest
 
 
-def _job(clone: Path, *args: str):
+def _job(clone: Path, *args: str) -> Run:
     run = invoke(*args, *FLAGS, cwd=clone, env={"AIBASE_BASE_MIRROR": MIRROR})
     return run
 
@@ -74,7 +74,8 @@ def test_the_job_graph_in_separate_clones(standins: str, tmp_path: Path) -> None
     done = _job(promote, "promote", "--variant", "fixture")
     assert done.returncode == 0, done.output[-3000:]
     merged = next((merge / "build" / "state").glob("*.json")).read_text()
-    assert floating_digest(REPOSITORY) in merged  # the tag serves the index merge made
+    serves = floating_digest(REPOSITORY)
+    assert serves is not None and serves in merged  # the tag serves the index merge made
 
 
 def test_the_layer_cache_lives_in_the_registry_per_cell(standins: str, tmp_path: Path) -> None:
@@ -155,7 +156,7 @@ def test_the_weekly_refresh_rebuilds_the_os_step_and_keeps_every_group_layer(
     print("layers before:", before, "\nlayers after: ", after)
     assert len(before) == len(after)
     # the image ends: each group's COPY --link, the layers-check COPY --link, `pip check`
-    groups = slice(len(before) - copies - 1, len(before) - 1)
-    assert before[groups] == after[groups], (before, after)
+    group_layers = slice(len(before) - copies - 1, len(before) - 1)
+    assert before[group_layers] == after[group_layers], (before, after)
     new = [d for d in after if d not in before]
-    assert new and after.index(new[0]) < groups.start  # the OS step (before the groups)
+    assert new and after.index(new[0]) < group_layers.start  # the OS step (before the groups)

@@ -18,6 +18,7 @@ from aibase.registry import RegistryClient
 
 from .conftest import (
     FIXTURE_CONFIG,
+    Notice,
     env_for,
     invoke,
     invoke_in_background,
@@ -67,7 +68,7 @@ def test_promote_run_again_writes_nothing_and_retries_only_a_failed_notice(
         assert _serves(host, repo, "fixture") == index == _serves(host, repo, "fixture-py3.11")
         promoted = [f"/v2/{repo}/manifests/fixture-py3.11", f"/v2/{repo}/manifests/fixture"]
         assert [p for p in _puts(registry) if p in promoted] == promoted  # the log sees PUTs
-        received: list = []
+        received: list[Notice] = []
         with notice_receiver(received) as url:
             env = env_for(out, AIBASE_NOTIFY_URL=url)
             before = _puts(registry)

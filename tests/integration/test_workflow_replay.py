@@ -44,7 +44,7 @@ def _loopback_name() -> tuple[str, bool]:
     added to /etc/hosts for the test (removed after). Returns (name, added)."""
     for name in (socket.gethostname(), ALIAS):
         try:
-            found = {a[4][0] for a in socket.getaddrinfo(name, PORT, socket.AF_INET)}
+            found = {str(a[4][0]) for a in socket.getaddrinfo(name, PORT, socket.AF_INET)}
         except socket.gaierror:
             continue
         if found and all(a.startswith("127.") for a in found):

@@ -163,7 +163,11 @@ class _Parser:
         while self.peek() in ("==", "!=", "<", "<=", ">", ">="):
             op = self.take()[1]
             left, right = value, self.unary()
-            value = lambda op=op, left=left, right=right: _compare(op, left(), right())  # noqa: E731
+
+            def compared(op: str = op, left: Thunk = left, right: Thunk = right) -> Any:
+                return _compare(op, left(), right())
+
+            value = compared
         return value
 
     def unary(self) -> Thunk:
@@ -214,11 +218,19 @@ class _Parser:
         while self.peek() in (".", "["):
             if self.take()[1] == ".":
                 name = self.take()[1]
-                key: Thunk = lambda name=name: name  # noqa: E731
+
+                def named(name: str = name) -> Any:
+                    return name
+
+                key: Thunk = named
             else:
                 key = self.or_()
                 self.take("]")
-            value = lambda value=value, key=key: _index(value(), key())  # noqa: E731
+
+            def indexed(value: Thunk = value, key: Thunk = key) -> Any:
+                return _index(value(), key())
+
+            value = indexed
         return value
 
 

@@ -155,7 +155,8 @@ class Replay:
     def run(self, event: Event, only: Callable[[str, dict[str, Any]], bool] | None = None) -> Run:
         """Every job in `needs` order. `only(job, matrix)` may leave legs out (a cost cut:
         such a leg is reported as not replayed, and counts as a success for what follows)."""
-        triggers = self.spec.get(True, self.spec.get("on")) or {}
+        spec: dict[Any, Any] = self.spec  # YAML 1.1 reads the key `on:` as True
+        triggers = spec.get(True, spec.get("on")) or {}
         assert event.name in triggers, f"{self.workflow} is not triggered by {event.name}"
         self.run_id += 1
         self.attempt = 1

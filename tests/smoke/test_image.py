@@ -6,6 +6,7 @@ import re
 
 import httpx
 import pytest
+from pytest_docker.plugin import Services
 
 from aibase import engine
 from aibase.refs import parse_ref
@@ -69,7 +70,9 @@ def _counter(metrics: str) -> float:
     return float(m.group(1))
 
 
-def test_image_serves_fastapi_with_metrics(target: Target, docker_services, platform: str):
+def test_image_serves_fastapi_with_metrics(
+    target: Target, docker_services: Services, platform: str
+) -> None:
     service = f"app-{platform.split('/')[1]}"
     port = docker_services.port_for(service, 8000)
     base = f"http://127.0.0.1:{port}"

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -107,6 +108,8 @@ class FakeRegistry:
         self.manifests: dict[tuple[str, str], tuple[str, bytes]] = {}  # (repo, ref) -> body
         self.blobs: dict[str, bytes] = {}
         self.puts: list[tuple[str, str]] = []  # (repo, tag) of every PUT, in order
+        # what the client's transport calls: a test wraps it to intercept or record requests
+        self.handler: Callable[[httpx.Request], httpx.Response] = self.handle
 
     def add_blob(self, raw: bytes) -> str:
         digest = digest_of(raw)
@@ -163,7 +166,7 @@ class FakeRegistry:
 
     def client(self, host: str = "localhost:5000") -> RegistryClient:
         return RegistryClient(host, credentials=None, sleep=lambda s: None,
-                              transport=httpx.MockTransport(self.handle))  # fmt: skip
+                              transport=httpx.MockTransport(lambda r: self.handler(r)))  # fmt: skip
 
 
 def _split_api_path(path: str) -> tuple[str, str, str]:

@@ -78,7 +78,7 @@ def _third_party(module: str) -> set[str]:
         ("invoke", {"cli"}),
     ],
 )
-def test_one_module_per_external_system(library, owners) -> None:
+def test_one_module_per_external_system(library: str, owners: set[str]) -> None:
     users = {name for name in MODULES if library in _third_party(name)}
     assert users == owners
 
@@ -122,7 +122,7 @@ def test_the_probe_is_standard_library_only() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
-def test_modules_stay_small(name) -> None:
+def test_modules_stay_small(name: str) -> None:
     assert len(MODULES[name].read_text().splitlines()) <= 300
 
 

@@ -77,7 +77,7 @@ def test_entry_for_another_package_does_not_suppress() -> None:
         ("[[allow]\n", "not valid TOML"),
     ],
 )
-def test_invalid_allowlist_entries_are_rejected(tmp_path: Path, body, expect) -> None:
+def test_invalid_allowlist_entries_are_rejected(tmp_path: Path, body: str, expect: str) -> None:
     path = tmp_path / "allow.toml"
     path.write_text(body)
     with pytest.raises(AuditError) as info:

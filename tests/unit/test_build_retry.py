@@ -3,9 +3,12 @@ registry that stopped answering is told apart from other build failures."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from aibase import buildlog, engine, proc
+from aibase.errors import EngineError
 
 FLAKE = (
     "#17 pushing localhost:5443/r:t with docker\n"
@@ -17,7 +20,9 @@ FLAKE = (
 def fake_runs(monkeypatch: pytest.MonkeyPatch, *answers: tuple[int, str]) -> list[int]:
     calls: list[int] = []
 
-    def run(argv, *, timeout, capture=True, **_):
+    def run(
+        argv: Sequence[str], *, timeout: float, capture: bool = True, **_: object
+    ) -> proc.Result:
         assert capture is False  # a build streams its progress
         code, tail = answers[len(calls)]
         calls.append(code)
@@ -39,7 +44,7 @@ def test_a_second_5xx_is_the_builds_failure_with_the_registrys_words(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = fake_runs(monkeypatch, (1, FLAKE), (1, FLAKE), (0, ""))
-    with pytest.raises(engine.EngineError, match="500 Internal Server Error"):
+    with pytest.raises(EngineError, match="500 Internal Server Error"):
         engine.build_and_push(["docker", "buildx", "build"], "a stand-in")
     assert calls == [1, 1]
 
@@ -52,7 +57,7 @@ def test_a_second_5xx_is_the_builds_failure_with_the_registrys_words(
         "ERROR: failed to solve: pip: exit code: 500\n",
     ],
 )
-def test_other_failures_are_not_retried(monkeypatch: pytest.MonkeyPatch, tail) -> None:
+def test_other_failures_are_not_retried(monkeypatch: pytest.MonkeyPatch, tail: str) -> None:
     calls = fake_runs(monkeypatch, (1, tail), (0, ""))
     assert not engine.build_retrying(["docker", "buildx", "build"]).ok
     assert calls == [1]

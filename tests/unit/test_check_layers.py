@@ -51,7 +51,7 @@ def test_identical_copies_pass_and_each_layer_is_described(
 
 @pytest.mark.parametrize("same_group", [False, True])
 def test_one_file_written_differently_by_two_distributions_fails(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], same_group
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], same_group: bool
 ) -> None:
     _install(tmp_path, "bin-01", "jwt-1.0", {"jwt/__init__.py": "a"})
     _install(tmp_path, "bin-01" if same_group else "bin-07", "pyjwt-2.9", {"jwt/__init__.py": "b"})

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import Any
 
 import pytest
 from invoke.config import Config as InvokeConfig
 from invoke.context import Context
 from invoke.exceptions import Exit
+from invoke.parser.argument import Argument
+from invoke.tasks import Task
 
 import tasks
 from aibase.cli import command
+from aibase.config import Config
 from aibase.errors import ALL_ERRORS, AibaseError
+from aibase.settings import Settings
 
 from .conftest import REPO, WriteConfig
 
@@ -32,16 +37,19 @@ def test_each_error_class_has_a_distinct_documented_code() -> None:
     assert set(ALL_ERRORS) == set(_subclasses(AibaseError))
 
 
-def _subclasses(cls: type) -> set[type]:
-    return {s for c in cls.__subclasses__() for s in {c, *_subclasses(c)}}
+def _subclasses(cls: type[AibaseError]) -> set[type[AibaseError]]:
+    found: set[type[AibaseError]] = set()
+    for sub in cls.__subclasses__():
+        found |= {sub, *_subclasses(sub)}
+    return found
 
 
 @pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda c: c.__name__)
 def test_a_task_exits_with_its_errors_code(
-    cls, write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
+    cls: type[AibaseError], write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     @command("config", "debug")
-    def failing(s, cfg) -> None:
+    def failing(s: Settings, cfg: Config) -> None:
         raise cls("what went wrong", "what to do")
 
     with pytest.raises(Exit) as info:
@@ -56,7 +64,7 @@ def test_debug_adds_the_traceback(
     write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     @command("config", "debug")
-    def failing(s, cfg) -> None:
+    def failing(s: Settings, cfg: Config) -> None:
         raise ALL_ERRORS[0]("boom")
 
     with pytest.raises(Exit):
@@ -68,7 +76,7 @@ def test_an_errors_details_show_only_with_debug(
     write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     @command("config", "debug")
-    def failing(s, cfg) -> None:
+    def failing(s: Settings, cfg: Config) -> None:
         raise ALL_ERRORS[0]("one line", "the fix", details=("recorded 'a', this run 'b'",))
 
     with pytest.raises(Exit):
@@ -85,10 +93,10 @@ def _dry_context() -> Context:
 
 
 def test_invoke_dry_becomes_the_tasks_dry_run(write_config: WriteConfig) -> None:
-    seen = []
+    seen: list[bool] = []
 
     @command("config")
-    def step(s, cfg, dry_run: bool = False) -> None:
+    def step(s: Settings, cfg: Config, dry_run: bool = False) -> None:
         seen.append(dry_run)
 
     step(_dry_context(), config=str(write_config()))
@@ -99,10 +107,10 @@ def test_invoke_dry_becomes_the_tasks_dry_run(write_config: WriteConfig) -> None
 def test_invoke_dry_is_refused_by_a_task_without_a_dry_run(
     write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ran = []
+    ran: list[int] = []
 
     @command("config")
-    def step(s, cfg) -> None:
+    def step(s: Settings, cfg: Config) -> None:
         ran.append(1)
 
     with pytest.raises(Exit) as info:
@@ -111,11 +119,11 @@ def test_invoke_dry_is_refused_by_a_task_without_a_dry_run(
     assert "has no dry run" in capsys.readouterr().err
 
 
-def _tasks():
+def _tasks() -> list[Task[Any]]:
     return [t for t in vars(tasks).values() if t.__class__.__name__ == "Task"]
 
 
-def _arguments(task):
+def _arguments(task: Task[Any]) -> list[Argument]:
     fresh = copy.copy(task)
     fresh.help = dict(task.help)  # Invoke consumes the help dict as it builds arguments
     return fresh.get_arguments()
@@ -141,7 +149,7 @@ def test_every_flag_has_help() -> None:
 
 def test_single_step_tasks_say_they_take_one_variant() -> None:
     for task in _tasks():
-        args = {a.name: a.help for a in _arguments(task)}
+        args = {a.name: a.help or "" for a in _arguments(task)}
         if task.name in ("build", "merge", "verify", "smoke", "promote"):
             assert args["variant"].startswith("the variant"), task.name
         elif "variant" in args:

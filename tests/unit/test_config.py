@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from aibase.config import Config
 from aibase.configfile import load_config
 from aibase.errors import ConfigError
 from aibase.refs import parse_ref
@@ -13,13 +14,13 @@ from .conftest import REPO, VALID, WriteConfig
 NO_ENV: dict[str, str] = {}
 
 
-def load(path: Path, env: dict[str, str] | None = None, **flags: str):
+def load(path: Path, env: dict[str, str] | None = None, **flags: str) -> Config:
     return load_config(path, flags, env=NO_ENV if env is None else env)
 
 
 def error_of(path: Path, **ov: str) -> str:
     with pytest.raises(ConfigError) as info:
-        load(path, **ov)
+        load_config(path, ov, env=NO_ENV)
     return info.value.render()
 
 
@@ -156,7 +157,7 @@ def test_cuda_without_torch(write_config: WriteConfig) -> None:
         ),
     ],
 )
-def test_field_validation(write_config: WriteConfig, old, new, expect) -> None:
+def test_field_validation(write_config: WriteConfig, old: str, new: str, expect: str) -> None:
     assert old in VALID
     assert expect in error_of(write_config(VALID.replace(old, new, 1)))
 
@@ -239,7 +240,7 @@ def test_config_is_found_from_a_subdirectory(
         ("ghcr.io/org/img:1", "localhost:5000/mirror", "localhost:5000/mirror/ghcr.io/org/img:1"),
     ],
 )
-def test_mirror_reference(ref, mirror, expect) -> None:
+def test_mirror_reference(ref: str, mirror: str | None, expect: str) -> None:
     assert (str(parse_ref(ref).mirrored(mirror)) if mirror else ref) == expect
 
 

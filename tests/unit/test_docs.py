@@ -7,11 +7,13 @@ import copy
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nox
 import noxfile
 import pytest
-from invoke import Collection, Task
+from invoke.collection import Collection
+from invoke.tasks import Task
 
 import tasks
 from aibase.settings import SETTINGS
@@ -46,7 +48,7 @@ def commands() -> list[tuple[str, list[str]]]:
     return found
 
 
-def task_flags(task: Task) -> set[str]:
+def task_flags(task: Task[Any]) -> set[str]:
     # get_arguments() pops each flag's help from the task: ask a copy
     task = copy.copy(task)
     task.help = dict(task.help)
@@ -108,7 +110,7 @@ COMMANDS = commands()
 
 
 @pytest.mark.parametrize(("where", "words"), COMMANDS, ids=[c[0] for c in COMMANDS])
-def test_a_quoted_command_exists_with_its_flags(where, words) -> None:
+def test_a_quoted_command_exists_with_its_flags(where: str, words: list[str]) -> None:
     check(words)
 
 
@@ -150,7 +152,7 @@ def test_the_docs_quote_the_main_commands() -> None:
         ["./ai", "test", "-s", "units"],
     ],
 )
-def test_the_check_catches_a_wrong_command(words) -> None:
+def test_the_check_catches_a_wrong_command(words: list[str]) -> None:
     with pytest.raises(AssertionError):
         check(words)
 

@@ -111,7 +111,7 @@ def test_only_the_torch_familys_groups_may_fetch_from_the_torch_index(cuda: Vari
     assert any(k.startswith("groups/bin-") for k in files)
 
 
-def _fixture():
+def _fixture() -> VariantConfig:
     cfg = load_config(REPO / "tests" / "fixtures" / "images.toml", env={})
     return replace(cfg.variant("fixture"), heavy_roots=("torch", "torchvision"))
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from aibase.config import PlatformSpec, VariantConfig
 from aibase.configfile import load_config
 from aibase.lock import (
     check_lock,
@@ -140,7 +141,7 @@ def test_check_lock_states(write_config: WriteConfig, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("config", ["images.toml", "tests/fixtures/images.toml"])
-def test_committed_locks_match_their_inputs(config) -> None:
+def test_committed_locks_match_their_inputs(config: str) -> None:
     """Every committed lock is current; a missing one must be a documented gap."""
     cfg = load_config(REPO / config, env={})
     states = {
@@ -156,7 +157,9 @@ def test_committed_locks_match_their_inputs(config) -> None:
         assert state == "ok", f"{key}: {state}"
 
 
-def _written(write_config: WriteConfig, variant: str = "cpu", platform: str = "linux/amd64"):
+def _written(
+    write_config: WriteConfig, variant: str = "cpu", platform: str = "linux/amd64"
+) -> tuple[VariantConfig, PlatformSpec, str]:
     cfg = load_config(write_config(), env={})
     v = cfg.variant(variant)
     spec = v.platform(platform)
@@ -174,7 +177,9 @@ def _written(write_config: WriteConfig, variant: str = "cpu", platform: str = "l
         ("fastapi==0.115.0", "fastapi==0.110.0", "edited"),  # a changed pin
     ],
 )
-def test_check_covers_the_whole_body(write_config: WriteConfig, old, new, why) -> None:
+def test_check_covers_the_whole_body(
+    write_config: WriteConfig, old: str, new: str, why: str
+) -> None:
     v, spec, full = _written(write_config)
     v.lock_file(spec.platform).write_text(full.replace(old, new))
     status = check_lock(v, spec)
@@ -190,7 +195,7 @@ def test_check_covers_the_whole_body(write_config: WriteConfig, old, new, why) -
     ],
 )
 def test_an_option_line_other_than_the_configured_index_is_refused(
-    write_config: WriteConfig, option
+    write_config: WriteConfig, option: str
 ) -> None:
     """Even when the body digest is recomputed to match: pip would obey the option."""
     from aibase.lockfile import body_digest, split_header

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ REV = "a" * 40
 ATTEST = {"vnd.docker.reference.type": "attestation-manifest"}
 
 
-def _cell_index(fake, repo: str, platform: str) -> str:
+def _cell_index(fake: FakeRegistry, repo: str, platform: str) -> str:
     """What buildx pushes for one cell: an index of the image and its attestation."""
     image = fake.add_image(repo, platform.split("/")[1], {})
     note = fake.add_image(repo, "unknown", {})
@@ -36,14 +37,14 @@ def _cell_index(fake, repo: str, platform: str) -> str:
     return fake.add_manifest(repo, {"mediaType": OCI_INDEX, "manifests": entries})
 
 
-def _ctx(write_config: WriteConfig, fake, tmp_path: Path, **env: str) -> RunContext:
+def _ctx(write_config: WriteConfig, fake: FakeRegistry, tmp_path: Path, **env: str) -> RunContext:
     settings, cfg = load({"config": str(write_config())}, env=env)
     build = BuildContext(revision=REV, created="2026-11-27T06:00:00Z", date="20261127",
                          run_id="0a0b0c")  # fmt: skip
     return RunContext(settings, cfg, Paths(tmp_path / "out", tmp_path), build, fake.client())
 
 
-def _cells(ctx: RunContext, fake, platforms) -> dict[str, CellRecord]:
+def _cells(ctx: RunContext, fake: FakeRegistry, platforms: Sequence[str]) -> dict[str, CellRecord]:
     return {
         p: CellRecord("cpu", p, ctx.config.registry, ctx.config.repository, REV,
                       ctx.config.config_digest, _cell_index(fake, ctx.config.repository, p), 1, 1.0)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from aibase.allowlist import load_allowlist
 from aibase.build import cell_lock_labels
+from aibase.config import Config
 from aibase.configfile import load_config
 from aibase.errors import ConfigError
 from aibase.plan import (
@@ -37,7 +39,7 @@ CTX = BuildContext(
 )
 
 
-def cfg(write_config: WriteConfig, **env: str):
+def cfg(write_config: WriteConfig, **env: str) -> Config:
     return load_config(write_config(), env=env)
 
 
@@ -202,15 +204,17 @@ def test_refresh_os_rebuilds_the_os_stage_only(write_config: WriteConfig, tmp_pa
     stages stay cached. --no-cache already rebuilds everything."""
     c = cfg(write_config)
     cell = Cell("cpu", "linux/arm64")
-    args = {"push": True, "metadata_file": tmp_path / "m"}
-    plain = plan_build(c, c.variant("cpu"), cell, CTX, **args).argv
-    refresh = BuildContext(**{**CTX.__dict__, "refresh_os": True})
-    argv = plan_build(c, c.variant("cpu"), cell, refresh, **args).argv
+
+    def argv_of(ctx: BuildContext) -> list[str]:
+        plan = plan_build(c, c.variant("cpu"), cell, ctx, push=True, metadata_file=tmp_path / "m")
+        return list(plan.argv)
+
+    plain = argv_of(CTX)
+    argv = argv_of(replace(CTX, refresh_os=True))
     assert "--no-cache-filter" not in plain
     assert argv[argv.index("--no-cache-filter") + 1] == "os"
-    assert [a for a in argv if a not in ("--no-cache-filter", "os")] == list(plain)
-    both = BuildContext(**{**CTX.__dict__, "refresh_os": True, "no_cache": True})
-    argv = plan_build(c, c.variant("cpu"), cell, both, **args).argv
+    assert [a for a in argv if a not in ("--no-cache-filter", "os")] == plain
+    argv = argv_of(replace(CTX, refresh_os=True, no_cache=True))
     assert "--no-cache" in argv and "--no-cache-filter" not in argv
     # the stage the filter names holds apt; the image is built on it, the groups after it
     for dockerfile in sorted((REPO / "docker").glob("Dockerfile.ai-base.*")):
@@ -231,7 +235,7 @@ def test_refresh_os_rebuilds_the_os_stage_only(write_config: WriteConfig, tmp_pa
     ],
 )
 def test_an_image_whose_lock_pins_an_allowlisted_package_says_so(
-    config, variant, platform, accepted, tmp_path: Path
+    config: str, variant: str, platform: str, accepted: str | None, tmp_path: Path
 ) -> None:
     """The committed locks pin torch 2.4.1, which the committed allowlist accepts
     CVE-2025-32434 for: their images carry the label, in the exact buildx command."""

@@ -34,7 +34,7 @@ D = "sha256:" + "a" * 64
         ("localhost/x:1", "localhost", "x", "1"),
     ],
 )
-def test_parse(text, api_host, repo, reference) -> None:
+def test_parse(text: str, api_host: str, repo: str, reference: str) -> None:
     ref = parse_ref(text)
     assert (ref.api_host, ref.repository, ref.reference) == (api_host, repo, reference)
 
@@ -72,7 +72,7 @@ def test_round_trip_and_digest() -> None:
         ("python:3.11", "localhost:5000", "localhost:5000/library/python:3.11"),
     ],
 )
-def test_mirrored(text, mirror, expect) -> None:
+def test_mirrored(text: str, mirror: str, expect: str) -> None:
     assert str(parse_ref(text).mirrored(mirror)) == expect
     assert parse_ref(text).mirrored(None) == parse_ref(text)
 
@@ -87,7 +87,7 @@ def test_mirrored(text, mirror, expect) -> None:
         ("bad host:1/x", "is not a registry host"),
     ],
 )
-def test_bad_references_say_what_is_wrong(text, problem) -> None:
+def test_bad_references_say_what_is_wrong(text: str, problem: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_ref(text)
     assert problem in info.value.render() and "e.g." in info.value.render()

@@ -8,7 +8,7 @@ from aibase.log import Step
 from aibase.report import PlatformRow, PromotionRow, RunReport, render_markdown
 
 
-def _report(**extra: object) -> RunReport:
+def _report(settings: tuple[tuple[str, str, str], ...] = ()) -> RunReport:
     report = RunReport(
         started="2026-11-27T06:00:00Z",
         revision="f" * 40,
@@ -17,8 +17,8 @@ def _report(**extra: object) -> RunReport:
         dry_run=False,
         base_mirror=None,
         variants=["cpu"],
-        **extra,
-    )  # type: ignore[arg-type]
+        settings=settings,
+    )
     report.platforms.append(
         PlatformRow(
             variant="cpu",

@@ -68,7 +68,7 @@ def test_names_are_derived(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_flag_beats_env_beats_file_beats_default(
-    name, write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    name: str, write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = write_config()
     other = tmp_path / "other"
@@ -117,7 +117,9 @@ def test_file_values_are_what_images_toml_says(write_config: WriteConfig) -> Non
         ("audit_service", "nvd", "AIBASE_AUDIT_SERVICE='nvd' is not one of osv, pypi"),
     ],
 )
-def test_bad_values_name_the_variable(name, value, problem, write_config: WriteConfig) -> None:
+def test_bad_values_name_the_variable(
+    name: str, value: str, problem: str, write_config: WriteConfig
+) -> None:
     with pytest.raises(ConfigError) as info:
         load({"config": str(write_config())}, env={SETTINGS[name].env: value})
     assert problem in info.value.render()

@@ -72,7 +72,7 @@ def test_the_notified_index_is_recorded_and_an_older_record_reads_without_it(
         ('{"kind": "aibase.cell", "schema": 1, "variant": "x"}', "missing: ["),
     ],
 )
-def test_a_bad_cell_file_is_named_with_the_fix(tmp_path: Path, content, expect) -> None:
+def test_a_bad_cell_file_is_named_with_the_fix(tmp_path: Path, content: str, expect: str) -> None:
     path = tmp_path / "fixture-linux-amd64.json"
     path.write_text(content)
     with pytest.raises(StateError) as info:
@@ -108,7 +108,7 @@ def test_an_interrupted_write_leaves_the_old_file(
     path = tmp_path / "state.json"
     write_atomic(path, "old")
 
-    def crash(src, dst):
+    def crash(src: str, dst: str) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", crash)

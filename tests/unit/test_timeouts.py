@@ -3,6 +3,7 @@ the container faked (the real ones: tests/integration/test_fail_closed.py)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -78,7 +79,7 @@ def fake_stream(monkeypatch: pytest.MonkeyPatch, child: FakeChild) -> list[tuple
         child.killed.set()
 
     monkeypatch.setattr(subprocess, "Popen", popen)
-    monkeypatch.setattr(proc.os, "killpg", killpg)
+    monkeypatch.setattr(os, "killpg", killpg)
     return kills
 
 

@@ -5,6 +5,7 @@ secret reaches a shell, every action is pinned by commit."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,14 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
-def _steps(wf: dict[str, Any]):
+def _steps(wf: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     for name, job in wf["jobs"].items():
         for step in job.get("steps", []):
             yield name, job, step
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_every_run_is_one_invoke_or_nox_command(path) -> None:
+def test_every_run_is_one_invoke_or_nox_command(path: Path) -> None:
     for job, _, step in _steps(_load(path)):
         run = step.get("run")
         if run is None:
@@ -51,13 +52,13 @@ def test_every_run_is_one_invoke_or_nox_command(path) -> None:
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_no_secret_or_expression_inside_a_run(path) -> None:
+def test_no_secret_or_expression_inside_a_run(path: Path) -> None:
     for job, _, step in _steps(_load(path)):
         assert "${{" not in step.get("run", ""), (job, step["run"])  # via env: only
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_actions_are_pinned_by_commit_with_their_version(path) -> None:
+def test_actions_are_pinned_by_commit_with_their_version(path: Path) -> None:
     text = path.read_text()
     for line in text.splitlines():
         if "uses:" in line:
@@ -65,7 +66,7 @@ def test_actions_are_pinned_by_commit_with_their_version(path) -> None:
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_least_privilege_and_no_persisted_credentials(path) -> None:
+def test_least_privilege_and_no_persisted_credentials(path: Path) -> None:
     wf = _load(path)
     assert wf["permissions"] == {}  # nothing by default; each job asks for its own
     for name, job in wf["jobs"].items():
@@ -112,7 +113,7 @@ WRITERS = ("cell", "merge", "smoke", "smoke-gpu", "gate")
 
 
 @pytest.mark.parametrize("name", WRITERS)
-def test_a_pull_request_writes_nothing_and_a_push_to_main_does(name) -> None:
+def test_a_pull_request_writes_nothing_and_a_push_to_main_does(name: str) -> None:
     """The guards, evaluated: an inverted one (`== 'pull_request'`) fails both asserts."""
     wf = _load(REPO / ".github" / "workflows" / "build.yml")
     job = wf["jobs"][name]
@@ -187,7 +188,7 @@ def test_matrix_from_images_toml() -> None:
         ("registry.example.com", "", "no GPU runner is named"),
     ],
 )
-def test_the_plan_fails_with_the_fix(registry: str, gpu, problem) -> None:
+def test_the_plan_fails_with_the_fix(registry: str, gpu: str, problem: str) -> None:
     cfg = load_config(REPO / "images.toml", env={"AIBASE_REGISTRY": registry})
     runners = parse_runners("linux/amd64=a,linux/arm64=b-arm")
     with pytest.raises(ConfigError) as info:
