@@ -165,8 +165,9 @@ class FakeRegistry:
                               headers=headers)  # fmt: skip
 
     def client(self, host: str = "localhost:5000") -> RegistryClient:
-        return RegistryClient(host, credentials=None, sleep=lambda s: None,
-                              transport=httpx.MockTransport(lambda r: self.handler(r)))  # fmt: skip
+        # through self.handler at each request: a test may wrap it after the client exists
+        transport = httpx.MockTransport(lambda request: self.handler(request))
+        return RegistryClient(host, credentials=None, sleep=lambda s: None, transport=transport)
 
 
 def _split_api_path(path: str) -> tuple[str, str, str]:

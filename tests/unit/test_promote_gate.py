@@ -358,7 +358,8 @@ def test_when_the_floating_put_fails_the_descriptive_tag_is_put_back(
 ) -> None:
     cfg, state, images = setup
     old = fake_registry.add_index(REPO_NAME, images, "cpu-py3.11-torch2.4.1")
-    state = replace(state, verified=replace(verified(state), promoted_before={"cpu": None, "cpu-py3.11-torch2.4.1": old}))  # fmt: skip
+    before = {"cpu": None, "cpu-py3.11-torch2.4.1": old}
+    state = replace(state, verified=replace(verified(state), promoted_before=before))
     handle = fake_registry.handler
 
     def refuse_floating(request: httpx.Request) -> httpx.Response:
