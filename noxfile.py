@@ -48,7 +48,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the library, tasks.py and noxfile.py."""
+    """mypy --strict over the library, tasks.py, noxfile.py and the tests."""
     session.run(PY, "-m", "mypy")
 
 

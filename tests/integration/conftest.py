@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,6 +114,35 @@ def invoke(
     out = proc.stdout + proc.stderr
     print(f"\n$ invoke {' '.join(args)}  -> exit {proc.returncode}\n{out[-6000:]}")
     return Run(proc.returncode, out)
+
+
+@dataclass(frozen=True)
+class PytestRun:
+    returncode: int
+    output: str
+    outcomes: dict[str, int]  # {"passed": 1, "deselected": 3}: the summary line, parsed
+
+    @property
+    def ran(self) -> dict[str, int]:
+        """What the selected tests did: {"failed": 1} is one test, failed, and nothing else."""
+        return {k: n for k, n in self.outcomes.items() if k != "deselected"}
+
+
+def run_smoke_suite(config: Path, image: str, *args: str, variant: str = "fixture") -> PytestRun:
+    """The smoke suite (what `nox -s smoke-*` runs) against image, in a pytest of its own."""
+    smoke = ["--config", str(config), "--variant", variant, "--image", image, *args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider", "-rs", *smoke],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out = proc.stdout + proc.stderr
+    print(f"\n$ pytest tests/smoke {' '.join(smoke)}  -> exit {proc.returncode}\n{out[-3000:]}")
+    summary = re.findall(r"^=+ (.*) in [\d.]+s(?: \(.*\))? =+$", out, re.M)
+    counts = re.findall(r"(\d+) (\w+)", summary[-1]) if summary else []
+    return PytestRun(proc.returncode, out, {word: int(n) for n, word in counts})
 
 
 @pytest.fixture
@@ -213,15 +244,18 @@ def copy_fixture(
     return cfg
 
 
+Notice = tuple[Any, dict[str, str]]  # a notice's JSON payload and its headers
+
+
 @contextmanager
-def notice_receiver(received: list) -> Iterator[str]:
+def notice_receiver(received: list[Notice]) -> Iterator[str]:
     """A loopback webhook that records each notice (payload, headers); yields its URL."""
 
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
+        def log_message(self, *args: object) -> None:
             return
 
-        def do_POST(self):
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             received.append((json.loads(body), dict(self.headers)))
             self.send_response(204)
@@ -232,7 +266,7 @@ def notice_receiver(received: list) -> Iterator[str]:
 
 
 @contextmanager
-def serving(handler: type[BaseHTTPRequestHandler], path: str) -> Iterator[str]:
+def serving(handler: Callable[..., BaseHTTPRequestHandler], path: str) -> Iterator[str]:
     """A handler served on a free loopback port for the block; yields its URL with `path`."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -18,7 +18,7 @@ import pytest
 from aibase.audit.osv_mirror import serve
 from aibase.errors import AuditError, VulnerabilitiesFound
 
-from .conftest import REPO, invoke, serving
+from .conftest import REPO, Built, Run, invoke, serving
 
 # A real subset of pypa/advisory-database, committed (its README says what and why);
 # AIBASE_ADVISORIES points the tests at another copy, e.g. the full database.
@@ -35,7 +35,7 @@ VULNERABLE = "requests==2.25.0"  # PYSEC-2023-74 (CVE-2023-32681), fixed in 2.31
 
 
 @pytest.fixture(scope="module")
-def osv_url():
+def osv_url() -> Iterator[str]:
     if not SNAPSHOT.is_dir():
         pytest.fail(
             f"advisory snapshot missing: {SNAPSHOT} (unset AIBASE_ADVISORIES for the committed one)"
@@ -44,7 +44,7 @@ def osv_url():
         yield url
 
 
-def test_the_advisories_come_with_the_checkout():
+def test_the_advisories_come_with_the_checkout() -> None:
     """A clone on a GitHub runner has nothing beside it and no AIBASE_ADVISORIES: the default
     snapshot is inside the repository and committed there."""
     default = snapshot_for({})
@@ -81,12 +81,26 @@ lock_dir = "locks"
     return tmp
 
 
+def summary_rows(output: str) -> list[dict[str, str]]:
+    """The audit summary's rows (`| target | packages | blocking vulnerabilities | ...`), each
+    cell by its column's name."""
+    lines = output.splitlines()
+    start = lines.index("| target | packages | blocking vulnerabilities | fix versions |")
+    header = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("| "):
+            break
+        rows.append(dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True)))
+    return rows
+
+
 def _lock(project: Path) -> None:
     run = invoke("lock", "--config", str(project / "images.toml"))
     assert run.returncode == 0, run.output
 
 
-def _audit(project: Path, osv_url: str, *extra: str):
+def _audit(project: Path, osv_url: str, *extra: str) -> Run:
     return invoke(
         "audit",
         "--config",
@@ -122,57 +136,106 @@ expires = {expires}
 
 
 @pytest.fixture(scope="module")
-def vulnerable(tmp_path_factory) -> Path:
+def vulnerable(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = _project(tmp_path_factory.mktemp("vuln"), f"{VULNERABLE}\n", IDNA)
     _lock(project)
     return project
 
 
-def test_vulnerable_lock_fails_naming_the_advisory(vulnerable: Path, osv_url: str):
+def test_vulnerable_lock_fails_naming_the_advisory(vulnerable: Path, osv_url: str) -> None:
     run = _audit(vulnerable, osv_url)
     assert run.returncode == VulnerabilitiesFound.exit_code
-    assert "PYSEC-2023-74" in run.output and "2.31.0" in run.output
+    (row,) = summary_rows(run.output)
+    assert row["blocking vulnerabilities"] == "1"
+    assert row["fix versions"] == "requests 2.25.0: PYSEC-2023-74 -> 2.31.0"
     assert "1 vulnerability not allowed by the policy" in run.output
     sbom = next((vulnerable / "out" / "audit").glob("*.cdx.json"))
     assert '"bomFormat": "CycloneDX"' in sbom.read_text() and "requests" in sbom.read_text()
 
 
-def test_allowlisted_passes_and_expired_fails_again(vulnerable: Path, osv_url: str):
-    (vulnerable / "allow.toml").write_text(IDNA + ENTRY.format(expires="2027-01-31"))
+@pytest.fixture
+def allowlist(vulnerable: Path) -> Iterator[Path]:
+    """The module project's allowlist, for a test to edit: put back however the test ends."""
+    path = vulnerable / "allow.toml"
+    kept = path.read_text()
+    try:
+        yield path
+    finally:
+        path.write_text(kept)
+
+
+def test_allowlisted_passes_and_expired_fails_again(
+    vulnerable: Path, allowlist: Path, osv_url: str
+) -> None:
+    allowlist.write_text(IDNA + ENTRY.format(expires="2027-01-31"))
     ok = _audit(vulnerable, osv_url)
     assert ok.returncode == 0, ok.output
     assert "ACCEPTED until 2027-01-31: requests 2.25.0 PYSEC-2023-74" in ok.output
-    (vulnerable / "allow.toml").write_text(IDNA + ENTRY.format(expires="2026-11-01"))
+    allowlist.write_text(IDNA + ENTRY.format(expires="2026-11-01"))
     expired = _audit(vulnerable, osv_url)
     assert expired.returncode == VulnerabilitiesFound.exit_code
     assert "EXPIRED allowlist entry PYSEC-2023-74" in expired.output
     assert "1 vulnerability not allowed by the policy" in expired.output
-    (vulnerable / "allow.toml").write_text(IDNA)
 
 
-def test_clean_lock_passes_and_reports_stale_entries(tmp_path: Path, osv_url: str):
+def test_clean_lock_passes_and_reports_stale_entries(tmp_path: Path, osv_url: str) -> None:
     project = _project(tmp_path, "requests==2.32.3\n", ENTRY.format(expires="2027-01-31"))
     _lock(project)
     run = _audit(project, osv_url)
     assert run.returncode == 0, run.output
     assert "stale allowlist entry PYSEC-2023-74" in run.output
-    assert "| 0 |" in run.output  # the summary row: no blocking vulnerabilities
+    (row,) = summary_rows(run.output)
+    assert row["target"].endswith("x-linux-amd64.txt")
+    assert int(row["packages"]) >= 5  # requests and its four dependencies: really audited
+    assert (row["blocking vulnerabilities"], row["fix versions"]) == ("0", "-")
 
 
-def test_unreachable_service_fails_instead_of_passing(vulnerable: Path):
+def test_unreachable_service_fails_instead_of_passing(vulnerable: Path) -> None:
     run = _audit(vulnerable, "http://127.0.0.1:9/v1/query")
     assert run.returncode == AuditError.exit_code  # "could not run" is not "found nothing"
     assert "could not run against http://127.0.0.1:9/v1/query" in run.output
     assert "No known vulnerabilities" not in run.output.split("error:")[-1]
 
 
-def test_no_service_chosen_contacts_nothing(vulnerable: Path):
-    run = invoke("audit", "--config", str(vulnerable / "images.toml"))
-    assert run.returncode == AuditError.exit_code
-    assert "no vulnerability service chosen" in run.output
+@contextmanager
+def _recording_proxy(seen: list[tuple[str, str]]) -> Iterator[dict[str, str]]:
+    """An HTTP(S) proxy on loopback that records each request and forwards none (502); yields
+    the environment that sends pip-audit's, httpx's and pip's traffic through it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return
+
+        def record(self) -> None:
+            seen.append((self.command, self.path))
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_HEAD = do_PUT = do_CONNECT = record
+
+    with serving(Handler, "") as url:
+        proxies = {name: url for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
+        proxies |= {name.lower(): url for name in proxies}
+        yield proxies | {"NO_PROXY": "", "no_proxy": ""}
 
 
-def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str):
+def test_no_service_chosen_contacts_nothing(vulnerable: Path) -> None:
+    seen: list[tuple[str, str]] = []
+    config = ("--config", str(vulnerable / "images.toml"))
+    with _recording_proxy(seen) as env:
+        run = invoke("audit", *config, env=env)
+        assert run.returncode == AuditError.exit_code
+        assert "no vulnerability service chosen" in run.output
+        assert seen == []
+        # the control: told a service (at an address that resolves nowhere), the same command
+        # asks the proxy, so the silence above is an observation, not a deaf recorder
+        told = invoke("audit", *config, "--osv-url", "http://osv.invalid/v1/query", env=env)
+    assert told.returncode == AuditError.exit_code
+    assert ("POST", "http://osv.invalid/v1/query") in seen
+
+
+def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str) -> None:
     """The project's own locks, audited for real against the snapshot (what the closing
     note reports); fails if the snapshot knows a vulnerability the allowlist does not cover."""
     shutil.copy(REPO / "audit-allowlist.toml", tmp_path / "allow.toml")
@@ -194,7 +257,9 @@ def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str):
 
 
 @pytest.mark.engine  # builds the fixture: the only one here that needs the engine
-def test_a_package_installed_outside_the_lock_cannot_hide(built, tmp_path: Path, osv_url: str):
+def test_a_package_installed_outside_the_lock_cannot_hide(
+    built: Built, tmp_path: Path, osv_url: str
+) -> None:
     """The image audit reads what the image really holds (the smoke probe), not the lock."""
 
     from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, push_image
@@ -223,14 +288,20 @@ def test_a_package_installed_outside_the_lock_cannot_hide(built, tmp_path: Path,
         env={"AIBASE_OUT": str(tmp_path / "out")},
     )
     assert run.returncode == VulnerabilitiesFound.exit_code
-    rows = [ln for ln in run.output.splitlines() if ln.startswith("| ")]
-    lock_rows = [r for r in rows if "fixture-linux-" in r]
-    image_row = next(r for r in rows if "image-linux-amd64" in r)
-    assert lock_rows and all("| 0 | - |" in r for r in lock_rows)  # the locks are clean...
-    assert "requests 2.25.0: PYSEC-2023-74" in image_row  # ...the image is not
+    rows = {Path(r["target"]).name: r for r in summary_rows(run.output)}
+    assert set(rows) == {
+        "fixture-linux-amd64.txt",
+        "fixture-linux-arm64.txt",
+        "image-linux-amd64.txt",
+    }
+    for lock in ("fixture-linux-amd64.txt", "fixture-linux-arm64.txt"):  # the locks are clean...
+        assert (rows[lock]["blocking vulnerabilities"], rows[lock]["fix versions"]) == ("0", "-")
+    image = rows["image-linux-amd64.txt"]  # ...the image is not
+    assert image["blocking vulnerabilities"] == "1"
+    assert image["fix versions"].startswith("requests 2.25.0: PYSEC-2023-74 -> ")
 
 
-def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path):
+def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path) -> None:
     """The parent of the right folder used to audit a known-vulnerable lock as clean."""
     run = invoke("audit", "--config", str(vulnerable / "images.toml"), "--snapshot",
                  str(SNAPSHOT.parent), "--allowlist", str(vulnerable / "allow.toml"),
@@ -240,14 +311,14 @@ def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path):
 
 
 @contextmanager
-def _fake_osv(status: int, body: bytes):
+def _fake_osv(status: int, body: bytes) -> Iterator[str]:
     """An 'OSV service' on loopback that answers every query the same way."""
 
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
+        def log_message(self, *args: object) -> None:
             return
 
-        def do_POST(self):
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -260,14 +331,16 @@ def _fake_osv(status: int, body: bytes):
 
 
 @pytest.mark.parametrize(("status", "body"), [(200, b"{}"), (500, b"oops"), (200, b"not json")])
-def test_a_service_that_answers_oddly_fails_instead_of_passing(vulnerable: Path, status, body):
+def test_a_service_that_answers_oddly_fails_instead_of_passing(
+    vulnerable: Path, status: int, body: bytes
+) -> None:
     with _fake_osv(status, body) as url:
         run = _audit(vulnerable, url)
     assert run.returncode == AuditError.exit_code, run.output
     assert "not allowed by the policy" not in run.output
 
 
-def test_a_missing_lock_fails_unless_named_as_a_known_gap(tmp_path: Path, osv_url: str):
+def test_a_missing_lock_fails_unless_named_as_a_known_gap(tmp_path: Path, osv_url: str) -> None:
     project = _project(tmp_path, "requests==2.32.3\n")  # never locked
     run = _audit(project, osv_url)
     assert run.returncode == AuditError.exit_code
@@ -279,7 +352,7 @@ def test_a_missing_lock_fails_unless_named_as_a_known_gap(tmp_path: Path, osv_ur
 
 # GHSA-53q9-r3pm-6pq6 as OSV serves it (its essentials): published in 2025, after the snapshot,
 # so the tests write it into a copy of the snapshot; a live audit reports it for torch 2.4.1.
-TORCH_LOAD_RCE = {
+TORCH_LOAD_RCE: dict[str, object] = {
     "schema_version": "1.4.0",
     "id": "GHSA-53q9-r3pm-6pq6",
     "modified": "2025-04-18T00:00:00Z",
@@ -297,7 +370,7 @@ TORCH_LOAD_RCE = {
     "database_specific": {"severity": "CRITICAL", "cwe_ids": ["CWE-502"]},
 }
 # Made up by the test: another torch advisory, one nobody accepted.
-OTHER_TORCH = TORCH_LOAD_RCE | {
+OTHER_TORCH: dict[str, object] = TORCH_LOAD_RCE | {
     "id": "TEST-2026-0001",
     "aliases": [],
     "summary": "made up by the test: any torch advisory the allowlist does not name",
@@ -313,7 +386,7 @@ def _live_db(tmp: Path, *advisories: dict[str, object]) -> Path:
     return db
 
 
-def _audit_committed(tmp: Path, db: Path, today: str, *extra: str):
+def _audit_committed(tmp: Path, db: Path, today: str, *extra: str) -> Run:
     """The project's own locks with the project's own allowlist, as audit.yml audits them."""
     shutil.copy(REPO / "audit-allowlist.toml", tmp / "allow.toml")
     args = ["--snapshot", str(db), "--allowlist", str(tmp / "allow.toml"), "--today", today]
@@ -327,7 +400,7 @@ ACCEPTED_ROW = (
 )
 
 
-def test_the_required_torch_passes_with_its_vulnerability_accepted(tmp_path: Path):
+def test_the_required_torch_passes_with_its_vulnerability_accepted(tmp_path: Path) -> None:
     """The committed allowlist accepts CVE-2025-32434 for torch 2.4.1 (the platform requires
     it), with an owner, an expiry and the mitigation; the audit says so."""
     db = _live_db(tmp_path, TORCH_LOAD_RCE)
@@ -343,7 +416,7 @@ def test_the_required_torch_passes_with_its_vulnerability_accepted(tmp_path: Pat
     assert "stale allowlist entry" not in run.output
 
 
-def test_the_accepted_vulnerability_blocks_again_once_its_entry_expired(tmp_path: Path):
+def test_the_accepted_vulnerability_blocks_again_once_its_entry_expired(tmp_path: Path) -> None:
     run = _audit_committed(
         tmp_path, _live_db(tmp_path, TORCH_LOAD_RCE), "2027-04-01", "--variant", "cuda"
     )
@@ -357,7 +430,7 @@ def test_the_accepted_vulnerability_blocks_again_once_its_entry_expired(tmp_path
     assert "ACCEPTED" not in run.output
 
 
-def test_a_finding_the_allowlist_does_not_name_still_fails(tmp_path: Path):
+def test_a_finding_the_allowlist_does_not_name_still_fails(tmp_path: Path) -> None:
     db = _live_db(tmp_path, TORCH_LOAD_RCE, OTHER_TORCH)
     run = _audit_committed(tmp_path, db, "2026-11-27", "--variant", "cuda")
     assert run.returncode == VulnerabilitiesFound.exit_code, run.output[-3000:]

@@ -6,22 +6,26 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, Built, invoke, push_image
+from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, Built, Run, invoke, push_image
 
 pytestmark = pytest.mark.engine
 CFG = ("--config", str(FIXTURE_CONFIG))
 
 
-def _json(run) -> list:
+def _json(run: Run) -> list[dict[str, Any]]:
     assert run.returncode == 0, run.output[-3000:]
     start = run.output.index("[\n")
-    return json.loads(run.output[start : run.output.index("\n]", start) + 2])
+    listed: list[dict[str, Any]] = json.loads(
+        run.output[start : run.output.index("\n]", start) + 2]
+    )
+    return listed
 
 
-def test_inspect_and_images_say_what_the_index_holds(built: Built):
+def test_inspect_and_images_say_what_the_index_holds(built: Built) -> None:
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()  # fmt: skip
     (facts,) = _json(
@@ -37,7 +41,7 @@ def test_inspect_and_images_say_what_the_index_holds(built: Built):
     assert len(immutable) == 1  # the tag its merge wrote, among any others it has
 
 
-def test_diff_names_the_packages_and_layers_that_changed(built: Built, tmp_path: Path):
+def test_diff_names_the_packages_and_layers_that_changed(built: Built, tmp_path: Path) -> None:
     amd, arm = built.platform_digests["linux/amd64"], built.platform_digests["linux/arm64"]
     derived = push_image(f"FROM {REGISTRY}/{IT_REPO}@{amd}\nRUN pip uninstall -y structlog\n",
                          f"{REGISTRY}/{IT_REPO}:diff-amd64", tmp_path)  # fmt: skip

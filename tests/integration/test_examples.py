@@ -16,7 +16,7 @@ MACHINES = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 
 
 @pytest.mark.parametrize("platform", sorted(MACHINES))
-def test_the_example_service_builds_on_the_base_and_serves(built: Built, platform: str):
+def test_the_example_service_builds_on_the_base_and_serves(built: Built, platform: str) -> None:
     tag = f"aibase-example-service:{platform.split('/')[1]}"
     base = f"{REGISTRY}/{IT_REPO}@{built.index_digest}"  # a base pinned by digest
     subprocess.run(

@@ -10,9 +10,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,12 +27,13 @@ from aibase.errors import (
 from aibase.host import engine, proc
 from aibase.host.local_registry import start_registry, stop_registry
 from aibase.registry.client import RegistryClient
+from aibase.release.smoke import NO_GPU
 
 from .conftest import (
     FIXTURE_CONFIG,
     REGISTRY,
-    REPO,
     Built,
+    PytestRun,
     copy_fixture,
     env_for,
     floating_digest,
@@ -40,6 +41,7 @@ from .conftest import (
     invoke_in_background,
     make_tls,
     push_image,
+    run_smoke_suite,
 )
 
 pytestmark = pytest.mark.engine
@@ -47,11 +49,16 @@ CFG = ("--config", str(FIXTURE_CONFIG))
 RACE_REPO = "cerebral/ai-base-race"
 
 
-def _report(out: Path) -> dict:
-    return json.loads(sorted((out / "reports").glob("build-*.json"))[-1].read_text())
+def _report(out: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(
+        sorted((out / "reports").glob("build-*.json"))[-1].read_text()
+    )
+    return report
 
 
-def test_an_override_never_narrows_what_a_floating_tag_requires(built: Built, tmp_path: Path):
+def test_an_override_never_narrows_what_a_floating_tag_requires(
+    built: Built, tmp_path: Path
+) -> None:
     before = floating_digest()
     run = invoke("build-all", *CFG, "--repository", "cerebral/ai-base-fixture",
                  env=env_for(tmp_path, AIBASE_PLATFORMS="linux/amd64"))  # fmt: skip
@@ -74,7 +81,7 @@ def test_an_override_never_narrows_what_a_floating_tag_requires(built: Built, tm
 
 def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(
     standins: str, tmp_path: Path
-):
+) -> None:
     """Run A verifies without promoting; run B (same commit, same day) builds and promotes;
     A's promote then finds the tag moved since it verified, and refuses."""
     repo = ("--repository", RACE_REPO)
@@ -99,7 +106,7 @@ def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(
 
 def test_a_second_run_on_one_checkout_waits_its_turn_and_a_killed_run_leaves_no_trace(
     standins: str, tmp_path: Path
-):
+) -> None:
     out = tmp_path / "shared-out"
     env = env_for(out)
     repo = ("--repository", RACE_REPO)
@@ -128,7 +135,7 @@ def test_a_second_run_on_one_checkout_waits_its_turn_and_a_killed_run_leaves_no_
     assert _report(out)["result"] == "ok"
 
 
-def test_a_broken_image_stops_build_all_before_promote(standins: str, tmp_path: Path):
+def test_a_broken_image_stops_build_all_before_promote(standins: str, tmp_path: Path) -> None:
     """The pipeline's own smoke step: the floating tag stays, the report names the check."""
     cfg = copy_fixture(
         tmp_path / "fx",
@@ -148,7 +155,7 @@ def test_a_broken_image_stops_build_all_before_promote(standins: str, tmp_path: 
     assert "- result: FAILED: smoke fixture failed" in md and problem in md
 
 
-def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: Path):
+def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: Path) -> None:
     """Config and index entry both say arm64 (verify passes), the files are amd64: the
     probe's machine tells."""
     amd = built.platform_digests["linux/amd64"]
@@ -165,22 +172,18 @@ def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: 
                     f"{REGISTRY}/cerebral/ai-base-fixture@{amd}",
                     f"{REGISTRY}/cerebral/ai-base-broken@{liar_digest}"], check=True)  # fmt: skip
     run = invoke("verify", *CFG, "--variant", "fixture", "--ref", index, env=env_for(tmp_path))
-    assert "verified " in run.output  # the registry checks pass...
+    assert f"verified {index} (sha256:" in run.output  # the registry checks pass...
     assert run.returncode == SmokeError.exit_code  # ...the probe does not
     assert "linux/arm64: the image's binaries run as x86_64, not linux/arm64" in run.output
 
 
-def _smoke_gpu(config: Path, image: str, *extra: str) -> tuple[int, str]:
-    proc_ = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider", "-rs",
-         "-k", "test_gpu", "--config", str(config), "--variant", "fixture", "--image", image,
-         "--platform", "linux/amd64", *extra],
-        cwd=REPO, capture_output=True, text=True, check=False, env=os.environ.copy(),
-    )  # fmt: skip
-    return proc_.returncode, proc_.stdout + proc_.stderr
+def _smoke_gpu(config: Path, image: str, *extra: str) -> PytestRun:
+    return run_smoke_suite(config, image, "-k", "test_gpu", "--platform", "linux/amd64", *extra)
 
 
-def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(built: Built, tmp_path: Path):
+def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(
+    built: Built, tmp_path: Path
+) -> None:
     """A variant that promises CUDA, on a host without a GPU runtime (CI never has one)."""
     if engine.gpu_access() is not None:
         pytest.skip("this host hands GPUs to containers: the gate's no-GPU path cannot be shown")
@@ -197,50 +200,66 @@ def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(built: Built
     cfg.write_text(text.replace('[variants.fixture.platforms."linux/amd64"]',
                                 '[variants.fixture.platforms."linux/amd64"]\ncuda = "12.1"'))  # fmt: skip
     image = f"{REGISTRY}/cerebral/ai-base-fixture@{built.index_digest}"
-    code, out = _smoke_gpu(cfg, image)
-    assert code == 0, out[-2000:]
-    assert "1 skipped" in out and "no GPU for containers here" in out
-    code, out = _smoke_gpu(cfg, image, "--require-gpu")
-    assert code == 1 and "1 failed" in out
-    assert "--require-gpu: no GPU for containers here" in out
+    suite = _smoke_gpu(cfg, image)
+    assert suite.returncode == 0, suite.output[-2000:]
+    assert suite.ran == {"skipped": 1}
+    assert f"{NO_GPU}; pass --require-gpu on a GPU runner to make this fail" in suite.output
+    suite = _smoke_gpu(cfg, image, "--require-gpu")
+    assert suite.returncode == 1 and suite.ran == {"failed": 1}
+    assert f"--require-gpu: {NO_GPU}" in suite.output
     # the pipeline's own smoke step holds the same gate (the one promote relies on)
     run = invoke("verify", "--config", str(cfg), "--variant", "fixture", "--ref", image,
                  env=env_for(tmp_path))  # fmt: skip
-    assert "GPU checks skipped on linux/amd64: no GPU for containers here" in run.output
+    assert f"GPU checks skipped on linux/amd64: {NO_GPU}" in run.output
     run = invoke("verify", "--config", str(cfg), "--variant", "fixture", "--ref", image,
                  "--require-gpu", env=env_for(tmp_path))  # fmt: skip
     assert run.returncode == SmokeError.exit_code
-    assert "linux/amd64: --require-gpu: no GPU for containers here" in run.output
+    assert f"linux/amd64: --require-gpu: {NO_GPU}" in run.output
 
 
-def test_every_command_and_container_has_a_timeout_that_names_it(built: Built):
-    with pytest.raises(Timeout) as info:
-        proc.run(["sleep", "30"], timeout=1)
-    assert "`sleep 30` did not finish within 1 s" in info.value.render()
+def test_a_streamed_command_past_its_timeout_stops_its_whole_group(tmp_path: Path) -> None:
+    """The real processes behind tests/unit/test_timeouts.py: a grandchild that holds the pipe
+    (as buildx's plugin does) is stopped with the child, and the run returns in time."""
+    pidfile = tmp_path / "grandchild.pid"
     started = time.monotonic()
-    with pytest.raises(Timeout):  # a streamed step (a build) is stopped the same way
-        proc.run(["sleep", "30"], timeout=1, capture=False)
+    with pytest.raises(Timeout):
+        proc.run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], timeout=1, capture=False)
     assert time.monotonic() - started < 10
-    # a streamed step keeps its last lines, stdout and stderr merged, to name its failure
-    done = proc.run(["sh", "-c", "seq 1 100; echo 'ERROR: the last words' >&2; exit 3"],
-                    timeout=30, capture=False)  # fmt: skip
-    assert done.returncode == 3
-    kept = done.stderr.splitlines()
-    assert len(kept) == proc.TAIL_LINES and kept[0] == "62" and kept[-1] == "ERROR: the last words"
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 5  # SIGKILL is delivered at once; the kernel may lag a little
+    while _running(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(grandchild)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie stays until whoever adopted it reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_a_probe_past_its_timeout_is_stopped_and_its_container_removed(built: Built) -> None:
+    """The real container behind the unit test: the probe needs more than 1 s under QEMU."""
     image = f"{REGISTRY}/cerebral/ai-base-fixture@{built.platform_digests['linux/arm64']}"
-    containers = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True,
-                                check=True).stdout  # fmt: skip
+    containers = _containers()
     started = time.monotonic()
     with pytest.raises(Timeout) as info:
-        engine.run_probe(image, "linux/arm64", timeout=1)  # the probe needs more under QEMU
+        engine.run_probe(image, "linux/arm64", timeout=1)
     assert f"the probe in {image} (linux/arm64) did not finish within 1 s" in info.value.render()
     assert time.monotonic() - started < 60
-    after = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True,
-                           check=True).stdout  # fmt: skip
-    assert after == containers  # the stopped probe was removed
+    assert _containers() == containers  # the stopped probe was removed
 
 
-def test_a_tls_registry_with_a_password_end_to_end(built: Built, tmp_path: Path):
+def _containers() -> str:
+    return subprocess.run(
+        ["docker", "ps", "-aq"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_a_tls_registry_with_a_password_end_to_end(built: Built, tmp_path: Path) -> None:
     """build-all pushes, merges, verifies, smokes and promotes on an HTTPS registry with
     htpasswd, trusting a CA made here (engine: certs.d; the tool: the same file); the
     password shows up nowhere, plain or base64."""

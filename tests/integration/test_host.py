@@ -1,23 +1,31 @@
 """The local registry's life on this host (no engine needed): it listens on loopback only,
 registry-down signals only the process it started, and the host setup script finds what a
-host lacks (its --dry-run, with PATH narrowed to fake engines)."""
+host lacks (its --dry-run, with PATH narrowed to fake engines). `invoke clean --dry-run`
+counts on the engine (engine_ready: it fails in CI without one instead of passing on nothing)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import subprocess
+import tarfile
+import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from aibase.config.paths import Paths
 from aibase.host import local_registry
 
+from .conftest import IT_REPO, copy_fixture, invoke
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_registry_down_leaves_a_recycled_pid_alone(tmp_path: Path, capsys):
+def test_registry_down_leaves_a_recycled_pid_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     paths = Paths(tmp_path / "out", tmp_path / "cache")
     bystander = subprocess.Popen(["sleep", "60"])
     try:
@@ -33,7 +41,7 @@ def test_registry_down_leaves_a_recycled_pid_alone(tmp_path: Path, capsys):
         bystander.wait()
 
 
-def test_the_local_registry_listens_on_loopback_only(tmp_path: Path):
+def test_the_local_registry_listens_on_loopback_only(tmp_path: Path) -> None:
     paths = Paths(tmp_path / "out", tmp_path / "cache")
     host = "127.0.0.1:5098"
     local_registry.start_registry(host, paths)
@@ -51,7 +59,7 @@ def test_the_local_registry_listens_on_loopback_only(tmp_path: Path):
 SCRIPT = REPO / "scripts" / "setup-host-debian.sh"
 
 
-def _dry_run(tmp_path, dockerd_version: str | None) -> subprocess.CompletedProcess[str]:
+def _dry_run(tmp_path: Path, dockerd_version: str | None) -> subprocess.CompletedProcess[str]:
     """The script's --dry-run with PATH holding /usr/bin, /bin and at most a fake dockerd."""
     fake = tmp_path / "bin"
     fake.mkdir(parents=True)
@@ -65,7 +73,7 @@ def _dry_run(tmp_path, dockerd_version: str | None) -> subprocess.CompletedProce
     )
 
 
-def test_a_host_with_a_docker_cli_but_no_dockerd_gets_the_engine(tmp_path):
+def test_a_host_with_a_docker_cli_but_no_dockerd_gets_the_engine(tmp_path: Path) -> None:
     # A brand-new CI machine had /usr/local/bin/docker and no dockerd: the version probe
     # failed under pipefail and the script exited 127 without a word.
     done = _dry_run(tmp_path, None)
@@ -73,7 +81,7 @@ def test_a_host_with_a_docker_cli_but_no_dockerd_gets_the_engine(tmp_path):
     assert "would install: docker.io" in done.stderr
 
 
-def test_an_old_engine_is_upgraded_and_a_new_one_kept(tmp_path):
+def test_an_old_engine_is_upgraded_and_a_new_one_kept(tmp_path: Path) -> None:
     old = _dry_run(tmp_path / "old", "20.10.24+dfsg1")
     assert old.returncode == 0, old.stderr
     assert "docker.io" in old.stderr.split("would install:")[1].splitlines()[0]
@@ -82,7 +90,7 @@ def test_an_old_engine_is_upgraded_and_a_new_one_kept(tmp_path):
     assert "docker.io" not in new.stderr.split("would install:")[1].splitlines()[0]
 
 
-def test_an_unknown_argument_is_refused():
+def test_an_unknown_argument_is_refused() -> None:
     done = subprocess.run(
         ["bash", str(SCRIPT), "--bogus"], capture_output=True, text=True, timeout=30
     )
@@ -90,7 +98,7 @@ def test_an_unknown_argument_is_refused():
     assert "the only option is --dry-run" in done.stderr
 
 
-def test_registry_gc_sweeps_an_unreferenced_blob_and_serves_again(tmp_path: Path):
+def test_registry_gc_sweeps_an_unreferenced_blob_and_serves_again(tmp_path: Path) -> None:
     paths = Paths(tmp_path / "out", tmp_path / "cache")
     host = "127.0.0.1:5012"
     local_registry.start_registry(host, paths)
@@ -114,24 +122,41 @@ def test_registry_gc_sweeps_an_unreferenced_blob_and_serves_again(tmp_path: Path
         assert local_registry.stop_registry(host, paths)  # its new pid was recorded
 
 
-def test_clean_dry_run_counts_and_changes_nothing(tmp_path: Path):
-    before = subprocess.run(["docker", "image", "ls", "-q"], capture_output=True, text=True)
-    run = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "invoke"), "clean", "--dry-run", "--config",
-         str(REPO / "tests" / "fixtures" / "images.toml"), "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert "local image(s) of cerebral/ai-base-fixture" in run.stderr
-    assert "dry run: would remove them, prune the build cache" in run.stderr
-    after = subprocess.run(["docker", "image", "ls", "-q"], capture_output=True, text=True)
-    assert set(before.stdout.split()) <= set(after.stdout.split())  # nothing removed
+def _docker(*args: str) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"docker {' '.join(args)}: {done.stderr}"  # never a silent ""
+    return done.stdout
 
 
-def test_a_registry_under_a_sweep_is_not_started_by_a_second_run(tmp_path: Path):
+def test_clean_dry_run_counts_and_changes_nothing(engine_ready: None, tmp_path: Path) -> None:
+    """Two images planted under a repository of the test's own (one with the registry in its
+    name, one without): the dry run counts exactly those and removes nothing."""
+    repo = f"cerebral/ai-base-cleantest-{uuid.uuid4().hex[:8]}"
+    planted = (f"localhost:5000/{repo}:a", f"{repo}:b")
+    layer = tmp_path / "layer.tar"
+    with tarfile.open(layer, "w") as tar:
+        (tmp_path / "hello").write_text("hello\n")
+        tar.add(tmp_path / "hello", arcname="hello")
+    try:
+        _docker("image", "import", str(layer), planted[0])
+        _docker("tag", planted[0], planted[1])
+        before = set(_docker("image", "ls", "-q", "--no-trunc").split())
+        cfg = copy_fixture(tmp_path / "fx")
+        cfg.write_text(cfg.read_text().replace(f'"{IT_REPO}"', f'"{repo}"'))
+        run = invoke("clean", "--dry-run", "--config", str(cfg), "--out", str(tmp_path / "out"))
+        assert run.returncode == 0, run.output
+        assert f"2 local image(s) of {repo}; the builder's cache" in run.output
+        assert "dry run: would remove them, prune the build cache" in run.output
+        after = set(_docker("image", "ls", "-q", "--no-trunc").split())
+        assert before and before <= after  # nothing removed
+        for ref in planted:
+            _docker("image", "inspect", ref)
+    finally:
+        subprocess.run(["docker", "image", "rm", *planted], capture_output=True, check=False)
+
+
+def test_a_registry_under_a_sweep_is_not_started_by_a_second_run(tmp_path: Path) -> None:
     import fcntl
-
-    import pytest
 
     from aibase.errors import RegistryError
 

@@ -16,7 +16,7 @@ from aibase.errors import PromoteError
 from aibase.registry.client import RegistryClient
 from aibase.release.unchanged import read_os_packages
 
-from .conftest import MIRROR, REGISTRY, REPO, copy_fixture, floating_digest, invoke
+from .conftest import MIRROR, REGISTRY, REPO, Run, copy_fixture, floating_digest, invoke
 
 pytestmark = pytest.mark.engine
 REPOSITORY = "cerebral/ai-base-jobgraph"
@@ -29,7 +29,7 @@ def _clone(tmp_path: Path, job: str) -> Path:
     return dest
 
 
-def _job(clone: Path, *args: str):
+def _job(clone: Path, *args: str) -> Run:
     run = invoke(*args, *FLAGS, cwd=clone, env={"AIBASE_BASE_MIRROR": MIRROR})
     return run
 
@@ -43,7 +43,7 @@ def _artifact(source: Path, pattern: str, clone: Path, into: str) -> None:
         shutil.copy(f, clone / into / f.name)
 
 
-def test_the_job_graph_in_separate_clones(standins: str, tmp_path: Path):
+def test_the_job_graph_in_separate_clones(standins: str, tmp_path: Path) -> None:
     cells = {}
     for platform in ("linux/amd64", "linux/arm64"):  # cell jobs, one per runner
         clone = _clone(tmp_path, f"cell-{platform.split('/')[1]}")
@@ -75,10 +75,11 @@ def test_the_job_graph_in_separate_clones(standins: str, tmp_path: Path):
     done = _job(promote, "promote", "--variant", "fixture")
     assert done.returncode == 0, done.output[-3000:]
     merged = next((merge / "build" / "state").glob("*.json")).read_text()
-    assert floating_digest(REPOSITORY) in merged  # the tag serves the index merge made
+    serves = floating_digest(REPOSITORY)
+    assert serves is not None and serves in merged  # the tag serves the index merge made
 
 
-def test_the_layer_cache_lives_in_the_registry_per_cell(standins: str, tmp_path: Path):
+def test_the_layer_cache_lives_in_the_registry_per_cell(standins: str, tmp_path: Path) -> None:
     """What build.yml sets (AIBASE_BUILD_CACHE=registry): the cell's cache goes to
     <registry>/<repository>:cache-<cell>, and the next build reads it from there.
     The builder first builds the cell with zstd, so it holds both kinds of blobs: an
@@ -101,7 +102,7 @@ def test_the_layer_cache_lives_in_the_registry_per_cell(standins: str, tmp_path:
     assert layers == {"application/vnd.oci.image.layer.v1.tar+gzip"}, layers
 
 
-def test_cells_build_at_once_with_jobs(standins: str, tmp_path: Path):
+def test_cells_build_at_once_with_jobs(standins: str, tmp_path: Path) -> None:
     """--jobs 2 (what a BuildKit cluster gets by default): both cells in flight together."""
     run = invoke("build-all", "--config", "tests/fixtures/images.toml", "--repository",
                  "cerebral/ai-base-jobs", "--jobs", "2", "--no-promote",
@@ -114,7 +115,7 @@ def test_cells_build_at_once_with_jobs(standins: str, tmp_path: Path):
 
 def test_the_weekly_refresh_rebuilds_the_os_step_and_keeps_every_group_layer(
     standins: str, tmp_path: Path
-):
+) -> None:
     """What build.yml's schedule sets (AIBASE_REFRESH_OS): apt runs again in the OS stage, so
     the OS-package layer is new, while every Python group layer (COPY --link from its cached
     stage) keeps its digest: the refresh re-pushes the OS step, not the groups."""
@@ -161,7 +162,7 @@ def test_the_weekly_refresh_rebuilds_the_os_step_and_keeps_every_group_layer(
     print("layers before:", before, "\nlayers after: ", after)
     assert len(before) == len(after)
     # the image ends: each group's COPY --link, the layers-check COPY --link, `pip check`
-    groups = slice(len(before) - copies - 1, len(before) - 1)
-    assert before[groups] == after[groups], (before, after)
+    group_layers = slice(len(before) - copies - 1, len(before) - 1)
+    assert before[group_layers] == after[group_layers], (before, after)
     new = [d for d in after if d not in before]
-    assert new and after.index(new[0]) < groups.start  # the OS step (before the groups)
+    assert new and after.index(new[0]) < group_layers.start  # the OS step (before the groups)

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 import zipfile
 from collections.abc import Iterator
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from aibase.build.lock_format import parse_lock
 from aibase.build.locks import find_uv, write_lock
 from aibase.config.loader import load_config
 
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import REPO, serving
 
 
 def _wheel(root: Path, name: str, version: str, origin: str, requires: tuple[str, ...] = ()) -> str:
@@ -64,21 +63,13 @@ def indexes(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
         hashes[f"pypi:{name}=={version}"] = _wheel(served / "pypi", name, version, "pypi", needs)
         local = f"{version}+cpu"
         hashes[f"torch:{name}=={local}"] = _wheel(served / "torch", name, local, "torch", needs)
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(served))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(partial(SimpleHTTPRequestHandler, directory=str(served)), "") as base:
         yield f"{base}/pypi/simple", f"{base}/torch/simple", hashes
-    finally:
-        server.shutdown()
 
 
 def test_the_torch_index_serves_the_torch_family_and_nothing_else(
     indexes: tuple[str, str, dict[str, str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     pypi, torch_index, hashes = indexes
     monkeypatch.setenv("UV_DEFAULT_INDEX", pypi)  # "PyPI": the default index uv resolves from
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))

@@ -9,14 +9,14 @@ import pytest
 
 from aibase.errors import NotifyError
 
-from .conftest import FIXTURE_CONFIG, env_for, floating_digest, invoke, notice_receiver
+from .conftest import FIXTURE_CONFIG, Notice, env_for, floating_digest, invoke, notice_receiver
 
 pytestmark = pytest.mark.engine
 REPO_NAME = "cerebral/ai-base-notify"
 
 
-def test_a_promotion_notifies_the_dependents(standins: str, tmp_path: Path):
-    received: list = []
+def test_a_promotion_notifies_the_dependents(standins: str, tmp_path: Path) -> None:
+    received: list[Notice] = []
     args = ("build-all", "--config", str(FIXTURE_CONFIG), "--repository", REPO_NAME)
     with notice_receiver(received) as url:
         env = env_for(tmp_path / "a", AIBASE_NOTIFY_URL=url, AIBASE_NOTIFY_TOKEN="t0k3n-x")

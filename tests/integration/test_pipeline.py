@@ -42,7 +42,7 @@ pytestmark = pytest.mark.engine
 CFG = ("--config", str(FIXTURE_CONFIG))
 
 
-def test_build_all_promotes_a_verified_two_platform_index(built: Built):
+def test_build_all_promotes_a_verified_two_platform_index(built: Built) -> None:
     assert floating_digest() == built.index_digest
     with RegistryClient(REGISTRY) as client:
         index = client.get_manifest(IT_REPO, "fixture")
@@ -86,7 +86,7 @@ def test_build_all_promotes_a_verified_two_platform_index(built: Built):
     assert "settings (flag > env > file > default):" in built.run.output
 
 
-def test_dry_run_changes_nothing(built: Built, out_dir: Path):
+def test_dry_run_changes_nothing(built: Built, out_dir: Path) -> None:
     before = registry_snapshot()
     run = invoke("build-all", *CFG, "--repository", IT_REPO, "--dry-run", env=env_for(out_dir))
     assert run.returncode == 0
@@ -141,7 +141,7 @@ def _arm64_only_index(built: Built, tag: str) -> str:
         return client.get_manifest(IT_REPO, tag).digest
 
 
-def test_the_old_incident_arm64_only_index_is_never_promoted(built: Built, out_dir: Path):
+def test_the_old_incident_arm64_only_index_is_never_promoted(built: Built, out_dir: Path) -> None:
     before = floating_digest()
     digest = _arm64_only_index(built, "incident-arm64-only")
     run = invoke(
@@ -167,7 +167,7 @@ def test_the_old_incident_arm64_only_index_is_never_promoted(built: Built, out_d
     assert floating_digest() == before
 
 
-def test_promote_refuses_an_unverified_index(built: Built, out_dir: Path):
+def test_promote_refuses_an_unverified_index(built: Built, out_dir: Path) -> None:
     before = floating_digest()
     _write_state(out_dir, built.index_digest)
     run = invoke(
@@ -178,7 +178,9 @@ def test_promote_refuses_an_unverified_index(built: Built, out_dir: Path):
     assert floating_digest() == before
 
 
-def test_entry_whose_config_says_another_architecture_fails_verify(built: Built, out_dir: Path):
+def test_entry_whose_config_says_another_architecture_fails_verify(
+    built: Built, out_dir: Path
+) -> None:
     with RegistryClient(REGISTRY) as client:
         index = client.get_manifest(IT_REPO, built.index_digest)
         doc = index.json
@@ -202,7 +204,7 @@ def test_entry_whose_config_says_another_architecture_fails_verify(built: Built,
     assert "the index entry says linux/amd64 but the image config says linux/arm64" in run.output
 
 
-def test_merge_refuses_without_every_platform(built: Built, out_dir: Path):
+def test_merge_refuses_without_every_platform(built: Built, out_dir: Path) -> None:
     cells = out_dir / "cells"
     cells.mkdir()
     src = next(built.out.glob("cells/fixture-linux-arm64.json"))
@@ -214,7 +216,7 @@ def test_merge_refuses_without_every_platform(built: Built, out_dir: Path):
     assert "no cell result for linux/amd64" in run.output
 
 
-def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: Path):
+def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: Path) -> None:
     """A tampered hash in one platform's lock: refused before any build; and when the lock's
     own digest is forged to match, the install fails: nothing is merged or promoted."""
     cfg = copy_fixture(tmp_path / "fx")
@@ -239,7 +241,7 @@ def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: 
     assert registry_snapshot()[IT_REPO] == before[IT_REPO]
 
 
-def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_dir: Path):
+def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_dir: Path) -> None:
     run = invoke("build-all", *CFG, "--registry", "127.0.0.1:5009", env=env_for(out_dir))
     assert run.returncode == RegistryUnreachable.exit_code
     assert "registry 127.0.0.1:5009 does not answer /v2/; nothing was built or pushed" in run.output
@@ -268,7 +270,9 @@ def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_di
     assert not answers("127.0.0.1:5009")
 
 
-def test_bases_update_pins_each_base_in_one_line(standins: str, tmp_path: Path, out_dir: Path):
+def test_bases_update_pins_each_base_in_one_line(
+    standins: str, tmp_path: Path, out_dir: Path
+) -> None:
     """Resolve the base and installer tags' digests on the mirror and pin them: one line
     each; the pinned config still plans builds (and the installer) through the mirror."""
     cfg = copy_fixture(tmp_path / "fx")
@@ -306,7 +310,7 @@ def test_bases_update_pins_each_base_in_one_line(standins: str, tmp_path: Path, 
 
 def test_authenticated_registry_uses_the_credential_store(
     built: Built, tmp_path: Path, out_dir: Path, monkeypatch: pytest.MonkeyPatch
-):
+) -> None:
     """htpasswd registry on 127.0.0.1:5001: build-all pushes, verifies, smokes and promotes
     with the credential `docker login` stored; the password appears in no output or file."""
     import secrets
@@ -363,7 +367,7 @@ def test_authenticated_registry_uses_the_credential_store(
         local_registry.stop_registry(host, paths)
 
 
-def test_missing_base_in_the_mirror_is_named_before_any_build(registry: str, out_dir: Path):
+def test_missing_base_in_the_mirror_is_named_before_any_build(registry: str, out_dir: Path) -> None:
     run = invoke(
         "build-all",
         *CFG,
@@ -382,7 +386,7 @@ def test_missing_base_in_the_mirror_is_named_before_any_build(registry: str, out
 
 def test_a_dry_run_runs_every_preflight_and_shows_what_would_fail(
     registry: str, tmp_path: Path, out_dir: Path
-):
+) -> None:
     """First contact: a lock missing and a base nobody can resolve are both named, with the
     offline path that does run; the commands are still shown; nothing changes."""
     cfg = copy_fixture(tmp_path / "fx")

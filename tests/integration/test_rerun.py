@@ -18,6 +18,7 @@ from aibase.registry.client import RegistryClient
 
 from .conftest import (
     FIXTURE_CONFIG,
+    Notice,
     env_for,
     invoke,
     invoke_in_background,
@@ -51,7 +52,7 @@ def _serves(host: str, repo: str, tag: str) -> str | None:
 
 def test_promote_run_again_writes_nothing_and_retries_only_a_failed_notice(
     standins: str, tmp_path: Path
-):
+) -> None:
     host, repo = "127.0.0.1:5013", "cerebral/ai-base-promote22"
     registry, paths = _own_registry(host, tmp_path)
     args = (*CFG, "--registry", host, "--repository", repo)
@@ -67,7 +68,7 @@ def test_promote_run_again_writes_nothing_and_retries_only_a_failed_notice(
         assert _serves(host, repo, "fixture") == index == _serves(host, repo, "fixture-py3.11")
         promoted = [f"/v2/{repo}/manifests/fixture-py3.11", f"/v2/{repo}/manifests/fixture"]
         assert [p for p in _puts(registry) if p in promoted] == promoted  # the log sees PUTs
-        received: list = []
+        received: list[Notice] = []
         with notice_receiver(received) as url:
             env = env_for(out, AIBASE_NOTIFY_URL=url)
             before = _puts(registry)
@@ -89,7 +90,7 @@ def test_promote_run_again_writes_nothing_and_retries_only_a_failed_notice(
 
 def test_a_registry_that_stops_during_the_push_is_named_and_a_rerun_resumes(
     standins: str, tmp_path: Path
-):
+) -> None:
     """The registry answers the preflight, then is stopped as the first cell's build starts:
     buildx's push is refused. The message names the registry and says a rerun resumes;
     after it is back, the same command promotes both platforms."""

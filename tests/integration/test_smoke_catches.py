@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, REPO, Built, push_image
+from .conftest import (
+    FIXTURE_CONFIG,
+    IT_REPO,
+    REGISTRY,
+    Built,
+    PytestRun,
+    push_image,
+    run_smoke_suite,
+)
 
 pytestmark = pytest.mark.engine
 BROKEN_REPO = f"{REGISTRY}/cerebral/ai-base-broken"
@@ -43,44 +48,35 @@ def _build_broken(built: Built, name: str, instruction: str, tmp_path: Path) -> 
     return push_image(dockerfile, f"{BROKEN_REPO}:{name}", tmp_path)
 
 
-def _smoke(ref: str) -> tuple[int, str]:
-    """The real smoke suite (what `nox -s smoke-*` runs), against one amd64 image."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider",
-         "-k", "keeps_every_promise", "--config", str(FIXTURE_CONFIG), "--variant", "fixture",
-         "--image", ref, "--platform", "linux/amd64"],
-        cwd=REPO, capture_output=True, text=True, check=False, env=os.environ.copy(),
-    )  # fmt: skip
-    out = proc.stdout + proc.stderr
-    print(out[-3000:])
-    return proc.returncode, out
+def _smoke(ref: str) -> PytestRun:
+    """The promises test against one amd64 image."""
+    return run_smoke_suite(
+        FIXTURE_CONFIG, ref, "-k", "keeps_every_promise", "--platform", "linux/amd64"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(BREAKAGES))
-def test_smoke_fails_on_a_broken_image_naming_the_problem(built: Built, tmp_path: Path, name: str):
+def test_smoke_fails_on_a_broken_image_naming_the_problem(
+    built: Built, tmp_path: Path, name: str
+) -> None:
     instruction, expected = BREAKAGES[name]
-    code, out = _smoke(_build_broken(built, name, instruction, tmp_path))
-    assert code == 1, out[-2000:]
-    assert "1 failed" in out
-    assert expected in out
+    run = _smoke(_build_broken(built, name, instruction, tmp_path))
+    assert run.returncode == 1, run.output[-2000:]
+    assert run.ran == {"failed": 1}
+    assert expected in run.output
 
 
-def test_smoke_passes_on_the_good_image(built: Built):
+def test_smoke_passes_on_the_good_image(built: Built) -> None:
     """The control: the same smoke selection passes on the image the broken ones derive from."""
-    code, out = _smoke(f"{REGISTRY}/{IT_REPO}@{built.index_digest}")
-    assert code == 0, out[-2000:]
-    assert "1 passed" in out
+    run = _smoke(f"{REGISTRY}/{IT_REPO}@{built.index_digest}")
+    assert run.returncode == 0, run.output[-2000:]
+    assert run.ran == {"passed": 1}
 
 
-def test_smoke_before_anything_was_built_says_so_in_one_line(registry: str):
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider", "--config",
-         str(FIXTURE_CONFIG), "--variant", "fixture", "--image",
-         f"{REGISTRY}/cerebral/ai-base-nothing:here"],
-        cwd=REPO, capture_output=True, text=True, check=False, env=os.environ.copy(),
-    )  # fmt: skip
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 4, out
+def test_smoke_before_anything_was_built_says_so_in_one_line(registry: str) -> None:
+    run = run_smoke_suite(FIXTURE_CONFIG, f"{REGISTRY}/cerebral/ai-base-nothing:here")
+    out = run.output
+    assert run.returncode == 4, out
     assert "nothing to smoke-test: localhost:5000/cerebral/ai-base-nothing:here" in out
     assert "pass --image REF" in out
     assert "Traceback" not in out and "ERROR at setup" not in out

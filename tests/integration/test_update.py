@@ -10,7 +10,7 @@ from aibase.errors import ConfigError
 from .conftest import copy_fixture, invoke
 
 
-def test_update_moves_the_pin_relocks_and_shows_the_diff(tmp_path: Path):
+def test_update_moves_the_pin_relocks_and_shows_the_diff(tmp_path: Path) -> None:
     cfg = copy_fixture(tmp_path / "fx")
     env = {"AIBASE_OUT": str(tmp_path / "out")}
     run = invoke("update", "structlog==24.1.0", "--config", str(cfg), env=env)

@@ -44,7 +44,7 @@ def _loopback_name() -> tuple[str, bool]:
     added to /etc/hosts for the test (removed after). Returns (name, added)."""
     for name in (socket.gethostname(), ALIAS):
         try:
-            found = {a[4][0] for a in socket.getaddrinfo(name, PORT, socket.AF_INET)}
+            found = {str(a[4][0]) for a in socket.getaddrinfo(name, PORT, socket.AF_INET)}
         except socket.gaierror:
             continue
         if found and all(a.startswith("127.") for a in found):
@@ -152,7 +152,7 @@ def _show(run: Run) -> str:
     return text
 
 
-def test_a_pull_request_plans_on_a_runner_without_qemu(org_registry: Org, tmp_path: Path):
+def test_a_pull_request_plans_on_a_runner_without_qemu(org_registry: Org, tmp_path: Path) -> None:
     """Item 1: the plan job of a pull request, on an x86 runner whose builder lists no
     linux/arm64, with cpu/linux/amd64's lock missing, plans what it can and says the rest;
     no other job runs."""
@@ -173,7 +173,7 @@ def test_a_pull_request_plans_on_a_runner_without_qemu(org_registry: Org, tmp_pa
     assert "build cuda/linux/amd64" in log and "build cpu/linux/amd64" not in log
 
 
-def test_a_failed_plan_skips_every_job_after_it(org_registry: Org, tmp_path: Path):
+def test_a_failed_plan_skips_every_job_after_it(org_registry: Org, tmp_path: Path) -> None:
     """Item 7: the plan fails (here: the organisation forgot the variable AIBASE_REGISTRY, so
     images.toml's loopback registry is refused for jobs on separate machines). Nothing after
     it runs: no fromJSON('') errors, and no reviewer is asked to approve a promotion."""
@@ -193,7 +193,7 @@ def test_a_failed_plan_skips_every_job_after_it(org_registry: Org, tmp_path: Pat
 
 def test_push_to_main_builds_what_is_locked_and_the_schedule_after_it(
     org_registry: Org, tmp_path: Path
-):
+) -> None:
     """Item 2 (and 10): the first push to main of an organisation with a variant still
     waiting for its lock: every job is green, the waiting variant is named in the plan's
     summary and has no leg, the locked one is built on each platform's runner, merged,
@@ -256,7 +256,7 @@ def _creds(org: Org) -> Credentials:
     return Credentials(env["REGISTRY_USER"], env["REGISTRY_PASSWORD"])
 
 
-def test_ci_yml_audit_tests_need_nothing_beside_the_checkout(tmp_path: Path):
+def test_ci_yml_audit_tests_need_nothing_beside_the_checkout(tmp_path: Path) -> None:
     """Item 3: ci.yml runs the tests as `sudo --preserve-env=... bash .ci/run` in GitHub's
     checkout, which has no ../shared beside it. The audit tests (the only ones that read
     advisory data) run there with exactly the environment sudo passes on."""

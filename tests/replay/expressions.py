@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _TOKEN = re.compile(
@@ -163,7 +163,11 @@ class _Parser:
         while self.peek() in ("==", "!=", "<", "<=", ">", ">="):
             op = self.take()[1]
             left, right = value, self.unary()
-            value = lambda op=op, left=left, right=right: _compare(op, left(), right())  # noqa: E731
+
+            def compared(op: str = op, left: Thunk = left, right: Thunk = right) -> Any:
+                return _compare(op, left(), right())
+
+            value = compared
         return value
 
     def unary(self) -> Thunk:
@@ -214,11 +218,19 @@ class _Parser:
         while self.peek() in (".", "["):
             if self.take()[1] == ".":
                 name = self.take()[1]
-                key: Thunk = lambda name=name: name  # noqa: E731
+
+                def named(name: str = name) -> Any:
+                    return name
+
+                key: Thunk = named
             else:
                 key = self.or_()
                 self.take("]")
-            value = lambda value=value, key=key: _index(value(), key())  # noqa: E731
+
+            def indexed(value: Thunk = value, key: Thunk = key) -> Any:
+                return _index(value(), key())
+
+            value = indexed
         return value
 
 
@@ -272,3 +284,16 @@ def substitute(value: Any, context: Mapping[str, Any]) -> Any:
 
 def uses_status_function(text: str) -> bool:
     return bool(re.search(r"\b(success|failure|cancelled|always)\s*\(", text))
+
+
+def job_runs(condition: str, context: Mapping[str, Any], results: Sequence[str]) -> bool:
+    """A job's `if:` as GitHub decides it, given its needs' results ("success", "failure",
+    "skipped"): success() is implied where the condition names no status function."""
+    status = {
+        "success": all(r == "success" for r in results),
+        "failure": any(r == "failure" for r in results),
+        "cancelled": False,
+        "always": True,
+    }
+    go = truthy(evaluate(condition, context, status))
+    return go if uses_status_function(condition) else go and status["success"]

@@ -36,8 +36,7 @@ from typing import Any
 
 import yaml
 
-from .expressions import ExpressionError, evaluate, substitute, to_text, truthy
-from .expressions import uses_status_function as has_status_call
+from .expressions import ExpressionError, job_runs, substitute, to_text
 
 # What a hosted runner label runs natively (GitHub's ubuntu images).
 HOSTED = {
@@ -156,7 +155,8 @@ class Replay:
     def run(self, event: Event, only: Callable[[str, dict[str, Any]], bool] | None = None) -> Run:
         """Every job in `needs` order. `only(job, matrix)` may leave legs out (a cost cut:
         such a leg is reported as not replayed, and counts as a success for what follows)."""
-        triggers = self.spec.get(True, self.spec.get("on")) or {}
+        spec: dict[Any, Any] = self.spec  # YAML 1.1 reads the key `on:` as True
+        triggers = spec.get(True, spec.get("on")) or {}
         assert event.name in triggers, f"{self.workflow} is not triggered by {event.name}"
         self.run_id += 1
         self.attempt = 1
@@ -214,19 +214,10 @@ class Replay:
         needs = _as_list(spec.get("needs"))
         ctx = self._context(run, event, needs)
         results = [run.results.get(n, "skipped") for n in needs]
-        status = {
-            "success": all(r == "success" for r in results),
-            "failure": any(r == "failure" for r in results),
-            "cancelled": False,
-            "always": True,
-        }
         condition = str(spec.get("if", "success()"))
         leg = Leg(name, name)
         try:
-            go = truthy(evaluate(condition, ctx, status))
-            if not has_status_call(condition):
-                go = go and status["success"]  # GitHub adds success() where none is named
-            if not go:
+            if not job_runs(condition, ctx, results):
                 run.results[name] = "skipped"
                 return
             legs = self._matrix(spec, ctx)
@@ -379,11 +370,8 @@ class _Runner:
         failed = False
         for i, step in enumerate(steps):
             condition = str(step.get("if", "success()"))
-            status = {"success": not failed, "failure": failed, "cancelled": False, "always": True}
-            go = truthy(evaluate(condition, self.context, status))
-            if not has_status_call(condition):
-                go = go and not failed
-            if not go:
+            # a step's status functions read the steps before it, as a job's read its needs
+            if not job_runs(condition, self.context, ["failure"] if failed else []):
                 continue
             ok = self._step(i, step)
             failed = failed or not ok

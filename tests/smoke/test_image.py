@@ -6,11 +6,12 @@ import re
 
 import httpx
 import pytest
+from pytest_docker.plugin import Services
 
 from aibase.host import engine
 from aibase.registry.client import RegistryClient
 from aibase.registry.refs import parse_ref
-from aibase.release.smoke import check_probe, locked_packages
+from aibase.release.smoke import NO_GPU, check_probe, locked_packages
 from aibase.release.verify import check_index, fetch_index
 
 from .conftest import Target
@@ -18,7 +19,9 @@ from .conftest import Target
 pytestmark = pytest.mark.engine
 
 
-def test_image_keeps_every_promise(target: Target, probes, platform: str):
+def test_image_keeps_every_promise(
+    target: Target, probes: dict[str, engine.ProbeRun], platform: str
+) -> None:
     """Python minor, every locked package at its version and importable, pip check, torch
     build and CUDA per the config, no CUDA libraries in a non-CUDA image: all problems at once."""
     report = probes[platform].report
@@ -27,13 +30,15 @@ def test_image_keeps_every_promise(target: Target, probes, platform: str):
     assert not problems, f"{target.image} on {platform}:\n  - " + "\n  - ".join(problems)
 
 
-def test_python_is_the_venv_first_on_path(target: Target, probes, platform: str):
+def test_python_is_the_venv_first_on_path(
+    target: Target, probes: dict[str, engine.ProbeRun], platform: str
+) -> None:
     py = probes[platform].report["python"]
     assert py["executable"].startswith("/opt/venv/bin/python")
     assert py["version"].rsplit(".", 1)[0] == target.variant.python
 
 
-def test_labels_and_size_in_the_registry(target: Target):
+def test_labels_and_size_in_the_registry(target: Target) -> None:
     ref = parse_ref(target.image)
     with RegistryClient(ref.api_host) as client:
         fetched = fetch_index(client, ref)
@@ -42,16 +47,15 @@ def test_labels_and_size_in_the_registry(target: Target):
     assert result.ok, "\n".join(result.problems)
 
 
-def test_gpu(target: Target, platform: str):
+def test_gpu(target: Target, platform: str) -> None:
     spec = target.variant.platform(platform)
     if not spec.cuda:
         pytest.skip(f"{target.variant.name} promises no CUDA on {platform}")
     access = engine.gpu_access()
     if access is None:
-        reason = "no GPU for containers here (neither the nvidia runtime nor NVIDIA CDI devices)"
         if target.require_gpu:
-            pytest.fail(f"--require-gpu: {reason}")
-        pytest.skip(f"{reason}; pass --require-gpu on a GPU runner to make this fail")
+            pytest.fail(f"--require-gpu: {NO_GPU}")
+        pytest.skip(f"{NO_GPU}; pass --require-gpu on a GPU runner to make this fail")
     report = engine.run_probe(target.image, platform, gpu=access).report
     locked = locked_packages(target.variant, platform)
     problems = check_probe(report, target.variant, platform, locked, gpu_required=True)
@@ -66,7 +70,9 @@ def _counter(metrics: str) -> float:
     return float(m.group(1))
 
 
-def test_image_serves_fastapi_with_metrics(target: Target, docker_services, platform: str):
+def test_image_serves_fastapi_with_metrics(
+    target: Target, docker_services: Services, platform: str
+) -> None:
     service = f"app-{platform.split('/')[1]}"
     port = docker_services.port_for(service, 8000)
     base = f"http://127.0.0.1:{port}"

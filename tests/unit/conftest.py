@@ -9,8 +9,9 @@ import json
 import os
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -75,8 +76,12 @@ def no_real_world(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+class WriteConfig(Protocol):
+    def __call__(self, text: str = VALID) -> Path: ...
+
+
 @pytest.fixture
-def write_config(tmp_path: Path):
+def write_config(tmp_path: Path) -> WriteConfig:
     """Write a config (VALID, optionally edited) into tmp_path and return its path."""
 
     def _write(text: str = VALID) -> Path:
@@ -103,6 +108,8 @@ class FakeRegistry:
         self.manifests: dict[tuple[str, str], tuple[str, bytes]] = {}  # (repo, ref) -> body
         self.blobs: dict[str, bytes] = {}
         self.puts: list[tuple[str, str]] = []  # (repo, tag) of every PUT, in order
+        # what the client's transport calls: a test wraps it to intercept or record requests
+        self.handler: Callable[[httpx.Request], httpx.Response] = self.handle
 
     def add_blob(self, raw: bytes) -> str:
         digest = digest_of(raw)
@@ -158,8 +165,9 @@ class FakeRegistry:
                               headers=headers)  # fmt: skip
 
     def client(self, host: str = "localhost:5000") -> RegistryClient:
-        return RegistryClient(host, credentials=None, sleep=lambda s: None,
-                              transport=httpx.MockTransport(self.handle))  # fmt: skip
+        # through self.handler at each request: a test may wrap it after the client exists
+        transport = httpx.MockTransport(lambda request: self.handler(request))
+        return RegistryClient(host, credentials=None, sleep=lambda s: None, transport=transport)
 
 
 def _split_api_path(path: str) -> tuple[str, str, str]:

@@ -12,13 +12,14 @@ import ast
 import importlib.util
 import re
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from .conftest import REPO
 
 
-def _load_map():
+def _load_map() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "architecture_map", REPO / "scripts" / "architecture_map.py"
     )
@@ -91,21 +92,21 @@ def cycle(graph: dict[str, set[str]] | dict[str, frozenset[str]]) -> list[str] |
     return next((c for c in (visit(n, []) for n in sorted(graph)) if c), None)
 
 
-def test_the_table_names_every_package_and_top_level_module():
+def test_the_table_names_every_package_and_top_level_module() -> None:
     assert set(ALLOWED) == set(MAP.units())
     for unit, allowed in ALLOWED.items():
         assert allowed <= set(ALLOWED), unit
 
 
-def test_the_table_is_a_layering():
+def test_the_table_is_a_layering() -> None:
     assert cycle(ALLOWED) is None
 
 
-def test_no_package_imports_one_it_may_not():
+def test_no_package_imports_one_it_may_not() -> None:
     assert forbidden(MAP.graph(), ALLOWED) == []
 
 
-def test_the_layering_check_catches_a_forbidden_import():
+def test_the_layering_check_catches_a_forbidden_import() -> None:
     graph = dict(MAP.graph())
     before = set(forbidden(graph, ALLOWED))
     graph["registry.client"] = graph["registry.client"] | {"release.verify"}
@@ -119,24 +120,24 @@ def test_the_layering_check_catches_a_forbidden_import():
 
 
 @pytest.mark.parametrize("unit", sorted(ALLOWED))
-def test_each_unit_says_what_it_owns_and_what_it_may_import(unit):
+def test_each_unit_says_what_it_owns_and_what_it_may_import(unit: str) -> None:
     text = MAP.docstring(unit)
     assert MAP.summary(unit), f"{unit}: no docstring"
     assert re.search(r"^May import: ", text, re.M), f"{unit}: no 'May import:' line"
     assert MAP.may_import(unit) == ALLOWED[unit]
 
 
-def test_every_package_has_its_init():
+def test_every_package_has_its_init() -> None:
     folders = {p.name for p in (REPO / "src" / "aibase").iterdir() if p.is_dir()}
     assert {f for f in folders if f != "__pycache__"} == set(MAP.packages())
 
 
-def test_no_import_cycles():
+def test_no_import_cycles() -> None:
     found = cycle(MAP.graph())
     assert found is None, "import cycle: " + " -> ".join(found or [])
 
 
-def test_the_cycle_check_finds_one():
+def test_the_cycle_check_finds_one() -> None:
     assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
@@ -154,12 +155,12 @@ def _third_party(module: str) -> set[str]:
         ("invoke", {"cli"}),
     ],
 )
-def test_one_module_per_external_system(library, owners):
+def test_one_module_per_external_system(library: str, owners: set[str]) -> None:
     users = {name for name in MODULES if library in _third_party(name)}
     assert users == owners
 
 
-def test_only_the_engine_runs_docker():
+def test_only_the_engine_runs_docker() -> None:
     runners = set()
     for name, path in MODULES.items():
         for node in ast.walk(_tree(path)):
@@ -195,18 +196,18 @@ PURE = (
 
 
 @pytest.mark.parametrize("module", PURE)
-def test_the_pure_modules_talk_to_nothing(module):
+def test_the_pure_modules_talk_to_nothing(module: str) -> None:
     """No docker, no HTTP, no process through anything they import."""
     assert MAP.talks_to(module) == []
 
 
-def test_verify_and_promote_use_the_registry_but_never_the_engine():
+def test_verify_and_promote_use_the_registry_but_never_the_engine() -> None:
     for module in ("release.verify", "release.promote"):
         assert "registry.client" in MAP.reach(module)
         assert "host.engine" not in MAP.reach(module), module
 
 
-def test_the_probe_is_standard_library_only():
+def test_the_probe_is_standard_library_only() -> None:
     assert not {m for m in MAP.imports("probe") if m.startswith("aibase")}
     assert _third_party("probe") <= {
         "__future__",
@@ -224,11 +225,11 @@ def test_the_probe_is_standard_library_only():
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
-def test_modules_stay_small(name):
+def test_modules_stay_small(name: str) -> None:
     assert len(MODULES[name].read_text().splitlines()) <= 300
 
 
-def test_tasks_are_thin():
+def test_tasks_are_thin() -> None:
     tree = _tree(REPO / "tasks.py")
     assert len((REPO / "tasks.py").read_text().splitlines()) <= 250
     for fn in [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.decorator_list]:
@@ -240,7 +241,7 @@ def test_tasks_are_thin():
         assert len(body) <= 3, f"task {fn.name} has {len(body)} statements: move logic to aibase"
 
 
-def test_environment_is_read_in_one_place():
+def test_environment_is_read_in_one_place() -> None:
     readers = set()
     for name, path in MODULES.items():
         text = path.read_text()
@@ -251,7 +252,7 @@ def test_environment_is_read_in_one_place():
     assert readers == {"config.settings", "registry.credentials", "github", "probe"}
 
 
-def test_git_and_ruff_see_every_package():
+def test_git_and_ruff_see_every_package() -> None:
     """.gitignore's `build/` (the output folder) would hide the build package from git and
     from ruff, which honours .gitignore: it must be re-included."""
     lines = (REPO / ".gitignore").read_text().splitlines()
@@ -263,13 +264,13 @@ def test_git_and_ruff_see_every_package():
 DOC = REPO / "docs" / "architecture.md"
 
 
-def test_the_page_map_is_generated_from_the_source():
+def test_the_page_map_is_generated_from_the_source() -> None:
     page = DOC.read_text()
     assert MAP.updated(page) == page, "docs/architecture.md is stale: run the script it names"
     assert MAP.main(["--check"]) == 0
 
 
-def test_the_script_rewrites_a_stale_page(tmp_path, monkeypatch):
+def test_the_script_rewrites_a_stale_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What the page tells a reader to run after a change: --check fails, a run rewrites."""
     page = DOC.read_text()
     stale = tmp_path / "architecture.md"
@@ -306,7 +307,7 @@ def named_in_prose(text: str) -> list[str]:
     return missing
 
 
-def test_the_page_prose_names_what_exists():
+def test_the_page_prose_names_what_exists() -> None:
     prose = re.sub(
         rf"{re.escape(MAP.BEGIN)}.*{re.escape(MAP.END)}", "", DOC.read_text(), flags=re.S
     )
@@ -331,6 +332,6 @@ SOURCE_PATH = re.compile(r"src/aibase/[\w/]+\.py")
     ],
     ids=lambda p: p.name,
 )
-def test_source_paths_the_docs_quote_exist(page):
+def test_source_paths_the_docs_quote_exist(page: Path) -> None:
     for path in SOURCE_PATH.findall(page.read_text()):
         assert (REPO / path).is_file(), f"{page.name} names {path}, which is not there"

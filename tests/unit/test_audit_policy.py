@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -24,25 +25,25 @@ def entry(vid: str = "PYSEC-2023-74", expires: date = date(2027, 1, 31)) -> Allo
     return AllowEntry(vid, "requests", "reviewed", "platform-team", expires)
 
 
-def test_unlisted_finding_blocks():
+def test_unlisted_finding_blocks() -> None:
     result = apply_policy([REQ], [], TODAY)
     assert result.blocking == (REQ,) and not result.ok
 
 
-def test_allowlisted_finding_is_suppressed_also_by_alias():
+def test_allowlisted_finding_is_suppressed_also_by_alias() -> None:
     assert apply_policy([REQ], [entry()], TODAY).ok
     by_alias = apply_policy([REQ], [entry("CVE-2023-32681")], TODAY)
     assert by_alias.ok and by_alias.suppressed[0][1].id == "CVE-2023-32681"
 
 
-def test_expired_entry_no_longer_suppresses():
+def test_expired_entry_no_longer_suppresses() -> None:
     old = entry(expires=date(2026, 11, 26))
     result = apply_policy([REQ], [old], TODAY)
     assert result.blocking == (REQ,)
     assert result.expired == (old,)
 
 
-def test_entry_matching_nothing_in_the_whole_audit_is_stale():
+def test_entry_matching_nothing_in_the_whole_audit_is_stale() -> None:
     other = entry("PYSEC-0000-1")
     first = apply_policy([REQ], [entry(), other], TODAY)
     clean = apply_policy([], [entry(), other], TODAY)  # a second target without findings
@@ -51,7 +52,7 @@ def test_entry_matching_nothing_in_the_whole_audit_is_stale():
     assert stale_entries([entry()], [clean, first]) == ()
 
 
-def test_entry_for_another_package_does_not_suppress():
+def test_entry_for_another_package_does_not_suppress() -> None:
     wrong = AllowEntry("PYSEC-2023-74", "urllib3", "r", "o", date(2027, 1, 1))
     assert apply_policy([REQ], [wrong], TODAY).blocking == (REQ,)
 
@@ -76,7 +77,7 @@ def test_entry_for_another_package_does_not_suppress():
         ("[[allow]\n", "not valid TOML"),
     ],
 )
-def test_invalid_allowlist_entries_are_rejected(tmp_path, body, expect):
+def test_invalid_allowlist_entries_are_rejected(tmp_path: Path, body: str, expect: str) -> None:
     path = tmp_path / "allow.toml"
     path.write_text(body)
     with pytest.raises(AuditError) as info:
@@ -84,7 +85,7 @@ def test_invalid_allowlist_entries_are_rejected(tmp_path, body, expect):
     assert expect in info.value.render()
 
 
-def test_valid_allowlist_loads(tmp_path):
+def test_valid_allowlist_loads(tmp_path: Path) -> None:
     path = tmp_path / "allow.toml"
     path.write_text(
         '[[allow]]\nid = "X"\npackage = "Requests"\nreason = "r"\nowner = "o"\n'
@@ -94,7 +95,7 @@ def test_valid_allowlist_loads(tmp_path):
     assert load_allowlist(tmp_path / "absent.toml") == ()
 
 
-def test_argv_is_strict_and_hash_checked(tmp_path):
+def test_argv_is_strict_and_hash_checked(tmp_path: Path) -> None:
     argv = audit_argv(
         tmp_path / "l.txt",
         service="osv",
@@ -110,7 +111,7 @@ def test_argv_is_strict_and_hash_checked(tmp_path):
     assert "--no-deps" in image and "--require-hashes" not in image
 
 
-def test_parse_findings():
+def test_parse_findings() -> None:
     count, findings = parse_findings(
         {
             "dependencies": [
@@ -135,7 +136,7 @@ def test_parse_findings():
     )
 
 
-def test_the_summary_says_what_is_accepted_by_whom_until_when_and_why():
+def test_the_summary_says_what_is_accepted_by_whom_until_when_and_why() -> None:
     torch = Finding("torch", "2.4.1", "CVE-2025-32434", ("GHSA-53q9-r3pm-6pq6",), ("2.6.0",))
     reason = "never torch.load untrusted files"
     accepted = AllowEntry("CVE-2025-32434", "torch", reason, "plat", date(2027, 3, 31))

@@ -11,6 +11,8 @@ from aibase.errors import ConfigError
 from aibase.tools.bench import CellBench, Layer, Shape, foreign_ratios, render, select_cells
 from aibase.tools.imagesize import ImageSize
 
+from .conftest import WriteConfig
+
 OURS = Shape(
     100.0, 1.0, 8.0, 3_000_000_000, 30_000_000,
     (Layer("sha256:a", 2_000_000_000, "COPY /layer/ /opt/venv/ # buildkit", "torch"),),
@@ -22,7 +24,7 @@ SINGLE = Shape(
 )  # fmt: skip
 
 
-def test_ratios_are_ours_against_the_single_layer_shape():
+def test_ratios_are_ours_against_the_single_layer_shape() -> None:
     r = CellBench("cuda/linux/amd64", "structlog==24.1.0", OURS, SINGLE).ratios()
     assert r["bump_time_of_cold"] == pytest.approx(0.08)
     assert r["bump_bytes_of_image"] == pytest.approx(0.01)
@@ -31,7 +33,7 @@ def test_ratios_are_ours_against_the_single_layer_shape():
     assert r["size_of_payload"] == pytest.approx(1.1)
 
 
-def test_the_table_names_each_shape_and_the_largest_layers():
+def test_the_table_names_each_shape_and_the_largest_layers() -> None:
     text = render([CellBench("cuda/linux/amd64", "structlog==24.1.0", OURS, SINGLE)], "abc1234def",
                   {"cuda: cuda/linux/arm64": 1.5})  # fmt: skip
     assert (
@@ -44,7 +46,7 @@ def test_the_table_names_each_shape_and_the_largest_layers():
     assert "foreign-platform cold cell cuda: cuda/linux/arm64: 1.50x the native one" in text
 
 
-def test_cells_are_checked_against_the_config(write_config):
+def test_cells_are_checked_against_the_config(write_config: WriteConfig) -> None:
     cfg = load_config(write_config(), env={})
     assert select_cells(cfg, "cuda/linux/arm64") == [Cell("cuda", "linux/arm64")]
     assert len(select_cells(cfg, "")) == 4
@@ -52,7 +54,7 @@ def test_cells_are_checked_against_the_config(write_config):
         select_cells(cfg, "cuda/linux/s390x")
 
 
-def test_foreign_cells_are_measured_against_the_native_one():
+def test_foreign_cells_are_measured_against_the_native_one() -> None:
     """arm64 built on an amd64 host is the emulated one, even when it is the faster build
     (its torch wheel is a tenth of the CUDA one): never the other way round."""
     from dataclasses import replace

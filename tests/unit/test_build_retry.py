@@ -3,8 +3,11 @@ registry that stopped answering is told apart from other build failures."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
+from aibase.errors import EngineError
 from aibase.host import buildlog, engine, proc
 
 FLAKE = (
@@ -17,7 +20,9 @@ FLAKE = (
 def fake_runs(monkeypatch: pytest.MonkeyPatch, *answers: tuple[int, str]) -> list[int]:
     calls: list[int] = []
 
-    def run(argv, *, timeout, capture=True, **_):
+    def run(
+        argv: Sequence[str], *, timeout: float, capture: bool = True, **_: object
+    ) -> proc.Result:
         assert capture is False  # a build streams its progress
         code, tail = answers[len(calls)]
         calls.append(code)
@@ -27,15 +32,19 @@ def fake_runs(monkeypatch: pytest.MonkeyPatch, *answers: tuple[int, str]) -> lis
     return calls
 
 
-def test_a_registry_5xx_is_retried_once_and_the_retry_counts(monkeypatch):
+def test_a_registry_5xx_is_retried_once_and_the_retry_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls = fake_runs(monkeypatch, (1, FLAKE), (0, "#16 DONE\n"))
     assert engine.build_retrying(["docker", "buildx", "build"]).ok
     assert calls == [1, 0]
 
 
-def test_a_second_5xx_is_the_builds_failure_with_the_registrys_words(monkeypatch):
+def test_a_second_5xx_is_the_builds_failure_with_the_registrys_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls = fake_runs(monkeypatch, (1, FLAKE), (1, FLAKE), (0, ""))
-    with pytest.raises(engine.EngineError, match="500 Internal Server Error"):
+    with pytest.raises(EngineError, match="500 Internal Server Error"):
         engine.build_and_push(["docker", "buildx", "build"], "a stand-in")
     assert calls == [1, 1]
 
@@ -48,7 +57,7 @@ def test_a_second_5xx_is_the_builds_failure_with_the_registrys_words(monkeypatch
         "ERROR: failed to solve: pip: exit code: 500\n",
     ],
 )
-def test_other_failures_are_not_retried(monkeypatch, tail):
+def test_other_failures_are_not_retried(monkeypatch: pytest.MonkeyPatch, tail: str) -> None:
     calls = fake_runs(monkeypatch, (1, tail), (0, ""))
     assert not engine.build_retrying(["docker", "buildx", "build"]).ok
     assert calls == [1]
@@ -65,7 +74,7 @@ RESET = (
 )
 
 
-def test_a_registry_that_stops_answering_is_told_from_other_failures():
+def test_a_registry_that_stops_answering_is_told_from_other_failures() -> None:
     assert buildlog.registry_stopped(REFUSED, "127.0.0.1:5012") == "connection refused"
     assert buildlog.registry_stopped(RESET, "localhost:5012") == "connection reset by peer"
     assert buildlog.registry_stopped(REFUSED, "localhost:5000") is None  # another registry's

@@ -39,7 +39,9 @@ def _install(root: Path, group: str, dist: str, files: dict[str, str]) -> None:
     (info / "RECORD").write_text("\n".join(rows) + "\n")
 
 
-def test_identical_copies_pass_and_each_layer_is_described(tmp_path, capsys):
+def test_identical_copies_pass_and_each_layer_is_described(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _install(tmp_path, "nvidia-cublas-cu12", "nvidia_cublas_cu12-12.1", {"nvidia/__init__.py": "e"})
     _install(tmp_path, "nvidia-cudnn-cu12", "nvidia_cudnn_cu12-9.1", {"nvidia/__init__.py": "e"})
     assert _script().main(tmp_path) == 0
@@ -48,7 +50,9 @@ def test_identical_copies_pass_and_each_layer_is_described(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("same_group", [False, True])
-def test_one_file_written_differently_by_two_distributions_fails(tmp_path, capsys, same_group):
+def test_one_file_written_differently_by_two_distributions_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], same_group: bool
+) -> None:
     _install(tmp_path, "bin-01", "jwt-1.0", {"jwt/__init__.py": "a"})
     _install(tmp_path, "bin-01" if same_group else "bin-07", "pyjwt-2.9", {"jwt/__init__.py": "b"})
     assert _script().main(tmp_path) == 1
@@ -57,7 +61,9 @@ def test_one_file_written_differently_by_two_distributions_fails(tmp_path, capsy
     assert "drop or replace one of the distributions" in err
 
 
-def test_console_scripts_are_compared_where_they_land(tmp_path, capsys):
+def test_console_scripts_are_compared_where_they_land(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """RECORD names scripts relative to site-packages (../../../bin/x): same place, same check."""
     _install(tmp_path, "bin-01", "tool-1.0", {})
     _install(tmp_path, "bin-02", "tool-2.0", {})  # both write bin/tool, differently

@@ -5,25 +5,26 @@ from pathlib import Path
 import pytest
 
 from aibase.config.loader import load_config
+from aibase.config.model import Config
 from aibase.errors import ConfigError
 from aibase.registry.refs import parse_ref
 
-from .conftest import REPO, VALID
+from .conftest import REPO, VALID, WriteConfig
 
 NO_ENV: dict[str, str] = {}
 
 
-def load(path: Path, env: dict[str, str] | None = None, **flags: str):
+def load(path: Path, env: dict[str, str] | None = None, **flags: str) -> Config:
     return load_config(path, flags, env=NO_ENV if env is None else env)
 
 
 def error_of(path: Path, **ov: str) -> str:
     with pytest.raises(ConfigError) as info:
-        load(path, **ov)
+        load_config(path, ov, env=NO_ENV)
     return info.value.render()
 
 
-def test_valid_config_is_frozen_and_complete(write_config):
+def test_valid_config_is_frozen_and_complete(write_config: WriteConfig) -> None:
     cfg = load(write_config())
     assert cfg.registry == "localhost:5000"
     assert cfg.platforms == ("linux/amd64", "linux/arm64")
@@ -39,7 +40,7 @@ def test_valid_config_is_frozen_and_complete(write_config):
     assert cfg.required_platforms == cfg.platforms
 
 
-def test_repository_config_loads_with_documented_defaults():
+def test_repository_config_loads_with_documented_defaults() -> None:
     cfg = load(REPO / "images.toml")
     assert cfg.repository == "cerebral/ai-base"
     assert cfg.registry == "localhost:5000"
@@ -59,28 +60,28 @@ def test_repository_config_loads_with_documented_defaults():
     assert not cfg.variant("cpu").cuda_capable
 
 
-def test_missing_file(tmp_path):
+def test_missing_file(tmp_path: Path) -> None:
     msg = error_of(tmp_path / "nope.toml")
     assert "nope.toml: file not found" in msg and "--config" in msg
 
 
-def test_malformed_toml(write_config):
+def test_malformed_toml(write_config: WriteConfig) -> None:
     msg = error_of(write_config("[project\nrepository = 1"))
     assert "not valid TOML" in msg and "images.toml" in msg
 
 
-def test_unknown_key_names_path_and_suggests(write_config):
+def test_unknown_key_names_path_and_suggests(write_config: WriteConfig) -> None:
     msg = error_of(write_config(VALID.replace('python = "3.11"', 'pyton = "3.11"', 1)))
     assert "variants.cpu.pyton: unknown key (did you mean 'python'?)" in msg
 
 
-def test_bad_platform_string(write_config):
+def test_bad_platform_string(write_config: WriteConfig) -> None:
     msg = error_of(write_config(VALID.replace('"linux/amd64", "linux/arm64"]', '"linux/amd46"]')))
     assert "project.platforms[0]" in msg
     assert "'linux/amd46' is not a platform" in msg and "did you mean 'linux/amd64'" in msg
 
 
-def test_bad_platform_key_in_variant(write_config):
+def test_bad_platform_key_in_variant(write_config: WriteConfig) -> None:
     msg = error_of(
         write_config(
             VALID.replace(
@@ -91,18 +92,18 @@ def test_bad_platform_key_in_variant(write_config):
     assert 'variants.cuda.platforms["linux/arm46"]' in msg
 
 
-def test_missing_field(write_config):
+def test_missing_field(write_config: WriteConfig) -> None:
     msg = error_of(write_config(VALID.replace("size_budget_mb = 2500\n", "", 1)))
     assert "variants.cpu.size_budget_mb: missing required field" in msg
 
 
-def test_missing_required_platform_in_variant(write_config):
+def test_missing_required_platform_in_variant(write_config: WriteConfig) -> None:
     text = VALID.replace('[variants.cuda.platforms."linux/arm64"]\n', "")
     msg = error_of(write_config(text))
     assert "variants.cuda.platforms" in msg and "linux/arm64" in msg
 
 
-def test_cuda_expectation_on_cpu_variant(write_config):
+def test_cuda_expectation_on_cpu_variant(write_config: WriteConfig) -> None:
     text = VALID.replace(
         'torch_index = "https://download.pytorch.org/whl/cpu"',
         'torch_index = "https://download.pytorch.org/whl/cpu"\ncuda = "12.1"',
@@ -112,7 +113,7 @@ def test_cuda_expectation_on_cpu_variant(write_config):
     assert "cannot promise CUDA" in msg
 
 
-def test_cuda_without_torch(write_config):
+def test_cuda_without_torch(write_config: WriteConfig) -> None:
     text = VALID.replace(
         'requirements = ["common.in"]\ntorch = { torch = "2.4.1", torchvision = "0.19.1", '
         'torchaudio = "2.4.1" }\n\n[variants.cuda.platforms',
@@ -156,12 +157,12 @@ def test_cuda_without_torch(write_config):
         ),
     ],
 )
-def test_field_validation(write_config, old, new, expect):
+def test_field_validation(write_config: WriteConfig, old: str, new: str, expect: str) -> None:
     assert old in VALID
     assert expect in error_of(write_config(VALID.replace(old, new, 1)))
 
 
-def test_unknown_variant(write_config):
+def test_unknown_variant(write_config: WriteConfig) -> None:
     cfg = load(write_config())
     with pytest.raises(ConfigError) as info:
         cfg.select("cpu,gpu")
@@ -169,13 +170,13 @@ def test_unknown_variant(write_config):
     assert "cpu, cuda" in info.value.render()
 
 
-def test_select_all_and_some(write_config):
+def test_select_all_and_some(write_config: WriteConfig) -> None:
     cfg = load(write_config())
     assert [v.name for v in cfg.select("")] == ["cpu", "cuda"]
     assert [v.name for v in cfg.select("cuda")] == ["cuda"]
 
 
-def test_precedence_flag_over_env_over_file(write_config):
+def test_precedence_flag_over_env_over_file(write_config: WriteConfig) -> None:
     path = write_config()
     assert load(path).registry == "localhost:5000"
     env = {"AIBASE_REGISTRY": "127.0.0.1:5001", "AIBASE_PLATFORMS": "linux/arm64"}
@@ -187,13 +188,13 @@ def test_precedence_flag_over_env_over_file(write_config):
     assert from_flag.platforms == ("linux/arm64",)
 
 
-def test_empty_flag_falls_through_to_the_environment(write_config):
+def test_empty_flag_falls_through_to_the_environment(write_config: WriteConfig) -> None:
     cfg = load(write_config(), env={"AIBASE_REGISTRY": "localhost:6000"}, registry="")
     assert cfg.registry == "localhost:6000"
     assert cfg.base_mirror is None
 
 
-def test_bad_platform_override_names_the_flag_or_variable(write_config):
+def test_bad_platform_override_names_the_flag_or_variable(write_config: WriteConfig) -> None:
     msg = error_of(write_config(), platforms="linux/amd64,linux/arm46")
     assert msg.startswith("--platforms: 'linux/arm46' is not a platform")
     with pytest.raises(ConfigError) as info:
@@ -201,18 +202,20 @@ def test_bad_platform_override_names_the_flag_or_variable(write_config):
     assert info.value.render().startswith("AIBASE_PLATFORMS: 'linux/arm46'")
 
 
-def test_override_platform_the_variant_lacks(write_config):
+def test_override_platform_the_variant_lacks(write_config: WriteConfig) -> None:
     msg = error_of(write_config(), platforms="linux/ppc64le")
     assert "does not define" in msg
 
 
-def test_config_path_from_env(write_config):
+def test_config_path_from_env(write_config: WriteConfig) -> None:
     path = write_config()
     cfg = load_config(None, env={"AIBASE_CONFIG": str(path)})
     assert cfg.path == path
 
 
-def test_config_is_found_from_a_subdirectory(write_config, tmp_path, monkeypatch):
+def test_config_is_found_from_a_subdirectory(
+    write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = write_config()
     deep = tmp_path / "a" / "b"
     deep.mkdir(parents=True)
@@ -237,17 +240,17 @@ def test_config_is_found_from_a_subdirectory(write_config, tmp_path, monkeypatch
         ("ghcr.io/org/img:1", "localhost:5000/mirror", "localhost:5000/mirror/ghcr.io/org/img:1"),
     ],
 )
-def test_mirror_reference(ref, mirror, expect):
+def test_mirror_reference(ref: str, mirror: str | None, expect: str) -> None:
     assert (str(parse_ref(ref).mirrored(mirror)) if mirror else ref) == expect
 
 
-def test_base_mirror_override_redirects_every_base(write_config):
+def test_base_mirror_override_redirects_every_base(write_config: WriteConfig) -> None:
     cfg = load(write_config(), env={"AIBASE_BASE_MIRROR": "localhost:5000/mirror"})
     assert cfg.base_for(cfg.variant("cpu")) == "localhost:5000/mirror/library/python:3.11-slim"
     assert cfg.base_for(cfg.variant("cuda")).startswith("localhost:5000/mirror/nvidia/cuda:")
 
 
-def test_a_loopback_index_may_be_plain_http(write_config):
+def test_a_loopback_index_may_be_plain_http(write_config: WriteConfig) -> None:
     text = VALID.replace(
         'torch_index = "https://download.pytorch.org/whl/cpu"',
         'torch_index = "http://127.0.0.1:8080/simple"',

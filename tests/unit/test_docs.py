@@ -7,11 +7,13 @@ import copy
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nox
 import noxfile
 import pytest
-from invoke import Collection, Task
+from invoke.collection import Collection
+from invoke.tasks import Task
 
 import tasks
 from aibase.config.settings import SETTINGS
@@ -46,7 +48,7 @@ def commands() -> list[tuple[str, list[str]]]:
     return found
 
 
-def task_flags(task: Task) -> set[str]:
+def task_flags(task: Task[Any]) -> set[str]:
     # get_arguments() pops each flag's help from the task: ask a copy
     task = copy.copy(task)
     task.help = dict(task.help)
@@ -108,12 +110,29 @@ COMMANDS = commands()
 
 
 @pytest.mark.parametrize(("where", "words"), COMMANDS, ids=[c[0] for c in COMMANDS])
-def test_a_quoted_command_exists_with_its_flags(where, words):
-    assert noxfile  # imported for its sessions' registration
+def test_a_quoted_command_exists_with_its_flags(where: str, words: list[str]) -> None:
     check(words)
 
 
-def test_the_docs_quote_the_main_commands():
+def test_the_check_reads_the_noxfiles_sessions() -> None:
+    """check_nox asks nox's registry, which importing noxfile fills: every session it declares
+    is there and nothing else (an empty registry would make every nox check meaningless)."""
+    declared = [
+        noxfile.lint,
+        noxfile.typecheck,
+        noxfile.unit,
+        noxfile.integration,
+        noxfile.smoke_cpu,
+        noxfile.smoke_cuda,
+        noxfile.smoke_fixture,
+        noxfile.audit,
+        noxfile.lock,
+    ]
+    assert list(nox.registry.get().values()) == declared
+    check(["nox", "-s", "unit", "-s", "smoke-fixture"])
+
+
+def test_the_docs_quote_the_main_commands() -> None:
     # a guard against the scan finding nothing (a changed fence style would pass every test)
     quoted = [" ".join(words) for _, words in COMMANDS]
     for main in ("./ai build-all", "./ai test", "invoke build-all", "nox -s audit", "./ai update"):
@@ -133,12 +152,12 @@ def test_the_docs_quote_the_main_commands():
         ["./ai", "test", "-s", "units"],
     ],
 )
-def test_the_check_catches_a_wrong_command(words):
+def test_the_check_catches_a_wrong_command(words: list[str]) -> None:
     with pytest.raises(AssertionError):
         check(words)
 
 
-def test_the_docs_link_to_pages_that_exist():
+def test_the_docs_link_to_pages_that_exist() -> None:
     for page in PAGES:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
@@ -148,7 +167,7 @@ def test_the_docs_link_to_pages_that_exist():
 OTHER_TOOLS = {"--secret", "--strict", "--dry"}
 
 
-def test_a_flag_quoted_alone_belongs_to_some_task():
+def test_a_flag_quoted_alone_belongs_to_some_task() -> None:
     known = (
         OTHER_TOOLS
         | SMOKE_FLAGS

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
+
+import pytest
 
 from .conftest import REPO
 
@@ -20,7 +23,7 @@ EXISTING = {
 }
 
 
-def test_merge_keeps_every_other_key(tmp_path, capsys):
+def test_merge_keeps_every_other_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "daemon.json"
     path.write_text(json.dumps(EXISTING))
     assert daemon_json.main(["x", str(path)]) == 0
@@ -34,13 +37,13 @@ def test_merge_keeps_every_other_key(tmp_path, capsys):
     assert len(list(tmp_path.glob("daemon.json.bak-*"))) == 1
 
 
-def test_no_file_gets_just_the_needed_key(tmp_path):
+def test_no_file_gets_just_the_needed_key(tmp_path: Path) -> None:
     path = tmp_path / "docker" / "daemon.json"
     assert daemon_json.main(["x", str(path)]) == 0
     assert json.loads(path.read_text()) == {"features": {"containerd-snapshotter": True}}
 
 
-def test_a_broken_file_is_left_alone(tmp_path, capsys):
+def test_a_broken_file_is_left_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "daemon.json"
     path.write_text('{"runtimes": {')
     assert daemon_json.main(["x", str(path)]) == 2

@@ -27,13 +27,13 @@ def _layer(entries: dict[str, int | None], *, gz: bool = True) -> bytes:
     return gzip.compress(buf.getvalue()) if gz else buf.getvalue()
 
 
-def test_files_shipped_once_are_all_payload():
+def test_files_shipped_once_are_all_payload() -> None:
     size = measure([_layer({"usr/": None, "usr/a": 100}), _layer({"opt/b": 50}, gz=False)])
     assert (size.uncompressed, size.payload, size.cache) == (150, 150, 0)
     assert size.ratio == 1.0 and size.compressed > 0
 
 
-def test_replaced_deleted_and_hidden_files_cost_without_being_payload():
+def test_replaced_deleted_and_hidden_files_cost_without_being_payload() -> None:
     size = measure([
         _layer({"a": 100, "d/x": 30, "d/y": 20, "keep": 5, "e/z": 7}),
         _layer({"a": 10}),  # replaced: 100 bytes still ship in the first layer
@@ -44,11 +44,11 @@ def test_replaced_deleted_and_hidden_files_cost_without_being_payload():
     assert size.ratio == pytest.approx(173 / 11)
 
 
-def test_caches_are_counted_apart():
+def test_caches_are_counted_apart() -> None:
     size = measure([_layer({"root/.cache/pip/wheel": 40, "var/lib/apt/lists/x": 2, "opt/a": 8})])
     assert (size.payload, size.cache) == (8, 42)
 
 
-def test_a_zstd_layer_is_refused_by_name():
+def test_a_zstd_layer_is_refused_by_name() -> None:
     with pytest.raises(BuildError, match="zstd layer"):
         measure([b"\x28\xb5\x2f\xfd" + b"\0" * 10])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from aibase.build.lock_format import parse_lock, render_project, strip_resolver_notes, wrong_sources
@@ -11,8 +13,9 @@ from aibase.build.locks import (
     uv_compile_argv,
 )
 from aibase.config.loader import load_config
+from aibase.config.model import PlatformSpec, VariantConfig
 
-from .conftest import REPO
+from .conftest import REPO, WriteConfig
 
 UV_OUT = """\
 filelock==3.16.1 \\
@@ -40,7 +43,7 @@ triton==3.0.0 ; platform_machine == 'x86_64' \\
 """
 
 
-def test_parse_lock_reads_names_and_versions():
+def test_parse_lock_reads_names_and_versions() -> None:
     pkgs = parse_lock(UV_OUT)
     assert pkgs["jinja2"].version == "3.1.4"
     assert pkgs["triton"].version == "3.0.0"
@@ -50,7 +53,7 @@ def test_parse_lock_reads_names_and_versions():
     }  # fmt: skip
 
 
-def test_inputs_digest_changes_with_any_input(write_config, tmp_path):
+def test_inputs_digest_changes_with_any_input(write_config: WriteConfig, tmp_path: Path) -> None:
     cfg = load_config(write_config(), env={})
     v = cfg.variant("cpu")
     a = inputs_digest(v, v.platform("linux/amd64"))
@@ -60,7 +63,7 @@ def test_inputs_digest_changes_with_any_input(write_config, tmp_path):
     assert "torch==2.4.1" in render_input(v)
 
 
-def test_uv_argv_never_adds_the_torch_index_for_every_package(write_config):
+def test_uv_argv_never_adds_the_torch_index_for_every_package(write_config: WriteConfig) -> None:
     cfg = load_config(write_config(), env={})
     v = cfg.variant("cpu")
     argv = uv_compile_argv("uv", v, v.platform("linux/amd64"), "/tmp/x/pyproject.toml")
@@ -75,7 +78,7 @@ def test_uv_argv_never_adds_the_torch_index_for_every_package(write_config):
     assert uv_compile_argv("uv", v, v.platform("linux/arm64"))[3] == "-"
 
 
-def test_the_lock_project_lets_the_torch_index_serve_the_torch_family_only():
+def test_the_lock_project_lets_the_torch_index_serve_the_torch_family_only() -> None:
     import tomllib
 
     text = render_project(
@@ -107,7 +110,7 @@ torch==2.4.1+cpu \\
 """
 
 
-def test_pins_from_the_wrong_index_are_named():
+def test_pins_from_the_wrong_index_are_named() -> None:
     index = "https://download.pytorch.org/whl/cpu/"
     assert wrong_sources(ANNOTATED, index, ("torch",)) == []
     moved = ANNOTATED.replace("# from https://pypi.org/simple", f"# from {index}")
@@ -117,14 +120,14 @@ def test_pins_from_the_wrong_index_are_named():
     ]
 
 
-def test_a_lock_reads_the_same_however_uv_was_fed():
+def test_a_lock_reads_the_same_however_uv_was_fed() -> None:
     assert strip_resolver_notes(ANNOTATED) == (
         "numpy==1.26.4 \\\n    --hash=sha256:aa\n    # via torch\n"
         "torch==2.4.1+cpu \\\n    --hash=sha256:bb\n"
     )
 
 
-def test_check_lock_states(write_config, tmp_path):
+def test_check_lock_states(write_config: WriteConfig, tmp_path: Path) -> None:
     cfg = load_config(write_config(), env={})
     v = cfg.variant("cuda")
     spec = v.platform("linux/arm64")
@@ -138,7 +141,7 @@ def test_check_lock_states(write_config, tmp_path):
 
 
 @pytest.mark.parametrize("config", ["images.toml", "tests/fixtures/images.toml"])
-def test_committed_locks_match_their_inputs(config):
+def test_committed_locks_match_their_inputs(config: str) -> None:
     """Every committed lock is current; a missing one must be a documented gap."""
     cfg = load_config(REPO / config, env={})
     states = {
@@ -154,7 +157,9 @@ def test_committed_locks_match_their_inputs(config):
         assert state == "ok", f"{key}: {state}"
 
 
-def _written(write_config, variant: str = "cpu", platform: str = "linux/amd64"):
+def _written(
+    write_config: WriteConfig, variant: str = "cpu", platform: str = "linux/amd64"
+) -> tuple[VariantConfig, PlatformSpec, str]:
     cfg = load_config(write_config(), env={})
     v = cfg.variant(variant)
     spec = v.platform(platform)
@@ -172,7 +177,9 @@ def _written(write_config, variant: str = "cpu", platform: str = "linux/amd64"):
         ("fastapi==0.115.0", "fastapi==0.110.0", "edited"),  # a changed pin
     ],
 )
-def test_check_covers_the_whole_body(write_config, old, new, why):
+def test_check_covers_the_whole_body(
+    write_config: WriteConfig, old: str, new: str, why: str
+) -> None:
     v, spec, full = _written(write_config)
     v.lock_file(spec.platform).write_text(full.replace(old, new))
     status = check_lock(v, spec)
@@ -187,7 +194,9 @@ def test_check_covers_the_whole_body(write_config, old, new, why):
         "--extra-index-url https://another.example/simple",
     ],
 )
-def test_an_option_line_other_than_the_configured_index_is_refused(write_config, option):
+def test_an_option_line_other_than_the_configured_index_is_refused(
+    write_config: WriteConfig, option: str
+) -> None:
     """Even when the body digest is recomputed to match: pip would obey the option."""
     from aibase.build.lock_format import body_digest, split_header
 

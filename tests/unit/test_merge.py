@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,11 +17,13 @@ from aibase.errors import BuildError
 from aibase.registry.oci import OCI_INDEX, image_entries, make_index
 from aibase.state import CellRecord
 
+from .conftest import FakeRegistry, WriteConfig
+
 REV = "a" * 40
 ATTEST = {"vnd.docker.reference.type": "attestation-manifest"}
 
 
-def _cell_index(fake, repo: str, platform: str) -> str:
+def _cell_index(fake: FakeRegistry, repo: str, platform: str) -> str:
     """What buildx pushes for one cell: an index of the image and its attestation."""
     image = fake.add_image(repo, platform.split("/")[1], {})
     note = fake.add_image(repo, "unknown", {})
@@ -34,14 +37,14 @@ def _cell_index(fake, repo: str, platform: str) -> str:
     return fake.add_manifest(repo, {"mediaType": OCI_INDEX, "manifests": entries})
 
 
-def _ctx(write_config, fake, tmp_path: Path, **env: str) -> RunContext:
+def _ctx(write_config: WriteConfig, fake: FakeRegistry, tmp_path: Path, **env: str) -> RunContext:
     settings, cfg = load({"config": str(write_config())}, env=env)
     build = BuildContext(revision=REV, created="2026-11-27T06:00:00Z", date="20261127",
                          run_id="0a0b0c")  # fmt: skip
     return RunContext(settings, cfg, Paths(tmp_path / "out", tmp_path), build, fake.client())
 
 
-def _cells(ctx: RunContext, fake, platforms) -> dict[str, CellRecord]:
+def _cells(ctx: RunContext, fake: FakeRegistry, platforms: Sequence[str]) -> dict[str, CellRecord]:
     return {
         p: CellRecord("cpu", p, ctx.config.registry, ctx.config.repository, REV,
                       ctx.config.config_digest, _cell_index(fake, ctx.config.repository, p), 1, 1.0)
@@ -49,7 +52,9 @@ def _cells(ctx: RunContext, fake, platforms) -> dict[str, CellRecord]:
     }  # fmt: skip
 
 
-def test_one_index_of_every_platform_under_the_immutable_tag(write_config, fake_registry, tmp_path):
+def test_one_index_of_every_platform_under_the_immutable_tag(
+    write_config: WriteConfig, fake_registry: FakeRegistry, tmp_path: Path
+) -> None:
     ctx = _ctx(write_config, fake_registry, tmp_path)
     merged = merge_variant(ctx, ctx.config.variant("cpu"), _cells(ctx, fake_registry,
                            ("linux/arm64", "linux/amd64")))  # fmt: skip
@@ -67,7 +72,9 @@ def test_one_index_of_every_platform_under_the_immutable_tag(write_config, fake_
     assert fake_registry.puts == [("cerebral/ai-base", "cpu-20261127-aaaaaaa-0a0b0c")]
 
 
-def test_an_override_narrows_the_build_never_the_index(write_config, fake_registry, tmp_path):
+def test_an_override_narrows_the_build_never_the_index(
+    write_config: WriteConfig, fake_registry: FakeRegistry, tmp_path: Path
+) -> None:
     ctx = _ctx(write_config, fake_registry, tmp_path, AIBASE_PLATFORMS="linux/arm64")
     with pytest.raises(BuildError) as info:
         merge_variant(ctx, ctx.config.variant("cpu"), _cells(ctx, fake_registry, ["linux/arm64"]))
@@ -76,7 +83,9 @@ def test_an_override_narrows_the_build_never_the_index(write_config, fake_regist
     assert fake_registry.puts == []
 
 
-def test_a_cell_of_another_run_is_refused(write_config, fake_registry, tmp_path):
+def test_a_cell_of_another_run_is_refused(
+    write_config: WriteConfig, fake_registry: FakeRegistry, tmp_path: Path
+) -> None:
     ctx = _ctx(write_config, fake_registry, tmp_path)
     cells = _cells(ctx, fake_registry, ("linux/amd64", "linux/arm64"))
     cells["linux/arm64"] = replace(cells["linux/arm64"], revision="b" * 40)
@@ -86,7 +95,7 @@ def test_a_cell_of_another_run_is_refused(write_config, fake_registry, tmp_path)
     assert fake_registry.puts == []
 
 
-def test_a_single_manifest_cell_becomes_one_entry_with_its_configs_platform():
+def test_a_single_manifest_cell_becomes_one_entry_with_its_configs_platform() -> None:
     body = b'{"mediaType": "application/vnd.oci.image.manifest.v1+json"}'
     from aibase.registry.oci import Manifest
 
@@ -98,7 +107,9 @@ def test_a_single_manifest_cell_becomes_one_entry_with_its_configs_platform():
     assert index.is_index and index.json["manifests"] == entries
 
 
-def test_a_cell_record_on_disk_from_another_commit_is_named(write_config, fake_registry, tmp_path):
+def test_a_cell_record_on_disk_from_another_commit_is_named(
+    write_config: WriteConfig, fake_registry: FakeRegistry, tmp_path: Path
+) -> None:
     from aibase.build.merge import read_cells
     from aibase.errors import StateError
     from aibase.state import write_cell

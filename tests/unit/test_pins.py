@@ -10,7 +10,7 @@ DIGEST = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
 
 
-def test_rewrite_changes_exactly_one_line_per_base():
+def test_rewrite_changes_exactly_one_line_per_base() -> None:
     new = rewrite_base_pins(VALID, {"cpu": {"base": f"python:3.11-slim@{DIGEST}"}})
     diff = [(a, b) for a, b in zip(VALID.splitlines(), new.splitlines(), strict=True) if a != b]
     assert diff == [('base = "python:3.11-slim"', f'base = "python:3.11-slim@{DIGEST}"')]
@@ -18,7 +18,7 @@ def test_rewrite_changes_exactly_one_line_per_base():
     assert again == new
 
 
-def test_the_installer_is_pinned_beside_its_base():
+def test_the_installer_is_pinned_beside_its_base() -> None:
     """The installer writes every group's files: an unpinned one would let a moved tag
     change the image with no reviewed line."""
     pins = {"cpu": {"base": f"python:3.11-slim@{DIGEST}", "installer": f"python:3.11-slim@{OTHER}"}}

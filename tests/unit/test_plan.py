@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,10 @@ from aibase.build.plan import (
     promoted_tags,
 )
 from aibase.config.loader import load_config
+from aibase.config.model import Config
 from aibase.errors import ConfigError
 
-from .conftest import REPO, VALID
+from .conftest import REPO, VALID, WriteConfig
 
 CTX = BuildContext(
     revision="abc1234def5678" + "0" * 26,
@@ -37,11 +39,11 @@ CTX = BuildContext(
 )
 
 
-def cfg(write_config, **env: str):
+def cfg(write_config: WriteConfig, **env: str) -> Config:
     return load_config(write_config(), env=env)
 
 
-def test_cells_are_variant_by_platform(write_config):
+def test_cells_are_variant_by_platform(write_config: WriteConfig) -> None:
     c = cfg(write_config)
     cells = plan_cells(c, c.select(""))
     assert cells == (
@@ -53,7 +55,7 @@ def test_cells_are_variant_by_platform(write_config):
     assert cells[1].slug == "cpu-linux-arm64"
 
 
-def test_tags(write_config):
+def test_tags(write_config: WriteConfig) -> None:
     c = cfg(write_config)
     cpu, cuda = c.variant("cpu"), c.variant("cuda")
     assert floating_tag(cpu) == "cpu"
@@ -70,7 +72,7 @@ def test_tags(write_config):
     )
 
 
-def test_a_tag_outside_the_oci_grammar_never_reaches_buildx(write_config):
+def test_a_tag_outside_the_oci_grammar_never_reaches_buildx(write_config: WriteConfig) -> None:
     long_name = "v" * 130
     text = VALID.replace("[variants.cpu]", f"[variants.{long_name}]").replace(
         "[variants.cpu.platforms", f"[variants.{long_name}.platforms"
@@ -81,7 +83,7 @@ def test_a_tag_outside_the_oci_grammar_never_reaches_buildx(write_config):
     assert "is not a valid image tag" in info.value.render()
 
 
-def test_labels_and_build_args(write_config):
+def test_labels_and_build_args(write_config: WriteConfig) -> None:
     c = cfg(write_config, AIBASE_BASE_MIRROR="localhost:5000/mirror")
     cuda = c.variant("cuda")
     lab = labels(c, cuda, CTX)
@@ -95,7 +97,9 @@ def test_labels_and_build_args(write_config):
     assert labels(c, c.variant("cpu"), CTX)["io.cerebral.ai-base.cuda"] == "none"
 
 
-def test_build_command_pushes_one_platform_under_an_immutable_tag(write_config, tmp_path):
+def test_build_command_pushes_one_platform_under_an_immutable_tag(
+    write_config: WriteConfig, tmp_path: Path
+) -> None:
     c = cfg(write_config)
     cpu = c.variant("cpu")
     ctx = BuildContext(**{**CTX.__dict__, "ca_bundle": Path("/etc/ca.pem")})
@@ -118,7 +122,7 @@ def test_build_command_pushes_one_platform_under_an_immutable_tag(write_config, 
     assert argv[-1] == str(cpu.dockerfile.parent)
 
 
-def test_build_command_load_and_compression(write_config, tmp_path):
+def test_build_command_load_and_compression(write_config: WriteConfig, tmp_path: Path) -> None:
     c = cfg(write_config)
     cpu = c.variant("cpu")
     load = plan_build(
@@ -144,7 +148,7 @@ def test_build_command_load_and_compression(write_config, tmp_path):
     assert "compression=gzip,force-compression=true" in gzip.argv[gzip.argv.index("--output") + 1]
 
 
-def test_build_cache_in_the_registry_or_a_folder(write_config, tmp_path):
+def test_build_cache_in_the_registry_or_a_folder(write_config: WriteConfig, tmp_path: Path) -> None:
     c = cfg(write_config)
     cell = Cell("cpu", "linux/arm64")
     assert cache_args(c, cell, None, "gzip") == []
@@ -166,7 +170,9 @@ def test_build_cache_in_the_registry_or_a_folder(write_config, tmp_path):
     assert "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64" in plan.argv
 
 
-def test_a_buildkit_cluster_builds_on_its_builder_and_pushes_by_digest(write_config, tmp_path):
+def test_a_buildkit_cluster_builds_on_its_builder_and_pushes_by_digest(
+    write_config: WriteConfig, tmp_path: Path
+) -> None:
     c = cfg(write_config)
     ctx = BuildContext(**{**CTX.__dict__, "builder": "cluster"})
     plan = plan_build(c, c.variant("cpu"), Cell("cpu", "linux/arm64"), ctx, push=True,
@@ -179,7 +185,9 @@ def test_a_buildkit_cluster_builds_on_its_builder_and_pushes_by_digest(write_con
     )  # no tag at all: the cell record carries the digest
 
 
-def test_a_rendered_cell_builds_from_its_own_dockerfile_and_groups(write_config, tmp_path):
+def test_a_rendered_cell_builds_from_its_own_dockerfile_and_groups(
+    write_config: WriteConfig, tmp_path: Path
+) -> None:
     c = cfg(write_config)
     cpu = c.variant("cpu")
     cell = Cell("cpu", "linux/arm64")
@@ -191,20 +199,22 @@ def test_a_rendered_cell_builds_from_its_own_dockerfile_and_groups(write_config,
     assert argv[-1] == str(cpu.dockerfile.parent)  # install-group.sh comes from there
 
 
-def test_refresh_os_rebuilds_the_os_stage_only(write_config, tmp_path):
+def test_refresh_os_rebuilds_the_os_stage_only(write_config: WriteConfig, tmp_path: Path) -> None:
     """The weekly schedule (AIBASE_REFRESH_OS): apt runs again in the OS stage; the group
     stages stay cached. --no-cache already rebuilds everything."""
     c = cfg(write_config)
     cell = Cell("cpu", "linux/arm64")
-    args = {"push": True, "metadata_file": tmp_path / "m"}
-    plain = plan_build(c, c.variant("cpu"), cell, CTX, **args).argv
-    refresh = BuildContext(**{**CTX.__dict__, "refresh_os": True})
-    argv = plan_build(c, c.variant("cpu"), cell, refresh, **args).argv
+
+    def argv_of(ctx: BuildContext) -> list[str]:
+        plan = plan_build(c, c.variant("cpu"), cell, ctx, push=True, metadata_file=tmp_path / "m")
+        return list(plan.argv)
+
+    plain = argv_of(CTX)
+    argv = argv_of(replace(CTX, refresh_os=True))
     assert "--no-cache-filter" not in plain
     assert argv[argv.index("--no-cache-filter") + 1] == "os"
-    assert [a for a in argv if a not in ("--no-cache-filter", "os")] == list(plain)
-    both = BuildContext(**{**CTX.__dict__, "refresh_os": True, "no_cache": True})
-    argv = plan_build(c, c.variant("cpu"), cell, both, **args).argv
+    assert [a for a in argv if a not in ("--no-cache-filter", "os")] == plain
+    argv = argv_of(replace(CTX, refresh_os=True, no_cache=True))
     assert "--no-cache" in argv and "--no-cache-filter" not in argv
     # the stage the filter names holds apt; the image is built on it, the groups after it
     for dockerfile in sorted((REPO / "docker").glob("Dockerfile.ai-base.*")):
@@ -225,8 +235,8 @@ def test_refresh_os_rebuilds_the_os_stage_only(write_config, tmp_path):
     ],
 )
 def test_an_image_whose_lock_pins_an_allowlisted_package_says_so(
-    config, variant, platform, accepted, tmp_path
-):
+    config: str, variant: str, platform: str, accepted: str | None, tmp_path: Path
+) -> None:
     """The committed locks pin torch 2.4.1, which the committed allowlist accepts
     CVE-2025-32434 for: their images carry the label, in the exact buildx command."""
     c = load_config(REPO / config, env={})
@@ -239,7 +249,7 @@ def test_an_image_whose_lock_pins_an_allowlisted_package_says_so(
     assert f"{LOCK_LABEL}={extra[LOCK_LABEL]}" in plan.argv and len(extra[LOCK_LABEL]) == 64
 
 
-def test_the_accepted_label_follows_the_lock_not_the_variant():
+def test_the_accepted_label_follows_the_lock_not_the_variant() -> None:
     allowlist = load_allowlist(REPO / "audit-allowlist.toml")
     fixture_lock = (REPO / "tests/fixtures/locks/fixture-linux-amd64.txt").read_bytes()
     assert ACCEPTED_LABEL not in lock_labels(fixture_lock, allowlist)  # its lock has no torch

@@ -34,12 +34,12 @@ D = "sha256:" + "a" * 64
         ("localhost/x:1", "localhost", "x", "1"),
     ],
 )
-def test_parse(text, api_host, repo, reference):
+def test_parse(text: str, api_host: str, repo: str, reference: str) -> None:
     ref = parse_ref(text)
     assert (ref.api_host, ref.repository, ref.reference) == (api_host, repo, reference)
 
 
-def test_hub_spellings_are_one_registry():
+def test_hub_spellings_are_one_registry() -> None:
     a, b, c = (
         parse_ref(t)
         for t in ("python:3.11", "docker.io/library/python:3.11", "index.docker.io/python:3.11")
@@ -48,7 +48,7 @@ def test_hub_spellings_are_one_registry():
     assert str(a) == "docker.io/library/python:3.11"
 
 
-def test_round_trip_and_digest():
+def test_round_trip_and_digest() -> None:
     text = f"localhost:5000/cerebral/ai-base:cpu@{D}"
     assert str(parse_ref(text)) == text
     assert parse_ref(f"localhost:5000/x@{D}").name == "localhost:5000/x"
@@ -72,7 +72,7 @@ def test_round_trip_and_digest():
         ("python:3.11", "localhost:5000", "localhost:5000/library/python:3.11"),
     ],
 )
-def test_mirrored(text, mirror, expect):
+def test_mirrored(text: str, mirror: str, expect: str) -> None:
     assert str(parse_ref(text).mirrored(mirror)) == expect
     assert parse_ref(text).mirrored(None) == parse_ref(text)
 
@@ -87,12 +87,12 @@ def test_mirrored(text, mirror, expect):
         ("bad host:1/x", "is not a registry host"),
     ],
 )
-def test_bad_references_say_what_is_wrong(text, problem):
+def test_bad_references_say_what_is_wrong(text: str, problem: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_ref(text)
     assert problem in info.value.render() and "e.g." in info.value.render()
 
 
-def test_is_frozen():
+def test_is_frozen() -> None:
     with pytest.raises(AttributeError):
         ImageRef("docker.io", "library/python").tag = "x"  # type: ignore[misc]

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from aibase.log import Step
 from aibase.release.report import PlatformRow, PromotionRow, RunReport, render_markdown
 
 
-def _report(**extra: object) -> RunReport:
+def _report(settings: tuple[tuple[str, str, str], ...] = ()) -> RunReport:
     report = RunReport(
         started="2026-11-27T06:00:00Z",
         revision="f" * 40,
@@ -13,8 +17,8 @@ def _report(**extra: object) -> RunReport:
         dry_run=False,
         base_mirror=None,
         variants=["cpu"],
-        **extra,
-    )  # type: ignore[arg-type]
+        settings=settings,
+    )
     report.platforms.append(
         PlatformRow(
             variant="cpu",
@@ -33,7 +37,7 @@ def _report(**extra: object) -> RunReport:
     return report
 
 
-def test_markdown_tables_are_well_formed_and_name_everything():
+def test_markdown_tables_are_well_formed_and_name_everything() -> None:
     report = _report(settings=(("registry", "localhost:5000", "file"),))
     report.promotions.append(
         PromotionRow("cpu", "localhost:5000/cerebral/ai-base:cpu", "sha256:" + "c" * 64, None)
@@ -51,13 +55,13 @@ def test_markdown_tables_are_well_formed_and_name_everything():
     assert "| registry | `localhost:5000` | file |" in md
 
 
-def test_a_report_is_failed_unless_the_run_said_otherwise():
+def test_a_report_is_failed_unless_the_run_said_otherwise() -> None:
     md = render_markdown(_report())  # e.g. written from `finally` after a crash
     assert "- result: FAILED: interrupted" in md
     assert "cpu: floating tag not moved" in md
 
 
-def test_steps_fold_on_github_without_nesting(capsys):
+def test_steps_fold_on_github_without_nesting(capsys: pytest.CaptureFixture[str]) -> None:
     from aibase import log
 
     log.configure(debug=False, github=True)
@@ -72,7 +76,7 @@ def test_steps_fold_on_github_without_nesting(capsys):
     assert "<== inner: ok" in err and "<== build-all: ok" in err
 
 
-def test_layer_charts_and_the_size_trend_against_the_last_report(tmp_path):
+def test_layer_charts_and_the_size_trend_against_the_last_report(tmp_path: Path) -> None:
     import json
     from dataclasses import asdict, replace
 
@@ -92,7 +96,7 @@ def test_layer_charts_and_the_size_trend_against_the_last_report(tmp_path):
     assert "    x-axis [1, 2, 3]" in md and "    bar [30.5, 800.0, 69.6]" in md
 
 
-def test_the_report_names_the_accepted_vulnerabilities_an_image_carries():
+def test_the_report_names_the_accepted_vulnerabilities_an_image_carries() -> None:
     report = _report()
     assert "accepted vulnerabilities" not in render_markdown(report)
     row = report.platforms[0]

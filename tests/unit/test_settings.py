@@ -11,6 +11,8 @@ from aibase.config.loader import load
 from aibase.config.settings import SETTINGS
 from aibase.errors import ConfigError
 
+from .conftest import WriteConfig
+
 REV_A, REV_B = "a" * 40, "b" * 40
 
 
@@ -50,11 +52,11 @@ def samples(tmp: Path) -> dict[str, tuple[object, str]]:
     }
 
 
-def test_every_setting_has_a_sample(tmp_path):
+def test_every_setting_has_a_sample(tmp_path: Path) -> None:
     assert set(samples(tmp_path)) == set(SETTINGS)
 
 
-def test_names_are_derived(tmp_path):
+def test_names_are_derived(tmp_path: Path) -> None:
     s = SETTINGS["base_mirror"]
     assert (s.flag, s.env) == ("--base-mirror", "AIBASE_BASE_MIRROR")
     assert (SETTINGS["audit_service"].flag, SETTINGS["audit_service"].env) == (
@@ -65,7 +67,9 @@ def test_names_are_derived(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
-def test_flag_beats_env_beats_file_beats_default(name, write_config, tmp_path, monkeypatch):
+def test_flag_beats_env_beats_file_beats_default(
+    name: str, write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = write_config()
     other = tmp_path / "other"
     other.mkdir()
@@ -98,7 +102,7 @@ def test_flag_beats_env_beats_file_beats_default(name, write_config, tmp_path, m
         assert rest.text(name) == defaults.get(name, s.default)
 
 
-def test_file_values_are_what_images_toml_says(write_config):
+def test_file_values_are_what_images_toml_says(write_config: WriteConfig) -> None:
     settings, cfg = load({"config": str(write_config())}, env={})
     assert settings.text("registry") == cfg.registry == "localhost:5000"
     assert settings.text("platforms") == "linux/amd64,linux/arm64"
@@ -113,13 +117,17 @@ def test_file_values_are_what_images_toml_says(write_config):
         ("audit_service", "nvd", "AIBASE_AUDIT_SERVICE='nvd' is not one of osv, pypi"),
     ],
 )
-def test_bad_values_name_the_variable(name, value, problem, write_config):
+def test_bad_values_name_the_variable(
+    name: str, value: str, problem: str, write_config: WriteConfig
+) -> None:
     with pytest.raises(ConfigError) as info:
         load({"config": str(write_config())}, env={SETTINGS[name].env: value})
     assert problem in info.value.render()
 
 
-def test_out_defaults_beside_the_found_config(write_config, tmp_path, monkeypatch):
+def test_out_defaults_beside_the_found_config(
+    write_config: WriteConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = write_config()
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
@@ -128,14 +136,18 @@ def test_out_defaults_beside_the_found_config(write_config, tmp_path, monkeypatc
     assert settings.out == tmp_path / "build"
 
 
-def test_no_config_anywhere_is_one_clear_error(tmp_path, monkeypatch):
+def test_no_config_anywhere_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as info:
         load({}, env={})
     assert "no images.toml in" in info.value.render() and "--config" in info.value.render()
 
 
-def test_a_variable_for_another_task_neither_changes_nor_breaks_this_one(write_config):
+def test_a_variable_for_another_task_neither_changes_nor_breaks_this_one(
+    write_config: WriteConfig,
+) -> None:
     env = {"AIBASE_REVISION": "abc1234", "AIBASE_AUDIT_SERVICE": "bogus", "AIBASE_OUT": "/x"}
     settings, _ = load({"config": str(write_config())}, env=env, names=("config", "platforms"))
     assert settings.source("revision") == "default" and settings.source("out") == "default"
@@ -143,7 +155,7 @@ def test_a_variable_for_another_task_neither_changes_nor_breaks_this_one(write_c
         load({"config": str(write_config())}, env=env, names=("config", "revision"))
 
 
-def test_a_secret_is_never_printed_or_reported(write_config):
+def test_a_secret_is_never_printed_or_reported(write_config: WriteConfig) -> None:
     settings, _ = load({"config": str(write_config())}, env={"AIBASE_NOTIFY_TOKEN": "s3cr3t"})
     assert settings.text("notify_token") == "s3cr3t"  # there for the code that needs it...
     assert "s3cr3t" not in settings.render(["notify_token"])  # ...and nowhere else

@@ -8,8 +8,11 @@ import pytest
 
 from aibase import probe
 from aibase.config.loader import load_config
+from aibase.config.model import Config
 from aibase.host import engine
 from aibase.release.smoke import check_probe
+
+from .conftest import WriteConfig
 
 GOOD: dict[str, Any] = {
     "python": {"version": "3.11.2", "executable": "/opt/venv/bin/python", "prefix": "/opt/venv"},
@@ -29,15 +32,15 @@ def on_amd64(report: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def cfg(write_config):
+def cfg(write_config: WriteConfig) -> Config:
     return load_config(write_config(), env={})
 
 
-def test_good_cpu_report_passes(cfg):
+def test_good_cpu_report_passes(cfg: Config) -> None:
     assert check_probe(GOOD, cfg.variant("cpu"), "linux/arm64", LOCK) == []
 
 
-def test_every_problem_is_collected(cfg):
+def test_every_problem_is_collected(cfg: Config) -> None:
     bad = copy.deepcopy(GOOD)
     bad["python"]["version"] = "3.12.1"
     del bad["packages"]["fastapi"]
@@ -54,7 +57,7 @@ def test_every_problem_is_collected(cfg):
     ]
 
 
-def test_cuda_promise_per_platform(cfg):
+def test_cuda_promise_per_platform(cfg: Config) -> None:
     cuda = cfg.variant("cuda")
     rep = copy.deepcopy(GOOD)
     assert "torch reports CUDA None, the config promises 12.1 on linux/amd64" in check_probe(
@@ -66,7 +69,7 @@ def test_cuda_promise_per_platform(cfg):
     assert any("promises no CUDA" in p for p in check_probe(rep, cuda, "linux/arm64", LOCK))
 
 
-def test_wrong_locked_version(cfg):
+def test_wrong_locked_version(cfg: Config) -> None:
     rep = copy.deepcopy(GOOD)
     rep["packages"]["fastapi"] = "0.110.0"
     assert check_probe(rep, cfg.variant("cpu"), "linux/arm64", LOCK) == [
@@ -74,7 +77,7 @@ def test_wrong_locked_version(cfg):
     ]
 
 
-def test_gpu_required(cfg):
+def test_gpu_required(cfg: Config) -> None:
     rep = copy.deepcopy(GOOD) | {"torch": {**GOOD["torch"], "cuda": "12.1"}}
     probs = check_probe(on_amd64(rep), cfg.variant("cuda"), "linux/amd64", LOCK, gpu_required=True)
     assert probs == ["a GPU was requested but torch.cuda.is_available() is False"]
@@ -85,7 +88,7 @@ def test_gpu_required(cfg):
     )
 
 
-def test_binaries_of_another_platform_are_caught(cfg):
+def test_binaries_of_another_platform_are_caught(cfg: Config) -> None:
     """An index entry (and config) saying arm64 over amd64 binaries: the probe tells."""
     problems = check_probe(on_amd64(GOOD), cfg.variant("cpu"), "linux/arm64", LOCK)
     assert problems == [
@@ -94,7 +97,7 @@ def test_binaries_of_another_platform_are_caught(cfg):
     ]
 
 
-def test_the_engine_runs_the_probe_module_in_the_container():
+def test_the_engine_runs_the_probe_module_in_the_container() -> None:
     # the engine sends this file's source into the image: a moved module must not lose it
     assert Path(probe.__file__) == engine.PROBE_SOURCE
     assert engine.PROBE_SOURCE.is_file()

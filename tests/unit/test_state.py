@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +39,7 @@ STATE = VariantState(
 )
 
 
-def test_records_round_trip(tmp_path):
+def test_records_round_trip(tmp_path: Path) -> None:
     write_cell(tmp_path / "cell.json", CELL)
     assert read_cell(tmp_path / "cell.json") == CELL
     write_variant(tmp_path / "v.json", STATE)
@@ -46,7 +47,9 @@ def test_records_round_trip(tmp_path):
     assert read_variant(tmp_path / "absent.json") is None
 
 
-def test_the_notified_index_is_recorded_and_an_older_record_reads_without_it(tmp_path):
+def test_the_notified_index_is_recorded_and_an_older_record_reads_without_it(
+    tmp_path: Path,
+) -> None:
     write_variant(tmp_path / "v.json", replace(STATE, notified=D))
     assert read_variant(tmp_path / "v.json") == replace(STATE, notified=D)
     older = json.loads((tmp_path / "v.json").read_text())
@@ -69,7 +72,7 @@ def test_the_notified_index_is_recorded_and_an_older_record_reads_without_it(tmp
         ('{"kind": "aibase.cell", "schema": 1, "variant": "x"}', "missing: ["),
     ],
 )
-def test_a_bad_cell_file_is_named_with_the_fix(tmp_path, content, expect):
+def test_a_bad_cell_file_is_named_with_the_fix(tmp_path: Path, content: str, expect: str) -> None:
     path = tmp_path / "fixture-linux-amd64.json"
     path.write_text(content)
     with pytest.raises(StateError) as info:
@@ -79,7 +82,7 @@ def test_a_bad_cell_file_is_named_with_the_fix(tmp_path, content, expect):
     assert "invoke build" in text  # the fix
 
 
-def test_a_cell_whose_digest_is_not_a_digest_is_refused(tmp_path):
+def test_a_cell_whose_digest_is_not_a_digest_is_refused(tmp_path: Path) -> None:
     data = json.loads(json.dumps({"kind": "aibase.cell", "schema": 1, **CELL.__dict__}))
     data["digest"] = "latest"
     (tmp_path / "c.json").write_text(json.dumps(data))
@@ -87,7 +90,7 @@ def test_a_cell_whose_digest_is_not_a_digest_is_refused(tmp_path):
         read_cell(tmp_path / "c.json")
 
 
-def test_a_bad_variant_file_is_named(tmp_path):
+def test_a_bad_variant_file_is_named(tmp_path: Path) -> None:
     path = tmp_path / "v.json"
     path.write_text(
         '{"kind": "aibase.variant", "schema": 1, "variant": "x", "registry": "r", '
@@ -99,11 +102,13 @@ def test_a_bad_variant_file_is_named(tmp_path):
     assert str(path) in info.value.render() and "delete it" in info.value.render()
 
 
-def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
+def test_an_interrupted_write_leaves_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "state.json"
     write_atomic(path, "old")
 
-    def crash(src, dst):
+    def crash(src: str, dst: str) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", crash)
@@ -113,7 +118,7 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left
 
 
-def test_an_atomic_write_keeps_the_mode_a_plain_write_gives(tmp_path):
+def test_an_atomic_write_keeps_the_mode_a_plain_write_gives(tmp_path: Path) -> None:
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
     write_atomic(tmp_path / "new.txt", "x")

@@ -29,7 +29,7 @@ def _reader(lists: dict[int, str | None]) -> Any:
     return lambda m: lists[m.json["layers"][0]["size"]]
 
 
-def test_same_revision_and_packages_on_every_platform_is_unchanged():
+def test_same_revision_and_packages_on_every_platform_is_unchanged() -> None:
     new, old = _pair(size=1), _pair(size=2)
     assert new.index.digest != old.index.digest
     verdict = compare_indexes(new, old, _reader({1: LIST, 2: LIST}))
@@ -38,7 +38,7 @@ def test_same_revision_and_packages_on_every_platform_is_unchanged():
     assert "linux/amd64, linux/arm64" in verdict.reason
 
 
-def test_an_os_package_update_is_a_change_and_named():
+def test_an_os_package_update_is_a_change_and_named() -> None:
     newer = LIST.replace("bash 5.2.15-2+b7", "bash 5.2.15-2+b8")
     verdict = compare_indexes(_pair(size=1), _pair(size=2), _reader({1: newer, 2: LIST}))
     assert not verdict.unchanged
@@ -47,7 +47,7 @@ def test_an_os_package_update_is_a_change_and_named():
     )
 
 
-def test_another_revision_is_a_change_even_with_the_same_packages():
+def test_another_revision_is_a_change_even_with_the_same_packages() -> None:
     labels = {"org.opencontainers.image.revision": "e" * 40}
     verdict = compare_indexes(
         _pair(size=1, labels=labels), _pair(size=2), _reader({1: LIST, 2: LIST})
@@ -56,19 +56,19 @@ def test_another_revision_is_a_change_even_with_the_same_packages():
     assert f"revision {'e' * 40} vs promoted {REV}" in verdict.reason
 
 
-def test_an_unreadable_list_on_either_side_is_a_change():
+def test_an_unreadable_list_on_either_side_is_a_change() -> None:
     for lists in ({1: None, 2: LIST}, {1: LIST, 2: None}):
         verdict = compare_indexes(_pair(size=1), _pair(size=2), _reader(lists))
         assert not verdict.unchanged and "no readable" in verdict.reason, lists
 
 
-def test_other_platforms_are_a_change():
+def test_other_platforms_are_a_change() -> None:
     one = index_of(("amd64", image("amd64", size=1)))
     verdict = compare_indexes(one, _pair(size=2), _reader({1: LIST, 2: LIST}))
     assert not verdict.unchanged and "platforms differ" in verdict.reason
 
 
-def test_the_index_already_promoted_is_unchanged_without_reading_anything():
+def test_the_index_already_promoted_is_unchanged_without_reading_anything() -> None:
     same = _pair(size=1)
     verdict = compare_indexes(same, same, _reader({}))  # reading would raise KeyError
     assert verdict.unchanged and verdict.promoted == same.index.digest
@@ -102,7 +102,7 @@ def _image(*layers: tuple[str, int]) -> Manifest:
     )
 
 
-def test_the_list_is_read_from_the_last_small_layers_only():
+def test_the_list_is_read_from_the_last_small_layers_only() -> None:
     blobs = _Blobs(
         {
             "sha256:report": _layer({"opt/ai-base/layers.txt": b"groups"}),

@@ -8,10 +8,13 @@ import pytest
 
 from aibase.build.plan import REQUIRED_LABELS
 from aibase.config.loader import load_config
+from aibase.config.model import Config
 from aibase.errors import VerifyError
 from aibase.registry.oci import Manifest
 from aibase.registry.refs import parse_ref
 from aibase.release.verify import FetchedIndex, check_index, raise_if_failed
+
+from .conftest import WriteConfig
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -80,21 +83,21 @@ def index_of(
 
 
 @pytest.fixture
-def cfg(write_config):
+def cfg(write_config: WriteConfig) -> Config:
     return load_config(write_config(), env={})
 
 
-def test_complete_index_passes_and_skips_attestations(cfg):
-    result = check_index(
-        cfg, cfg.variant("cpu"), index_of(("amd64", image("amd64")), ("arm64", image("arm64"))), REV
-    )
+def test_complete_index_passes_and_skips_attestations(cfg: Config) -> None:
+    amd, arm = image("amd64"), image("arm64")
+    result = check_index(cfg, cfg.variant("cpu"), index_of(("amd64", amd), ("arm64", arm)), REV)
     assert result.ok, result.problems
     assert [i.platform for i in result.images] == ["linux/amd64", "linux/arm64"]
-    assert "linux/amd64" in result.table()
+    rows = [line.split() for line in result.table().splitlines()[1:]]
+    assert rows == [["linux/amd64", amd[0].digest, "0.0"], ["linux/arm64", arm[0].digest, "0.0"]]
     raise_if_failed(result)
 
 
-def test_arm64_only_index_fails_naming_amd64(cfg):
+def test_arm64_only_index_fails_naming_amd64(cfg: Config) -> None:
     result = check_index(cfg, cfg.variant("cpu"), index_of(("arm64", image("arm64"))), REV)
     assert result.problems == ("required platform linux/amd64 is missing from the index",)
     with pytest.raises(VerifyError) as info:
@@ -102,13 +105,13 @@ def test_arm64_only_index_fails_naming_amd64(cfg):
     assert "linux/amd64" in info.value.render() and "do not promote" in info.value.render()
 
 
-def test_single_manifest_is_not_an_index(cfg):
+def test_single_manifest_is_not_an_index(cfg: Config) -> None:
     m, _ = image("arm64")
     fetched = FetchedIndex(parse_ref("localhost:5000/r:t"), m, {}, {})
     assert "not a multi-platform index" in check_index(cfg, cfg.variant("cpu"), fetched).problems[0]
 
 
-def test_config_architecture_must_match_entry(cfg):
+def test_config_architecture_must_match_entry(cfg: Config) -> None:
     result = check_index(
         cfg,
         cfg.variant("cpu"),
@@ -121,7 +124,7 @@ def test_config_architecture_must_match_entry(cfg):
     )
 
 
-def test_duplicate_platform(cfg):
+def test_duplicate_platform(cfg: Config) -> None:
     result = check_index(
         cfg,
         cfg.variant("cpu"),
@@ -132,7 +135,7 @@ def test_duplicate_platform(cfg):
     assert any("appears 2 times" in p for p in result.problems)
 
 
-def test_labels_revision_and_size_collected_together(cfg):
+def test_labels_revision_and_size_collected_together(cfg: Config) -> None:
     result = check_index(
         cfg,
         cfg.variant("cpu"),
@@ -148,7 +151,9 @@ def test_labels_revision_and_size_collected_together(cfg):
     assert f"is not the commit {REV}" in text
 
 
-def test_a_narrowing_override_never_narrows_what_an_index_must_hold(write_config):
+def test_a_narrowing_override_never_narrows_what_an_index_must_hold(
+    write_config: WriteConfig,
+) -> None:
     narrowed = load_config(write_config(), env={"AIBASE_PLATFORMS": "linux/arm64"})
     assert narrowed.platforms == ("linux/arm64",)
     result = check_index(

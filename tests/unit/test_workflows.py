@@ -5,6 +5,7 @@ secret reaches a shell, every action is pinned by commit."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import yaml
 from aibase.config.loader import load_config
 from aibase.errors import ConfigError, LockError
 from aibase.release.matrix import parse_runners, plan_matrix, plan_ready, render_plan
-from tests.replay.expressions import DEFAULT_STATUS, evaluate, truthy
+from tests.replay.expressions import job_runs
 
 from .conftest import REPO
 
@@ -33,14 +34,14 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
-def _steps(wf: dict[str, Any]):
+def _steps(wf: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
     for name, job in wf["jobs"].items():
         for step in job.get("steps", []):
             yield name, job, step
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_every_run_is_one_invoke_or_nox_command(path):
+def test_every_run_is_one_invoke_or_nox_command(path: Path) -> None:
     for job, _, step in _steps(_load(path)):
         run = step.get("run")
         if run is None:
@@ -51,13 +52,13 @@ def test_every_run_is_one_invoke_or_nox_command(path):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_no_secret_or_expression_inside_a_run(path):
+def test_no_secret_or_expression_inside_a_run(path: Path) -> None:
     for job, _, step in _steps(_load(path)):
         assert "${{" not in step.get("run", ""), (job, step["run"])  # via env: only
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_actions_are_pinned_by_commit_with_their_version(path):
+def test_actions_are_pinned_by_commit_with_their_version(path: Path) -> None:
     text = path.read_text()
     for line in text.splitlines():
         if "uses:" in line:
@@ -65,7 +66,7 @@ def test_actions_are_pinned_by_commit_with_their_version(path):
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
-def test_least_privilege_and_no_persisted_credentials(path):
+def test_least_privilege_and_no_persisted_credentials(path: Path) -> None:
     wf = _load(path)
     assert wf["permissions"] == {}  # nothing by default; each job asks for its own
     for name, job in wf["jobs"].items():
@@ -77,7 +78,7 @@ def test_least_privilege_and_no_persisted_credentials(path):
                 assert step["with"]["if-no-files-found"] == "error", name
 
 
-def test_the_build_matrix_comes_from_invoke_matrix():
+def test_the_build_matrix_comes_from_invoke_matrix() -> None:
     wf = _load(REPO / ".github" / "workflows" / "build.yml")
     plan_steps = [s.get("run", "") for s in wf["jobs"]["plan"]["steps"]]
     assert any(r.startswith("invoke matrix --ci") for r in plan_steps)
@@ -101,12 +102,29 @@ def _runs(job: dict[str, Any], event: str, ref: str, needs: dict[str, Any]) -> b
         "vars": {},
         "inputs": {},
     }
-    status = dict(DEFAULT_STATUS)
-    status["success"] = all(n["result"] == "success" for n in needs.values())
-    return truthy(evaluate(job.get("if", "success()"), context, status))
+    results = [n["result"] for n in needs.values()]
+    return job_runs(str(job.get("if", "success()")), context, results)
 
 
-def test_promote_waits_for_every_check_and_is_guarded():
+MAIN = ("push", "refs/heads/main")
+PULL_REQUEST = ("pull_request", "refs/pull/1/merge")
+# every job that pushes, tags or asks for the registry's secrets
+WRITERS = ("cell", "merge", "smoke", "smoke-gpu", "gate")
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_a_pull_request_writes_nothing_and_a_push_to_main_does(name: str) -> None:
+    """The guards, evaluated: an inverted one (`== 'pull_request'`) fails both asserts."""
+    wf = _load(REPO / ".github" / "workflows" / "build.yml")
+    job = wf["jobs"][name]
+    matrix = '{"gpu": [{"slug": "cuda-linux-amd64"}]}'  # a plan with a GPU leg
+    ok = {"result": "success", "outputs": {"build": "true", "matrix": matrix}}
+    needs = {n: ok for n in ([job["needs"]] if isinstance(job["needs"], str) else job["needs"])}
+    assert _runs(job, *MAIN, needs)
+    assert not _runs(job, *PULL_REQUEST, needs)
+
+
+def test_promote_waits_for_every_check_and_is_guarded() -> None:
     wf = _load(REPO / ".github" / "workflows" / "build.yml")
     promote, gate = wf["jobs"]["promote"], wf["jobs"]["gate"]
     assert set(gate["needs"]) >= {"plan", "merge", "smoke", "smoke-gpu"}
@@ -117,9 +135,9 @@ def test_promote_waits_for_every_check_and_is_guarded():
     assert promote["concurrency"]["group"] == "promote-${{ matrix.name }}"
     ok = {"result": "success", "outputs": {"build": "true", "matrix": "{}"}}
     needs = {n: ok for n in gate["needs"]}
-    main = ("push", "refs/heads/main")
+    main = MAIN
     assert _runs(gate, *main, needs)
-    assert not _runs(gate, "pull_request", "refs/pull/1/merge", needs)
+    assert not _runs(gate, *PULL_REQUEST, needs)
     assert not _runs(gate, "push", "refs/heads/topic", needs)
     assert not _runs(gate, "workflow_dispatch", "refs/heads/topic", needs)
     failed_plan = {**needs, "plan": {"result": "failure", "outputs": {}}}
@@ -136,7 +154,7 @@ def test_promote_waits_for_every_check_and_is_guarded():
     assert gpu["env"]["AIBASE_REQUIRE_GPU"] == "1"
 
 
-def test_cells_run_natively_and_emulate_only_where_asked():
+def test_cells_run_natively_and_emulate_only_where_asked() -> None:
     wf = _load(REPO / ".github" / "workflows" / "build.yml")
     cell = wf["jobs"]["cell"]
     assert cell["runs-on"] == "${{ matrix.runner }}"
@@ -144,7 +162,7 @@ def test_cells_run_natively_and_emulate_only_where_asked():
     assert len(qemu) == 1 and qemu[0]["if"] == "matrix.emulated"
 
 
-def test_matrix_from_images_toml():
+def test_matrix_from_images_toml() -> None:
     cfg = load_config(REPO / "images.toml", env={})
     runners = parse_runners("linux/amd64=ubuntu-24.04,linux/arm64=ubuntu-24.04-arm")
     m = plan_matrix(cfg, runners, "gpu-a100")
@@ -170,7 +188,7 @@ def test_matrix_from_images_toml():
         ("registry.example.com", "", "no GPU runner is named"),
     ],
 )
-def test_the_plan_fails_with_the_fix(registry, gpu, problem):
+def test_the_plan_fails_with_the_fix(registry: str, gpu: str, problem: str) -> None:
     cfg = load_config(REPO / "images.toml", env={"AIBASE_REGISTRY": registry})
     runners = parse_runners("linux/amd64=a,linux/arm64=b-arm")
     with pytest.raises(ConfigError) as info:
@@ -178,7 +196,7 @@ def test_the_plan_fails_with_the_fix(registry, gpu, problem):
     assert problem in info.value.render()
 
 
-def test_a_variant_without_its_lock_waits_and_the_others_are_planned():
+def test_a_variant_without_its_lock_waits_and_the_others_are_planned() -> None:
     """cpu/linux/amd64's lock is not committed (the known gap): cpu waits, cuda is planned,
     the summary says which and what to do; asked for by name, cpu is an error."""
     cfg = load_config(REPO / "images.toml", env={"AIBASE_REGISTRY": "registry.example.com"})
@@ -193,7 +211,7 @@ def test_a_variant_without_its_lock_waits_and_the_others_are_planned():
     assert plan_ready(cfg, runners, "none", ci=True, variant="cuda")[1] == []
 
 
-def test_a_stale_lock_is_an_error_not_a_wait(tmp_path):
+def test_a_stale_lock_is_an_error_not_a_wait(tmp_path: Path) -> None:
     cfg = load_config(REPO / "images.toml", env={"AIBASE_REGISTRY": "registry.example.com"})
     lock_dir = tmp_path / "locks"
     lock_dir.mkdir()

@@ -23,6 +23,11 @@ from aibase.registry.client import RegistryClient
 from aibase.registry.trust import is_loopback
 
 CONTAINER = "aibase-registry"
+# The registries this process started, by state folder. The registry outlives the run on
+# purpose; its handle is kept so that stop_registry waits for the one it stops and reaps it
+# (no zombie, nothing still serving), and so that Python never collects a handle of a process
+# still running (a ResourceWarning).
+_STARTED: dict[Path, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ def _serve(state: Path) -> None:
             argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
         )
     (state / "pid").write_text(str(child.pid))
+    _STARTED[state] = child
 
 
 def _wait(host: str, state: Path, wait_s: float) -> None:
@@ -208,6 +214,18 @@ def is_our_registry(pid: int, config: Path) -> bool:
     return b"docker-registry" in argv[0] and str(config).encode() in argv
 
 
+def _end(child: subprocess.Popen[bytes], grace_s: float = 30) -> None:
+    """Stop a registry this process started and reap it; one still draining a push after
+    grace_s is killed, so that nothing keeps serving behind a stop."""
+    if child.poll() is None:
+        child.terminate()
+    try:
+        child.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
 def stop_registry(host: str, paths: Paths) -> bool:
     """Stop a registry this tool started on host; False when there was none."""
     _, port = listen_address(host)
@@ -226,6 +244,10 @@ def stop_registry(host: str, paths: Paths) -> bool:
         else:
             log.warn(f"pid {pid} in {pid_file} is not the registry this tool started: left alone")
         pid_file.unlink()
+    started = _STARTED.pop(state, None)
+    if started is not None:  # this process's own child: gone and reaped before we return
+        _end(started)
+        stopped = True
     if engine.remove_container(f"{CONTAINER}-{port}"):
         stopped = True
     return stopped

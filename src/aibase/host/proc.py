@@ -100,6 +100,8 @@ def _stream(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | Non
         if child.poll() is None:  # interrupted here: never leave the build running
             _kill_group(child)
             child.wait()
+        if child.stdout is not None:  # a stopped run's pipe too, not only a finished one's
+            child.stdout.close()
     if expired.is_set():
         raise _timeout(argv, timeout)
     return Result(tuple(argv), returncode, "", "".join(tail))
