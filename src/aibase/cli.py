@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import inspect
 import signal
+import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
 from datetime import date
 from types import FrameType
 from typing import Any
 
+import invoke
 from invoke.context import Context
 from invoke.exceptions import Exit
+from invoke.program import Program
 from invoke.tasks import Task
 
 from aibase import configfile, github, log
@@ -138,6 +141,38 @@ def command(
         )
 
     return wrap
+
+
+HELP_FLAGS = ("-h", "--help")
+
+
+class AiProgram(Program):
+    """Invoke's program as `./ai` runs it (`python -m aibase`): `TASK ... --help` prints the
+    task's help. Plain Invoke takes `--help` as the value of a task's positional argument
+    (`update --help`: "'--help' is not NAME==VERSION") or fails parsing (`diff --help`)."""
+
+    def parse_tasks(self) -> None:
+        asked = task_asking_help(self.core.unparsed, self.collection.task_names)
+        if asked:
+            self.parser = self._make_parser()
+            self.print_task_help(asked)
+            raise Exit
+        super().parse_tasks()
+
+
+def task_asking_help(argv: list[str], task_names: Container[str]) -> str | None:
+    """The task in `TASK [ARGS] --help` (or -h): the one Invoke's `--help TASK` names."""
+    if argv and argv[0] in task_names and set(HELP_FLAGS) & set(argv[1:]):
+        return argv[0]
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`./ai ARGS`: the task list for no arguments or a bare --help, else Invoke's program."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args in (["-h"], ["--help"]):
+        args = ["--list"]
+    AiProgram(binary="./ai", version=invoke.__version__).run(["./ai", *args])
 
 
 def _parameter(name: str) -> inspect.Parameter:
