@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from aibase import clean as cleaning
-from aibase import describe, localregistry, pins, pipeline, steps
+from aibase import cli, describe, localregistry, pins, pipeline, steps
 from aibase import doctor as checks
 from aibase import update as updates
 from aibase.allowlist import DEFAULT_ALLOWLIST
 from aibase.auditing import AuditRequest, audit_all
 from aibase.bases import bootstrap_standins
-from aibase.bench import run_bench, select_cells
+from aibase.bench import BUMP, run_bench, select_cells
 from aibase.cli import BUILD, COMMON, ONE_VARIANT, command, parse_day, split_list, variant_of
 from aibase.config import Config
 from aibase.context import open_run, registry_client
@@ -78,12 +78,7 @@ def build(
     dry_run: bool = False,
 ) -> None:
     """Build one cell (variant x platform): what a CI matrix job runs."""
-    v = variant_of(cfg, variant)
-    if not platform or push == load:
-        raise ConfigError(
-            "build needs --platform and exactly one of --push or --load",
-            f"e.g. invoke build --variant {v.name} --platform {next(iter(v.platforms))} --push",
-        )
+    v = cli.cell_of(cfg, variant, platform, push=push, load=load)
     with open_run(s, cfg, dry_run=dry_run, no_cache=no_cache) as ctx:
         steps.build_one(ctx, v, platform, push=push, dry_run=dry_run)
 
@@ -185,10 +180,12 @@ def clean(s: Settings, cfg: Config, registry_gc: bool = False, dry_run: bool = F
 
 
 @command("config", "base_mirror", "debug")
-def bench(s: Settings, cfg: Config, cells: str = "", bump: str = "structlog==24.1.0") -> None:
+def bench(
+    s: Settings, cfg: Config, cells: str = "", bump: str = BUMP, dry_run: bool = False
+) -> None:
     """Time cold/no-op/bumped builds against the single-layer shape (AIBASE_* env applies)."""
-    with open_run(s, cfg) as ctx:
-        run_bench(ctx, select_cells(cfg, cells), bump)
+    with open_run(s, cfg, dry_run=dry_run) as ctx:
+        run_bench(ctx, select_cells(cfg, cells), bump, dry_run=dry_run)
 
 
 @command("config", "debug", name="free-disk")

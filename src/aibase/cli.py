@@ -230,3 +230,17 @@ def variant_of(config: Config, variant: str) -> VariantConfig:
     if not variant:
         raise ConfigError("this task needs --variant", f"one of: {', '.join(config.variants)}")
     return config.variant(variant)
+
+
+def cell_of(
+    config: Config, variant: str, platform: str, *, push: bool, load: bool
+) -> VariantConfig:
+    """The variant of the one cell `invoke build` works on; a clear error without --platform
+    or without exactly one of --push and --load."""
+    v = variant_of(config, variant)
+    if not platform or push == load:
+        raise ConfigError(
+            "build needs --platform and exactly one of --push or --load",
+            f"e.g. invoke build --variant {v.name} --platform {next(iter(v.platforms))} --push",
+        )
+    return v

@@ -163,7 +163,6 @@ def test_matrix_from_images_toml():
     assert one_runner["gpu"] == [] and one_runner["cells"][1]["emulated"] is True
 
 
-
 def test_the_plan_reads_as_text_and_a_job_without_a_runner_is_named(capsys):
     """`invoke matrix` outside --ci with no GPU runner: readable lines, no Python reprs, and a
     warning for the GPU smoke nobody would run."""
@@ -179,6 +178,7 @@ def test_the_plan_reads_as_text_and_a_job_without_a_runner_is_named(capsys):
     emit(plan_ready(cfg, runners, "gpu-a100", ci=False)[0], as_json=False)
     out, err = capsys.readouterr()
     assert "runner gpu-a100" in out and "no runner" not in out + err
+
 
 @pytest.mark.parametrize(
     ("registry", "gpu", "problem"),
