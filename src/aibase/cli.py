@@ -119,7 +119,7 @@ def command(
                 kwargs["dry_run"] = True
             with _errors(flags):
                 settings, config = configfile.load(flags, names=("config", *names))
-                log.info(settings.render(names))
+                log.info(settings.render(names, every=settings.flag("debug")))
                 log.reset_steps()
                 with log.step(task_name, fold=False):
                     body(settings, config, **kwargs)
