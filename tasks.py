@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aibase import cli
 from aibase.audit.allowlist import DEFAULT_ALLOWLIST
 from aibase.audit.gate import AuditRequest, audit_all
 from aibase.build.locks import check_locks, write_locks
@@ -25,7 +26,7 @@ from aibase.release.promote import Guards
 from aibase.tools import base_pins, describe
 from aibase.tools import clean as cleaning
 from aibase.tools import update as updates
-from aibase.tools.bench import run_bench, select_cells
+from aibase.tools.bench import BUMP, run_bench, select_cells
 
 PROMOTES = (*COMMON, "revision", "require_gpu", "notify_url", "notify_token")
 IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"
@@ -63,9 +64,8 @@ def lock(
 
 @command("config", "registry", "base_mirror", "cache", "out", "debug", name="bases-bootstrap")
 def bases_bootstrap(s: Settings, cfg: Config) -> None:
-    """Build STAND-IN bases (Debian 12 + python3.11) for every base in the config and push
-    them as multi-arch indexes to the base mirror (default: <registry>/mirror). For offline
-    hosts and tests only."""
+    """Push STAND-IN bases (Debian 12 + python3.11) to the base mirror, for offline hosts.
+    One multi-arch index per base in the config, at the mirror (default: <registry>/mirror)."""
     bootstrap_standins(cfg, Paths(s.out, s.cache))
 
 
@@ -81,12 +81,7 @@ def build(
     dry_run: bool = False,
 ) -> None:
     """Build one cell (variant x platform): what a CI matrix job runs."""
-    v = variant_of(cfg, variant)
-    if not platform or push == load:
-        raise ConfigError(
-            "build needs --platform and exactly one of --push or --load",
-            f"e.g. invoke build --variant {v.name} --platform {next(iter(v.platforms))} --push",
-        )
+    v = cli.cell_of(cfg, variant, platform, push=push, load=load)
     with open_run(s, cfg, dry_run=dry_run, no_cache=no_cache) as ctx:
         jobs.build_one(ctx, v, platform, push=push, dry_run=dry_run)
 
@@ -107,8 +102,8 @@ def verify(s: Settings, cfg: Config, variant: str = "", ref: str = "", smoke: bo
 
 @command(*PROMOTES, variant=ONE_VARIANT)
 def smoke(s: Settings, cfg: Config, variant: str = "", platform: str = "") -> None:
-    """Smoke-test one platform of the verified index (a CI job on that platform's runner);
-    writes build/smoke/<variant>-<os>-<arch>.json for promote."""
+    """Smoke-test one platform of the verified index (a CI job on that platform's runner).
+    Writes build/smoke/<variant>-<os>-<arch>.json for promote."""
     with open_run(s, cfg) as ctx:
         jobs.smoke_one(ctx, variant_of(cfg, variant), platform)
 
@@ -156,7 +151,8 @@ def images(s: Settings, cfg: Config, json: bool = False) -> None:
 
 @command(*COMMON, positional=("ref",), ref="the index to inspect: REPO:TAG or REPO@sha256:...")
 def inspect(s: Settings, cfg: Config, ref: str | None = None, json: bool = False) -> None:
-    """One index, as `curl | jq` would show it: platforms, sizes, created, revision, labels."""
+    """One index, as `curl | jq` would show it: platforms, sizes, created, revision, labels.
+    ./ai inspect [REF] (default: the first variant's floating tag)"""
     ref = ref or f"{cfg.image}:{next(iter(cfg.variants))}"
     with registry_client(s, parse_ref(ref).api_host) as client:
         print(describe.render([describe.describe(client, parse_ref(ref))], json))
@@ -164,7 +160,8 @@ def inspect(s: Settings, cfg: Config, ref: str | None = None, json: bool = False
 
 @command(*COMMON, positional=("before", "after"))
 def diff(s: Settings, cfg: Config, before: str | None = None, after: str | None = None) -> None:
-    """What changed between two indexes, per platform: packages and sizes (Markdown, for a PR)."""
+    """What changed between two indexes, per platform: packages and sizes (Markdown, for a PR).
+    ./ai diff BEFORE AFTER"""
     if not before or not after:
         raise ConfigError("diff needs two refs", "e.g. invoke diff REPO:old-tag REPO@sha256:...")
     with registry_client(s, parse_ref(before).api_host) as client:
@@ -174,8 +171,8 @@ def diff(s: Settings, cfg: Config, before: str | None = None, after: str | None 
 @command(*BUILD, "runners", "gpu_runner", "builder")
 def matrix(s: Settings, cfg: Config, json: bool = False, ci: bool = False, variant: str = "",
            dry_run: bool = False, gate: bool = False) -> None:  # fmt: skip
-    """The CI plan from images.toml: legs, runners, variants waiting for a lock. --dry-run: each
-    leg's build command; --gate: the variants whose records pass promote's gate."""
+    """The CI plan from images.toml: legs, runners, variants waiting for a lock.
+    --dry-run: each leg's build command; --gate: the variants whose records pass promote's gate."""
     jobs.plan_jobs(s, cfg, variant, ci=ci, dry_run=dry_run, as_json=json, gate=gate)
 
 
@@ -186,10 +183,12 @@ def clean(s: Settings, cfg: Config, registry_gc: bool = False, dry_run: bool = F
 
 
 @command("config", "base_mirror", "debug")
-def bench(s: Settings, cfg: Config, cells: str = "", bump: str = "structlog==24.1.0") -> None:
+def bench(
+    s: Settings, cfg: Config, cells: str = "", bump: str = BUMP, dry_run: bool = False
+) -> None:
     """Time cold/no-op/bumped builds against the single-layer shape (AIBASE_* env applies)."""
-    with open_run(s, cfg) as ctx:
-        run_bench(ctx, select_cells(cfg, cells), bump)
+    with open_run(s, cfg, dry_run=dry_run) as ctx:
+        run_bench(ctx, select_cells(cfg, cells), bump, dry_run=dry_run)
 
 
 @command("config", "debug", name="free-disk")
@@ -211,8 +210,8 @@ def audit(
     allow_missing: str = "",
     floating: bool = False,
 ) -> None:
-    """pip-audit every committed lock (and optionally an image), --strict, with the allowlist
-    policy; writes JSON results and CycloneDX SBOMs to build/audit/ and one summary table."""
+    """Audit every committed lock (and optionally an image) against the allowlist policy.
+    pip-audit --strict; writes JSON results and CycloneDX SBOMs to build/audit/, one table."""
     if floating:  # what the one selected variant's floating tag serves now
         image = f"{cfg.image}:{variant_of(cfg, variant).name}"
     audit_all(
@@ -234,8 +233,9 @@ def audit(
 
 @command(*BUILD, "platforms", positional=("pins",))
 def update(s: Settings, cfg: Config, pins: str | None = None, build: bool = False) -> None:
-    """Move pins (structlog==24.1.0), re-lock every cell they touch and show what changed; with
-    --build, build verified candidates of those variants (nothing is promoted)."""
+    """Move pins, re-lock every cell they touch and show what changed (all or nothing).
+    ./ai update NAME==VERSION[,...] [--build]: --build then builds verified candidates of those
+    variants (nothing is promoted)."""
     variants = updates.apply(s, cfg, pins or "")
     if build:
         with open_run(s, cfg) as ctx:
@@ -244,6 +244,6 @@ def update(s: Settings, cfg: Config, pins: str | None = None, build: bool = Fals
 
 @command("config", "base_mirror", "debug", name="bases-update")
 def bases_update(s: Settings, cfg: Config, dry_run: bool = False) -> None:
-    """Resolve each base tag's current digest (its registry, or the mirror) and pin it in the
-    config: one reviewed line per base."""
+    """Pin each base tag to its current digest in the config: one reviewed line per base.
+    The digest comes from the base's registry, or the mirror."""
     base_pins.update_base_pins(cfg, dry_run=dry_run)

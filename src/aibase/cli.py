@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import inspect
 import signal
+import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
 from datetime import date
 from types import FrameType
 from typing import Any
 
+import invoke
 from invoke.context import Context
 from invoke.exceptions import Exit
+from invoke.program import Program
 from invoke.tasks import Task
 
 from aibase import github, log
@@ -120,7 +123,7 @@ def command(
                 kwargs["dry_run"] = True
             with _errors(flags):
                 settings, config = loader.load(flags, names=("config", *names))
-                log.info(settings.render(names))
+                log.info(settings.render(names, every=settings.flag("debug")))
                 log.reset_steps()
                 with log.step(task_name, fold=False):
                     body(settings, config, **kwargs)
@@ -142,6 +145,38 @@ def command(
         )
 
     return wrap
+
+
+HELP_FLAGS = ("-h", "--help")
+
+
+class AiProgram(Program):
+    """Invoke's program as `./ai` runs it (`python -m aibase`): `TASK ... --help` prints the
+    task's help. Plain Invoke takes `--help` as the value of a task's positional argument
+    (`update --help`: "'--help' is not NAME==VERSION") or fails parsing (`diff --help`)."""
+
+    def parse_tasks(self) -> None:
+        asked = task_asking_help(self.core.unparsed, self.collection.task_names)
+        if asked:
+            self.parser = self._make_parser()
+            self.print_task_help(asked)
+            raise Exit
+        super().parse_tasks()
+
+
+def task_asking_help(argv: list[str], task_names: Container[str]) -> str | None:
+    """The task in `TASK [ARGS] --help` (or -h): the one Invoke's `--help TASK` names."""
+    if argv and argv[0] in task_names and set(HELP_FLAGS) & set(argv[1:]):
+        return argv[0]
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`./ai ARGS`: the task list for no arguments or a bare --help, else Invoke's program."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args in (["-h"], ["--help"]):
+        args = ["--list"]
+    AiProgram(binary="./ai", version=invoke.__version__).run(["./ai", *args])
 
 
 def _parameter(name: str) -> inspect.Parameter:
@@ -199,3 +234,17 @@ def variant_of(config: Config, variant: str) -> VariantConfig:
     if not variant:
         raise ConfigError("this task needs --variant", f"one of: {', '.join(config.variants)}")
     return config.variant(variant)
+
+
+def cell_of(
+    config: Config, variant: str, platform: str, *, push: bool, load: bool
+) -> VariantConfig:
+    """The variant of the one cell `invoke build` works on; a clear error without --platform
+    or without exactly one of --push and --load."""
+    v = variant_of(config, variant)
+    if not platform or push == load:
+        raise ConfigError(
+            "build needs --platform and exactly one of --push or --load",
+            f"e.g. invoke build --variant {v.name} --platform {next(iter(v.platforms))} --push",
+        )
+    return v

@@ -117,6 +117,9 @@ def step(name: str, *, fold: bool = True) -> Iterator[None]:
 
 
 def summary() -> str:
+    """The step table; empty when no step ran (a refusal before the first step)."""
+    if not _state.steps:
+        return ""
     width = max((len(s.name) for s in _state.steps), default=4)
     lines = [f"{'step':<{width}}  {'seconds':>8}  status"]
     lines += [f"{s.name:<{width}}  {s.seconds:>8.1f}  {s.status}" for s in _state.steps]

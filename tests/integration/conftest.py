@@ -101,9 +101,20 @@ def invoke(
     *args: str, env: dict[str, str] | None = None, timeout: int = 3000, cwd: Path = REPO
 ) -> Run:
     """Run `invoke` as a user would; output is echoed for the test log."""
+    return _run([sys.executable, "-m", "invoke"], args, env, timeout, cwd)
+
+
+def ai(*args: str, env: dict[str, str] | None = None, timeout: int = 3000) -> Run:
+    """Run the repository's `./ai` as the docs write it (it needs the project's .venv)."""
+    return _run([str(REPO / "ai")], args, env, timeout, REPO)
+
+
+def _run(
+    program: list[str], args: tuple[str, ...], env: dict[str, str] | None, timeout: int, cwd: Path
+) -> Run:
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
+        [*program, *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,
@@ -112,7 +123,8 @@ def invoke(
         check=False,
     )
     out = proc.stdout + proc.stderr
-    print(f"\n$ invoke {' '.join(args)}  -> exit {proc.returncode}\n{out[-6000:]}")
+    name = Path(program[-1]).name
+    print(f"\n$ {name} {' '.join(args)}  -> exit {proc.returncode}\n{out[-6000:]}")
     return Run(proc.returncode, out)
 
 

@@ -244,7 +244,7 @@ def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: 
 def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_dir: Path) -> None:
     run = invoke("build-all", *CFG, "--registry", "127.0.0.1:5009", env=env_for(out_dir))
     assert run.returncode == RegistryUnreachable.exit_code
-    assert "registry 127.0.0.1:5009 does not answer /v2/; nothing was built or pushed" in run.output
+    assert "error: registry 127.0.0.1:5009: does not answer /v2/; nothing was built\n" in run.output
     assert "Traceback" not in run.output
     # the push itself failing (registry gone after preflight) names the cell
     from aibase.build.cell import build_cell
@@ -399,12 +399,13 @@ def test_a_dry_run_runs_every_preflight_and_shows_what_would_fail(
     before = registry_snapshot()
     run = invoke("build-all", "--config", str(cfg), "--dry-run", env={"AIBASE_OUT": str(out_dir)})
     assert run.returncode == LockError.exit_code
-    assert "preflight [FAIL] lock fixture/linux/arm64: missing" in run.output
-    assert "preflight [FAIL] base 127.0.0.1:5999/library/python:3.11-slim: cannot be resolved" in (
-        run.output
-    )
+    assert "preflight [FAIL] lock fixture/linux/arm64\n" in run.output
+    assert "preflight [FAIL] base 127.0.0.1:5999/library/python:3.11-slim\n" in run.output
+    assert "  - lock fixture/linux/arm64: missing" in run.output  # the why: once, in the error
+    assert "  - base 127.0.0.1:5999/library/python:3.11-slim: cannot be resolved" in run.output
     assert "preflight [ok  ] engine" in run.output
-    assert "./ai bases-bootstrap --config tests/fixtures/images.toml" in run.output
-    assert run.output.count("[dry-run] $ docker buildx build") == 2  # still shown
+    assert run.output.count("./ai bases-bootstrap --config tests/fixtures/images.toml") == 1
+    assert run.output.count("[dry-run] $ docker buildx build") == 1  # the cell that has a lock
+    assert "cell fixture/linux/arm64 cannot be planned: its lock is missing" in run.output
     assert registry_snapshot() == before
     assert not list(out_dir.rglob("*"))

@@ -145,6 +145,10 @@ class FakeRegistry:
         path = request.url.path
         if path == "/v2/":
             return httpx.Response(200, json={})
+        if path.endswith("/tags/list"):
+            repo = path.removeprefix("/v2/").removesuffix("/tags/list")
+            tags = [r for (rp, r) in self.manifests if rp == repo and not r.startswith("sha256:")]
+            return httpx.Response(200, json={"name": repo, "tags": tags})
         repo, kind, ref = _split_api_path(path)
         if kind == "blobs":
             raw = self.blobs.get(ref)

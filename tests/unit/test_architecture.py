@@ -55,6 +55,7 @@ ALLOWED: dict[str, set[str]] = {
         *("build", "config", "host", "registry", "release"),
     },
     "cli": {"errors", "github", "log", "config"},
+    "__main__": {"cli"},
 }
 
 

@@ -21,7 +21,10 @@ from aibase.config.settings import SETTINGS
 from .conftest import REPO
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-PROGRAMS = ("./ai", ".venv/bin/invoke", "invoke", ".venv/bin/nox", "nox")
+PROGRAMS = ("./ai", ".venv/bin/invoke", ".venv/bin/nox", "nox")
+# on a fresh clone Invoke is only in the project's .venv: a bare `invoke` exits 127
+BARE = ("invoke", "inv")
+ENV = re.compile(r"^[A-Z][A-Z0-9_]*=\S*$")
 # pytest options of the smoke sessions (tests/smoke/conftest.py declares them from these)
 SMOKE_FLAGS = {
     SETTINGS[n].flag for n in ("config", "smoke_variant", "smoke_image", "smoke_platforms")
@@ -38,12 +41,20 @@ def quoted_commands(page: Path) -> Iterator[str]:
     yield from SPAN.findall(FENCE.sub("", text))
 
 
-def commands() -> list[tuple[str, list[str]]]:
+def command_words(line: str) -> list[str]:
+    """The words of a quoted line, without a trailing comment or leading VAR=value."""
+    words = line.split(" #")[0].split()  # the docs quote no shell quoting
+    while words and ENV.match(words[0]):
+        words.pop(0)
+    return words
+
+
+def commands(programs: tuple[str, ...] = PROGRAMS) -> list[tuple[str, list[str]]]:
     found = []
     for page in PAGES:
         for line in quoted_commands(page):
-            words = line.split(" #")[0].split()  # the docs quote no shell quoting
-            if words and words[0] in PROGRAMS:
+            words = command_words(line)
+            if words and words[0] in programs:
                 found.append((f"{page.relative_to(REPO)}: {line}", words))
     return found
 
@@ -135,7 +146,7 @@ def test_the_check_reads_the_noxfiles_sessions() -> None:
 def test_the_docs_quote_the_main_commands() -> None:
     # a guard against the scan finding nothing (a changed fence style would pass every test)
     quoted = [" ".join(words) for _, words in COMMANDS]
-    for main in ("./ai build-all", "./ai test", "invoke build-all", "nox -s audit", "./ai update"):
+    for main in ("./ai build-all", "./ai test", "./ai lock", "nox -s audit", "./ai update"):
         assert any(q.startswith(main) for q in quoted), f"no doc quotes {main!r}"
     assert len(COMMANDS) > 40
 
@@ -155,6 +166,20 @@ def test_the_docs_quote_the_main_commands() -> None:
 def test_the_check_catches_a_wrong_command(words: list[str]) -> None:
     with pytest.raises(AssertionError):
         check(words)
+
+
+def test_no_doc_quotes_a_bare_invoke() -> None:
+    """`invoke TASK` from a fresh clone is `command not found` (rc 127): `./ai TASK` (or
+    `.venv/bin/invoke TASK`) is what a reader can paste."""
+    bare = [where for where, _ in commands(BARE)]
+    assert not bare, "quote ./ai (or .venv/bin/invoke) instead:\n" + "\n".join(bare)
+
+
+def test_the_bare_invoke_check_sees_an_env_prefix() -> None:
+    assert command_words("AIBASE_REQUIRE_GPU=1 invoke smoke --variant V  # GPU")[:2] == [
+        "invoke",
+        "smoke",
+    ]
 
 
 def test_the_docs_link_to_pages_that_exist() -> None:

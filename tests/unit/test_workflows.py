@@ -14,7 +14,7 @@ import yaml
 
 from aibase.config.loader import load_config
 from aibase.errors import ConfigError, LockError
-from aibase.release.matrix import parse_runners, plan_matrix, plan_ready, render_plan
+from aibase.release.matrix import emit, parse_runners, plan_matrix, plan_ready, render_plan
 from tests.replay.expressions import job_runs
 
 from .conftest import REPO
@@ -179,6 +179,25 @@ def test_matrix_from_images_toml() -> None:
     ]
     one_runner = plan_matrix(cfg, {"linux/amd64": "x", "linux/arm64": "x"}, "none")
     assert one_runner["gpu"] == [] and one_runner["cells"][1]["emulated"] is True
+
+
+def test_the_plan_reads_as_text_and_a_job_without_a_runner_is_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`invoke matrix` outside --ci with no GPU runner: readable lines, no Python reprs, and a
+    warning for the GPU smoke nobody would run."""
+    cfg = load_config(REPO / "images.toml", env={})
+    runners = parse_runners("linux/amd64=ubuntu-24.04,linux/arm64=ubuntu-24.04-arm")
+    matrix, waiting = plan_ready(cfg, runners, "", ci=False)
+    emit(matrix, as_json=False, waiting=waiting)
+    out, err = capsys.readouterr()
+    assert "{" not in out and "'runner'" not in out
+    assert "  cuda       linux/arm64  runner ubuntu-24.04-arm" in out.splitlines()
+    assert "waiting for a lock: cpu (cpu/linux/amd64)" in out
+    assert "cuda/linux/amd64: the GPU smoke has no runner" in err
+    emit(plan_ready(cfg, runners, "gpu-a100", ci=False)[0], as_json=False)
+    out, err = capsys.readouterr()
+    assert "runner gpu-a100" in out and "no runner" not in out + err
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The supply-chain gate (`invoke audit`): pip-audit runs under one allowlist policy.
+"""The supply-chain gate (`./ai audit`): pip-audit runs under one allowlist policy.
 
 `pipaudit` runs pip-audit so that it cannot pass silently (--strict, a canary first, SBOMs),
 `allowlist` is the policy (accepted findings, each with an owner and an expiry),

@@ -13,7 +13,7 @@ from aibase.build import layers
 from aibase.build.plan import Cell, lock_labels, plan_build
 from aibase.build.run_context import RunContext
 from aibase.config.model import Config, VariantConfig
-from aibase.errors import BuildError
+from aibase.errors import BuildError, LockError
 from aibase.host import engine
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import Manifest, compressed_size, entry_platform, is_attestation
@@ -47,7 +47,7 @@ def pushed_size(client: RegistryClient, repo: str, digest: str, platform: str) -
 
 def cell_lock_labels(config: Config, variant: VariantConfig, platform: str) -> dict[str, str]:
     """The labels the cell's lock gives its image, with the allowlist beside images.toml
-    (none without a lock: preflight has refused that build, a dry run shows the template)."""
+    (none without a lock: build_cell refuses that cell)."""
     lock_file = variant.lock_file(platform)
     if not lock_file.exists():
         return {}
@@ -66,15 +66,19 @@ def build_cell(
     """Build one cell (after `preflight`). With push: write and return its record."""
     config = ctx.config
     lock_file = variant.lock_file(cell.platform)
-    rendered = None
-    if lock_file.exists():  # preflight has refused a missing lock; a dry run shows the template
-        rendered = ctx.paths.rendered(cell.slug)
-        files = layers.render_cell(
-            variant.dockerfile.read_text(), lock_file.read_text(), variant, cell.platform
+    if not lock_file.exists():  # a dry run too: without its lock there is no Dockerfile to show
+        raise LockError(
+            f"cell {cell.variant}/{cell.platform} cannot be planned: its lock is missing "
+            f"({lock_file})",
+            "run `./ai lock` where every index the config names is reachable, and commit it",
         )
-        log.info(f"cell {cell.variant}/{cell.platform}: {len(files) - 1} layer groups")
-        if not dry_run:
-            write_rendered(rendered, files)
+    rendered = ctx.paths.rendered(cell.slug)
+    files = layers.render_cell(
+        variant.dockerfile.read_text(), lock_file.read_text(), variant, cell.platform
+    )
+    log.info(f"cell {cell.variant}/{cell.platform}: {len(files) - 1} layer groups")
+    if not dry_run:
+        write_rendered(rendered, files)
     by_digest = (
         push and not dry_run and engine.builder_driver(ctx.build.builder) in engine.DIGEST_DRIVERS
     )

@@ -1,4 +1,4 @@
-"""The lock file format: what `invoke lock` writes and every build checks. Pure text.
+"""The lock file format: what `./ai lock` writes and every build checks. Pure text.
 
 A lock is uv's hash-locked output, sorted, behind a header that names its inputs' digest
 and its body's digest; the only option line it may hold is the platform's torch index.

@@ -150,13 +150,16 @@ def build_args(config: Config, variant: VariantConfig) -> dict[str, str]:
     }
 
 
+CELL_TAG_PREFIX = "build-"  # a cell's single-platform image: merge's input, never promoted
+
+
 def cell_tag(cell: Cell, ctx: BuildContext) -> str:
     """The immutable tag a cell is pushed under (`build-fixture-linux-amd64-20261127-abc1234`).
 
     Push-by-digest would need a docker-container builder (its image comes from Docker Hub);
     a unique, never-promoted tag works on the default docker driver too.
     """
-    return check_tag(f"build-{cell.slug}-{ctx.date}-{ctx.revision[:7]}-{ctx.run_id}")
+    return check_tag(f"{CELL_TAG_PREFIX}{cell.slug}-{ctx.date}-{ctx.revision[:7]}-{ctx.run_id}")
 
 
 def plan_build(

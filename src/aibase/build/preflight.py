@@ -5,7 +5,7 @@ same table (and fails the same way) without building anything."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aibase import log
 from aibase.build.locks import check_lock
@@ -35,6 +35,9 @@ class Check:
     problem: str  # "" when it passed
     fix: str = ""
     error: type[AibaseError] = AibaseError
+    variants: tuple[str, ...] = ()  # the variants it stops; () every one
+    offline: bool = False  # the offline fixture path gets round it
+    ready: tuple[str, ...] = ()  # on a failed one: the variants that passed every check
 
     @property
     def ok(self) -> bool:
@@ -56,22 +59,41 @@ def preflight(
     checks.append(Check("engine", problem or "", "bash scripts/setup-host-debian.sh", EngineError))
     if push:
         checks.append(_registry(ctx, dry_run))
-    bases = {(ctx.config.base_for(v), v.base): None for v in variants}
-    bases |= {(ctx.config.installer_for(v), v.installer_ref): None for v in variants}
-    checks += [_base(ctx, mirrored, name) for mirrored, name in bases]
-    for c in checks:
-        detail = f": {c.problem}" if c.problem else ""
-        log.info(f"preflight [{'ok  ' if c.ok else 'FAIL'}] {c.name}{detail}")
+    bases: dict[tuple[str, str], tuple[str, ...]] = {}
+    for v in variants:
+        for pair in (
+            (ctx.config.base_for(v), v.base),
+            (ctx.config.installer_for(v), v.installer_ref),
+        ):
+            bases[pair] = (*bases.get(pair, ()), v.name)
+    checks += [replace(_base(ctx, *pair), variants=users) for pair, users in bases.items()]
+    for c in checks:  # what failed and why: once, in the error below
+        log.info(f"preflight [{'ok  ' if c.ok else 'FAIL'}] {c.name}")
     failed = [c for c in checks if not c.ok]
+    stopped = {v for c in failed for v in (c.variants or [v.name for v in variants])}
+    ready = tuple(v.name for v in variants if v.name not in stopped)
+    failed = [replace(c, ready=ready) for c in failed]
     if failed and not dry_run:
         raise_failed(failed)
     return failed
 
 
 def raise_failed(failed: Sequence[Check]) -> None:
+    """One error for every failed check: each problem once, each fix once, the offline path
+    once where it helps, and `--variant` advice only when some variant passed every check."""
     first = failed[0]
-    more = "".join(f"\n  - {c.name}: {c.problem} (fix: {c.fix})" for c in failed[1:])
-    raise first.error(f"{first.name}: {first.problem}{more}; nothing was built", first.fix)
+    problems = [f"{c.name}: {c.problem}" for c in failed]
+    if len(problems) == 1:
+        message = f"{problems[0]}; nothing was built"
+    else:
+        listed = "".join(f"\n  - {p}" for p in problems)
+        message = f"{len(problems)} preflight checks failed; nothing was built:{listed}"
+    fixes = list(dict.fromkeys(c.fix for c in failed if c.fix))
+    if first.ready:
+        fixes.append(f"meanwhile ./ai build-all --variant {','.join(first.ready)} builds the rest")
+    if any(c.offline for c in failed):
+        fixes.append(OFFLINE)
+    raise first.error(message, "\n  fix: ".join(fixes))
 
 
 def _lock(variant: VariantConfig, platform: str) -> Check:
@@ -80,10 +102,10 @@ def _lock(variant: VariantConfig, platform: str) -> Check:
     if s.ok:
         return Check(name, "")
     why = f": {s.why}" if s.why else ""
-    fix = "run `invoke lock` where every index the config names is reachable, and commit it"
-    if s.state == "missing":
-        fix += f" (lock.yml does it on GitHub); meanwhile build another --variant, or {OFFLINE}"
-    return Check(name, f"{s.state} ({s.path}{why})", fix, LockError)
+    fix = "run `./ai lock` where every index the config names is reachable, and commit it"
+    missing = s.state == "missing"
+    fix += " (lock.yml does it on GitHub)" if missing else ""
+    return Check(name, f"{s.state} ({s.path}{why})", fix, LockError, (variant.name,), missing)
 
 
 def _registry(ctx: RunContext, dry_run: bool) -> Check:
@@ -97,8 +119,10 @@ def _registry(ctx: RunContext, dry_run: bool) -> Check:
                      RegistryUnreachable)  # fmt: skip
     try:
         local_registry.ensure_registry(ctx.registry, ctx.paths if managed else None)
-    except RegistryError as exc:
-        return Check(f"registry {host}", exc.message, exc.fix, type(exc))
+    except RegistryError as exc:  # named once, and "nothing was built" is raise_failed's
+        problem = exc.message.removeprefix(f"registry {host} ")
+        problem = problem.removesuffix("; nothing was built or pushed")
+        return Check(f"registry {host}", problem, exc.fix, type(exc))
     return Check(f"registry {host}", "")
 
 
@@ -115,8 +139,10 @@ def _base(ctx: RunContext, mirrored: str, original: str) -> Check:
                 found = client.head_manifest(ref.repository, ref.reference)
     except RegistryError as exc:
         fix = f"check the name in images.toml; without access to {ref.api_host}, pull bases " \
-              f"from a mirror (AIBASE_BASE_MIRROR); {OFFLINE}"  # fmt: skip
-        return Check(name, f"cannot be resolved: {exc.message}", fix, BuildError)
+              "from a mirror (AIBASE_BASE_MIRROR)"  # fmt: skip
+        if ctx.config.base_mirror:  # the mirror is what does not answer
+            fix = f"start the mirror {ctx.config.base_mirror}, or check --base-mirror"
+        return Check(name, f"cannot be resolved: {exc.message}", fix, BuildError, offline=True)
     if found is None:
         where = f"the mirror {ctx.config.base_mirror}" if ctx.config.base_mirror else ref.api_host
         fix = "check the base's name and tag in images.toml"

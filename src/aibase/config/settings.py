@@ -231,17 +231,24 @@ class Settings:
             return f"images.toml {r.setting.file_key}"
         return {"flag": r.setting.flag, "env": r.setting.env}.get(r.source, "the default")
 
-    def render(self, names: Sequence[str]) -> str:
-        """The block every run prints: value and source of each setting the task takes."""
-        width = max((len(n) for n in names), default=0)
+    def render(self, names: Sequence[str], every: bool = True) -> str:
+        """The block every run prints: value and source of each setting the task takes; not
+        `every`: the config file and what a flag, the environment or the file set, and how
+        many are at their defaults (a refusal is then a few lines, not a table of defaults)."""
+        shown = [n for n in names if every or n == "config" or self.source(n) != "default"]
+        width = max((len(n) for n in shown), default=0)
         lines = ["settings (flag > env > file > default):"]
-        for name in names:
+        for name in shown:
             r = self.resolved[name]
             origin = {"flag": r.setting.flag, "env": r.setting.env}.get(r.source, r.source)
             if r.source == "file":
                 origin = f"file {r.setting.file_key}"
-            shown = "***" if r.setting.kind == "secret" and r.text else (r.text or "-")
-            lines.append(f"  {name:<{width}}  {shown}  ({origin})")
+            value = "***" if r.setting.kind == "secret" and r.text else (r.text or "-")
+            lines.append(f"  {name:<{width}}  {value}  ({origin})")
+        if len(shown) < len(names):
+            lines.append(
+                f"  ({len(names) - len(shown)} more at their defaults: --debug lists them)"
+            )
         return "\n".join(lines)
 
     def as_rows(self, names: Sequence[str]) -> tuple[tuple[str, str, str], ...]:

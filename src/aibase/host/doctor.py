@@ -1,4 +1,4 @@
-"""`invoke doctor`: is this host able to run the pipeline? Each failing line names the fix."""
+"""`./ai doctor`: is this host able to run the pipeline? Each failing line names the fix."""
 
 from __future__ import annotations
 

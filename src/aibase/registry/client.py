@@ -129,13 +129,13 @@ class RegistryClient:
                         f"is the registry running? For the local default: invoke registry-up; "
                         f"else check --registry / AIBASE_REGISTRY ({self.host})",
                     ) from None
-                log.info(f"registry {self.host}: {what}: {type(exc).__name__}, retry in {delay} s")
+                log.debug(f"registry {self.host}: {what}: {type(exc).__name__}, retry in {delay} s")
                 self._sleep(delay)
                 delay *= 2
                 continue
             log.debug(f"{method} {url} -> HTTP {resp.status_code} ({len(body)} bytes)")
             if resp.status_code in RETRY_STATUSES and attempt < self._attempts:
-                log.info(
+                log.debug(
                     f"registry {self.host}: {what}: HTTP {resp.status_code}, retry in {delay} s"
                 )
                 self._sleep(delay)

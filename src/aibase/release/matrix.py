@@ -165,11 +165,47 @@ def render_plan(matrix: Mapping[str, Any], waiting: Sequence[Waiting]) -> str:
     return "\n".join(lines)
 
 
+def render_text(matrix: Mapping[str, Any]) -> str:
+    """The plan for a terminal: one line per leg, per GPU smoke and per promotion."""
+
+    def job(j: Mapping[str, Any]) -> str:
+        runner = j["runner"] or "- (no runner named)"
+        return f"  {j['variant']:<10} {j['platform']:<12} runner {runner}" + (
+            "  (emulated: QEMU)" if j["emulated"] else ""
+        )
+
+    lines = ["build legs:", *map(job, matrix["cells"])]
+    if not matrix["cells"]:
+        lines.append("  none: nothing to build in this run")
+    if matrix["gpu"]:
+        lines += ["GPU smoke:", *map(job, matrix["gpu"])]
+    for v in matrix["variants"]:
+        after = "after its GPU smoke" if v["require_gpu"] else "after smoke on each platform"
+        lines.append(f"promote {v['name']}: {after}")
+    for w in matrix.get("waiting", []):
+        lines.append(f"waiting for a lock: {w['name']} ({', '.join(w['missing'])})")
+    return "\n".join(lines)
+
+
+def unassigned(matrix: Mapping[str, Any]) -> list[str]:
+    """One warning per job no runner would pick up: a GPU smoke without a GPU runner (outside
+    --ci the plan is still shown)."""
+    return [
+        f"{j['variant']}/{j['platform']}: the GPU smoke has no runner (`--ci` refuses this "
+        "plan): name a self-hosted GPU runner label (--gpu-runner, AIBASE_GPU_RUNNER), or "
+        "'none' to promote without a GPU test"
+        for j in [*matrix["cells"], *matrix["gpu"]]
+        if not j["runner"]
+    ]
+
+
 def emit(matrix: Mapping[str, Any], as_json: bool, waiting: Sequence[Waiting] = ()) -> None:
     """Print it; on GitHub Actions also set the step outputs `matrix` (for fromJSON) and
     `build` (whether any leg is left), and write the plan into the job summary."""
     text = json.dumps(matrix, separators=(",", ":"))
-    print(text if as_json else "\n".join(f"{k}: {v}" for k, v in matrix.items()))
+    print(text if as_json else render_text(matrix))
+    for message in unassigned(matrix):
+        log.warn(message)
     for w in waiting:
         message = f"{w.variant} waits for its lock ({', '.join(w.missing)}): its legs are skipped"
         log.warn(message)

@@ -131,7 +131,13 @@ def build_all(
     try:
         failed = preflight(ctx, variants, config.platforms, push=True, dry_run=dry_run)
         for variant in variants:
-            state = _build_variant(ctx, variant, report, dry_run=dry_run)
+            try:
+                state = _build_variant(ctx, variant, report, dry_run=dry_run)
+            except AibaseError as exc:
+                if not failed:  # a dry run goes on to show the other variants' commands
+                    raise
+                log.warn(f"[dry-run] {variant.name} stops here: {exc.message}")
+                continue
             if promote:
                 with log.step(f"promote {variant.name}"):
                     done = promote_checked(ctx, variant, state, permits, dry_run)
@@ -150,7 +156,8 @@ def build_all(
         raise
     finally:
         report.steps = list(log.steps())
-        log.info(log.summary())
+        if report.steps:
+            log.info(log.summary())
         if not dry_run:
             write_report(report, ctx.paths.reports)
     return report

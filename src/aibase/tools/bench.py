@@ -1,4 +1,4 @@
-"""`invoke bench`: how fast builds and updates are, ours against the old guide's single-layer
+"""`./ai bench`: how fast builds and updates are, ours against the old guide's single-layer
 shape (bench/single-layer.Dockerfile, same base, OS packages and lock), side by side in one
 run. A benchmark, not a test: it reports ratios, committed with the commit it measured.
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -23,16 +22,23 @@ from aibase import log
 from aibase.build.cell import platform_manifest
 from aibase.build.layers import LayerGroup, plan_groups
 from aibase.build.lock_format import parse_lock
-from aibase.build.plan import BuildPlan, Cell, cell_tag
+from aibase.build.plan import Cell
 from aibase.build.run_context import RunContext
 from aibase.config.model import Config
 from aibase.errors import BuildError
 from aibase.host import engine, git, proc
 from aibase.release.smoke import smoke_image
 from aibase.state import read_cell, write_atomic
+from aibase.tools.bench_plan import (
+    results_path,
+    show_bench,
+    single_builds,
+    uncommitted_inputs,
+    user_path,
+)
 from aibase.tools.imagesize import ImageSize, measure
 
-SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"  # in the checkout's root
+BUMP = "structlog==24.1.0"  # the default one-pin bump: a shared-stack leaf package
 NATIVE = {"x86_64": "linux/amd64", "aarch64": "linux/arm64", "arm64": "linux/arm64"}
 
 
@@ -102,23 +108,6 @@ def render(results: list[CellBench], commit: str, foreign: dict[str, float]) -> 
     return "\n".join(lines) + "\n"
 
 
-def plan_single(ctx: RunContext, variant: str, platform: str, lock_dir: Path, tag: str,
-                metadata: Path, packages: str, top: Path) -> BuildPlan:  # fmt: skip
-    """The old guide's shape: OS packages, a venv, one `pip install -r` of the lock."""
-    config, dockerfile = ctx.config, top / SINGLE_LAYER
-    base = config.base_for(config.variant(variant))
-    argv = ["docker", "buildx", "build", "--platform", platform, "--file", str(dockerfile),
-            "--build-context", f"locks={lock_dir}", "--metadata-file", str(metadata),
-            "--progress", "plain", "--build-arg", f"BASE_IMAGE={base}",
-            "--build-arg", f"VARIANT={variant}", "--build-arg", f"OS_PACKAGES={packages}",
-            "--output", f"type=image,name={config.image}:{tag},push=true"]  # fmt: skip
-    if ctx.build.ca_bundle is not None:
-        argv += ["--secret", f"id=ca_bundle,src={ctx.build.ca_bundle}"]
-    if ctx.build.builder:  # the builder ours ran on, and the one pruned before it
-        argv += ["--builder", ctx.build.builder]
-    return BuildPlan(Cell(variant, platform), (*argv, str(dockerfile.parent)), metadata)
-
-
 def layers_of(
     ctx: RunContext, digest: str, platform: str, groups: Sequence[LayerGroup] = ()
 ) -> tuple[Layer, ...]:
@@ -135,35 +124,28 @@ def layers_of(
     )
 
 
-def _invoke(*args: str, out: Path) -> float:
+def _invoke(argv: list[str]) -> float:
     """One `invoke` run of the user's path, timed; its output kept out of the table."""
     started = time.monotonic()
-    argv = [str(Path(sys.executable).with_name("invoke")), *args, "--out", str(out)]
     result = proc.run(argv, timeout=proc.LONG)
     if not result.ok:
         log.write_line(result.stderr[-3000:])
-        raise BuildError(f"bench step `invoke {' '.join(args)}` failed", "see its output above")
+        raise BuildError(f"bench step `invoke {argv[1]}` failed", "see its output above")
     return round(time.monotonic() - started, 1)
 
 
 def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Path) -> CellBench:
     config, cell = ctx.config, Cell(variant, platform)
-    builder = ctx.build.builder
-    # both shapes alike: no external layer cache (it would survive the prune), gzip
-    build = ("build", "--variant", variant, "--platform", platform, "--push",
-             "--build-cache", "", "--compression", "gzip",
-             *(("--base-mirror", config.base_mirror) if config.base_mirror else ()))  # fmt: skip
+    builder, top = ctx.build.builder, git.toplevel(config.root)
+    runs = user_path(config, cell, bump, work, top)
     _prune(builder)  # cold: nothing cached
-    cold = _invoke(*build, "--config", str(config.path), out=work / "cold")
-    noop = _invoke(*build, "--config", str(config.path), out=work / "noop")
+    cold, noop = _invoke(runs["cold"]), _invoke(runs["noop"])
     first = read_cell(work / "cold" / "cells" / f"{cell.slug}.json").digest
     clone = work / "clone"  # the bump, in a clone of HEAD: this checkout stays as it is
-    top = git.toplevel(config.root)
     if not proc.run(["git", "clone", "--quiet", str(top), str(clone)], timeout=proc.QUICK * 5).ok:
         raise BuildError(f"could not clone {top} for the bump", "see git's message above")
-    cfg = clone / config.path.resolve().relative_to(top)
-    _invoke("update", bump, "--config", str(cfg), "--platforms", platform, out=work / "upd")
-    bumped_s = _invoke(*build, "--config", str(cfg), out=work / "bump")
+    _invoke(runs["update"])
+    bumped_s = _invoke(runs["bump"])
     bumped = read_cell(work / "bump" / "cells" / f"{cell.slug}.json").digest
     started = time.monotonic()
     smoked = smoke_image(config.variant(variant), config.image, platform, first, None, False)
@@ -174,16 +156,9 @@ def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Pa
     lock = config.variant(variant).lock_file(platform).read_text()
     groups = plan_groups(tuple(parse_lock(lock)), config.variant(variant))
     ours = _shape(ctx, platform, first, bumped, (cold, noop, bumped_s), smoke_s, groups)
-    # the single-layer shape: cold, no-op, then the clone's bumped lock
-    lock_dir = config.variant(variant).lock_dir
-    runs = (lock_dir, lock_dir, clone / lock_dir.resolve().relative_to(top))
-    packages = "python3.11 python3.11-venv python3.11-dev" if "cuda" in variant else ""
     times, digests = [], []
     _prune(builder)
-    for i, locks in enumerate(runs):
-        tag = f"bench-single-{cell_tag(cell, ctx.build).removeprefix('build-')}-{i}"
-        meta = work / f"single-{i}.json"
-        plan = plan_single(ctx, variant, platform, locks, tag, meta, packages, top)
+    for plan in single_builds(ctx, cell, work, top):
         started = time.monotonic()
         metadata = engine.run_build(plan.argv, plan.metadata_file, f"{variant}/{platform}")
         digests.append(str(metadata["containerimage.digest"]))
@@ -235,13 +210,13 @@ def select_cells(config: Config, cells: str) -> list[Cell]:
     return chosen
 
 
-def run_bench(ctx: RunContext, cells: list[Cell], bump: str) -> Path:
-    """Bench every cell; write bench/results/<date>-<sha7>.{json,md}; the .md path."""
+def run_bench(ctx: RunContext, cells: list[Cell], bump: str, dry_run: bool = False) -> Path:
+    """Bench every cell; write bench/results/<date>-<sha7>.{json,md}; the .md path. A dry
+    run prints the plan (tools/bench_plan.py) and runs nothing."""
+    if dry_run:
+        return show_bench(ctx, cells, bump)
     commit = git.revision(ctx.config.root)
-    top = git.toplevel(ctx.config.root)
-    inputs = [top / "docker", top / "src", top / "bench", ctx.config.path]
-    inputs += [p for v in ctx.config.variants.values() for p in (v.lock_dir, *v.requirements)]
-    dirty = git.uncommitted(top, inputs)
+    dirty = uncommitted_inputs(ctx.config, git.toplevel(ctx.config.root))
     if dirty:  # the bump builds from a clone of HEAD: both sides must be HEAD
         raise BuildError(f"bench measures a commit; uncommitted: {', '.join(dirty)}",
                          "commit (or stash) first")  # fmt: skip
@@ -253,12 +228,7 @@ def run_bench(ctx: RunContext, cells: list[Cell], bump: str) -> Path:
                 results.append(bench_cell(ctx, cell.variant, cell.platform, bump, work))
                 shutil.rmtree(work / "clone", ignore_errors=True)
     foreign = foreign_ratios(results, NATIVE.get(machine(), ""))
-    base = (
-        git.toplevel(ctx.config.root)
-        / "bench"
-        / "results"
-        / f"{time.strftime('%Y%m%d')}-{commit[:7]}"
-    )
+    base = results_path(ctx.config, commit)
     data = {"commit": commit, "cells": [asdict(r) | {"ratios": r.ratios()} for r in results]}
     write_atomic(base.with_suffix(".json"), json.dumps(data, indent=2) + "\n")
     write_atomic(base.with_suffix(".md"), render(results, commit, foreign))

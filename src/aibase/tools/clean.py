@@ -1,4 +1,4 @@
-"""`invoke clean`: give back the disk builds took. This repository's local images (loads,
+"""`./ai clean`: give back the disk builds took. This repository's local images (loads,
 smoke pulls), the builder's cache, the rendered Dockerfiles, and with --registry-gc the
 local registry's unreferenced blobs. Each step says what it freed."""
 

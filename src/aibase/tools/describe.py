@@ -1,5 +1,5 @@
-"""What is in the registry, as a reviewer asks: `invoke images`, `invoke inspect REF` (the old
-guide's `curl | jq` checks as one command) and `invoke diff A B` (what changed between two
+"""What is in the registry, as a reviewer asks: `./ai images`, `./ai inspect REF` (the old
+guide's `curl | jq` checks as one command) and `./ai diff A B` (what changed between two
 indexes: packages per platform, sizes)."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from aibase.build.plan import LABEL_NS
+from aibase import log
+from aibase.build.plan import CELL_TAG_PREFIX, LABEL_NS
 from aibase.host import engine
 from aibase.names import normalize_name
 from aibase.registry.client import RegistryClient
@@ -86,7 +87,7 @@ def render(facts: Sequence[IndexFacts], as_json: bool) -> str:
         return json.dumps([asdict(f) for f in facts], indent=2)
     lines = []
     for f in facts:
-        lines.append(f"{f.ref}  {f.digest}")
+        lines.append(f.ref if f.ref.endswith(f"@{f.digest}") else f"{f.ref}  {f.digest}")
         if f.tags:
             lines.append(f"  tags: {', '.join(sorted(f.tags))}")
         lines.append(f"  created {f.created}  revision {f.revision[:12]}  python {f.python}  "
@@ -162,11 +163,21 @@ def _mb(size: int) -> float:
 
 
 def list_indexes(client: RegistryClient, registry: str, repository: str) -> list[IndexFacts]:
-    """`invoke images`: every index in the repository, newest first, with all its tags."""
-    facts = [
-        describe(client, parse_ref(f"{registry}/{repository}@{digest}"), tags)
-        for digest, tags in indexes_by_digest(client, repository).items()
-    ]
+    """`invoke images`: every index in the repository, newest first, with all its tags. A
+    cell's single-platform image (its `build-*` tag: what merge reads) is not an image a
+    service builds on: counted, not listed."""
+    facts, cells = [], 0
+    for digest, tags in indexes_by_digest(client, repository).items():
+        named = [t for t in tags if not t.startswith(CELL_TAG_PREFIX)]
+        if not named:
+            cells += 1
+            continue
+        facts.append(describe(client, parse_ref(f"{registry}/{repository}@{digest}"), named))
+    if cells:
+        log.info(
+            f"{cells} cell image(s) left out: single-platform, tagged {CELL_TAG_PREFIX}*, "
+            "what merge reads (`inspect REPO:TAG` shows one)"
+        )
     return sorted(facts, key=lambda f: f.created, reverse=True)
 
 

@@ -1,11 +1,12 @@
-"""`invoke update NAME==VERSION`: the old guide's update procedure (steps 1-6) as one command.
+"""`./ai update NAME==VERSION`: the old guide's update procedure (steps 1-6) as one command.
 Edit the pin where it lives (a requirements .in, or the torch family in images.toml), re-lock
 every cell it touches, and show what changed in each lock."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,10 +113,44 @@ def relock(variants: Sequence[VariantConfig], platforms: Sequence[str]) -> list[
     return changes
 
 
+def files_an_update_writes(config: Config) -> list[Path]:
+    """The config, every requirements file and every cell's lock (present or not)."""
+    paths = {config.path}
+    for v in config.variants.values():
+        paths |= set(v.requirements)
+        paths |= {v.lock_file(p) for p in {*v.platforms, *config.platforms}}
+    return sorted(paths)
+
+
+@contextmanager
+def all_or_nothing(paths: Sequence[Path]) -> Iterator[None]:
+    """Put every path back as it was if the block fails: an update that cannot re-lock (a
+    version the index lacks, an unreachable index, Ctrl-C) must not leave a moved pin that
+    `lock --check` then calls stale, or some cells re-locked and others not."""
+    saved = {p: p.read_bytes() if p.exists() else None for p in paths}
+    try:
+        yield
+    except BaseException:
+        restored = 0
+        for path, data in saved.items():
+            now = path.read_bytes() if path.exists() else None
+            if now != data:
+                restored += 1
+                if data is None:
+                    path.unlink()
+                else:
+                    path.write_bytes(data)
+        log.warn(f"update failed: nothing changed ({restored} file(s) put back as they were)")
+        raise
+
+
 def apply(settings: Settings, config: Config, pins: str) -> list[VariantConfig]:
-    """Edit, then re-lock against the edited config; the variants touched, as now configured."""
-    touched = edit_pins(config, parse_pins(pins))
-    fresh = apply_settings(read_config(config.path), settings)  # torch pins may have moved
-    variants = [fresh.variant(v.name) for v in touched]
-    relock(variants, fresh.platforms)
+    """Edit, then re-lock against the edited config; the variants touched, as now configured.
+    All or nothing: on any failure every file is left as it was."""
+    wanted = parse_pins(pins)
+    with all_or_nothing(files_an_update_writes(config)):
+        touched = edit_pins(config, wanted)
+        fresh = apply_settings(read_config(config.path), settings)  # torch pins may have moved
+        variants = [fresh.variant(v.name) for v in touched]
+        relock(variants, fresh.platforms)
     return variants
