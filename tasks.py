@@ -241,7 +241,9 @@ def update(s: Settings, cfg: Config, pins: str | None = None, build: bool = Fals
 
 
 @command("config", "base_mirror", "debug", name="bases-update")
-def bases_update(s: Settings, cfg: Config, dry_run: bool = False) -> None:
+def bases_update(
+    s: Settings, cfg: Config, dry_run: bool = False, allow_stand_in: bool = False
+) -> None:
     """Resolve each base tag's current digest (its registry, or the mirror) and pin it in the
-    config: one reviewed line per base."""
-    pins.update_base_pins(cfg, dry_run=dry_run)
+    config: one reviewed line per base. Refuses stand-ins unless --allow-stand-in."""
+    pins.update_base_pins(cfg, dry_run=dry_run, allow_stand_in=allow_stand_in)

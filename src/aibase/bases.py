@@ -22,6 +22,7 @@ from aibase import engine, localregistry, log, proc
 from aibase.config import Config
 from aibase.errors import EngineError
 from aibase.paths import Paths
+from aibase.plan import STANDIN_LABEL
 from aibase.refs import parse_ref
 from aibase.registry import RegistryClient
 
@@ -36,7 +37,6 @@ INCLUDE = (
     "python3-setuptools-whl",
     "python3.11-dev",
 )
-STANDIN_LABEL = "io.cerebral.ai-base.stand-in"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ from aibase.lockfile import parse_lock
 from aibase.refs import is_valid_tag
 
 LABEL_NS = "io.cerebral.ai-base"
+# On every stand-in base (bases-bootstrap) and so inherited by every image built FROM one;
+# `<STANDIN_LABEL>.of` names the real base it replaces.
+STANDIN_LABEL = f"{LABEL_NS}.stand-in"
 
 
 @dataclass(frozen=True)

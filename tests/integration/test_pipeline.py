@@ -13,6 +13,7 @@ import pytest
 from aibase.configfile import load
 from aibase.errors import (
     BuildError,
+    ConfigError,
     LockError,
     PromoteError,
     RegistryError,
@@ -270,23 +271,28 @@ def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_di
 
 def test_bases_update_pins_each_base_in_one_line(standins: str, tmp_path: Path, out_dir: Path):
     """Resolve the base and installer tags' digests on the mirror and pin them: one line
-    each; the pinned config still plans builds (and the installer) through the mirror."""
+    each; the mirror holds stand-ins, so only with --allow-stand-in, and each line says so;
+    the pinned config still plans builds (and the installer) through the mirror."""
     cfg = copy_fixture(tmp_path / "fx")
     before = cfg.read_text()
-    run = invoke(
-        "bases-update", "--config", str(cfg), "--base-mirror", standins, env=env_for(out_dir)
+    update = ("bases-update", "--config", str(cfg), "--base-mirror", standins)
+    refused = invoke(*update, env=env_for(out_dir))
+    assert refused.returncode == ConfigError.exit_code, refused.output
+    assert f"{standins}/library/python:3.11-slim is a stand-in for python:3.11-slim" in (
+        refused.output
     )
+    assert cfg.read_text() == before
+    run = invoke(*update, "--allow-stand-in", env=env_for(out_dir))
     assert run.returncode == 0, run.output
     after = cfg.read_text()
     with RegistryClient(REGISTRY) as client:
         digest = client.get_manifest("mirror/library/python", "3.11-slim").digest
+    note = "  # STAND-IN: Debian 12 from bases-bootstrap, NOT python:3.11-slim"
     assert changed_lines(before, after) == [
-        ('base = "python:3.11-slim"', f'base = "python:3.11-slim@{digest}"'),
-        ("", f'installer = "python:3.11-slim@{digest}"'),
+        ('base = "python:3.11-slim"', f'base = "python:3.11-slim@{digest}"{note}'),
+        ("", f'installer = "python:3.11-slim@{digest}"{note}'),
     ]
-    again = invoke(
-        "bases-update", "--config", str(cfg), "--base-mirror", standins, env=env_for(out_dir)
-    )
+    again = invoke(*update, "--allow-stand-in", env=env_for(out_dir))
     assert "base pins are up to date" in again.output
     dry = invoke(
         "build",
