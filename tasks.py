@@ -157,7 +157,7 @@ def inspect(s: Settings, cfg: Config, ref: str | None = None, json: bool = False
     """One index, as `curl | jq` would show it: platforms, sizes, created, revision, labels."""
     ref = ref or f"{cfg.image}:{next(iter(cfg.variants))}"
     with registry_client(s, parse_ref(ref).api_host) as client:
-        print(describe.render([describe.describe(client, parse_ref(ref))], json))
+        print(describe.render([describe.inspect_index(client, parse_ref(ref))], json, labels=True))
 
 
 @command(*COMMON, positional=("before", "after"))

@@ -87,6 +87,31 @@ def test_build_all_promotes_a_verified_two_platform_index(built: Built):
     assert "settings (flag > env > file > default):" in built.run.output
 
 
+def test_the_report_names_each_layer_the_stand_in_and_no_file_it_did_not_write(built: Built):
+    md = next((built.out / "reports").glob("build-*.md")).read_text()
+    written = {p.name for p in built.out.rglob("*")}
+    for name in re.findall(r"[\w.-]+\.cdx\.json", md):
+        assert name in written, f"the report names {name}, which was never written"
+    assert "None" not in md
+    assert (
+        "- **STAND-IN base** under fixture: Debian 12 from bases-bootstrap, NOT python:3.11-slim"
+        in md
+    )
+    charts = md.split("```mermaid")[1:]
+    assert len(charts) == 2
+    for chart in charts:
+        body = chart.split("```")[0]
+        assert "(STAND-IN base): compressed MB per layer" in body
+        axis = re.search(r"x-axis \[(.*)\]", body).group(1)
+        names = re.findall(r'"([^"]+)"', axis)
+        assert names[0] == "stand-in base" and "RUN apt-get install" in names, names
+        assert "group numpy" in names, names
+        bars = re.search(r"bar \[(.*)\]", body).group(1).split(", ")
+        assert len(bars) == len(names) and "0.0" not in bars
+        # the empty ones are named under the chart, not dropped silently
+        assert "under 0.05 MB, not charted: WORKDIR /app" in chart
+
+
 def test_dry_run_changes_nothing(built: Built, out_dir: Path):
     before = registry_snapshot()
     run = invoke("build-all", *CFG, "--repository", IT_REPO, "--dry-run", env=env_for(out_dir))

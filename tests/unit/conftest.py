@@ -138,6 +138,10 @@ class FakeRegistry:
         path = request.url.path
         if path == "/v2/":
             return httpx.Response(200, json={})
+        if path.endswith("/tags/list"):
+            repo = path.removeprefix("/v2/").removesuffix("/tags/list")
+            tags = sorted(r for (name, r) in self.manifests if name == repo and ":" not in r)
+            return httpx.Response(200, json={"name": repo, "tags": tags})
         repo, kind, ref = _split_api_path(path)
         if kind == "blobs":
             raw = self.blobs.get(ref)
