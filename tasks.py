@@ -1,7 +1,6 @@
-"""Invoke tasks: each parses its flags and makes one library call (`invoke --list`).
-Flags, help and AIBASE_* names come from aibase.cli and aibase.settings (flag > environment >
-images.toml > default). Put --config after the task name: before it, it is Invoke's own.
-"""
+"""Invoke tasks (`./ai --list`), each one library call; flags, help and AIBASE_* names from
+aibase.cli and config.settings (flag > environment > images.toml > default). Put --config
+after the task name: before it, it is Invoke's own."""
 
 from __future__ import annotations
 
@@ -155,7 +154,7 @@ def inspect(s: Settings, cfg: Config, ref: str | None = None, json: bool = False
     ./ai inspect [REF] (default: the first variant's floating tag)"""
     ref = ref or f"{cfg.image}:{next(iter(cfg.variants))}"
     with registry_client(s, parse_ref(ref).api_host) as client:
-        print(describe.render([describe.describe(client, parse_ref(ref))], json))
+        print(describe.render([describe.inspect_index(client, parse_ref(ref))], json, labels=True))
 
 
 @command(*COMMON, positional=("before", "after"))
@@ -243,7 +242,9 @@ def update(s: Settings, cfg: Config, pins: str | None = None, build: bool = Fals
 
 
 @command("config", "base_mirror", "debug", name="bases-update")
-def bases_update(s: Settings, cfg: Config, dry_run: bool = False) -> None:
-    """Pin each base tag to its current digest in the config: one reviewed line per base.
-    The digest comes from the base's registry, or the mirror."""
-    base_pins.update_base_pins(cfg, dry_run=dry_run)
+def bases_update(
+    s: Settings, cfg: Config, dry_run: bool = False, allow_stand_in: bool = False
+) -> None:
+    """Resolve each base tag's current digest (its registry, or the mirror) and pin it in the
+    config: one reviewed line per base. Refuses stand-ins unless --allow-stand-in."""
+    base_pins.update_base_pins(cfg, dry_run=dry_run, allow_stand_in=allow_stand_in)

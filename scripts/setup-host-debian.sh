@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a bare Debian 12 (or Ubuntu) host for ai-base: Docker Engine with buildx and
 # compose v2, the containerd image store, QEMU binfmt for linux/arm64, Debian's
-# docker-registry, debootstrap, and the Python tools. Idempotent: every step checks
+# docker-registry, debootstrap, buildah (the daemonless builder docs/services.md shows),
+# and the Python tools. Idempotent: every step checks
 # first, so a second run takes seconds. Starts dockerd when nothing manages it.
 # Recipe: shared/docs/offline-host.md (verified on this project's hosts).
 # --dry-run: print what this host lacks and would be installed, change nothing.
@@ -34,7 +35,7 @@ if [ -z "$engine_major" ] || [ "$engine_major" -lt 23 ]; then
 fi
 [ -x /usr/libexec/docker/cli-plugins/docker-buildx ] || need_pkgs+=(docker-buildx)
 [ -x /usr/libexec/docker/cli-plugins/docker-compose ] || need_pkgs+=(docker-compose)
-for p in qemu-user-static binfmt-support docker-registry debootstrap apache2-utils curl; do
+for p in qemu-user-static binfmt-support docker-registry debootstrap apache2-utils curl buildah; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 

@@ -93,6 +93,8 @@ FLAG_HELP = {
     "floating": "also audit what the variant's floating tag serves now (--variant: one)",
     "ci": "cells run on separate machines: refuse a registry they cannot share (loopback)",
     "need_gb": "free space the step needs, in GB, where the engine keeps its data",
+    "allow_stand_in": "also pin STAND-IN bases (bases-bootstrap's Debian 12, for tests): "
+    "refused otherwise; each pinned line then says STAND-IN",
     "runner_toolchains": "on a GitHub-hosted runner, first remove its preinstalled toolchains",
 }
 

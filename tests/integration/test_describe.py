@@ -53,3 +53,18 @@ def test_diff_names_the_packages_and_layers_that_changed(built: Built, tmp_path:
     amd_part, arm_part = run.output.split("**linux/amd64**")[1].split("**linux/arm64**")
     assert "- removed: structlog 24.4.0" in amd_part and "1 new layer(s)" in amd_part
     assert "- packages: the same" in arm_part and "0 new layer(s)" in arm_part
+
+
+def test_inspect_shows_the_labels_the_stand_in_and_the_tags(built: Built) -> None:
+    """The help promises labels; the fixture stands on a stand-in, and its index has tags."""
+    ref = f"{REGISTRY}/{IT_REPO}@{built.index_digest}"
+    run = invoke("inspect", ref, *CFG)
+    assert run.returncode == 0, run.output[-3000:]
+    assert "STAND-IN base: Debian 12 from bases-bootstrap, NOT python:3.11-slim" in run.output
+    assert "    io.cerebral.ai-base.stand-in=true" in run.output
+    assert "    io.cerebral.ai-base.variant=fixture" in run.output
+    assert "    io.cerebral.ai-base.lock.sha256=" in run.output  # per platform
+    (facts,) = _json(invoke("inspect", ref, "--json", *CFG))
+    assert any(t.startswith("fixture-20") for t in facts["tags"]), facts["tags"]
+    assert facts["stand_in_of"] == "python:3.11-slim"
+    assert facts["labels"]["org.opencontainers.image.source"]

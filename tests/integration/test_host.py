@@ -59,10 +59,16 @@ def test_the_local_registry_listens_on_loopback_only(tmp_path: Path) -> None:
 SCRIPT = REPO / "scripts" / "setup-host-debian.sh"
 
 
-def _dry_run(tmp_path: Path, dockerd_version: str | None) -> subprocess.CompletedProcess[str]:
-    """The script's --dry-run with PATH holding /usr/bin, /bin and at most a fake dockerd."""
+def _dry_run(
+    tmp_path: Path, dockerd_version: str | None, *, bare: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The script's --dry-run with PATH holding /usr/bin, /bin and at most a fake dockerd;
+    bare: a dpkg that knows no package, as on a brand-new machine."""
     fake = tmp_path / "bin"
     fake.mkdir(parents=True)
+    if bare:
+        (fake / "dpkg").write_text('#!/bin/sh\n[ "$1" = -s ] && exit 1\nexec /usr/bin/dpkg "$@"\n')
+        (fake / "dpkg").chmod(0o755)
     if dockerd_version is not None:
         dockerd = fake / "dockerd"
         dockerd.write_text(f"#!/bin/sh\necho 'Docker version {dockerd_version}, build x'\n")
@@ -79,6 +85,13 @@ def test_a_host_with_a_docker_cli_but_no_dockerd_gets_the_engine(tmp_path: Path)
     done = _dry_run(tmp_path, None)
     assert done.returncode == 0, done.stderr
     assert "would install: docker.io" in done.stderr
+
+
+def test_a_new_host_gets_buildah_for_the_daemonless_build(tmp_path: Path) -> None:
+    """docs/services.md's daemonless block (run by test_examples) needs buildah."""
+    done = _dry_run(tmp_path, "26.1.5+dfsg1", bare=True)
+    assert done.returncode == 0, done.stderr
+    assert "buildah" in done.stderr.split("would install:")[1].splitlines()[0].split()
 
 
 def test_an_old_engine_is_upgraded_and_a_new_one_kept(tmp_path: Path) -> None:

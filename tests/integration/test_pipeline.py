@@ -15,6 +15,7 @@ from aibase.config.loader import load
 from aibase.config.paths import Paths
 from aibase.errors import (
     BuildError,
+    ConfigError,
     LockError,
     PromoteError,
     RegistryError,
@@ -84,6 +85,37 @@ def test_build_all_promotes_a_verified_two_platform_index(built: Built) -> None:
     assert report["promotions"][0]["digest"] == built.index_digest
     assert ["repository", IT_REPO, "flag"] in report["settings"]
     assert "settings (flag > env > file > default):" in built.run.output
+
+
+def test_the_report_names_each_layer_the_stand_in_and_no_file_it_did_not_write(
+    built: Built,
+) -> None:
+    md = next((built.out / "reports").glob("build-*.md")).read_text()
+    written = {p.name for p in built.out.rglob("*")}
+    for name in re.findall(r"[\w.-]+\.cdx\.json", md):
+        assert name in written, f"the report names {name}, which was never written"
+    assert "None" not in md
+    assert (
+        "- **STAND-IN base** under fixture: Debian 12 from bases-bootstrap, NOT python:3.11-slim"
+        in md
+    )
+    charts = md.split("```mermaid")[1:]
+    assert len(charts) == 2
+    for chart in charts:
+        body = chart.split("```")[0]
+        assert "(STAND-IN base): compressed MB per layer" in body
+        axis_line = re.search(r"x-axis \[(.*)\]", body)
+        assert axis_line, body
+        axis = axis_line.group(1)
+        names = re.findall(r'"([^"]+)"', axis)
+        assert names[0] == "stand-in base" and "RUN apt-get install" in names, names
+        assert "group numpy" in names, names
+        bar_line = re.search(r"bar \[(.*)\]", body)
+        assert bar_line, body
+        bars = bar_line.group(1).split(", ")
+        assert len(bars) == len(names) and "0.0" not in bars
+        # the empty ones are named under the chart, not dropped silently
+        assert "under 0.05 MB, not charted: WORKDIR /app" in chart
 
 
 def test_dry_run_changes_nothing(built: Built, out_dir: Path) -> None:
@@ -274,23 +306,28 @@ def test_bases_update_pins_each_base_in_one_line(
     standins: str, tmp_path: Path, out_dir: Path
 ) -> None:
     """Resolve the base and installer tags' digests on the mirror and pin them: one line
-    each; the pinned config still plans builds (and the installer) through the mirror."""
+    each; the mirror holds stand-ins, so only with --allow-stand-in, and each line says so;
+    the pinned config still plans builds (and the installer) through the mirror."""
     cfg = copy_fixture(tmp_path / "fx")
     before = cfg.read_text()
-    run = invoke(
-        "bases-update", "--config", str(cfg), "--base-mirror", standins, env=env_for(out_dir)
+    update = ("bases-update", "--config", str(cfg), "--base-mirror", standins)
+    refused = invoke(*update, env=env_for(out_dir))
+    assert refused.returncode == ConfigError.exit_code, refused.output
+    assert f"{standins}/library/python:3.11-slim is a stand-in for python:3.11-slim" in (
+        refused.output
     )
+    assert cfg.read_text() == before
+    run = invoke(*update, "--allow-stand-in", env=env_for(out_dir))
     assert run.returncode == 0, run.output
     after = cfg.read_text()
     with RegistryClient(REGISTRY) as client:
         digest = client.get_manifest("mirror/library/python", "3.11-slim").digest
+    note = "  # STAND-IN: Debian 12 from bases-bootstrap, NOT python:3.11-slim"
     assert changed_lines(before, after) == [
-        ('base = "python:3.11-slim"', f'base = "python:3.11-slim@{digest}"'),
-        ("", f'installer = "python:3.11-slim@{digest}"'),
+        ('base = "python:3.11-slim"', f'base = "python:3.11-slim@{digest}"{note}'),
+        ("", f'installer = "python:3.11-slim@{digest}"{note}'),
     ]
-    again = invoke(
-        "bases-update", "--config", str(cfg), "--base-mirror", standins, env=env_for(out_dir)
-    )
+    again = invoke(*update, "--allow-stand-in", env=env_for(out_dir))
     assert "base pins are up to date" in again.output
     dry = invoke(
         "build",

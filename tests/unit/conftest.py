@@ -147,7 +147,7 @@ class FakeRegistry:
             return httpx.Response(200, json={})
         if path.endswith("/tags/list"):
             repo = path.removeprefix("/v2/").removesuffix("/tags/list")
-            tags = [r for (rp, r) in self.manifests if rp == repo and not r.startswith("sha256:")]
+            tags = sorted(r for (name, r) in self.manifests if name == repo and ":" not in r)
             return httpx.Response(200, json={"name": repo, "tags": tags})
         repo, kind, ref = _split_api_path(path)
         if kind == "blobs":

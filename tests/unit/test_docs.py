@@ -188,8 +188,8 @@ def test_the_docs_link_to_pages_that_exist() -> None:
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
 
 
-# flags the docs quote that belong to the tools underneath (buildx, pip-audit, Invoke itself)
-OTHER_TOOLS = {"--secret", "--strict", "--dry"}
+# flags the docs quote that belong to the tools underneath (buildx, buildah, pip-audit, Invoke)
+OTHER_TOOLS = {"--secret", "--strict", "--dry", "--tls-verify"}
 
 
 def test_a_flag_quoted_alone_belongs_to_some_task() -> None:

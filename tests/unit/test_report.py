@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,6 @@ def _report(settings: tuple[tuple[str, str, str], ...] = ()) -> RunReport:
             skipped=(),
             lock="requirements/locks/cpu-linux-amd64.txt",
             lock_sha256="b" * 64,
-            sbom="build/audit/cpu-linux-amd64.cdx.json",
         )
     )
     report.steps.append(Step("build cpu/linux/amd64", 12.5, "ok"))
@@ -48,7 +48,7 @@ def test_markdown_tables_are_well_formed_and_name_everything() -> None:
     header, row = rows[0], rows[1]
     assert header.count("|") == row.count("|")
     assert "| cpu | linux/amd64 | `sha256:" + "a" * 64 + "` | 900.1 | 12.5 | ok |" in row
-    assert "`bbbbbbbbbbbb` (cpu-linux-amd64.cdx.json)" in row
+    assert "`bbbbbbbbbbbb` (cpu-linux-amd64.txt)" in row
     assert "`localhost:5000/cerebral/ai-base:cpu` -> `sha256:" + "c" * 64 in md
     assert "| build cpu/linux/amd64 | 12.5 | ok |" in md
     assert "- result: ok" in md
@@ -93,7 +93,9 @@ def test_layer_charts_and_the_size_trend_against_the_last_report(tmp_path: Path)
     md = md_path.read_text()
     assert "| cpu linux/amd64 | 850.0 | 900.1 | +50.1 MB |" in md
     assert "```mermaid\nxychart-beta" in md
-    assert "    x-axis [1, 2, 3]" in md and "    bar [30.5, 800.0, 69.6]" in md
+    # a row without names (an older record) still charts, by position
+    assert '    x-axis ["layer 1", "layer 2", "layer 3"]' in md
+    assert "    bar [30.5, 800.0, 69.6]" in md
 
 
 def test_the_report_names_the_accepted_vulnerabilities_an_image_carries() -> None:
@@ -103,3 +105,48 @@ def test_the_report_names_the_accepted_vulnerabilities_an_image_carries() -> Non
     report.platforms[0] = PlatformRow(**{**row.__dict__, "accepted": "CVE-2025-32434"})
     md = render_markdown(report)
     assert "cpu linux/amd64 carries accepted vulnerabilities: CVE-2025-32434" in md
+
+
+def test_the_report_names_no_sbom_it_did_not_write_and_no_none() -> None:
+    """build-all writes no SBOM (`invoke audit` does): the report must not name one; a tag
+    promoted for the first time was nothing before, not `None`."""
+    report = _report()
+    report.promotions.append(
+        PromotionRow("cpu", "localhost:5000/cerebral/ai-base:cpu", "sha256:" + "c" * 64, None)
+    )
+    md = render_markdown(report)
+    assert ".cdx.json" not in md and "SBOM" not in md
+    assert "None" not in md
+    assert "`localhost:5000/cerebral/ai-base:cpu` -> `sha256:" + "c" * 64 + "` (a new tag)" in md
+
+
+def test_the_layer_chart_names_each_layer_and_leaves_out_the_empty_ones() -> None:
+    report = _report()
+    names = ("stand-in base", "RUN apt-get install", "WORKDIR /app", "group numpy", "group bin-02")
+    report.platforms[0] = replace(
+        report.platforms[0], layers_mb=(89.9, 126.4, 0.0, 22.5, 0.0), layer_names=names
+    )
+    md = render_markdown(report)
+    assert '    x-axis ["stand-in base", "RUN apt-get install", "group numpy"]' in md
+    assert "    bar [89.9, 126.4, 22.5]" in md
+    assert "0.0" not in md.split("```mermaid")[1].split("```")[0]
+    assert "under 0.05 MB, not charted: WORKDIR /app, group bin-02" in md
+
+
+def test_a_stand_in_is_named_wherever_the_image_is_shown() -> None:
+    report = _report()
+    report.base_mirror = "localhost:5000/mirror"
+    report.platforms[0] = replace(
+        report.platforms[0], stand_in_of="python:3.11-slim", layers_mb=(89.9,), layer_names=("x",)
+    )
+    report.promotions.append(
+        PromotionRow("cpu", "localhost:5000/cerebral/ai-base:cpu", "sha256:" + "c" * 64, None)
+    )
+    md = render_markdown(report)
+    assert (
+        "- **STAND-IN base** under cpu: Debian 12 from bases-bootstrap, NOT python:3.11-slim" in md
+    )
+    assert "| cpu (STAND-IN base) | linux/amd64 |" in md  # the platform table
+    assert "| cpu linux/amd64 (STAND-IN base) | - | 900.1 | new |" in md  # the size trend
+    assert 'title "cpu linux/amd64 (STAND-IN base): compressed MB per layer"' in md
+    assert "(a new tag) — built on a STAND-IN base" in md

@@ -27,6 +27,9 @@ from aibase.registry.client import RegistryClient
 from aibase.registry.refs import parse_ref
 
 SUITE = "bookworm"
+# On every stand-in base and so inherited by every image built FROM one (under build.plan's
+# LABEL_NS; a unit test holds it there); `<STANDIN_LABEL>.of` names the real base it replaces.
+STANDIN_LABEL = "io.cerebral.ai-base.stand-in"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # python3.11-venv needs these whl packages; debootstrap does not resolve them by itself.
 INCLUDE = (
@@ -37,7 +40,6 @@ INCLUDE = (
     "python3-setuptools-whl",
     "python3.11-dev",
 )
-STANDIN_LABEL = "io.cerebral.ai-base.stand-in"
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,6 @@ from aibase.build import layers, lock_format
 from aibase.build.cell import build_cell
 from aibase.build.merge import merge_variant
 from aibase.build.plan import (
-    ACCEPTED_LABEL,
-    LOCK_LABEL,
     Cell,
     floating_tag,
     plan_cells,
@@ -38,7 +36,8 @@ from aibase.registry.refs import ImageRef, parse_ref
 from aibase.release import notify
 from aibase.release.notify import Promoted
 from aibase.release.promote import FORWARD_ONLY, Guards, Promotion, promote_variant
-from aibase.release.report import PlatformRow, PromotionRow, RunReport, write_report
+from aibase.release.report import PromotionRow, RunReport, write_report
+from aibase.release.report_rows import platform_rows
 from aibase.release.smoke import smoke_index
 from aibase.release.verify import VerifyResult, raise_if_failed, verify_index
 from aibase.state import (
@@ -207,7 +206,7 @@ def _build_variant(
     save_state(ctx, state)
     ref = parse_ref(f"{ctx.config.image}@{merged.index_digest}")
     result, verified, smoked = verify_and_smoke(ctx, variant, ref, ctx.revision, state)
-    report.platforms += _rows(ctx, variant, result, smoked, cells)
+    report.platforms += platform_rows(ctx, variant, result, smoked, cells)
     raise_if_smoke_failed(ctx, variant, smoked)
     return verified
 
@@ -265,36 +264,6 @@ def notify_once(
     event = Promoted(variant.name, done.tag, done.digest, done.previous, ctx.revision)
     notify.send(event, url, ctx.settings.text("notify_token"))
     save_state(ctx, replace(state, notified=done.digest))
-
-
-def _rows(
-    ctx: RunContext,
-    variant: VariantConfig,
-    result: VerifyResult,
-    smoked: Mapping[str, SmokeRecord],
-    cells: Mapping[str, CellRecord],
-) -> list[PlatformRow]:
-    rows = []
-    for image in result.images:
-        lock = variant.lock_file(image.platform)
-        cell, smoke = cells.get(image.platform), smoked.get(image.platform)
-        rows.append(
-            PlatformRow(
-                variant=variant.name,
-                platform=image.platform,
-                digest=image.digest,
-                compressed_mb=round(image.compressed_bytes / 1e6, 1),
-                build_seconds=cell.seconds if cell else None,
-                smoke=smoke.problems if smoke else None,
-                skipped=smoke.skipped if smoke else (),
-                lock=str(lock),
-                lock_sha256=image.labels.get(LOCK_LABEL),
-                sbom=str(ctx.paths.sbom(lock)),
-                layers_mb=tuple(round(size / 1e6, 1) for size in image.layers),
-                accepted=image.labels.get(ACCEPTED_LABEL),
-            )
-        )
-    return rows
 
 
 def state_path(ctx: RunContext, variant: str | VariantConfig) -> Path:

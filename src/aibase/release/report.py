@@ -22,9 +22,15 @@ class PlatformRow:
     skipped: tuple[str, ...]  # checks not run here, with the reason (e.g. no GPU)
     lock: str
     lock_sha256: str | None  # the image's lock label
-    sbom: str  # where `invoke audit` writes that lock's CycloneDX SBOM
     layers_mb: tuple[float, ...] = ()  # compressed size of each layer, base first
     accepted: str | None = None  # the image's accepted-vulnerabilities label (allowlist ids)
+    layer_names: tuple[str, ...] = ()  # each layer's group or Dockerfile step; () unknown
+    stand_in_of: str | None = None  # built on a STAND-IN for this base (its label)
+
+    @property
+    def image(self) -> str:
+        """`variant platform`, and that it stands on a stand-in wherever it is named."""
+        return f"{self.variant} {self.platform}" + (" (STAND-IN base)" if self.stand_in_of else "")
 
 
 @dataclass(frozen=True)
@@ -66,25 +72,32 @@ def render_markdown(report: RunReport) -> str:
     ]
     if report.base_mirror:
         lines.append(f"- bases from mirror `{report.base_mirror}`")
+    stand_ins = sorted({(r.variant, r.stand_in_of) for r in report.platforms if r.stand_in_of})
+    lines += [
+        f"- **STAND-IN base** under {variant}: Debian 12 from bases-bootstrap, NOT {real} "
+        "(a test fixture: never a release)"
+        for variant, real in stand_ins
+    ]
     failed = f"FAILED: {(report.error or 'interrupted').splitlines()[0]}"
     lines.append(f"- result: {'ok' if report.result == 'ok' else failed}")
     lines += [
         "",
-        "| variant | platform | digest | compressed MB | build s | smoke | lock (SBOM) |",
+        "| variant | platform | digest | compressed MB | build s | smoke | lock |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in report.platforms:
         smoke = "-" if row.smoke is None else ("; ".join(row.smoke) or "ok")
         if row.skipped:
             smoke += " (" + "; ".join(row.skipped) + ")"
-        lock = f"`{(row.lock_sha256 or '?')[:12]}` ({Path(row.sbom).name})"
+        lock = f"`{(row.lock_sha256 or '?')[:12]}` ({Path(row.lock).name})"
         seconds = "-" if row.build_seconds is None else row.build_seconds
+        variant = row.variant + (" (STAND-IN base)" if row.stand_in_of else "")
         lines.append(
-            f"| {row.variant} | {row.platform} | `{row.digest}` | {row.compressed_mb} | "
+            f"| {variant} | {row.platform} | `{row.digest}` | {row.compressed_mb} | "
             f"{seconds} | {smoke} | {lock} |"
         )
     lines += [
-        f"\n{row.variant} {row.platform} carries accepted vulnerabilities: {row.accepted} "
+        f"\n{row.image} carries accepted vulnerabilities: {row.accepted} "
         "(audit-allowlist.toml says who accepted each, until when, and the mitigation)"
         for row in report.platforms
         if row.accepted
@@ -93,7 +106,10 @@ def render_markdown(report: RunReport) -> str:
     for name in report.variants:
         if name in promoted:
             p = promoted[name]
-            lines.append(f"\n`{p.tag}` -> `{p.digest}` (was `{p.previous}`)")
+            was = f"was `{p.previous}`" if p.previous else "a new tag"
+            built_on = {r.stand_in_of for r in report.platforms if r.variant == name} - {None}
+            warn = " — built on a STAND-IN base" if built_on else ""
+            lines.append(f"\n`{p.tag}` -> `{p.digest}` ({was}){warn}")
         else:
             lines.append(f"\n{name}: floating tag not moved")
     lines += _size_trend(report) + _layer_charts(report)
@@ -111,26 +127,33 @@ def _size_trend(report: RunReport) -> list[str]:
         return []
     lines = ["", "| image | last run MB | this run MB | change |", "|---|---|---|---|"]
     for row in report.platforms:
-        key = f"{row.variant} {row.platform}"
-        before = report.previous.get(key)
+        before = report.previous.get(f"{row.variant} {row.platform}")
         change = "new" if before is None else f"{row.compressed_mb - before:+.1f} MB"
-        lines.append(f"| {key} | {'-' if before is None else before} | {row.compressed_mb} | "
+        lines.append(f"| {row.image} | {'-' if before is None else before} | {row.compressed_mb} | "
                      f"{change} |")  # fmt: skip
     return lines
 
 
 def _layer_charts(report: RunReport) -> list[str]:
-    """One bar chart per image: the compressed size of each layer, base first (Mermaid, which
-    GitHub renders in pull requests and job summaries)."""
+    """One bar chart per image: the compressed size of each layer, base first, named by its
+    group or Dockerfile step (Mermaid, which GitHub renders in pull requests and job
+    summaries). Layers under 0.05 MB are left out of the chart and named below it."""
     lines = []
     for row in report.platforms:
         if not row.layers_mb:
             continue
-        axis = ", ".join(str(i) for i in range(1, len(row.layers_mb) + 1))
-        bars = ", ".join(f"{mb}" for mb in row.layers_mb)
-        title = f"{row.variant} {row.platform}: compressed MB per layer"
+        names = row.layer_names
+        if len(names) != len(row.layers_mb):
+            names = tuple(f"layer {i}" for i in range(1, len(row.layers_mb) + 1))
+        shown = [(n, mb) for n, mb in zip(names, row.layers_mb, strict=True) if mb > 0]
+        small = [n for n, mb in zip(names, row.layers_mb, strict=True) if mb <= 0]
+        axis = ", ".join(f'"{n}"' for n, _ in shown)
+        bars = ", ".join(f"{mb}" for _, mb in shown)
+        title = f"{row.image}: compressed MB per layer"
         chart = ["xychart-beta", f'    title "{title}"', f"    x-axis [{axis}]", '    y-axis "MB"']
         lines += ["", "```mermaid", *chart, f"    bar [{bars}]", "```"]
+        if small:
+            lines.append(f"\nunder 0.05 MB, not charted: {', '.join(small)}")
     return lines
 
 

@@ -35,6 +35,8 @@ class PlatformImage:
     compressed_bytes: int
     labels: Mapping[str, str]
     layers: tuple[int, ...] = ()  # compressed size of each layer, base first
+    layer_digests: tuple[str, ...] = ()  # the same layers' digests
+    steps: tuple[str, ...] = ()  # the history step that made each layer; () when unaligned
 
 
 @dataclass(frozen=True)
@@ -148,9 +150,21 @@ def check_index(
                 f"{platform}: compressed size {size / 1e6:.1f} MB exceeds the budget of "
                 f"{variant.size_budget_mb} MB"
             )
-        layers = tuple(int(layer.get("size", 0)) for layer in manifest.json.get("layers", []))
-        images.append(PlatformImage(platform, digest, size, labels, layers))
+        layers = manifest.json.get("layers", [])
+        sizes = tuple(int(layer.get("size", 0)) for layer in layers)
+        digests = tuple(str(layer.get("digest", "")) for layer in layers)
+        images.append(
+            PlatformImage(platform, digest, size, labels, sizes, digests, layer_steps(cfg, sizes))
+        )
     return VerifyResult(fetched.ref, fetched.index.digest, tuple(images), tuple(problems))
+
+
+def layer_steps(config: Mapping[str, Any], layers: tuple[int, ...]) -> tuple[str, ...]:
+    """The config history's step (created_by) for each layer, in order: the entries that made
+    no layer are left out. () when the history does not line up with the layers."""
+    history = config.get("history") or []
+    steps = tuple(str(h.get("created_by", "")) for h in history if not h.get("empty_layer"))
+    return steps if len(steps) == len(layers) else ()
 
 
 def raise_if_failed(result: VerifyResult) -> None:

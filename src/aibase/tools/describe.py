@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from aibase import log
 from aibase.build.plan import CELL_TAG_PREFIX, LABEL_NS
 from aibase.host import engine
+from aibase.host.standins import STANDIN_LABEL
 from aibase.names import normalize_name
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import compressed_size, entry_platform, is_attestation
@@ -26,6 +27,7 @@ class ImageFacts:
     digest: str
     compressed_mb: float
     layers_mb: tuple[float, ...]
+    labels: Mapping[str, str] = field(default_factory=dict)  # those not shared by every image
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class IndexFacts:
     torch: str
     cuda: str
     images: tuple[ImageFacts, ...]
+    labels: Mapping[str, str] = field(default_factory=dict)  # every image's, the same value
+    stand_in_of: str = ""  # built on a STAND-IN for this base (its label); "" when not
 
 
 def describe(client: RegistryClient, ref: ImageRef, tags: Sequence[str] = ()) -> IndexFacts:
@@ -50,11 +54,14 @@ def describe(client: RegistryClient, ref: ImageRef, tags: Sequence[str] = ()) ->
         if is_attestation(entry) or manifest is None:
             continue
         layers = tuple(int(x.get("size", 0)) for x in manifest.json.get("layers", []))
-        images.append((entry_platform(entry), entry["digest"], compressed_size(manifest), layers))
-    configs = list(fetched.configs.values())
-    labels: Mapping[str, str] = (
-        (configs[0].get("config") or {}).get("Labels") or {} if configs else {}
-    )
+        config = fetched.configs.get(entry["digest"]) or {}
+        own: Mapping[str, str] = (config.get("config") or {}).get("Labels") or {}
+        images.append(
+            (entry_platform(entry), entry["digest"], compressed_size(manifest), layers, own)
+        )
+    per_image = [own for *_, own in images]
+    labels = shared_labels(per_image)
+    stand_in = labels.get(STANDIN_LABEL) == "true"
     return IndexFacts(
         ref=str(ref),
         digest=fetched.index.digest,
@@ -65,10 +72,37 @@ def describe(client: RegistryClient, ref: ImageRef, tags: Sequence[str] = ()) ->
         torch=labels.get(f"{LABEL_NS}.torch", "-"),
         cuda=labels.get(f"{LABEL_NS}.cuda", "-"),
         images=tuple(
-            ImageFacts(p, d, _mb(size), tuple(_mb(x) for x in layers))
-            for p, d, size, layers in images
+            ImageFacts(
+                p,
+                d,
+                _mb(size),
+                tuple(_mb(x) for x in layers),
+                {k: v for k, v in own.items() if k not in labels},
+            )
+            for p, d, size, layers, own in images
         ),
+        labels=labels,
+        stand_in_of=(labels.get(f"{STANDIN_LABEL}.of") or "?") if stand_in else "",
     )
+
+
+def shared_labels(per_image: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """The labels every image carries with the same value, sorted by key."""
+    if not per_image:
+        return {}
+    first = per_image[0]
+    return {k: first[k] for k in sorted(first) if all(o.get(k) == first[k] for o in per_image)}
+
+
+def inspect_index(client: RegistryClient, ref: ImageRef) -> IndexFacts:
+    """`invoke inspect`: one index, with every tag of its repository that points to it now."""
+    digest = client.get_manifest(ref.repository, ref.reference).digest
+    tags = [
+        t
+        for t in client.list_tags(ref.repository)
+        if client.head_manifest(ref.repository, t) == digest
+    ]
+    return describe(client, ref, tags)
 
 
 def indexes_by_digest(client: RegistryClient, repository: str) -> dict[str, list[str]]:
@@ -82,19 +116,30 @@ def indexes_by_digest(client: RegistryClient, repository: str) -> dict[str, list
     return found
 
 
-def render(facts: Sequence[IndexFacts], as_json: bool) -> str:
+def render(facts: Sequence[IndexFacts], as_json: bool, *, labels: bool = False) -> str:
+    """The indexes as text (labels: every label, per index and per platform) or JSON."""
     if as_json:
         return json.dumps([asdict(f) for f in facts], indent=2)
     lines = []
     for f in facts:
         lines.append(f.ref if f.ref.endswith(f"@{f.digest}") else f"{f.ref}  {f.digest}")
+        if f.stand_in_of:
+            lines.append(
+                f"  STAND-IN base: Debian 12 from bases-bootstrap, NOT {f.stand_in_of} "
+                "(a test fixture: never a release)"
+            )
         if f.tags:
             lines.append(f"  tags: {', '.join(sorted(f.tags))}")
         lines.append(f"  created {f.created}  revision {f.revision[:12]}  python {f.python}  "
                      f"torch {f.torch}  cuda {f.cuda}")  # fmt: skip
+        if labels:
+            lines.append("  labels (every platform):")
+            lines += [f"    {k}={v}" for k, v in f.labels.items()]
         for i in f.images:
             lines.append(f"  {i.platform:<13} {i.digest}  {i.compressed_mb:>9.1f} MB  "
                          f"{len(i.layers_mb)} layers")  # fmt: skip
+            if labels:
+                lines += [f"    {k}={v}" for k, v in sorted(i.labels.items())]
     return "\n".join(lines)
 
 
