@@ -245,6 +245,6 @@ def update(s: Settings, cfg: Config, pins: str | None = None, build: bool = Fals
 def bases_update(
     s: Settings, cfg: Config, dry_run: bool = False, allow_stand_in: bool = False
 ) -> None:
-    """Resolve each base tag's current digest (its registry, or the mirror) and pin it in the
-    config: one reviewed line per base. Refuses stand-ins unless --allow-stand-in."""
+    """Pin each base tag to its current digest in the config: one reviewed line per base.
+    The digest comes from the base's registry or the mirror; stand-ins need --allow-stand-in."""
     base_pins.update_base_pins(cfg, dry_run=dry_run, allow_stand_in=allow_stand_in)
