@@ -18,8 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from aibase.build.plan import promoted_tags
 from aibase.config.loader import load_config
 from aibase.config.paths import Paths
 from aibase.config.settings import SETTINGS, resolve_one
@@ -56,7 +58,26 @@ def engine_ready() -> None:
 @pytest.fixture(scope="session")
 def registry(engine_ready: None) -> str:
     local_registry.start_registry(REGISTRY, HOST_PATHS)
+    forget_promotions()
     return REGISTRY
+
+
+def forget_promotions(repo: str = IT_REPO) -> list[str]:
+    """Start each session as a new machine does, with nothing promoted in the fixture's
+    repository: the host's registry outlives sessions, and a session from a commit that is
+    not an ancestor of this one (another branch) leaves its index promoted, which this
+    session's promote then rightly refuses as a rollback. The index is deleted by digest
+    (distribution deletes no tag), which drops the tags that point to it too."""
+    variant = load_config(FIXTURE_CONFIG, env={}).variant("fixture")
+    with RegistryClient(REGISTRY) as client:
+        digests = {d for tag in promoted_tags(variant) if (d := client.head_manifest(repo, tag))}
+    for digest in sorted(digests):
+        resp = httpx.delete(f"http://{REGISTRY}/v2/{repo}/manifests/{digest}", timeout=30)
+        assert resp.status_code in (202, 404), (
+            f"cannot forget {repo}@{digest}: HTTP {resp.status_code} (the local registry "
+            "deletes when started by registry-up: storage.delete.enabled)"
+        )
+    return sorted(digests)
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,9 @@ import pytest
 
 from aibase.config.paths import Paths
 from aibase.host import local_registry
+from aibase.registry.client import RegistryClient
 
-from .conftest import IT_REPO, copy_fixture, invoke
+from .conftest import IT_REPO, copy_fixture, forget_promotions, invoke, push_image
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -181,3 +182,17 @@ def test_a_registry_under_a_sweep_is_not_started_by_a_second_run(tmp_path: Path)
         with pytest.raises(RegistryError, match="stopped for a garbage sweep"):
             local_registry.start_registry("127.0.0.1:5013", paths)
     assert not local_registry.answers("127.0.0.1:5013")
+
+
+def test_a_session_forgets_what_an_earlier_one_promoted(registry: str, tmp_path: Path) -> None:
+    """What another branch's session promoted on this host would make this session's promote
+    refuse as a rollback; a session starts with nothing promoted (forget_promotions). Its own
+    repository here: the session's fixture index must survive this test."""
+    repo = "cerebral/ai-base-forget"
+    pushed = push_image("FROM scratch\nCOPY Dockerfile /\n", f"{registry}/{repo}:fixture", tmp_path)
+    with RegistryClient(registry) as client:
+        digest = client.head_manifest(repo, "fixture")
+        assert digest, pushed
+        assert forget_promotions(repo) == [digest]
+        assert client.head_manifest(repo, "fixture") is None
+        assert forget_promotions(repo) == []  # nothing left: a second session finds nothing
