@@ -5,7 +5,9 @@ positional argument (update, inspect, diff) used to take `--help` as that argume
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -37,15 +39,30 @@ def ai(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+FORMS = ("TASK --help", "--help TASK", "TASK -h")
+
+
+@pytest.fixture(scope="module")
+def helped() -> dict[tuple[str, str], subprocess.CompletedProcess[str]]:
+    """Every task's help in every form, run all at once: each run is a second of Python
+    start-up, and one after the other they were a minute of CI."""
+    cases = [(name, form) for name in TASKS for form in FORMS]
+    with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:
+        runs = pool.map(lambda case: ai(*case[1].replace("TASK", case[0]).split()), cases)
+        return dict(zip(cases, runs, strict=True))
+
+
 def test_every_task_is_here() -> None:
     # a guard against an empty collection passing every parametrized case below
     assert {"build-all", "update", "inspect", "diff", "bench", "matrix"} <= set(TASKS)
 
 
 @pytest.mark.parametrize("name", TASKS)
-@pytest.mark.parametrize("form", ["TASK --help", "--help TASK", "TASK -h"])
-def test_help_works_for_every_task(name: str, form: str) -> None:
-    run = ai(*form.replace("TASK", name).split())
+@pytest.mark.parametrize("form", FORMS)
+def test_help_works_for_every_task(
+    name: str, form: str, helped: dict[tuple[str, str], subprocess.CompletedProcess[str]]
+) -> None:
+    run = helped[name, form]
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.startswith(f"Usage: ./ai [--core-opts] {name} "), run.stdout[:300]
     missing = {f for f in help_flags(COLLECTION[name]) if f not in run.stdout}
