@@ -206,11 +206,21 @@ def push_image(dockerfile: str, ref: str, tmp_path: Path, platform: str = "linux
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(dockerfile)
     subprocess.run(
-        ["docker", "buildx", "build", "--platform", platform, "--provenance=false",
-         "--secret", "id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt",
-         "--output", f"type=image,name={ref},push=true", str(ctx)],
+        [
+            "docker",
+            "buildx",
+            "build",
+            "--platform",
+            platform,
+            "--provenance=false",
+            "--secret",
+            "id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt",
+            "--output",
+            f"type=image,name={ref},push=true",
+            str(ctx),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return ref
 
 

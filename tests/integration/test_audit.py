@@ -303,9 +303,16 @@ def test_a_package_installed_outside_the_lock_cannot_hide(
 
 def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path) -> None:
     """The parent of the right folder used to audit a known-vulnerable lock as clean."""
-    run = invoke("audit", "--config", str(vulnerable / "images.toml"), "--snapshot",
-                 str(SNAPSHOT.parent), "--allowlist", str(vulnerable / "allow.toml"),
-                 env={"AIBASE_OUT": str(vulnerable / "out")})  # fmt: skip
+    run = invoke(
+        "audit",
+        "--config",
+        str(vulnerable / "images.toml"),
+        "--snapshot",
+        str(SNAPSHOT.parent),
+        "--allowlist",
+        str(vulnerable / "allow.toml"),
+        env={"AIBASE_OUT": str(vulnerable / "out")},
+    )
     assert run.returncode == AuditError.exit_code
     assert "is not an advisory database" in run.output
 

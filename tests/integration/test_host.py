@@ -122,8 +122,11 @@ def test_registry_gc_sweeps_an_unreferenced_blob_and_serves_again(tmp_path: Path
             started = http.post("/v2/gc/test/blobs/uploads/")
             assert started.status_code == 202, started.text
             location = started.headers["location"]  # carries the upload's state in its query
-            put = http.put(f"{location}{'&' if '?' in location else '?'}digest={digest}",
-                           content=blob, headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+            put = http.put(
+                f"{location}{'&' if '?' in location else '?'}digest={digest}",
+                content=blob,
+                headers={"Content-Type": "application/octet-stream"},
+            )
             assert put.status_code == 201, put.text
             assert http.head(f"/v2/gc/test/blobs/{digest}").status_code == 200
         freed = local_registry.collect_garbage(host, paths)

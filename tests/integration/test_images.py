@@ -69,8 +69,19 @@ def test_image_holds_the_locked_python_and_packages_and_labels(built: Built, pla
 
 
 def _build(config: Path, out: Path, platform: str) -> str:
-    run = invoke("build", "--config", str(config), "--variant", "fixture", "--platform", platform,
-                 "--push", "--repository", "cerebral/ai-base-bump", env=env_for(out))  # fmt: skip
+    run = invoke(
+        "build",
+        "--config",
+        str(config),
+        "--variant",
+        "fixture",
+        "--platform",
+        platform,
+        "--push",
+        "--repository",
+        "cerebral/ai-base-bump",
+        env=env_for(out),
+    )
     assert run.returncode == 0, run.output[-2000:]
     return read_cell(out / "cells" / f"fixture-{platform.replace('/', '-')}.json").digest
 
@@ -96,8 +107,15 @@ def test_bumping_a_shared_pin_changes_only_its_groups_layer(standins: str, tmp_p
         after, _ = _layers("cerebral/ai-base-bump", bumped[p], p)
         assert len(before) == len(after) == len(steps)
         changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
-        print(p, "layers:", *(f"{i}: {'CHANGED' if i in changed else 'same'} {steps[i][:70]}"
-                              for i in range(len(steps))), sep="\n  ")  # fmt: skip
+        print(
+            p,
+            "layers:",
+            *(
+                f"{i}: {'CHANGED' if i in changed else 'same'} {steps[i][:70]}"
+                for i in range(len(steps))
+            ),
+            sep="\n  ",
+        )
         # the history names no stage: the group layers are the COPY /layer/ steps, in order
         group_layers = [i for i, st in enumerate(steps) if st.startswith("COPY /layer/ ")]
         assert len(group_layers) == len(groups), p
@@ -123,9 +141,19 @@ def test_two_distributions_writing_one_file_fail_the_build_by_name(
     )
     variant = load_config(cfg_path, env={}).variant("fixture")
     write_lock(variant, variant.platform("linux/amd64"))  # resolves with uv against PyPI
-    run = invoke("build", "--config", str(cfg_path), "--variant", "fixture", "--platform",
-                 "linux/amd64", "--push", "--repository", "cerebral/ai-base-clash",
-                 env=env_for(tmp_path / "out"))  # fmt: skip
+    run = invoke(
+        "build",
+        "--config",
+        str(cfg_path),
+        "--variant",
+        "fixture",
+        "--platform",
+        "linux/amd64",
+        "--push",
+        "--repository",
+        "cerebral/ai-base-clash",
+        env=env_for(tmp_path / "out"),
+    )
     assert run.returncode == BuildError.exit_code, run.output[-2000:]
     assert "written by more than one distribution with different content" in run.output
     clash = next(ln for ln in run.output.splitlines() if "site-packages/jwt/__init__.py:" in ln)
@@ -141,10 +169,21 @@ def test_the_configured_compression_is_what_ships_whatever_the_cache_holds(
     the cached blobs. Fails on the code before force-compression was set for gzip too."""
     media: dict[str, set[str]] = {}
     for compression in ("zstd", "gzip", "gzip"):
-        run = invoke("build", "--config", str(FIXTURE_CONFIG), "--variant", "fixture",
-                     "--platform", "linux/amd64", "--push", "--compression", compression,
-                     "--repository", "cerebral/ai-base-compression",
-                     env=env_for(tmp_path / compression))  # fmt: skip
+        run = invoke(
+            "build",
+            "--config",
+            str(FIXTURE_CONFIG),
+            "--variant",
+            "fixture",
+            "--platform",
+            "linux/amd64",
+            "--push",
+            "--compression",
+            compression,
+            "--repository",
+            "cerebral/ai-base-compression",
+            env=env_for(tmp_path / compression),
+        )
         assert run.returncode == 0, run.output[-2000:]
         digest = read_cell(tmp_path / compression / "cells" / "fixture-linux-amd64.json").digest
         with RegistryClient(REGISTRY) as client:
@@ -235,8 +274,20 @@ def test_build_secret_is_absent_from_layers_and_history(
     planted.mkdir()
     (planted / "planted.txt").write_text(f"{canary}\n")
     (planted / "Dockerfile").write_text(f"FROM {ref}\nCOPY planted.txt /opt/planted.txt\n")
-    subprocess.run(["docker", "buildx", "build", "--platform", "linux/amd64", "--load",
-                    "--tag", f"{ref}-planted", str(planted)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "docker",
+            "buildx",
+            "build",
+            "--platform",
+            "linux/amd64",
+            "--load",
+            "--tag",
+            f"{ref}-planted",
+            str(planted),
+        ],
+        check=True,
+    )
     assert _scan(f"{ref}-planted", canary.encode(), tmp_path / "planted.tar")[1] >= 1
 
 

@@ -104,9 +104,17 @@ def test_the_layer_cache_lives_in_the_registry_per_cell(standins: str, tmp_path:
 
 def test_cells_build_at_once_with_jobs(standins: str, tmp_path: Path) -> None:
     """--jobs 2 (what a BuildKit cluster gets by default): both cells in flight together."""
-    run = invoke("build-all", "--config", "tests/fixtures/images.toml", "--repository",
-                 "cerebral/ai-base-jobs", "--jobs", "2", "--no-promote",
-                 env={"AIBASE_BASE_MIRROR": MIRROR, "AIBASE_OUT": str(tmp_path)})  # fmt: skip
+    run = invoke(
+        "build-all",
+        "--config",
+        "tests/fixtures/images.toml",
+        "--repository",
+        "cerebral/ai-base-jobs",
+        "--jobs",
+        "2",
+        "--no-promote",
+        env={"AIBASE_BASE_MIRROR": MIRROR, "AIBASE_OUT": str(tmp_path)},
+    )
     assert run.returncode == 0, run.output[-3000:]
     starts = [i for i, ln in enumerate(run.output.splitlines()) if ln.startswith("==> build fix")]
     ends = [i for i, ln in enumerate(run.output.splitlines()) if ln.startswith("<== build fix")]

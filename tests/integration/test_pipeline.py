@@ -143,15 +143,19 @@ def _write_state(
     forge it to try to fool promote)."""
     flags = {"config": str(FIXTURE_CONFIG), "repository": IT_REPO}
     _, cfg = load(flags, env=env_for(out_dir))
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     merged = MergeRecord(REGISTRY, IT_REPO, head, cfg.config_digest, index, ("forged",), {})
     before = {"fixture": floating_digest(), "fixture-py3.11": floating_digest(tag="fixture-py3.11")}
     state = VariantState(
-        "fixture", REGISTRY, IT_REPO, merged,
+        "fixture",
+        REGISTRY,
+        IT_REPO,
+        merged,
         VerifyRecord(index, verified, before) if verified is not None else None,
         {p: SmokeRecord(p, d, ()) for p, d in (smoke or {}).items()},
-    )  # fmt: skip
+    )
     write_variant(Paths(out_dir, Path()).variant_state(IT_REPO, "fixture"), state)
 
 
@@ -263,8 +267,9 @@ def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: 
     assert "refused" in run.output and "edited: its body does not match" in run.output
     assert "docker buildx build" not in run.output
     head, body = split_header(lock.read_text())
-    lock.write_text(re.sub(r"body-sha256: [0-9a-f]{64}", f"body-sha256: {body_digest(body)}", head)
-                    + body)  # fmt: skip
+    lock.write_text(
+        re.sub(r"body-sha256: [0-9a-f]{64}", f"body-sha256: {body_digest(body)}", head) + body
+    )
     run = invoke("build-all", "--config", str(cfg), "--repository", IT_REPO, env=env_for(out_dir))
     assert run.returncode == BuildError.exit_code
     assert "build of cell fixture/linux/amd64 failed" in run.output

@@ -131,11 +131,28 @@ def _arguments(task: Task[Any]) -> list[Argument]:
 
 def test_no_task_has_short_flags_so_none_collides_with_invokes_own() -> None:
     assert {t.name for t in _tasks()} == {
-        "audit", "bases-bootstrap", "bases-update", "bench", "build", "build-all", "clean", "diff",
+        "audit",
+        "bases-bootstrap",
+        "bases-update",
+        "bench",
+        "build",
+        "build-all",
+        "clean",
+        "diff",
         "doctor",
-        "free-disk", "images", "inspect", "lock", "matrix", "merge", "promote",
-        "registry-down", "registry-up", "smoke", "update", "verify",
-    }  # fmt: skip
+        "free-disk",
+        "images",
+        "inspect",
+        "lock",
+        "matrix",
+        "merge",
+        "promote",
+        "registry-down",
+        "registry-up",
+        "smoke",
+        "update",
+        "verify",
+    }
     for task in _tasks():
         for arg in _arguments(task):
             assert all(len(n) > 1 for n in arg.names), (task.name, arg.names)

@@ -295,8 +295,9 @@ def _promote_with(
     fake_registry: FakeRegistry, cfg: Config, state: VariantState, **guards: Any
 ) -> Promotion | None:
     with fake_registry.client() as client:
-        return promote_variant(client, cfg, cfg.variant("cpu"), state, revision=REV,
-                               guards=Guards(**guards))  # fmt: skip
+        return promote_variant(
+            client, cfg, cfg.variant("cpu"), state, revision=REV, guards=Guards(**guards)
+        )
 
 
 def test_moving_back_in_history_needs_to_be_asked_for(
@@ -318,8 +319,12 @@ def test_a_descendant_moves_forward(setup: Setup, fake_registry: FakeRegistry) -
     cfg, state, _ = setup
     theirs = _index(fake_registry, "2099-01-01T00:00:00Z", THEIRS)
     newer = _against(fake_registry, state, theirs, "2001-01-01T00:00:00Z")  # clock skew
-    done = _promote_with(fake_registry, cfg, newer,
-                         is_ancestor=lambda older, newer_: (older, newer_) == (THEIRS, REV))  # fmt: skip
+    done = _promote_with(
+        fake_registry,
+        cfg,
+        newer,
+        is_ancestor=lambda older, newer_: (older, newer_) == (THEIRS, REV),
+    )
     assert done is not None and done.previous == theirs
 
 

@@ -31,7 +31,7 @@ from aibase.build.preflight import preflight, raise_failed
 from aibase.build.run_context import RunContext, registry_client
 from aibase.config.model import VariantConfig
 from aibase.errors import AibaseError, ConfigError, SmokeError
-from aibase.host import engine, git
+from aibase.host import engine_build, git
 from aibase.registry.refs import ImageRef, parse_ref
 from aibase.release import notify
 from aibase.release.notify import Promoted
@@ -170,7 +170,7 @@ def build_jobs(ctx: RunContext, cells: int) -> int:
         if not text.isdigit() or int(text) < 1:
             raise ConfigError(f"jobs: {text!r} is not a positive number", "e.g. --jobs 2")
         return int(text)
-    return 1 if engine.builder_driver(ctx.build.builder) == "docker" else cells
+    return 1 if engine_build.builder_driver(ctx.build.builder) == "docker" else cells
 
 
 def _build_variant(
@@ -238,9 +238,14 @@ def promote_checked(
         is_ancestor=lambda older, newer: git.is_ancestor(cwd, older, newer),
     )
     done = promote_variant(
-        ctx.registry, ctx.config, variant, state, revision=ctx.revision, guards=guards,
+        ctx.registry,
+        ctx.config,
+        variant,
+        state,
+        revision=ctx.revision,
+        guards=guards,
         dry_run=dry_run,
-    )  # fmt: skip
+    )
     if done is not None and state is not None:
         notify_once(ctx, variant, state, done)
     return done

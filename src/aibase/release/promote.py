@@ -155,8 +155,11 @@ def promote_variant(
         return Promotion(f"{config.image}:{floating}", digest, previous, already=True)
     current = now[floating]
     if floating in todo and current:
-        ours = Serving({i.platform for i in result.images}, revision,
-                       min(i.labels.get(CREATED, "") for i in result.images))  # fmt: skip
+        ours = Serving(
+            {i.platform for i in result.images},
+            revision,
+            min(i.labels.get(CREATED, "") for i in result.images),
+        )
         check_forward(f"{config.image}:{floating}", serving(client, config, current), ours, guards)
     moved: list[str] = []
     try:
