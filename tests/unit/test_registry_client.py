@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aibase.errors import NotFound, RegistryError
+from aibase.errors import NotFound, RegistryError, RegistryUnreachable
 from aibase.registry.client import RegistryClient
 from aibase.registry.credentials import Credentials, load_credentials
 from aibase.registry.trust import is_loopback, parse_challenge
@@ -57,17 +57,18 @@ def test_missing_manifest_is_a_typed_not_found(fake_registry: FakeRegistry) -> N
 def test_head_manifest_uses_head(fake_registry: FakeRegistry) -> None:
     digest = fake_registry.add_image("cerebral/x", "amd64", {})
     fake_registry.manifests[("cerebral/x", "t")] = fake_registry.manifests[("cerebral/x", digest)]
-    methods: list[str] = []
+    seen: list[tuple[str, str]] = []
     handle = fake_registry.handler
 
     def recording(request: httpx.Request) -> httpx.Response:
-        methods.append(request.method)
+        seen.append((request.method, request.url.path))
         return handle(request)
 
     fake_registry.handler = recording
     with fake_registry.client() as client:
         assert client.head_manifest("cerebral/x", "t") == digest
-    assert methods == ["HEAD"]
+    # the loopback registry's scheme ping, then the HEAD alone (no GET of the manifest)
+    assert seen == [("GET", "/v2/"), ("HEAD", "/v2/cerebral/x/manifests/t")]
 
 
 def test_challenge_parsing() -> None:
@@ -87,8 +88,9 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def _client(handler: Handler, sleeps: list[float]) -> RegistryClient:
+    """A client of a registry elsewhere: https, no scheme ping to count."""
     return RegistryClient(
-        "localhost:5000",
+        "reg.example.com",
         credentials=Credentials("ci", "s3cr3t-Pw"),
         sleep=sleeps.append,
         transport=httpx.MockTransport(handler),
@@ -116,7 +118,7 @@ def test_connection_refused_names_registry_operation_and_fix() -> None:
     with _client(handler, sleeps) as client, pytest.raises(RegistryError) as info:
         client.get_manifest("cerebral/ai-base", "cpu")
     text = info.value.render()
-    assert "registry localhost:5000: GET manifest cerebral/ai-base:cpu: cannot connect" in text
+    assert "registry reg.example.com: GET manifest cerebral/ai-base:cpu: cannot connect" in text
     assert "invoke registry-up" in text and len(sleeps) == 3
 
 
@@ -130,7 +132,7 @@ def test_basic_challenge_is_answered_once_and_secret_never_in_errors() -> None:
     with _client(handler, []) as client, pytest.raises(RegistryError) as info:
         client.ping()
     assert seen[0] is None and (seen[1] or "").startswith("Basic ") and len(seen) == 2
-    assert "docker login localhost:5000" in info.value.render()
+    assert "docker login reg.example.com" in info.value.render()
     assert "s3cr3t-Pw" not in info.value.render()
 
 
@@ -283,16 +285,15 @@ def test_an_expired_token_is_refreshed_once() -> None:
         return httpx.Response(200, json={"token": next(tokens)})
 
     handler, calls = _bearer("https://reg.example.com/token", token)
-    with _client_for("reg.example.com", handler) as client:
-        # "old" is accepted once, then expires
-        def accept(request: httpx.Request) -> httpx.Response:
-            auth = request.headers.get("authorization")
-            if request.url.path != "/token" and auth == "Bearer old" and state["valid"] == "old":
-                state["valid"] = "expired"
-                return httpx.Response(200, json={})
-            return handler(request)
 
-        client._client._transport = httpx.MockTransport(accept)
+    def accept(request: httpx.Request) -> httpx.Response:  # "old" is accepted once, then expires
+        auth = request.headers.get("authorization")
+        if request.url.path != "/token" and auth == "Bearer old" and state["valid"] == "old":
+            state["valid"] = "expired"
+            return httpx.Response(200, json={})
+        return handler(request)
+
+    with _client_for("reg.example.com", accept) as client:
         client.ping()  # gets "old"
         client.ping()  # 401 with "old": one refresh, "good"
     assert calls[-1][1] == "Bearer good"
@@ -318,6 +319,68 @@ def test_a_registry_answering_a_digest_with_other_bytes_is_refused(
     with fake_registry.client() as client, pytest.raises(RegistryError) as info:
         client.get_manifest("cerebral/x", digest)
     assert "does not match" in info.value.render()
+
+
+def test_a_loopback_registry_is_pinged_once_before_its_first_request() -> None:
+    """The scheme is decided by one GET /v2/ over TLS, before the request it serves, and
+    kept: the request itself is never sent twice."""
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url}")
+        return _tls_refused_by_plain_http(request)
+
+    transport = httpx.MockTransport(handler)
+    with RegistryClient("127.0.0.1:5000", credentials=None, transport=transport) as client:
+        assert client.origin is None
+        assert client.list_tags("cerebral/x") == []
+        assert client.origin == "http://127.0.0.1:5000"
+        client.catalog()
+    assert seen == [
+        "GET https://127.0.0.1:5000/v2/",
+        "GET http://127.0.0.1:5000/v2/cerebral/x/tags/list",
+        "GET http://127.0.0.1:5000/v2/_catalog?n=1000",
+    ]
+
+
+def test_a_registry_that_spoke_tls_is_never_asked_in_plain_http() -> None:
+    """Decided once: after the loopback registry answered over TLS, a later connection that
+    answers the handshake in plain HTTP (another program on the port) is an error, not a
+    quiet downgrade of every request after it."""
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.scheme)
+        if len(seen) <= 2:  # the ping and the first call: TLS
+            return httpx.Response(200, json={"repositories": []})
+        return _tls_refused_by_plain_http(request)
+
+    transport = httpx.MockTransport(handler)
+    with RegistryClient(
+        "127.0.0.1:5000", credentials=None, sleep=lambda s: None, transport=transport
+    ) as client:
+        client.catalog()
+        assert client.origin == "https://127.0.0.1:5000"
+        with pytest.raises(RegistryUnreachable, match="cannot connect"):
+            client.catalog()
+    assert set(seen) == {"https"}
+
+
+def test_a_loopback_registry_that_is_not_up_yet_is_asked_again() -> None:
+    """No answer to the ping decides nothing: the registry may be starting (ensure_registry
+    starts it after a first `answers()`), and may come up without TLS."""
+    up = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up:
+            raise httpx.ConnectError("Connection refused")
+        return _tls_refused_by_plain_http(request)
+
+    transport = httpx.MockTransport(handler)
+    with RegistryClient("127.0.0.1:5000", credentials=None, attempts=1, transport=transport) as c:
+        assert not c.answers() and c.origin is None
+        up = True
+        assert c.answers() and c.origin == "http://127.0.0.1:5000"
 
 
 def test_the_plain_http_fallback_is_not_a_failed_attempt() -> None:
