@@ -21,7 +21,7 @@ from aibase.host import local_registry
 from aibase.host.standins import bootstrap_standins
 from aibase.registry.refs import parse_ref
 from aibase.release import jobs, pipeline
-from aibase.release.promote import Guards
+from aibase.release.promote_gate import Guards
 from aibase.tools import base_pins, describe
 from aibase.tools import clean as cleaning
 from aibase.tools import update as updates

@@ -193,6 +193,7 @@ PURE = (
     "audit.allowlist",
     "tools.imagesize",
     "release.report",
+    "release.promote_gate",
     "state",
     "names",
 )

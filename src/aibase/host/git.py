@@ -31,20 +31,22 @@ def toplevel(cwd: Path) -> Path:
 
 
 def uncommitted(cwd: Path, paths: Sequence[Path]) -> list[str]:
-    """The paths whose content is not what HEAD holds: changed, new, or outside the checkout."""
+    """The paths whose content is not what HEAD holds: changed, staged, deleted, new,
+    ignored, or outside the checkout. A path in neither HEAD nor the checkout is no change
+    (an optional input, such as an allowlist, that is not there)."""
     found = []
     for path in paths:
-        tracked = proc.run(
-            ["git", "-C", str(cwd), "ls-files", "--error-unmatch", "--", str(path)],
-            echo=False,
-            timeout=proc.QUICK,
-        )
-        changed = proc.run(
-            ["git", "-C", str(cwd), "diff", "--quiet", "HEAD", "--", str(path)],
-            echo=False,
-            timeout=proc.QUICK,
-        )
-        if not tracked.ok or not changed.ok:
+        argv = [
+            "git",
+            "-C",
+            str(cwd),
+            "status",
+            "--porcelain",
+            "--ignored",
+            "--untracked-files=all",
+        ]
+        status = proc.run([*argv, "--", str(path)], echo=False, timeout=proc.QUICK)
+        if not status.ok or status.stdout.strip():
             found.append(str(path))
     return found
 

@@ -18,8 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from aibase import log
-from aibase.build import layers, lock_format
 from aibase.build.cell import build_cell
+from aibase.build.inputs import build_inputs
 from aibase.build.merge import merge_variant
 from aibase.build.plan import (
     Cell,
@@ -35,7 +35,8 @@ from aibase.host import engine_build, git
 from aibase.registry.refs import ImageRef, parse_ref
 from aibase.release import notify
 from aibase.release.notify import Promoted
-from aibase.release.promote import FORWARD_ONLY, Guards, Promotion, promote_variant
+from aibase.release.promote import Promotion, promote_variant
+from aibase.release.promote_gate import FORWARD_ONLY, Guards
 from aibase.release.report import PromotionRow, RunReport, write_report
 from aibase.release.report_rows import platform_rows
 from aibase.release.smoke import smoke_index
@@ -221,17 +222,7 @@ def promote_checked(
     """The gate, told what git knows: are the build's inputs committed, and which commit
     descends from which."""
     cwd = Path.cwd()
-    # the whole build context (the template, install-group.sh, .dockerignore), not only
-    # the Dockerfile: an uncommitted script there changes every layer group
-    context = sorted(p for p in variant.dockerfile.parent.iterdir() if p.is_file())
-    # and the code that renders it into per-cell Dockerfiles (groups, uv platforms), when
-    # the tool runs from this checkout (an installed tool is its own release)
-    top = git.toplevel(cwd)
-    renderer = [
-        p for p in (Path(layers.__file__), Path(lock_format.__file__)) if p.is_relative_to(top)
-    ]
-    inputs = [ctx.config.path, *context, *renderer, *variant.requirements]
-    inputs += [variant.lock_file(p) for p in ctx.config.required_platforms]
+    inputs = build_inputs(ctx.config, variant, checkout=git.toplevel(cwd))
     guards = replace(
         permits,
         uncommitted=tuple(git.uncommitted(cwd, inputs)),
