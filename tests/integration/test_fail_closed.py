@@ -56,9 +56,8 @@ def _report(out: Path) -> dict[str, Any]:
     return report
 
 
-def test_an_override_never_narrows_what_a_floating_tag_requires(
-    built: Built, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("built")
+def test_an_override_never_narrows_what_a_floating_tag_requires(tmp_path: Path) -> None:
     before = floating_digest()
     run = invoke(
         "build-all",
@@ -93,9 +92,8 @@ def test_an_override_never_narrows_what_a_floating_tag_requires(
     assert floating_digest() == before
 
 
-def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(
-    standins: str, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("standins")
+def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(tmp_path: Path) -> None:
     """Run A verifies without promoting; run B (same commit, same day) builds and promotes;
     A's promote then finds the tag moved since it verified, and refuses."""
     repo = ("--repository", RACE_REPO)
@@ -118,8 +116,9 @@ def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(
     assert floating_digest(RACE_REPO) == promoted
 
 
+@pytest.mark.usefixtures("standins")
 def test_a_second_run_on_one_checkout_waits_its_turn_and_a_killed_run_leaves_no_trace(
-    standins: str, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "shared-out"
     env = env_for(out)
@@ -149,7 +148,8 @@ def test_a_second_run_on_one_checkout_waits_its_turn_and_a_killed_run_leaves_no_
     assert _report(out)["result"] == "ok"
 
 
-def test_a_broken_image_stops_build_all_before_promote(standins: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("standins")
+def test_a_broken_image_stops_build_all_before_promote(tmp_path: Path) -> None:
     """The pipeline's own smoke step: the floating tag stays, the report names the check."""
     cfg = copy_fixture(
         tmp_path / "fx",
@@ -304,7 +304,8 @@ def _containers() -> str:
     ).stdout
 
 
-def test_a_tls_registry_with_a_password_end_to_end(built: Built, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("built")
+def test_a_tls_registry_with_a_password_end_to_end(tmp_path: Path) -> None:
     """build-all pushes, merges, verifies, smokes and promotes on an HTTPS registry with
     htpasswd, trusting a CA made here (engine: certs.d; the tool: the same file); the
     password shows up nowhere, plain or base64."""

@@ -144,7 +144,8 @@ def _docker(*args: str) -> str:
     return done.stdout
 
 
-def test_clean_dry_run_counts_and_changes_nothing(engine_ready: None, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("engine_ready")
+def test_clean_dry_run_counts_and_changes_nothing(tmp_path: Path) -> None:
     """Two images planted under a repository of the test's own (one with the registry in its
     name, one without): the dry run counts exactly those and removes nothing."""
     repo = f"cerebral/ai-base-cleantest-{uuid.uuid4().hex[:8]}"

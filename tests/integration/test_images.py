@@ -86,7 +86,8 @@ def _build(config: Path, out: Path, platform: str) -> str:
     return read_cell(out / "cells" / f"fixture-{platform.replace('/', '-')}.json").digest
 
 
-def test_bumping_a_shared_pin_changes_only_its_groups_layer(standins: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("standins")
+def test_bumping_a_shared_pin_changes_only_its_groups_layer(tmp_path: Path) -> None:
     """structlog 24.4.0 -> 24.1.0, built before and after for both platforms, as a
     maintainer's rebuild after a bump would: on each, only the layer of structlog's group
     and the copied lock (with the layers report) change; the OS, the venv and every other group keep their digests.
@@ -129,9 +130,8 @@ def test_bumping_a_shared_pin_changes_only_its_groups_layer(standins: str, tmp_p
         assert changed == expected, f"{p}: {groups[group]}, the lock and the OS list"
 
 
-def test_two_distributions_writing_one_file_fail_the_build_by_name(
-    standins: str, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("standins")
+def test_two_distributions_writing_one_file_fail_the_build_by_name(tmp_path: Path) -> None:
     """jwt and PyJWT both install jwt/__init__.py (hashed into bins of their own or not,
     the later would silently win): the layers-check stage stops the build, naming the file
     and both distributions, and nothing is pushed under the cell's tag."""
@@ -161,9 +161,8 @@ def test_two_distributions_writing_one_file_fail_the_build_by_name(
     assert not (tmp_path / "out" / "cells" / "fixture-linux-amd64.json").exists()
 
 
-def test_the_configured_compression_is_what_ships_whatever_the_cache_holds(
-    standins: str, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("standins")
+def test_the_configured_compression_is_what_ships_whatever_the_cache_holds(tmp_path: Path) -> None:
     """A builder that once built zstd holds zstd blobs in its cache; the default (gzip)
     build after it must still push gzip layers (older pullers cannot read zstd), not reuse
     the cached blobs. Fails on the code before force-compression was set for gzip too."""
@@ -214,9 +213,8 @@ def _layer_files(archive: Path) -> Iterator[bytes]:
                 continue
 
 
-def test_build_secret_is_absent_from_layers_and_history(
-    standins: str, tmp_path: Path, out_dir: Path
-) -> None:
+@pytest.mark.usefixtures("standins")
+def test_build_secret_is_absent_from_layers_and_history(tmp_path: Path, out_dir: Path) -> None:
     canary = f"aibase-canary-{uuid.uuid4().hex}"
     bundle = tmp_path / "ca-with-canary.pem"
     # a working CA bundle (pip needs it here) with a marker line PEM parsers ignore

@@ -118,7 +118,8 @@ def test_the_report_names_each_layer_the_stand_in_and_no_file_it_did_not_write(
         assert "under 0.05 MB, not charted: WORKDIR /app" in chart
 
 
-def test_dry_run_changes_nothing(built: Built, out_dir: Path) -> None:
+@pytest.mark.usefixtures("built")
+def test_dry_run_changes_nothing(out_dir: Path) -> None:
     before = registry_snapshot()
     run = invoke("build-all", *CFG, "--repository", IT_REPO, "--dry-run", env=env_for(out_dir))
     assert run.returncode == 0
@@ -252,7 +253,8 @@ def test_merge_refuses_without_every_platform(built: Built, out_dir: Path) -> No
     assert "no cell result for linux/amd64" in run.output
 
 
-def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: Path) -> None:
+@pytest.mark.usefixtures("built")
+def test_a_failing_cell_stops_everything(tmp_path: Path, out_dir: Path) -> None:
     """A tampered hash in one platform's lock: refused before any build; and when the lock's
     own digest is forged to match, the install fails: nothing is merged or promoted."""
     cfg = copy_fixture(tmp_path / "fx")
@@ -278,7 +280,8 @@ def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: 
     assert registry_snapshot()[IT_REPO] == before[IT_REPO]
 
 
-def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_dir: Path) -> None:
+@pytest.mark.usefixtures("built")
+def test_registry_down_is_a_clear_error_and_changes_nothing(out_dir: Path) -> None:
     run = invoke("build-all", *CFG, "--registry", "127.0.0.1:5009", env=env_for(out_dir))
     assert run.returncode == RegistryUnreachable.exit_code
     assert "error: registry 127.0.0.1:5009: does not answer /v2/; nothing was built\n" in run.output
@@ -350,8 +353,9 @@ def test_bases_update_pins_each_base_in_one_line(
     assert f"INSTALLER_IMAGE={standins}/library/python:3.11-slim@{digest}" in dry.output
 
 
+@pytest.mark.usefixtures("built")
 def test_authenticated_registry_uses_the_credential_store(
-    built: Built, tmp_path: Path, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, out_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """htpasswd registry on 127.0.0.1:5001: build-all pushes, verifies, smokes and promotes
     with the credential `docker login` stored; the password appears in no output or file."""
@@ -426,8 +430,9 @@ def test_missing_base_in_the_mirror_is_named_before_any_build(registry: str, out
     assert "docker buildx build" not in run.output
 
 
+@pytest.mark.usefixtures("registry")
 def test_a_dry_run_runs_every_preflight_and_shows_what_would_fail(
-    registry: str, tmp_path: Path, out_dir: Path
+    tmp_path: Path, out_dir: Path
 ) -> None:
     """First contact: a lock missing and a base nobody can resolve are both named, with the
     offline path that does run; the commands are still shown; nothing changes."""

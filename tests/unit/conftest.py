@@ -58,7 +58,7 @@ class RealWorldCall(AssertionError):
 
 
 def _refuse(what: str) -> Any:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
+    def refuse(*args: Any, **_kwargs: Any) -> Any:
         raise RealWorldCall(f"unit tests must not {what}: {args[:2]!r}")
 
     return refuse
@@ -178,7 +178,7 @@ class FakeRegistry:
     def client(self, host: str = "localhost:5000") -> RegistryClient:
         # through self.handler at each request: a test may wrap it after the client exists
         transport = httpx.MockTransport(lambda request: self.handler(request))
-        return RegistryClient(host, credentials=None, sleep=lambda s: None, transport=transport)
+        return RegistryClient(host, credentials=None, sleep=lambda _: None, transport=transport)
 
 
 def _split_api_path(path: str) -> tuple[str, str, str]:

@@ -20,9 +20,7 @@ FLAKE = (
 def fake_runs(monkeypatch: pytest.MonkeyPatch, *answers: tuple[int, str]) -> list[int]:
     calls: list[int] = []
 
-    def run(
-        argv: Sequence[str], *, timeout: float, capture: bool = True, **_: object
-    ) -> proc.Result:
+    def run(argv: Sequence[str], *, capture: bool = True, **_: object) -> proc.Result:
         assert capture is False  # a build streams its progress
         code, tail = answers[len(calls)]
         calls.append(code)

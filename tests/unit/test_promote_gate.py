@@ -494,12 +494,12 @@ def test_an_uncommitted_input_blocks_promote(
     cfg, state, _ = setup
     with_variant_folder(cfg)
 
-    def uncommitted(cwd: Path, paths: Sequence[Path]) -> list[str]:
+    def uncommitted(_cwd: Path, paths: Sequence[Path]) -> list[str]:
         return [str(p) for p in paths if p.name == dirty]
 
-    monkeypatch.setattr(git, "toplevel", lambda cwd: REPO)
+    monkeypatch.setattr(git, "toplevel", lambda _: REPO)
     monkeypatch.setattr(git, "uncommitted", uncommitted)
-    monkeypatch.setattr(git, "is_ancestor", lambda cwd, older, newer: None)
+    monkeypatch.setattr(git, "is_ancestor", lambda *_: None)
     settings, _ = load({"config": str(cfg.path)}, env={})
     build = BuildContext(REV, "2026-11-27T06:00:00Z", "20261127", "0a0b0c")
     paths = Paths(tmp_path / "out", tmp_path)

@@ -111,7 +111,7 @@ def test_5xx_is_retried_with_backoff() -> None:
 
 
 def test_connection_refused_names_registry_operation_and_fix() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("Connection refused")
 
     sleeps: list[float] = []
@@ -153,7 +153,7 @@ def test_loopback_registry_without_tls_gets_plain_http_after_a_tls_try() -> None
     with RegistryClient(
         "127.0.0.1:5000",
         credentials=None,
-        sleep=lambda s: None,
+        sleep=lambda _: None,
         transport=httpx.MockTransport(handler),
     ) as client:
         client.ping()
@@ -175,7 +175,7 @@ def test_a_remote_registry_never_gets_plain_http(host: str) -> None:
 
     with (
         RegistryClient(
-            host, credentials=None, sleep=lambda s: None, transport=httpx.MockTransport(handler)
+            host, credentials=None, sleep=lambda _: None, transport=httpx.MockTransport(handler)
         ) as client,
         pytest.raises(RegistryError, match="cannot connect"),
     ):
@@ -207,7 +207,7 @@ def _client_for(host: str, handler: Handler, auth_hosts: tuple[str, ...] = ()) -
     return RegistryClient(
         host,
         credentials=Credentials("ci", "s3cr3t-Pw"),
-        sleep=lambda s: None,
+        sleep=lambda _: None,
         transport=httpx.MockTransport(handler),
         auth_hosts=auth_hosts,
     )
@@ -215,7 +215,7 @@ def _client_for(host: str, handler: Handler, auth_hosts: tuple[str, ...] = ()) -
 
 def test_bearer_token_from_the_registrys_own_host() -> None:
     handler, calls = _bearer(
-        "https://reg.example.com/token", lambda r: httpx.Response(200, json={"token": "good"})
+        "https://reg.example.com/token", lambda _: httpx.Response(200, json={"token": "good"})
     )
     with _client_for("reg.example.com", handler) as client:
         client.ping()
@@ -232,7 +232,7 @@ def test_bearer_token_from_the_registrys_own_host() -> None:
     ],
 )
 def test_credentials_never_go_to_a_doubtful_realm(realm: str, problem: str) -> None:
-    handler, calls = _bearer(realm, lambda r: httpx.Response(200, json={"token": "good"}))
+    handler, calls = _bearer(realm, lambda _: httpx.Response(200, json={"token": "good"}))
     with _client_for("reg.example.com", handler) as client, pytest.raises(RegistryError) as info:
         client.ping()
     assert problem in info.value.render()
@@ -242,12 +242,12 @@ def test_credentials_never_go_to_a_doubtful_realm(realm: str, problem: str) -> N
 
 def test_a_configured_or_known_token_host_is_allowed() -> None:
     handler, _calls = _bearer(
-        "https://auth.example.org/token", lambda r: httpx.Response(200, json={"token": "good"})
+        "https://auth.example.org/token", lambda _: httpx.Response(200, json={"token": "good"})
     )
     with _client_for("reg.example.com", handler, auth_hosts=("auth.example.org",)) as client:
         client.ping()
     hub, _ = _bearer(
-        "https://auth.docker.io/token", lambda r: httpx.Response(200, json={"token": "good"})
+        "https://auth.docker.io/token", lambda _: httpx.Response(200, json={"token": "good"})
     )
     with _client_for("registry-1.docker.io", hub) as client:
         client.ping()
@@ -255,7 +255,7 @@ def test_a_configured_or_known_token_host_is_allowed() -> None:
 
 def test_http_realm_is_allowed_for_a_loopback_registry() -> None:
     handler, _ = _bearer(
-        "http://127.0.0.1:5000/token", lambda r: httpx.Response(200, json={"token": "good"})
+        "http://127.0.0.1:5000/token", lambda _: httpx.Response(200, json={"token": "good"})
     )
     with _client_for("127.0.0.1:5000", handler) as client:
         client.ping()
@@ -263,7 +263,7 @@ def test_http_realm_is_allowed_for_a_loopback_registry() -> None:
 
 def test_a_token_answer_that_is_not_json_is_a_clear_error() -> None:
     handler, _ = _bearer(
-        "https://reg.example.com/token", lambda r: httpx.Response(200, text="<html>login</html>")
+        "https://reg.example.com/token", lambda _: httpx.Response(200, text="<html>login</html>")
     )
     with _client_for("reg.example.com", handler) as client, pytest.raises(RegistryError) as info:
         client.ping()
@@ -272,7 +272,7 @@ def test_a_token_answer_that_is_not_json_is_a_clear_error() -> None:
 
 def test_token_requests_are_retried_like_other_calls() -> None:
     answers = iter([httpx.Response(503), httpx.Response(200, json={"token": "good"})])
-    handler, _ = _bearer("https://reg.example.com/token", lambda r: next(answers))
+    handler, _ = _bearer("https://reg.example.com/token", lambda _: next(answers))
     with _client_for("reg.example.com", handler) as client:
         client.ping()
 
@@ -281,7 +281,7 @@ def test_an_expired_token_is_refreshed_once() -> None:
     tokens = iter(["old", "good", "good"])
     state = {"valid": "old"}
 
-    def token(request: httpx.Request) -> httpx.Response:
+    def token(_: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"token": next(tokens)})
 
     handler, calls = _bearer("https://reg.example.com/token", token)
@@ -302,7 +302,7 @@ def test_an_expired_token_is_refreshed_once() -> None:
 def test_an_oversized_manifest_is_refused() -> None:
     big = b"{" + b" " * (4 * 1024 * 1024 + 10) + b"}"
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=big, headers={"Content-Type": "application/json"})
 
     with _client_for("localhost:5000", handler) as client, pytest.raises(RegistryError) as info:
@@ -357,7 +357,7 @@ def test_a_registry_that_spoke_tls_is_never_asked_in_plain_http() -> None:
 
     transport = httpx.MockTransport(handler)
     with RegistryClient(
-        "127.0.0.1:5000", credentials=None, sleep=lambda s: None, transport=transport
+        "127.0.0.1:5000", credentials=None, sleep=lambda _: None, transport=transport
     ) as client:
         client.catalog()
         assert client.origin == "https://127.0.0.1:5000"
@@ -390,7 +390,7 @@ def test_the_plain_http_fallback_is_not_a_failed_attempt() -> None:
 
 
 def test_an_oversized_body_without_a_length_is_cut_off_while_streaming() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_: httpx.Request) -> httpx.Response:
         chunks = (b" " * 65536 for _ in range(70))  # 4.4 MiB, no Content-Length
         return httpx.Response(200, content=chunks, headers={"Content-Type": "application/json"})
 
@@ -401,7 +401,7 @@ def test_an_oversized_body_without_a_length_is_cut_off_while_streaming() -> None
 
 def test_a_realm_on_another_port_of_the_registry_host_is_another_host() -> None:
     handler, _calls = _bearer(
-        "https://reg.example.com:8443/token", lambda r: httpx.Response(200, json={"token": "x"})
+        "https://reg.example.com:8443/token", lambda _: httpx.Response(200, json={"token": "x"})
     )
     with _client_for("reg.example.com", handler) as client, pytest.raises(RegistryError) as info:
         client.ping()

@@ -97,7 +97,7 @@ def check_tag(tag: str) -> str:
 
 
 def labels(config: Config, variant: VariantConfig, ctx: BuildContext) -> dict[str, str]:
-    out = {
+    return {
         "org.opencontainers.image.source": config.source,
         "org.opencontainers.image.revision": ctx.revision,
         "org.opencontainers.image.created": ctx.created,
@@ -113,7 +113,6 @@ def labels(config: Config, variant: VariantConfig, ctx: BuildContext) -> dict[st
         )
         or "none",
     }
-    return out
 
 
 REQUIRED_LABELS = (

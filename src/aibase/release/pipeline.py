@@ -106,16 +106,7 @@ def build_all(
 ) -> RunReport:
     """Every variant x platform, in order; stops at the first failure (fail-closed)."""
     config = ctx.config
-    if config.platforms != config.required_platforms:
-        left_out = [p for p in config.required_platforms if p not in config.platforms]
-        raise ConfigError(
-            "build-all merges, verifies and promotes: every index must hold "
-            f"{', '.join(config.required_platforms)} (images.toml), and "
-            f"{ctx.settings.origin('platforms')}={','.join(config.platforms)} leaves out "
-            f"{', '.join(left_out)}; nothing was built",
-            "build single cells with invoke build --variant V --platform P --push (a CI "
-            "matrix job), then invoke merge once every platform's cell exists",
-        )
+    refuse_narrowed_platforms(ctx)
     report = RunReport(
         started=ctx.build.created,
         revision=ctx.revision,
@@ -161,6 +152,23 @@ def build_all(
         if not dry_run:
             write_report(report, ctx.paths.reports)
     return report
+
+
+def refuse_narrowed_platforms(ctx: RunContext) -> None:
+    """build-all promotes: an override that narrows the platforms would leave every index
+    short of what images.toml requires, so it is refused before anything is built."""
+    config = ctx.config
+    if config.platforms == config.required_platforms:
+        return
+    left_out = [p for p in config.required_platforms if p not in config.platforms]
+    raise ConfigError(
+        "build-all merges, verifies and promotes: every index must hold "
+        f"{', '.join(config.required_platforms)} (images.toml), and "
+        f"{ctx.settings.origin('platforms')}={','.join(config.platforms)} leaves out "
+        f"{', '.join(left_out)}; nothing was built",
+        "build single cells with invoke build --variant V --platform P --push (a CI "
+        "matrix job), then invoke merge once every platform's cell exists",
+    )
 
 
 def build_jobs(ctx: RunContext, cells: int) -> int:

@@ -72,7 +72,7 @@ class Guards:
     allow_narrowing: bool = False
     require_gpu: bool = False  # a smoke test that skipped its GPU checks does not count
     uncommitted: tuple[str, ...] = ()  # build inputs that are not what the commit holds
-    is_ancestor: Callable[[str, str], bool | None] = field(default=lambda older, newer: None)
+    is_ancestor: Callable[[str, str], bool | None] = field(default=lambda *_: None)
 
 
 FORWARD_ONLY = Guards()  # no rollback, no narrowing, history unknown
