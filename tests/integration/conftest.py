@@ -210,6 +210,24 @@ def built(
     return Built(out, state.merged.index_digest, dict(state.verified.platforms), run)
 
 
+def docker_login(host: str, user: str, password: str, docker_config: Path) -> None:
+    """`docker login` into a config folder of the test's own (never the user's)."""
+    subprocess.run(
+        ["docker", "login", host, "-u", user, "--password-stdin"],
+        input=password,
+        text=True,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DOCKER_CONFIG": str(docker_config)},
+    )
+
+
+def make_index(tag: str, *images: str) -> str:
+    """An index of these images pushed under tag (a test's own, e.g. a lying one)."""
+    subprocess.run(["docker", "buildx", "imagetools", "create", "--tag", tag, *images], check=True)
+    return tag
+
+
 def push_image(dockerfile: str, ref: str, tmp_path: Path, platform: str = "linux/amd64") -> str:
     """Build a one-off image (a broken or lying one, for a test) and push it under ref."""
     ctx = tmp_path / f"ctx-{abs(hash(ref))}"

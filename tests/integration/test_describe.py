@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, Built, Run, invoke, push_image
+from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, Built, Run, invoke, make_index, push_image
 
 pytestmark = pytest.mark.engine
 CFG = ("--config", str(FIXTURE_CONFIG))
@@ -50,19 +50,7 @@ def test_diff_names_the_packages_and_layers_that_changed(built: Built, tmp_path:
         tmp_path,
     )
     index = f"{REGISTRY}/{IT_REPO}:diff-index"
-    subprocess.run(
-        [
-            "docker",
-            "buildx",
-            "imagetools",
-            "create",
-            "--tag",
-            index,
-            derived,
-            f"{REGISTRY}/{IT_REPO}@{arm}",
-        ],
-        check=True,
-    )
+    make_index(index, derived, f"{REGISTRY}/{IT_REPO}@{arm}")
     run = invoke("diff", f"{REGISTRY}/{IT_REPO}@{built.index_digest}", index, *CFG)
     assert run.returncode == 0, run.output[-3000:]
     amd_part, arm_part = run.output.split("**linux/amd64**")[1].split("**linux/arm64**")

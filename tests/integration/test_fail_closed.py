@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import subprocess
 import time
@@ -35,10 +34,12 @@ from .conftest import (
     Built,
     PytestRun,
     copy_fixture,
+    docker_login,
     env_for,
     floating_digest,
     invoke,
     invoke_in_background,
+    make_index,
     make_tls,
     push_image,
     run_smoke_suite,
@@ -182,18 +183,10 @@ def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: 
     with RegistryClient(REGISTRY) as client:
         liar_digest = client.get_manifest("cerebral/ai-base-broken", "arm64-liar").digest
     index = f"{REGISTRY}/cerebral/ai-base-broken:lying-index"
-    subprocess.run(
-        [
-            "docker",
-            "buildx",
-            "imagetools",
-            "create",
-            "--tag",
-            index,
-            f"{REGISTRY}/cerebral/ai-base-fixture@{amd}",
-            f"{REGISTRY}/cerebral/ai-base-broken@{liar_digest}",
-        ],
-        check=True,
+    make_index(
+        index,
+        f"{REGISTRY}/cerebral/ai-base-fixture@{amd}",
+        f"{REGISTRY}/cerebral/ai-base-broken@{liar_digest}",
     )
     run = invoke("verify", *CFG, "--variant", "fixture", "--ref", index, env=env_for(tmp_path))
     assert f"verified {index} (sha256:" in run.output  # the registry checks pass...
@@ -236,28 +229,10 @@ def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(
     assert suite.returncode == 1 and suite.ran == {"failed": 1}
     assert f"--require-gpu: {NO_GPU}" in suite.output
     # the pipeline's own smoke step holds the same gate (the one promote relies on)
-    run = invoke(
-        "verify",
-        "--config",
-        str(cfg),
-        "--variant",
-        "fixture",
-        "--ref",
-        image,
-        env=env_for(tmp_path),
-    )
+    verify = ("verify", "--config", str(cfg), "--variant", "fixture", "--ref", image)
+    run = invoke(*verify, env=env_for(tmp_path))
     assert f"GPU checks skipped on linux/amd64: {NO_GPU}" in run.output
-    run = invoke(
-        "verify",
-        "--config",
-        str(cfg),
-        "--variant",
-        "fixture",
-        "--ref",
-        image,
-        "--require-gpu",
-        env=env_for(tmp_path),
-    )
+    run = invoke(*verify, "--require-gpu", env=env_for(tmp_path))
     assert run.returncode == SmokeError.exit_code
     assert f"linux/amd64: --require-gpu: {NO_GPU}" in run.output
 
@@ -331,14 +306,7 @@ def test_a_tls_registry_with_a_password_end_to_end(tmp_path: Path) -> None:
     (certs_d / "ca.crt").write_bytes((tmp_path / "tls" / "ca.crt").read_bytes())
     try:
         start_registry(host, paths, htpasswd=htpasswd, tls=tls)
-        subprocess.run(
-            ["docker", "login", host, "-u", "ci", "--password-stdin"],
-            input=password,
-            text=True,
-            check=True,
-            capture_output=True,
-            env={**os.environ, "DOCKER_CONFIG": str(docker_config)},
-        )
+        docker_login(host, "ci", password, docker_config)
         run = invoke("build-all", *CFG, "--registry", host, env=env)
         assert run.returncode == 0, run.output[-4000:]
         assert f"PUT {host}/cerebral/ai-base-fixture:fixture" in run.output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -33,9 +32,11 @@ from .conftest import (
     REGISTRY,
     Built,
     copy_fixture,
+    docker_login,
     env_for,
     floating_digest,
     invoke,
+    make_index,
     registry_snapshot,
 )
 
@@ -162,18 +163,7 @@ def _write_state(
 
 def _arm64_only_index(built: Built, tag: str) -> str:
     arm = built.platform_digests["linux/arm64"]
-    subprocess.run(
-        [
-            "docker",
-            "buildx",
-            "imagetools",
-            "create",
-            "--tag",
-            f"{REGISTRY}/{IT_REPO}:{tag}",
-            f"{REGISTRY}/{IT_REPO}@{arm}",
-        ],
-        check=True,
-    )
+    make_index(f"{REGISTRY}/{IT_REPO}:{tag}", f"{REGISTRY}/{IT_REPO}@{arm}")
     with RegistryClient(REGISTRY) as client:
         return client.get_manifest(IT_REPO, tag).digest
 
@@ -389,14 +379,7 @@ def test_authenticated_registry_uses_the_credential_store(
         assert (
             "unauthorized (HTTP 401)" in denied.output and f"docker login {host}" in denied.output
         )
-        subprocess.run(
-            ["docker", "login", host, "-u", "ci", "--password-stdin"],
-            input=password,
-            text=True,
-            check=True,
-            capture_output=True,
-            env={**os.environ, "DOCKER_CONFIG": str(docker_config)},
-        )
+        docker_login(host, "ci", password, docker_config)
         run = invoke("build-all", *CFG, "--registry", host, env=env)
         assert run.returncode == 0, run.output[-3000:]
         assert password not in run.output

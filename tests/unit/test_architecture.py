@@ -150,7 +150,7 @@ def _third_party(module: str) -> set[str]:
     ("library", "owners"),
     [
         ("docker", {"host.engine"}),  # the SDK
-        ("httpx", {"registry.client", "registry.session"}),  # every HTTP call to a registry
+        ("httpx", {"registry.session"}),  # every HTTP call to a registry
         # credential helpers, the detached registry process, the probe inside an image
         ("subprocess", {"host.proc", "registry.credentials", "host.local_registry", "probe"}),
         ("invoke", {"cli"}),

@@ -8,16 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
-from collections.abc import Callable
-from pathlib import Path
-
-import httpx
+from typing import Unpack
 
 from aibase.errors import NotFound, RegistryError, RegistryUnreachable
 from aibase.registry.credentials import Credentials, load_credentials
 from aibase.registry.oci import ACCEPT, Manifest
-from aibase.registry.session import MAX_BODY, RegistrySession
+from aibase.registry.session import MAX_BODY, RegistrySession, SessionOptions
 
 
 class RegistryClient:
@@ -28,24 +24,13 @@ class RegistryClient:
         host: str,
         *,
         credentials: Credentials | None = None,
-        ca: Path | None = None,
-        auth_hosts: tuple[str, ...] = (),
-        timeout: float = 30.0,
-        attempts: int = 4,
-        sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
+        **options: Unpack[SessionOptions],
     ) -> None:
+        """credentials: None looks them up where `docker login` left them; options: the
+        session's (a CA, token hosts, timeout, attempts, a transport for tests)."""
         self.host = host
-        self._session = RegistrySession(
-            host,
-            credentials=credentials if credentials is not None else load_credentials(host),
-            ca=ca,
-            auth_hosts=auth_hosts,
-            timeout=timeout,
-            attempts=attempts,
-            sleep=sleep,
-            transport=transport,
-        )
+        found = credentials if credentials is not None else load_credentials(host)
+        self._session = RegistrySession(host, credentials=found, **options)
 
     @property
     def origin(self) -> str | None:

@@ -1,6 +1,6 @@
 """One registry host's HTTP: where requests go (the scheme, decided once), retries, the body
-cap, the answer to an auth challenge, and an HTTP status as an error. `registry.client`
-speaks the distribution API over it; the two are the only modules that import httpx.
+cap, the answer to an auth challenge, and an HTTP status as an error: the only module that
+imports httpx. `registry.client` speaks the distribution API over it.
 
 HTTPS, trusting the CAs `trust` names; plain HTTP only on loopback and only when the
 registry does not speak TLS (as the engine does). Credentials come from the Docker
@@ -14,7 +14,7 @@ import base64
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -45,6 +45,17 @@ def read_capped(resp: httpx.Response, limit: int, what: str) -> bytes:
             raise RegistryError(f"{what}: more than {limit} bytes, over the limit", "refused")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class SessionOptions(TypedDict, total=False):
+    """What a caller may set on a session besides its host and credential."""
+
+    ca: Path | None  # a CA to trust besides the system's (--registry-ca)
+    auth_hosts: tuple[str, ...]  # token services credentials may go to (--auth-hosts)
+    timeout: float
+    attempts: int
+    sleep: Callable[[float], None]
+    transport: httpx.BaseTransport | None  # tests: httpx.MockTransport, no socket
 
 
 class RegistrySession:
