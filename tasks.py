@@ -21,18 +21,19 @@ from aibase.host import local_registry
 from aibase.host.standins import bootstrap_standins
 from aibase.registry.refs import parse_ref
 from aibase.release import jobs, pipeline
-from aibase.release.promote import Guards
+from aibase.release.promote_gate import Guards
 from aibase.tools import base_pins, describe
 from aibase.tools import clean as cleaning
 from aibase.tools import update as updates
 from aibase.tools.bench import BUMP, run_bench, select_cells
 
 PROMOTES = (*COMMON, "revision", "require_gpu", "notify_url", "notify_token")
+BUILDS_ALL = (*BUILD, "platforms", "builder", "jobs", "require_gpu", "notify_url", "notify_token")
 IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"
 
 
 @command("config", "registry", "platforms", "debug")
-def doctor(s: Settings, cfg: Config) -> None:
+def doctor(_s: Settings, cfg: Config) -> None:
     """Check engine, buildx, containerd store, QEMU platforms, registry and disk."""
     checks.run_doctor(cfg)
 
@@ -52,7 +53,7 @@ def registry_down(s: Settings, cfg: Config) -> None:
 
 @command("config", "platforms", "debug")
 def lock(
-    s: Settings, cfg: Config, check: bool = False, allow_missing: str = "", variant: str = ""
+    _s: Settings, cfg: Config, check: bool = False, allow_missing: str = "", variant: str = ""
 ) -> None:
     """Write hash-locked requirements per variant x platform (uv, cross-platform)."""
     if check:
@@ -122,8 +123,7 @@ def promote(
         jobs.promote_one(ctx, variant_of(cfg, variant), permits=permits, dry_run=dry_run)
 
 
-@command(*BUILD, "platforms", "builder", "jobs", "require_gpu", "notify_url", "notify_token",
-         name="build-all")  # fmt: skip
+@command(*BUILDS_ALL, name="build-all")
 def build_all(
     s: Settings,
     cfg: Config,
@@ -158,7 +158,7 @@ def inspect(s: Settings, cfg: Config, ref: str | None = None, json: bool = False
 
 
 @command(*COMMON, positional=("before", "after"))
-def diff(s: Settings, cfg: Config, before: str | None = None, after: str | None = None) -> None:
+def diff(s: Settings, _cfg: Config, before: str | None = None, after: str | None = None) -> None:
     """What changed between two indexes, per platform: packages and sizes (Markdown, for a PR).
     ./ai diff BEFORE AFTER"""
     if not before or not after:
@@ -168,8 +168,15 @@ def diff(s: Settings, cfg: Config, before: str | None = None, after: str | None 
 
 
 @command(*BUILD, "runners", "gpu_runner", "builder")
-def matrix(s: Settings, cfg: Config, json: bool = False, ci: bool = False, variant: str = "",
-           dry_run: bool = False, gate: bool = False) -> None:  # fmt: skip
+def matrix(
+    s: Settings,
+    cfg: Config,
+    json: bool = False,
+    ci: bool = False,
+    variant: str = "",
+    dry_run: bool = False,
+    gate: bool = False,
+) -> None:
     """The CI plan from images.toml: legs, runners, variants waiting for a lock.
     --dry-run: each leg's build command; --gate: the variants whose records pass promote's gate."""
     jobs.plan_jobs(s, cfg, variant, ci=ci, dry_run=dry_run, as_json=json, gate=gate)
@@ -191,7 +198,9 @@ def bench(
 
 
 @command("config", "debug", name="free-disk")
-def free_disk(s: Settings, cfg: Config, need_gb: int = 30, runner_toolchains: bool = False) -> None:
+def free_disk(
+    _s: Settings, _cfg: Config, need_gb: int = 30, runner_toolchains: bool = False
+) -> None:
     """Check (and on a CI runner make) room for a build: a CUDA cell needs ~30 GB."""
     checks.free_disk(need_gb, remove_toolchains=runner_toolchains)
 
@@ -243,7 +252,7 @@ def update(s: Settings, cfg: Config, pins: str | None = None, build: bool = Fals
 
 @command("config", "base_mirror", "debug", name="bases-update")
 def bases_update(
-    s: Settings, cfg: Config, dry_run: bool = False, allow_stand_in: bool = False
+    _s: Settings, cfg: Config, dry_run: bool = False, allow_stand_in: bool = False
 ) -> None:
     """Pin each base tag to its current digest in the config: one reviewed line per base.
     The digest comes from the base's registry or the mirror; stand-ins need --allow-stand-in."""

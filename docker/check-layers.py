@@ -50,8 +50,10 @@ def main(root: Path) -> int:
             file=sys.stderr,
         )
         print("\n".join(f"  {c}" for c in clashes[:20]), file=sys.stderr)
-        print("  fix: drop or replace one of the distributions named (requirements/*.in)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "  fix: drop or replace one of the distributions named (requirements/*.in)",
+            file=sys.stderr,
+        )
         return 1
     print("\n".join(lines))
     return 0

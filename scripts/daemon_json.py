@@ -12,7 +12,6 @@ before the project's venv exists.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,8 +37,10 @@ def main(argv: list[str]) -> int:
     try:
         current = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
-        print(f"{path} is not valid JSON ({exc}); fix it by hand, nothing was changed",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"{path} is not valid JSON ({exc}); fix it by hand, nothing was changed",
+            file=sys.stderr,
+        )
         return 2
     if not isinstance(current, dict):
         print(f"{path} does not hold a JSON object; nothing was changed", file=sys.stderr)
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
         backup.write_text(text)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(merged, indent=2) + "\n")
-    os.replace(tmp, path)
+    tmp.replace(path)
     print("changed")
     return 0
 

@@ -193,7 +193,7 @@ def _env_hint(name: str) -> str:
     return f" [{s.env}{where}]"
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+def _raise_interrupt(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 

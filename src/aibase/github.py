@@ -8,6 +8,7 @@ May import: nothing.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def running() -> bool:
@@ -18,7 +19,7 @@ def set_output(name: str, value: str) -> None:
     """A step output (`steps.<id>.outputs.<name>`), e.g. the matrix for fromJSON()."""
     path = os.environ.get("GITHUB_OUTPUT")
     if path:
-        with open(path, "a") as fh:
+        with Path(path).open("a") as fh:
             fh.write(f"{name}={value}\n")
 
 
@@ -26,7 +27,7 @@ def add_summary(markdown: str) -> None:
     """Append to the job's summary page (the run report, the audit table)."""
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
-        with open(path, "a") as fh:
+        with Path(path).open("a") as fh:
             fh.write(markdown.rstrip() + "\n\n")
 
 

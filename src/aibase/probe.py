@@ -11,7 +11,6 @@ May import: nothing (standard library only).
 
 from __future__ import annotations
 
-import glob
 import importlib
 import importlib.metadata as md
 import json
@@ -20,6 +19,7 @@ import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 # Where a distribution's top-level names are not what proves it works, by metadata name.
@@ -96,11 +96,11 @@ def probe_torch(matmul: bool) -> dict[str, Any] | None:
 
 def cuda_libraries() -> list[str]:
     found: list[str] = []
-    for pattern in ("/usr/local/cuda*/lib64/libcudart*", "/usr/lib/*/libcudart*"):
-        found += glob.glob(pattern)
+    for folder, pattern in (("/usr/local", "cuda*/lib64/libcudart*"), ("/usr/lib", "*/libcudart*")):
+        found += [str(p) for p in Path(folder).glob(pattern)]
     for path in sys.path:
-        found += glob.glob(os.path.join(path, "nvidia", "*", "lib", "libcudart*"))
-        found += glob.glob(os.path.join(path, "torch", "lib", "libcudart*"))
+        for pattern in ("nvidia/*/lib/libcudart*", "torch/lib/libcudart*"):
+            found += [str(p) for p in Path(path).glob(pattern)]
     return sorted(set(found))
 
 

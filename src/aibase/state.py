@@ -102,12 +102,12 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         # mkstemp makes the file 0600; keep the mode a plain write would give (lock files
         # are COPYed into images, and their mode is part of the layer's digest)
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
+        Path(tmp).chmod(path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

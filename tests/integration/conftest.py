@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,7 +56,7 @@ def engine_ready() -> None:
 
 
 @pytest.fixture(scope="session")
-def registry(engine_ready: None) -> str:
+def registry(engine_ready: None) -> str:  # noqa: ARG001 (the engine is checked first)
     local_registry.start_registry(REGISTRY, HOST_PATHS)
     forget_promotions()
     return REGISTRY
@@ -161,21 +161,28 @@ class PytestRun:
         return {k: n for k, n in self.outcomes.items() if k != "deselected"}
 
 
-def run_smoke_suite(config: Path, image: str, *args: str, variant: str = "fixture") -> PytestRun:
-    """The smoke suite (what `nox -s smoke-*` runs) against image, in a pytest of its own."""
-    smoke = ["--config", str(config), "--variant", variant, "--image", image, *args]
+def run_pytest(*args: str, cwd: Path = REPO, env: Mapping[str, str] | None = None) -> PytestRun:
+    """pytest in a process of its own, as a user runs it; env: its whole environment
+    (default: this one's)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/smoke", "-p", "no:cacheprovider", "-rs", *smoke],
-        cwd=REPO,
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
         capture_output=True,
         text=True,
         check=False,
     )
     out = proc.stdout + proc.stderr
-    print(f"\n$ pytest tests/smoke {' '.join(smoke)}  -> exit {proc.returncode}\n{out[-3000:]}")
+    print(f"\n$ pytest {' '.join(args)}  -> exit {proc.returncode}\n{out[-3000:]}")
     summary = re.findall(r"^=+ (.*) in [\d.]+s(?: \(.*\))? =+$", out, re.M)
     counts = re.findall(r"(\d+) (\w+)", summary[-1]) if summary else []
     return PytestRun(proc.returncode, out, {word: int(n) for n, word in counts})
+
+
+def run_smoke_suite(config: Path, image: str, *args: str, variant: str = "fixture") -> PytestRun:
+    """The smoke suite (what `nox -s smoke-*` runs) against image."""
+    smoke = ["--config", str(config), "--variant", variant, "--image", image, *args]
+    return run_pytest("tests/smoke", "-rs", *smoke)
 
 
 @pytest.fixture
@@ -206,7 +213,10 @@ def variant_state(out: Path, repo: str = IT_REPO, variant: str = "fixture") -> V
 
 
 @pytest.fixture(scope="session")
-def built(standins: str, tmp_path_factory: pytest.TempPathFactory) -> Built:
+def built(
+    standins: str,  # noqa: ARG001 (needed first: the fixture builds FROM the stand-ins)
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Built:
     out = tmp_path_factory.mktemp("built")
     run = invoke(
         "build-all", "--config", str(FIXTURE_CONFIG), "--repository", IT_REPO, env=env_for(out)
@@ -221,17 +231,45 @@ def built(standins: str, tmp_path_factory: pytest.TempPathFactory) -> Built:
     return Built(out, state.merged.index_digest, dict(state.verified.platforms), run)
 
 
+def docker_login(host: str, user: str, password: str, docker_config: Path) -> None:
+    """`docker login` into a config folder of the test's own (never the user's)."""
+    subprocess.run(
+        ["docker", "login", host, "-u", user, "--password-stdin"],
+        input=password,
+        text=True,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "DOCKER_CONFIG": str(docker_config)},
+    )
+
+
+def make_index(tag: str, *images: str) -> str:
+    """An index of these images pushed under tag (a test's own, e.g. a lying one)."""
+    subprocess.run(["docker", "buildx", "imagetools", "create", "--tag", tag, *images], check=True)
+    return tag
+
+
 def push_image(dockerfile: str, ref: str, tmp_path: Path, platform: str = "linux/amd64") -> str:
     """Build a one-off image (a broken or lying one, for a test) and push it under ref."""
     ctx = tmp_path / f"ctx-{abs(hash(ref))}"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(dockerfile)
     subprocess.run(
-        ["docker", "buildx", "build", "--platform", platform, "--provenance=false",
-         "--secret", "id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt",
-         "--output", f"type=image,name={ref},push=true", str(ctx)],
+        [
+            "docker",
+            "buildx",
+            "build",
+            "--platform",
+            platform,
+            "--provenance=false",
+            "--secret",
+            "id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt",
+            "--output",
+            f"type=image,name={ref},push=true",
+            str(ctx),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return ref
 
 
@@ -284,17 +322,50 @@ Notice = tuple[Any, dict[str, str]]  # a notice's JSON payload and its headers
 def notice_receiver(received: list[Notice]) -> Iterator[str]:
     """A loopback webhook that records each notice (payload, headers); yields its URL."""
 
+    def record(request: Request) -> Answer:
+        received.append((json.loads(request.body), request.headers))
+        return 204, {}, b""
+
+    with answering(record, "/hook") as url:
+        yield url
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a test's loopback server was sent."""
+
+    method: str
+    path: str  # as sent: a proxy is sent the full URL
+    headers: dict[str, str]
+    body: bytes
+
+
+Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
+
+
+@contextmanager
+def answering(answer: Callable[[Request], Answer], path: str = "") -> Iterator[str]:
+    """A loopback HTTP server for the block that hands every request, whatever its method,
+    to `answer`; yields its URL with `path`."""
+
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
+        def log_message(self, *_: object) -> None:
             return
 
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append((json.loads(body), dict(self.headers)))
-            self.send_response(204)
+        def respond(self) -> None:
+            size = int(self.headers.get("Content-Length", 0))
+            got = Request(self.command, self.path, dict(self.headers), self.rfile.read(size))
+            status, headers, body = answer(got)
+            self.send_response(status)
+            for name, value in {"Content-Length": str(len(body)), **headers}.items():
+                self.send_header(name, value)
             self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
-    with serving(Handler, "/hook") as url:
+        do_GET = do_POST = do_HEAD = do_PUT = do_CONNECT = respond
+
+    with serving(Handler, path) as url:
         yield url
 
 

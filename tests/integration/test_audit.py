@@ -10,7 +10,6 @@ import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from aibase.audit.osv_mirror import serve
 from aibase.errors import AuditError, VulnerabilitiesFound
 
-from .conftest import REPO, Built, Run, invoke, serving
+from .conftest import REPO, Answer, Built, Request, Run, answering, invoke
 
 # A real subset of pypa/advisory-database, committed (its README says what and why);
 # AIBASE_ADVISORIES points the tests at another copy, e.g. the full database.
@@ -202,19 +201,11 @@ def _recording_proxy(seen: list[tuple[str, str]]) -> Iterator[dict[str, str]]:
     """An HTTP(S) proxy on loopback that records each request and forwards none (502); yields
     the environment that sends pip-audit's, httpx's and pip's traffic through it."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            return
+    def record(request: Request) -> Answer:
+        seen.append((request.method, request.path))
+        return 502, {}, b""
 
-        def record(self) -> None:
-            seen.append((self.command, self.path))
-            self.send_response(502)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        do_GET = do_POST = do_HEAD = do_PUT = do_CONNECT = record
-
-    with serving(Handler, "") as url:
+    with answering(record) as url:
         proxies = {name: url for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")}
         proxies |= {name.lower(): url for name in proxies}
         yield proxies | {"NO_PROXY": "", "no_proxy": ""}
@@ -235,7 +226,8 @@ def test_no_service_chosen_contacts_nothing(vulnerable: Path) -> None:
     assert ("POST", "http://osv.invalid/v1/query") in seen
 
 
-def test_committed_locks_against_the_snapshot(tmp_path: Path, osv_url: str) -> None:
+@pytest.mark.usefixtures("osv_url")
+def test_committed_locks_against_the_snapshot(tmp_path: Path) -> None:
     """The project's own locks, audited for real against the snapshot (what the closing
     note reports); fails if the snapshot knows a vulnerability the allowlist does not cover."""
     shutil.copy(REPO / "audit-allowlist.toml", tmp_path / "allow.toml")
@@ -303,9 +295,16 @@ def test_a_package_installed_outside_the_lock_cannot_hide(
 
 def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path) -> None:
     """The parent of the right folder used to audit a known-vulnerable lock as clean."""
-    run = invoke("audit", "--config", str(vulnerable / "images.toml"), "--snapshot",
-                 str(SNAPSHOT.parent), "--allowlist", str(vulnerable / "allow.toml"),
-                 env={"AIBASE_OUT": str(vulnerable / "out")})  # fmt: skip
+    run = invoke(
+        "audit",
+        "--config",
+        str(vulnerable / "images.toml"),
+        "--snapshot",
+        str(SNAPSHOT.parent),
+        "--allowlist",
+        str(vulnerable / "allow.toml"),
+        env={"AIBASE_OUT": str(vulnerable / "out")},
+    )
     assert run.returncode == AuditError.exit_code
     assert "is not an advisory database" in run.output
 
@@ -314,19 +313,10 @@ def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path) -> No
 def _fake_osv(status: int, body: bytes) -> Iterator[str]:
     """An 'OSV service' on loopback that answers every query the same way."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            return
+    def answer(_: Request) -> Answer:
+        return status, {"Content-Type": "application/json"}, body
 
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    with serving(Handler, "/v1/query") as url:
+    with answering(answer, "/v1/query") as url:
         yield url
 
 

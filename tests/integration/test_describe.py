@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, Built, Run, invoke, push_image
+from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, Built, Run, invoke, make_index, push_image
 
 pytestmark = pytest.mark.engine
 CFG = ("--config", str(FIXTURE_CONFIG))
@@ -26,8 +26,9 @@ def _json(run: Run) -> list[dict[str, Any]]:
 
 
 def test_inspect_and_images_say_what_the_index_holds(built: Built) -> None:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     (facts,) = _json(
         invoke("inspect", f"{REGISTRY}/{IT_REPO}@{built.index_digest}", "--json", *CFG)
     )
@@ -43,11 +44,13 @@ def test_inspect_and_images_say_what_the_index_holds(built: Built) -> None:
 
 def test_diff_names_the_packages_and_layers_that_changed(built: Built, tmp_path: Path) -> None:
     amd, arm = built.platform_digests["linux/amd64"], built.platform_digests["linux/arm64"]
-    derived = push_image(f"FROM {REGISTRY}/{IT_REPO}@{amd}\nRUN pip uninstall -y structlog\n",
-                         f"{REGISTRY}/{IT_REPO}:diff-amd64", tmp_path)  # fmt: skip
+    derived = push_image(
+        f"FROM {REGISTRY}/{IT_REPO}@{amd}\nRUN pip uninstall -y structlog\n",
+        f"{REGISTRY}/{IT_REPO}:diff-amd64",
+        tmp_path,
+    )
     index = f"{REGISTRY}/{IT_REPO}:diff-index"
-    subprocess.run(["docker", "buildx", "imagetools", "create", "--tag", index, derived,
-                    f"{REGISTRY}/{IT_REPO}@{arm}"], check=True)  # fmt: skip
+    make_index(index, derived, f"{REGISTRY}/{IT_REPO}@{arm}")
     run = invoke("diff", f"{REGISTRY}/{IT_REPO}@{built.index_digest}", index, *CFG)
     assert run.returncode == 0, run.output[-3000:]
     amd_part, arm_part = run.output.split("**linux/amd64**")[1].split("**linux/arm64**")

@@ -93,10 +93,24 @@ def index_platforms(image: str) -> set[str]:
 
 def image_facts(image: str, platform: str) -> list[str]:
     done = subprocess.run(
-        ["docker", "run", "--rm", "--pull", "always", "--platform", platform, image,
-         "python", "-c", FACTS],
-        capture_output=True, text=True, timeout=300, check=True,
-    )  # fmt: skip
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--pull",
+            "always",
+            "--platform",
+            platform,
+            image,
+            "python",
+            "-c",
+            FACTS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return list(json.loads(done.stdout.strip().splitlines()[-1]))
 
 

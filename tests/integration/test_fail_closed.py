@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import subprocess
 import time
@@ -35,10 +34,12 @@ from .conftest import (
     Built,
     PytestRun,
     copy_fixture,
+    docker_login,
     env_for,
     floating_digest,
     invoke,
     invoke_in_background,
+    make_index,
     make_tls,
     push_image,
     run_smoke_suite,
@@ -56,22 +57,35 @@ def _report(out: Path) -> dict[str, Any]:
     return report
 
 
-def test_an_override_never_narrows_what_a_floating_tag_requires(
-    built: Built, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("built")
+def test_an_override_never_narrows_what_a_floating_tag_requires(tmp_path: Path) -> None:
     before = floating_digest()
-    run = invoke("build-all", *CFG, "--repository", "cerebral/ai-base-fixture",
-                 env=env_for(tmp_path, AIBASE_PLATFORMS="linux/amd64"))  # fmt: skip
+    run = invoke(
+        "build-all",
+        *CFG,
+        "--repository",
+        "cerebral/ai-base-fixture",
+        env=env_for(tmp_path, AIBASE_PLATFORMS="linux/amd64"),
+    )
     assert run.returncode == ConfigError.exit_code
     assert "AIBASE_PLATFORMS=linux/amd64 leaves out linux/arm64; nothing was built" in run.output
     assert "docker buildx build" not in run.output
     assert floating_digest() == before
     # a narrowed copy of images.toml builds, verifies and smokes; it is not promoted
     narrowed = copy_fixture(tmp_path / "fx")
-    narrowed.write_text(narrowed.read_text().replace(
-        'platforms = ["linux/amd64", "linux/arm64"]', 'platforms = ["linux/amd64"]'))  # fmt: skip
-    run = invoke("build-all", "--config", str(narrowed), "--repository",
-                 "cerebral/ai-base-fixture", env=env_for(tmp_path / "out"))  # fmt: skip
+    narrowed.write_text(
+        narrowed.read_text().replace(
+            'platforms = ["linux/amd64", "linux/arm64"]', 'platforms = ["linux/amd64"]'
+        )
+    )
+    run = invoke(
+        "build-all",
+        "--config",
+        str(narrowed),
+        "--repository",
+        "cerebral/ai-base-fixture",
+        env=env_for(tmp_path / "out"),
+    )
     assert "<== smoke fixture: ok" in run.output
     assert run.returncode == PromoteError.exit_code
     assert "built from files that are not what commit" in run.output
@@ -79,9 +93,8 @@ def test_an_override_never_narrows_what_a_floating_tag_requires(
     assert floating_digest() == before
 
 
-def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(
-    standins: str, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("standins")
+def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(tmp_path: Path) -> None:
     """Run A verifies without promoting; run B (same commit, same day) builds and promotes;
     A's promote then finds the tag moved since it verified, and refuses."""
     repo = ("--repository", RACE_REPO)
@@ -104,8 +117,9 @@ def test_two_runs_of_one_commit_neither_share_tags_nor_overwrite_each_other(
     assert floating_digest(RACE_REPO) == promoted
 
 
+@pytest.mark.usefixtures("standins")
 def test_a_second_run_on_one_checkout_waits_its_turn_and_a_killed_run_leaves_no_trace(
-    standins: str, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "shared-out"
     env = env_for(out)
@@ -135,7 +149,8 @@ def test_a_second_run_on_one_checkout_waits_its_turn_and_a_killed_run_leaves_no_
     assert _report(out)["result"] == "ok"
 
 
-def test_a_broken_image_stops_build_all_before_promote(standins: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("standins")
+def test_a_broken_image_stops_build_all_before_promote(tmp_path: Path) -> None:
     """The pipeline's own smoke step: the floating tag stays, the report names the check."""
     cfg = copy_fixture(
         tmp_path / "fx",
@@ -168,9 +183,11 @@ def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: 
     with RegistryClient(REGISTRY) as client:
         liar_digest = client.get_manifest("cerebral/ai-base-broken", "arm64-liar").digest
     index = f"{REGISTRY}/cerebral/ai-base-broken:lying-index"
-    subprocess.run(["docker", "buildx", "imagetools", "create", "--tag", index,
-                    f"{REGISTRY}/cerebral/ai-base-fixture@{amd}",
-                    f"{REGISTRY}/cerebral/ai-base-broken@{liar_digest}"], check=True)  # fmt: skip
+    make_index(
+        index,
+        f"{REGISTRY}/cerebral/ai-base-fixture@{amd}",
+        f"{REGISTRY}/cerebral/ai-base-broken@{liar_digest}",
+    )
     run = invoke("verify", *CFG, "--variant", "fixture", "--ref", index, env=env_for(tmp_path))
     assert f"verified {index} (sha256:" in run.output  # the registry checks pass...
     assert run.returncode == SmokeError.exit_code  # ...the probe does not
@@ -197,8 +214,12 @@ def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(
         )
         .replace("Dockerfile.ai-base.cpu", "Dockerfile.ai-base.cuda")
     )
-    cfg.write_text(text.replace('[variants.fixture.platforms."linux/amd64"]',
-                                '[variants.fixture.platforms."linux/amd64"]\ncuda = "12.1"'))  # fmt: skip
+    cfg.write_text(
+        text.replace(
+            '[variants.fixture.platforms."linux/amd64"]',
+            '[variants.fixture.platforms."linux/amd64"]\ncuda = "12.1"',
+        )
+    )
     image = f"{REGISTRY}/cerebral/ai-base-fixture@{built.index_digest}"
     suite = _smoke_gpu(cfg, image)
     assert suite.returncode == 0, suite.output[-2000:]
@@ -208,11 +229,10 @@ def test_the_gpu_gate_skips_with_its_reason_and_fails_when_required(
     assert suite.returncode == 1 and suite.ran == {"failed": 1}
     assert f"--require-gpu: {NO_GPU}" in suite.output
     # the pipeline's own smoke step holds the same gate (the one promote relies on)
-    run = invoke("verify", "--config", str(cfg), "--variant", "fixture", "--ref", image,
-                 env=env_for(tmp_path))  # fmt: skip
+    verify = ("verify", "--config", str(cfg), "--variant", "fixture", "--ref", image)
+    run = invoke(*verify, env=env_for(tmp_path))
     assert f"GPU checks skipped on linux/amd64: {NO_GPU}" in run.output
-    run = invoke("verify", "--config", str(cfg), "--variant", "fixture", "--ref", image,
-                 "--require-gpu", env=env_for(tmp_path))  # fmt: skip
+    run = invoke(*verify, "--require-gpu", env=env_for(tmp_path))
     assert run.returncode == SmokeError.exit_code
     assert f"linux/amd64: --require-gpu: {NO_GPU}" in run.output
 
@@ -259,7 +279,8 @@ def _containers() -> str:
     ).stdout
 
 
-def test_a_tls_registry_with_a_password_end_to_end(built: Built, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("built")
+def test_a_tls_registry_with_a_password_end_to_end(tmp_path: Path) -> None:
     """build-all pushes, merges, verifies, smokes and promotes on an HTTPS registry with
     htpasswd, trusting a CA made here (engine: certs.d; the tool: the same file); the
     password shows up nowhere, plain or base64."""
@@ -270,8 +291,11 @@ def test_a_tls_registry_with_a_password_end_to_end(built: Built, tmp_path: Path)
     (tmp_path / "tls").mkdir()
     tls = make_tls(tmp_path / "tls")
     htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", "ci", password], capture_output=True,
-                                       text=True, check=True).stdout)  # fmt: skip
+    htpasswd.write_text(
+        subprocess.run(
+            ["htpasswd", "-Bbn", "ci", password], capture_output=True, text=True, check=True
+        ).stdout
+    )
     certs_d = Path("/etc/docker/certs.d") / host
     paths = Paths(tmp_path / "out", tmp_path / "cache")
     docker_config = tmp_path / "docker-config"
@@ -282,14 +306,15 @@ def test_a_tls_registry_with_a_password_end_to_end(built: Built, tmp_path: Path)
     (certs_d / "ca.crt").write_bytes((tmp_path / "tls" / "ca.crt").read_bytes())
     try:
         start_registry(host, paths, htpasswd=htpasswd, tls=tls)
-        subprocess.run(["docker", "login", host, "-u", "ci", "--password-stdin"],
-                       input=password, text=True, check=True, capture_output=True,
-                       env={**os.environ, "DOCKER_CONFIG": str(docker_config)})  # fmt: skip
+        docker_login(host, "ci", password, docker_config)
         run = invoke("build-all", *CFG, "--registry", host, env=env)
         assert run.returncode == 0, run.output[-4000:]
         assert f"PUT {host}/cerebral/ai-base-fixture:fixture" in run.output
-        secrets_seen = (password, base64.b64encode(f"ci:{password}".encode()).decode(),
-                        base64.b64encode(password.encode()).decode())  # fmt: skip
+        secrets_seen = (
+            password,
+            base64.b64encode(f"ci:{password}".encode()).decode(),
+            base64.b64encode(password.encode()).decode(),
+        )
         for secret in secrets_seen:
             assert secret not in run.output
         for path in (tmp_path / "out").rglob("*"):

@@ -123,8 +123,11 @@ def test_registry_gc_sweeps_an_unreferenced_blob_and_serves_again(tmp_path: Path
             started = http.post("/v2/gc/test/blobs/uploads/")
             assert started.status_code == 202, started.text
             location = started.headers["location"]  # carries the upload's state in its query
-            put = http.put(f"{location}{'&' if '?' in location else '?'}digest={digest}",
-                           content=blob, headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+            put = http.put(
+                f"{location}{'&' if '?' in location else '?'}digest={digest}",
+                content=blob,
+                headers={"Content-Type": "application/octet-stream"},
+            )
             assert put.status_code == 201, put.text
             assert http.head(f"/v2/gc/test/blobs/{digest}").status_code == 200
         freed = local_registry.collect_garbage(host, paths)
@@ -142,7 +145,8 @@ def _docker(*args: str) -> str:
     return done.stdout
 
 
-def test_clean_dry_run_counts_and_changes_nothing(engine_ready: None, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("engine_ready")
+def test_clean_dry_run_counts_and_changes_nothing(tmp_path: Path) -> None:
     """Two images planted under a repository of the test's own (one with the registry in its
     name, one without): the dry run counts exactly those and removes nothing."""
     repo = f"cerebral/ai-base-cleantest-{uuid.uuid4().hex[:8]}"

@@ -69,13 +69,25 @@ def test_image_holds_the_locked_python_and_packages_and_labels(built: Built, pla
 
 
 def _build(config: Path, out: Path, platform: str) -> str:
-    run = invoke("build", "--config", str(config), "--variant", "fixture", "--platform", platform,
-                 "--push", "--repository", "cerebral/ai-base-bump", env=env_for(out))  # fmt: skip
+    run = invoke(
+        "build",
+        "--config",
+        str(config),
+        "--variant",
+        "fixture",
+        "--platform",
+        platform,
+        "--push",
+        "--repository",
+        "cerebral/ai-base-bump",
+        env=env_for(out),
+    )
     assert run.returncode == 0, run.output[-2000:]
     return read_cell(out / "cells" / f"fixture-{platform.replace('/', '-')}.json").digest
 
 
-def test_bumping_a_shared_pin_changes_only_its_groups_layer(standins: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("standins")
+def test_bumping_a_shared_pin_changes_only_its_groups_layer(tmp_path: Path) -> None:
     """structlog 24.4.0 -> 24.1.0, built before and after for both platforms, as a
     maintainer's rebuild after a bump would: on each, only the layer of structlog's group
     and the copied lock (with the layers report) change; the OS, the venv and every other group keep their digests.
@@ -96,8 +108,15 @@ def test_bumping_a_shared_pin_changes_only_its_groups_layer(standins: str, tmp_p
         after, _ = _layers("cerebral/ai-base-bump", bumped[p], p)
         assert len(before) == len(after) == len(steps)
         changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
-        print(p, "layers:", *(f"{i}: {'CHANGED' if i in changed else 'same'} {steps[i][:70]}"
-                              for i in range(len(steps))), sep="\n  ")  # fmt: skip
+        print(
+            p,
+            "layers:",
+            *(
+                f"{i}: {'CHANGED' if i in changed else 'same'} {steps[i][:70]}"
+                for i in range(len(steps))
+            ),
+            sep="\n  ",
+        )
         # the history names no stage: the group layers are the COPY /layer/ steps, in order
         group_layers = [i for i, st in enumerate(steps) if st.startswith("COPY /layer/ ")]
         assert len(group_layers) == len(groups), p
@@ -111,9 +130,8 @@ def test_bumping_a_shared_pin_changes_only_its_groups_layer(standins: str, tmp_p
         assert changed == expected, f"{p}: {groups[group]}, the lock and the OS list"
 
 
-def test_two_distributions_writing_one_file_fail_the_build_by_name(
-    standins: str, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("standins")
+def test_two_distributions_writing_one_file_fail_the_build_by_name(tmp_path: Path) -> None:
     """jwt and PyJWT both install jwt/__init__.py (hashed into bins of their own or not,
     the later would silently win): the layers-check stage stops the build, naming the file
     and both distributions, and nothing is pushed under the cell's tag."""
@@ -123,9 +141,19 @@ def test_two_distributions_writing_one_file_fail_the_build_by_name(
     )
     variant = load_config(cfg_path, env={}).variant("fixture")
     write_lock(variant, variant.platform("linux/amd64"))  # resolves with uv against PyPI
-    run = invoke("build", "--config", str(cfg_path), "--variant", "fixture", "--platform",
-                 "linux/amd64", "--push", "--repository", "cerebral/ai-base-clash",
-                 env=env_for(tmp_path / "out"))  # fmt: skip
+    run = invoke(
+        "build",
+        "--config",
+        str(cfg_path),
+        "--variant",
+        "fixture",
+        "--platform",
+        "linux/amd64",
+        "--push",
+        "--repository",
+        "cerebral/ai-base-clash",
+        env=env_for(tmp_path / "out"),
+    )
     assert run.returncode == BuildError.exit_code, run.output[-2000:]
     assert "written by more than one distribution with different content" in run.output
     clash = next(ln for ln in run.output.splitlines() if "site-packages/jwt/__init__.py:" in ln)
@@ -133,18 +161,28 @@ def test_two_distributions_writing_one_file_fail_the_build_by_name(
     assert not (tmp_path / "out" / "cells" / "fixture-linux-amd64.json").exists()
 
 
-def test_the_configured_compression_is_what_ships_whatever_the_cache_holds(
-    standins: str, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("standins")
+def test_the_configured_compression_is_what_ships_whatever_the_cache_holds(tmp_path: Path) -> None:
     """A builder that once built zstd holds zstd blobs in its cache; the default (gzip)
     build after it must still push gzip layers (older pullers cannot read zstd), not reuse
     the cached blobs. Fails on the code before force-compression was set for gzip too."""
     media: dict[str, set[str]] = {}
     for compression in ("zstd", "gzip", "gzip"):
-        run = invoke("build", "--config", str(FIXTURE_CONFIG), "--variant", "fixture",
-                     "--platform", "linux/amd64", "--push", "--compression", compression,
-                     "--repository", "cerebral/ai-base-compression",
-                     env=env_for(tmp_path / compression))  # fmt: skip
+        run = invoke(
+            "build",
+            "--config",
+            str(FIXTURE_CONFIG),
+            "--variant",
+            "fixture",
+            "--platform",
+            "linux/amd64",
+            "--push",
+            "--compression",
+            compression,
+            "--repository",
+            "cerebral/ai-base-compression",
+            env=env_for(tmp_path / compression),
+        )
         assert run.returncode == 0, run.output[-2000:]
         digest = read_cell(tmp_path / compression / "cells" / "fixture-linux-amd64.json").digest
         with RegistryClient(REGISTRY) as client:
@@ -175,9 +213,8 @@ def _layer_files(archive: Path) -> Iterator[bytes]:
                 continue
 
 
-def test_build_secret_is_absent_from_layers_and_history(
-    standins: str, tmp_path: Path, out_dir: Path
-) -> None:
+@pytest.mark.usefixtures("standins")
+def test_build_secret_is_absent_from_layers_and_history(tmp_path: Path, out_dir: Path) -> None:
     canary = f"aibase-canary-{uuid.uuid4().hex}"
     bundle = tmp_path / "ca-with-canary.pem"
     # a working CA bundle (pip needs it here) with a marker line PEM parsers ignore
@@ -235,8 +272,20 @@ def test_build_secret_is_absent_from_layers_and_history(
     planted.mkdir()
     (planted / "planted.txt").write_text(f"{canary}\n")
     (planted / "Dockerfile").write_text(f"FROM {ref}\nCOPY planted.txt /opt/planted.txt\n")
-    subprocess.run(["docker", "buildx", "build", "--platform", "linux/amd64", "--load",
-                    "--tag", f"{ref}-planted", str(planted)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "docker",
+            "buildx",
+            "build",
+            "--platform",
+            "linux/amd64",
+            "--load",
+            "--tag",
+            f"{ref}-planted",
+            str(planted),
+        ],
+        check=True,
+    )
     assert _scan(f"{ref}-planted", canary.encode(), tmp_path / "planted.tar")[1] >= 1
 
 

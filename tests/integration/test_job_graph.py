@@ -30,8 +30,7 @@ def _clone(tmp_path: Path, job: str) -> Path:
 
 
 def _job(clone: Path, *args: str) -> Run:
-    run = invoke(*args, *FLAGS, cwd=clone, env={"AIBASE_BASE_MIRROR": MIRROR})
-    return run
+    return invoke(*args, *FLAGS, cwd=clone, env={"AIBASE_BASE_MIRROR": MIRROR})
 
 
 def _artifact(source: Path, pattern: str, clone: Path, into: str) -> None:
@@ -43,7 +42,8 @@ def _artifact(source: Path, pattern: str, clone: Path, into: str) -> None:
         shutil.copy(f, clone / into / f.name)
 
 
-def test_the_job_graph_in_separate_clones(standins: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("standins")
+def test_the_job_graph_in_separate_clones(tmp_path: Path) -> None:
     cells = {}
     for platform in ("linux/amd64", "linux/arm64"):  # cell jobs, one per runner
         clone = _clone(tmp_path, f"cell-{platform.split('/')[1]}")
@@ -79,7 +79,8 @@ def test_the_job_graph_in_separate_clones(standins: str, tmp_path: Path) -> None
     assert serves is not None and serves in merged  # the tag serves the index merge made
 
 
-def test_the_layer_cache_lives_in_the_registry_per_cell(standins: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("standins")
+def test_the_layer_cache_lives_in_the_registry_per_cell(tmp_path: Path) -> None:
     """What build.yml sets (AIBASE_BUILD_CACHE=registry): the cell's cache goes to
     <registry>/<repository>:cache-<cell>, and the next build reads it from there.
     The builder first builds the cell with zstd, so it holds both kinds of blobs: an
@@ -102,19 +103,29 @@ def test_the_layer_cache_lives_in_the_registry_per_cell(standins: str, tmp_path:
     assert layers == {"application/vnd.oci.image.layer.v1.tar+gzip"}, layers
 
 
-def test_cells_build_at_once_with_jobs(standins: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("standins")
+def test_cells_build_at_once_with_jobs(tmp_path: Path) -> None:
     """--jobs 2 (what a BuildKit cluster gets by default): both cells in flight together."""
-    run = invoke("build-all", "--config", "tests/fixtures/images.toml", "--repository",
-                 "cerebral/ai-base-jobs", "--jobs", "2", "--no-promote",
-                 env={"AIBASE_BASE_MIRROR": MIRROR, "AIBASE_OUT": str(tmp_path)})  # fmt: skip
+    run = invoke(
+        "build-all",
+        "--config",
+        "tests/fixtures/images.toml",
+        "--repository",
+        "cerebral/ai-base-jobs",
+        "--jobs",
+        "2",
+        "--no-promote",
+        env={"AIBASE_BASE_MIRROR": MIRROR, "AIBASE_OUT": str(tmp_path)},
+    )
     assert run.returncode == 0, run.output[-3000:]
     starts = [i for i, ln in enumerate(run.output.splitlines()) if ln.startswith("==> build fix")]
     ends = [i for i, ln in enumerate(run.output.splitlines()) if ln.startswith("<== build fix")]
     assert len(starts) == len(ends) == 2 and max(starts) < min(ends)  # overlapping
 
 
+@pytest.mark.usefixtures("standins")
 def test_the_weekly_refresh_rebuilds_the_os_step_and_keeps_every_group_layer(
-    standins: str, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     """What build.yml's schedule sets (AIBASE_REFRESH_OS): apt runs again in the OS stage, so
     the OS-package layer is new, while every Python group layer (COPY --link from its cached

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.engine
 REPO_NAME = "cerebral/ai-base-notify"
 
 
-def test_a_promotion_notifies_the_dependents(standins: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("standins")
+def test_a_promotion_notifies_the_dependents(tmp_path: Path) -> None:
     received: list[Notice] = []
     args = ("build-all", "--config", str(FIXTURE_CONFIG), "--repository", REPO_NAME)
     with notice_receiver(received) as url:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -33,9 +32,11 @@ from .conftest import (
     REGISTRY,
     Built,
     copy_fixture,
+    docker_login,
     env_for,
     floating_digest,
     invoke,
+    make_index,
     registry_snapshot,
 )
 
@@ -118,7 +119,8 @@ def test_the_report_names_each_layer_the_stand_in_and_no_file_it_did_not_write(
         assert "under 0.05 MB, not charted: WORKDIR /app" in chart
 
 
-def test_dry_run_changes_nothing(built: Built, out_dir: Path) -> None:
+@pytest.mark.usefixtures("built")
+def test_dry_run_changes_nothing(out_dir: Path) -> None:
     before = registry_snapshot()
     run = invoke("build-all", *CFG, "--repository", IT_REPO, "--dry-run", env=env_for(out_dir))
     assert run.returncode == 0
@@ -143,32 +145,25 @@ def _write_state(
     forge it to try to fool promote)."""
     flags = {"config": str(FIXTURE_CONFIG), "repository": IT_REPO}
     _, cfg = load(flags, env=env_for(out_dir))
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()  # fmt: skip
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     merged = MergeRecord(REGISTRY, IT_REPO, head, cfg.config_digest, index, ("forged",), {})
     before = {"fixture": floating_digest(), "fixture-py3.11": floating_digest(tag="fixture-py3.11")}
     state = VariantState(
-        "fixture", REGISTRY, IT_REPO, merged,
+        "fixture",
+        REGISTRY,
+        IT_REPO,
+        merged,
         VerifyRecord(index, verified, before) if verified is not None else None,
         {p: SmokeRecord(p, d, ()) for p, d in (smoke or {}).items()},
-    )  # fmt: skip
+    )
     write_variant(Paths(out_dir, Path()).variant_state(IT_REPO, "fixture"), state)
 
 
 def _arm64_only_index(built: Built, tag: str) -> str:
     arm = built.platform_digests["linux/arm64"]
-    subprocess.run(
-        [
-            "docker",
-            "buildx",
-            "imagetools",
-            "create",
-            "--tag",
-            f"{REGISTRY}/{IT_REPO}:{tag}",
-            f"{REGISTRY}/{IT_REPO}@{arm}",
-        ],
-        check=True,
-    )
+    make_index(f"{REGISTRY}/{IT_REPO}:{tag}", f"{REGISTRY}/{IT_REPO}@{arm}")
     with RegistryClient(REGISTRY) as client:
         return client.get_manifest(IT_REPO, tag).digest
 
@@ -248,7 +243,8 @@ def test_merge_refuses_without_every_platform(built: Built, out_dir: Path) -> No
     assert "no cell result for linux/amd64" in run.output
 
 
-def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: Path) -> None:
+@pytest.mark.usefixtures("built")
+def test_a_failing_cell_stops_everything(tmp_path: Path, out_dir: Path) -> None:
     """A tampered hash in one platform's lock: refused before any build; and when the lock's
     own digest is forged to match, the install fails: nothing is merged or promoted."""
     cfg = copy_fixture(tmp_path / "fx")
@@ -263,8 +259,9 @@ def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: 
     assert "refused" in run.output and "edited: its body does not match" in run.output
     assert "docker buildx build" not in run.output
     head, body = split_header(lock.read_text())
-    lock.write_text(re.sub(r"body-sha256: [0-9a-f]{64}", f"body-sha256: {body_digest(body)}", head)
-                    + body)  # fmt: skip
+    lock.write_text(
+        re.sub(r"body-sha256: [0-9a-f]{64}", f"body-sha256: {body_digest(body)}", head) + body
+    )
     run = invoke("build-all", "--config", str(cfg), "--repository", IT_REPO, env=env_for(out_dir))
     assert run.returncode == BuildError.exit_code
     assert "build of cell fixture/linux/amd64 failed" in run.output
@@ -273,7 +270,8 @@ def test_a_failing_cell_stops_everything(built: Built, tmp_path: Path, out_dir: 
     assert registry_snapshot()[IT_REPO] == before[IT_REPO]
 
 
-def test_registry_down_is_a_clear_error_and_changes_nothing(built: Built, out_dir: Path) -> None:
+@pytest.mark.usefixtures("built")
+def test_registry_down_is_a_clear_error_and_changes_nothing(out_dir: Path) -> None:
     run = invoke("build-all", *CFG, "--registry", "127.0.0.1:5009", env=env_for(out_dir))
     assert run.returncode == RegistryUnreachable.exit_code
     assert "error: registry 127.0.0.1:5009: does not answer /v2/; nothing was built\n" in run.output
@@ -345,8 +343,9 @@ def test_bases_update_pins_each_base_in_one_line(
     assert f"INSTALLER_IMAGE={standins}/library/python:3.11-slim@{digest}" in dry.output
 
 
+@pytest.mark.usefixtures("built")
 def test_authenticated_registry_uses_the_credential_store(
-    built: Built, tmp_path: Path, out_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, out_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """htpasswd registry on 127.0.0.1:5001: build-all pushes, verifies, smokes and promotes
     with the credential `docker login` stored; the password appears in no output or file."""
@@ -380,14 +379,7 @@ def test_authenticated_registry_uses_the_credential_store(
         assert (
             "unauthorized (HTTP 401)" in denied.output and f"docker login {host}" in denied.output
         )
-        subprocess.run(
-            ["docker", "login", host, "-u", "ci", "--password-stdin"],
-            input=password,
-            text=True,
-            check=True,
-            capture_output=True,
-            env={**os.environ, "DOCKER_CONFIG": str(docker_config)},
-        )
+        docker_login(host, "ci", password, docker_config)
         run = invoke("build-all", *CFG, "--registry", host, env=env)
         assert run.returncode == 0, run.output[-3000:]
         assert password not in run.output
@@ -421,8 +413,9 @@ def test_missing_base_in_the_mirror_is_named_before_any_build(registry: str, out
     assert "docker buildx build" not in run.output
 
 
+@pytest.mark.usefixtures("registry")
 def test_a_dry_run_runs_every_preflight_and_shows_what_would_fail(
-    registry: str, tmp_path: Path, out_dir: Path
+    tmp_path: Path, out_dir: Path
 ) -> None:
     """First contact: a lock missing and a base nobody can resolve are both named, with the
     offline path that does run; the commands are still shown; nothing changes."""

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from aibase.errors import LockError
 
 from .conftest import IT_REPO, ai, copy_fixture, registry_snapshot
 
 
-def test_a_refusal_is_short_and_says_each_thing_once(registry: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("registry")
+def test_a_refusal_is_short_and_says_each_thing_once(tmp_path: Path) -> None:
     cfg = copy_fixture(tmp_path / "fx")
     (tmp_path / "fx" / "locks" / "fixture-linux-arm64.txt").unlink()
     before = registry_snapshot()

@@ -50,9 +50,8 @@ def _serves(host: str, repo: str, tag: str) -> str | None:
         return client.head_manifest(repo, tag)
 
 
-def test_promote_run_again_writes_nothing_and_retries_only_a_failed_notice(
-    standins: str, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("standins")
+def test_promote_run_again_writes_nothing_and_retries_only_a_failed_notice(tmp_path: Path) -> None:
     host, repo = "127.0.0.1:5013", "cerebral/ai-base-promote22"
     registry, paths = _own_registry(host, tmp_path)
     args = (*CFG, "--registry", host, "--repository", repo)
@@ -88,9 +87,8 @@ def test_promote_run_again_writes_nothing_and_retries_only_a_failed_notice(
         stop_registry(host, paths)
 
 
-def test_a_registry_that_stops_during_the_push_is_named_and_a_rerun_resumes(
-    standins: str, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("standins")
+def test_a_registry_that_stops_during_the_push_is_named_and_a_rerun_resumes(tmp_path: Path) -> None:
     """The registry answers the preflight, then is stopped as the first cell's build starts:
     buildx's push is refused. The message names the registry and says a rerun resumes;
     after it is back, the same command promotes both platforms."""

@@ -73,7 +73,8 @@ def test_smoke_passes_on_the_good_image(built: Built) -> None:
     assert run.ran == {"passed": 1}
 
 
-def test_smoke_before_anything_was_built_says_so_in_one_line(registry: str) -> None:
+@pytest.mark.usefixtures("registry")
+def test_smoke_before_anything_was_built_says_so_in_one_line() -> None:
     run = run_smoke_suite(FIXTURE_CONFIG, f"{REGISTRY}/cerebral/ai-base-nothing:here")
     out = run.output
     assert run.returncode == 4, out

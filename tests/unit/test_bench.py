@@ -14,14 +14,25 @@ from aibase.tools.imagesize import ImageSize
 from .conftest import WriteConfig
 
 OURS = Shape(
-    100.0, 1.0, 8.0, 3_000_000_000, 30_000_000,
+    100.0,
+    1.0,
+    8.0,
+    3_000_000_000,
+    30_000_000,
     (Layer("sha256:a", 2_000_000_000, "COPY /layer/ /opt/venv/ # buildkit", "torch"),),
-    ImageSize(3_000_000_000, 6_600_000_000, 6_000_000_000, 0), 90.0,
-)  # fmt: skip
+    ImageSize(3_000_000_000, 6_600_000_000, 6_000_000_000, 0),
+    90.0,
+)
 SINGLE = Shape(
-    150.0, 1.0, 149.0, 3_100_000_000, 2_900_000_000, (Layer("sha256:b", 1, "RUN"),),
-    ImageSize(3_100_000_000, 7_000_000_000, 6_000_000_000, 0), 0.0,
-)  # fmt: skip
+    150.0,
+    1.0,
+    149.0,
+    3_100_000_000,
+    2_900_000_000,
+    (Layer("sha256:b", 1, "RUN"),),
+    ImageSize(3_100_000_000, 7_000_000_000, 6_000_000_000, 0),
+    0.0,
+)
 
 
 def test_ratios_are_ours_against_the_single_layer_shape() -> None:
@@ -34,8 +45,11 @@ def test_ratios_are_ours_against_the_single_layer_shape() -> None:
 
 
 def test_the_table_names_each_shape_and_the_largest_layers() -> None:
-    text = render([CellBench("cuda/linux/amd64", "structlog==24.1.0", OURS, SINGLE)], "abc1234def",
-                  {"cuda: cuda/linux/arm64": 1.5})  # fmt: skip
+    text = render(
+        [CellBench("cuda/linux/amd64", "structlog==24.1.0", OURS, SINGLE)],
+        "abc1234def",
+        {"cuda: cuda/linux/arm64": 1.5},
+    )
     assert (
         "| cuda/linux/amd64 | ours | 100.0 | 1.0 | 8.0 | 8% | 30.0 MB (1.0%) | 3000.0 MB "
         "| 6600.0 MB | 6000.0 MB | 1.100 | 90.0 |" in text

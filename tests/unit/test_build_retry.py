@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from aibase.errors import EngineError
-from aibase.host import buildlog, engine, proc
+from aibase.host import buildlog, engine_build, proc
 
 FLAKE = (
     "#17 pushing localhost:5443/r:t with docker\n"
@@ -20,9 +20,7 @@ FLAKE = (
 def fake_runs(monkeypatch: pytest.MonkeyPatch, *answers: tuple[int, str]) -> list[int]:
     calls: list[int] = []
 
-    def run(
-        argv: Sequence[str], *, timeout: float, capture: bool = True, **_: object
-    ) -> proc.Result:
+    def run(argv: Sequence[str], *, capture: bool = True, **_: object) -> proc.Result:
         assert capture is False  # a build streams its progress
         code, tail = answers[len(calls)]
         calls.append(code)
@@ -36,7 +34,7 @@ def test_a_registry_5xx_is_retried_once_and_the_retry_counts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = fake_runs(monkeypatch, (1, FLAKE), (0, "#16 DONE\n"))
-    assert engine.build_retrying(["docker", "buildx", "build"]).ok
+    assert engine_build.build_retrying(["docker", "buildx", "build"]).ok
     assert calls == [1, 0]
 
 
@@ -45,7 +43,7 @@ def test_a_second_5xx_is_the_builds_failure_with_the_registrys_words(
 ) -> None:
     calls = fake_runs(monkeypatch, (1, FLAKE), (1, FLAKE), (0, ""))
     with pytest.raises(EngineError, match="500 Internal Server Error"):
-        engine.build_and_push(["docker", "buildx", "build"], "a stand-in")
+        engine_build.build_and_push(["docker", "buildx", "build"], "a stand-in")
     assert calls == [1, 1]
 
 
@@ -59,7 +57,7 @@ def test_a_second_5xx_is_the_builds_failure_with_the_registrys_words(
 )
 def test_other_failures_are_not_retried(monkeypatch: pytest.MonkeyPatch, tail: str) -> None:
     calls = fake_runs(monkeypatch, (1, tail), (0, ""))
-    assert not engine.build_retrying(["docker", "buildx", "build"]).ok
+    assert not engine_build.build_retrying(["docker", "buildx", "build"]).ok
     assert calls == [1]
 
 

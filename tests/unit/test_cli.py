@@ -49,7 +49,7 @@ def test_a_task_exits_with_its_errors_code(
     cls: type[AibaseError], write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     @command("config", "debug")
-    def failing(s: Settings, cfg: Config) -> None:
+    def failing(_s: Settings, _cfg: Config) -> None:
         raise cls("what went wrong", "what to do")
 
     with pytest.raises(Exit) as info:
@@ -64,7 +64,7 @@ def test_debug_adds_the_traceback(
     write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     @command("config", "debug")
-    def failing(s: Settings, cfg: Config) -> None:
+    def failing(_s: Settings, _cfg: Config) -> None:
         raise ALL_ERRORS[0]("boom")
 
     with pytest.raises(Exit):
@@ -76,7 +76,7 @@ def test_an_errors_details_show_only_with_debug(
     write_config: WriteConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     @command("config", "debug")
-    def failing(s: Settings, cfg: Config) -> None:
+    def failing(_s: Settings, _cfg: Config) -> None:
         raise ALL_ERRORS[0]("one line", "the fix", details=("recorded 'a', this run 'b'",))
 
     with pytest.raises(Exit):
@@ -96,7 +96,7 @@ def test_invoke_dry_becomes_the_tasks_dry_run(write_config: WriteConfig) -> None
     seen: list[bool] = []
 
     @command("config")
-    def step(s: Settings, cfg: Config, dry_run: bool = False) -> None:
+    def step(_s: Settings, _cfg: Config, dry_run: bool = False) -> None:
         seen.append(dry_run)
 
     step(_dry_context(), config=str(write_config()))
@@ -110,7 +110,7 @@ def test_invoke_dry_is_refused_by_a_task_without_a_dry_run(
     ran: list[int] = []
 
     @command("config")
-    def step(s: Settings, cfg: Config) -> None:
+    def step(_s: Settings, _cfg: Config) -> None:
         ran.append(1)
 
     with pytest.raises(Exit) as info:
@@ -131,11 +131,28 @@ def _arguments(task: Task[Any]) -> list[Argument]:
 
 def test_no_task_has_short_flags_so_none_collides_with_invokes_own() -> None:
     assert {t.name for t in _tasks()} == {
-        "audit", "bases-bootstrap", "bases-update", "bench", "build", "build-all", "clean", "diff",
+        "audit",
+        "bases-bootstrap",
+        "bases-update",
+        "bench",
+        "build",
+        "build-all",
+        "clean",
+        "diff",
         "doctor",
-        "free-disk", "images", "inspect", "lock", "matrix", "merge", "promote",
-        "registry-down", "registry-up", "smoke", "update", "verify",
-    }  # fmt: skip
+        "free-disk",
+        "images",
+        "inspect",
+        "lock",
+        "matrix",
+        "merge",
+        "promote",
+        "registry-down",
+        "registry-up",
+        "smoke",
+        "update",
+        "verify",
+    }
     for task in _tasks():
         for arg in _arguments(task):
             assert all(len(n) > 1 for n in arg.names), (task.name, arg.names)

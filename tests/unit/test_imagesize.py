@@ -34,11 +34,13 @@ def test_files_shipped_once_are_all_payload() -> None:
 
 
 def test_replaced_deleted_and_hidden_files_cost_without_being_payload() -> None:
-    size = measure([
-        _layer({"a": 100, "d/x": 30, "d/y": 20, "keep": 5, "e/z": 7}),
-        _layer({"a": 10}),  # replaced: 100 bytes still ship in the first layer
-        _layer({".wh.keep": 0, "d/.wh..wh..opq": 0, "d/new": 1, ".wh.e": 0}),
-    ])  # fmt: skip
+    size = measure(
+        [
+            _layer({"a": 100, "d/x": 30, "d/y": 20, "keep": 5, "e/z": 7}),
+            _layer({"a": 10}),  # replaced: 100 bytes still ship in the first layer
+            _layer({".wh.keep": 0, "d/.wh..wh..opq": 0, "d/new": 1, ".wh.e": 0}),
+        ]
+    )
     assert size.uncompressed == 100 + 30 + 20 + 5 + 7 + 10 + 1
     assert size.payload == 10 + 1  # a, d/new
     assert size.ratio == pytest.approx(173 / 11)

@@ -42,7 +42,7 @@ def test_a_registry_this_process_started_is_gone_when_stop_returns(
     child = SlowRegistry()
     handle = cast("subprocess.Popen[bytes]", child)
     monkeypatch.setitem(local_registry._STARTED, paths.registry_dir(5097), handle)
-    monkeypatch.setattr(engine, "remove_container", lambda name: False)
+    monkeypatch.setattr(engine, "remove_container", lambda _: False)
     assert local_registry.stop_registry("127.0.0.1:5097", paths) is True
     assert child.signals == ["term", "kill"]  # asked first, killed after the grace period
     assert paths.registry_dir(5097) not in local_registry._STARTED

@@ -48,9 +48,15 @@ def test_parse_lock_reads_names_and_versions() -> None:
     assert pkgs["jinja2"].version == "3.1.4"
     assert pkgs["triton"].version == "3.0.0"
     assert set(pkgs) == {
-        "filelock", "jinja2", "markupsafe", "fastapi", "starlette", "torch", "torchvision",
+        "filelock",
+        "jinja2",
+        "markupsafe",
+        "fastapi",
+        "starlette",
+        "torch",
+        "torchvision",
         "triton",
-    }  # fmt: skip
+    }
 
 
 def test_inputs_digest_changes_with_any_input(write_config: WriteConfig, tmp_path: Path) -> None:
@@ -94,8 +100,9 @@ def test_the_lock_project_lets_the_torch_index_serve_the_torch_family_only() -> 
         {"name": "torch", "url": "https://download.pytorch.org/whl/cpu", "explicit": True}
     ]
     assert doc["tool"]["uv"]["sources"] == {
-        "torch": {"index": "torch"}, "torchvision": {"index": "torch"}
-    }  # fmt: skip
+        "torch": {"index": "torch"},
+        "torchvision": {"index": "torch"},
+    }
 
 
 ANNOTATED = """\

@@ -28,36 +28,53 @@ def _cell_index(fake: FakeRegistry, repo: str, platform: str) -> str:
     image = fake.add_image(repo, platform.split("/")[1], {})
     note = fake.add_image(repo, "unknown", {})
     entries = [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": image,
-         "platform": {"os": "linux", "architecture": platform.split("/")[1]}},
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": note,
-         "platform": {"os": "unknown", "architecture": "unknown"},
-         "annotations": ATTEST | {"vnd.docker.reference.digest": image}},
-    ]  # fmt: skip
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": image,
+            "platform": {"os": "linux", "architecture": platform.split("/")[1]},
+        },
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": note,
+            "platform": {"os": "unknown", "architecture": "unknown"},
+            "annotations": ATTEST | {"vnd.docker.reference.digest": image},
+        },
+    ]
     return fake.add_manifest(repo, {"mediaType": OCI_INDEX, "manifests": entries})
 
 
 def _ctx(write_config: WriteConfig, fake: FakeRegistry, tmp_path: Path, **env: str) -> RunContext:
     settings, cfg = load({"config": str(write_config())}, env=env)
-    build = BuildContext(revision=REV, created="2026-11-27T06:00:00Z", date="20261127",
-                         run_id="0a0b0c")  # fmt: skip
+    build = BuildContext(
+        revision=REV, created="2026-11-27T06:00:00Z", date="20261127", run_id="0a0b0c"
+    )
     return RunContext(settings, cfg, Paths(tmp_path / "out", tmp_path), build, fake.client())
 
 
 def _cells(ctx: RunContext, fake: FakeRegistry, platforms: Sequence[str]) -> dict[str, CellRecord]:
     return {
-        p: CellRecord("cpu", p, ctx.config.registry, ctx.config.repository, REV,
-                      ctx.config.config_digest, _cell_index(fake, ctx.config.repository, p), 1, 1.0)
+        p: CellRecord(
+            "cpu",
+            p,
+            ctx.config.registry,
+            ctx.config.repository,
+            REV,
+            ctx.config.config_digest,
+            _cell_index(fake, ctx.config.repository, p),
+            1,
+            1.0,
+        )
         for p in platforms
-    }  # fmt: skip
+    }
 
 
 def test_one_index_of_every_platform_under_the_immutable_tag(
     write_config: WriteConfig, fake_registry: FakeRegistry, tmp_path: Path
 ) -> None:
     ctx = _ctx(write_config, fake_registry, tmp_path)
-    merged = merge_variant(ctx, ctx.config.variant("cpu"), _cells(ctx, fake_registry,
-                           ("linux/arm64", "linux/amd64")))  # fmt: skip
+    merged = merge_variant(
+        ctx, ctx.config.variant("cpu"), _cells(ctx, fake_registry, ("linux/arm64", "linux/amd64"))
+    )
     assert merged is not None and merged.tags == ("cpu-20261127-aaaaaaa-0a0b0c",)
     index = ctx.registry.get_manifest("cerebral/ai-base", "cpu-20261127-aaaaaaa-0a0b0c")
     assert index.digest == merged.index_digest
@@ -101,8 +118,14 @@ def test_a_single_manifest_cell_becomes_one_entry_with_its_configs_platform() ->
 
     top = Manifest("sha256:" + "1" * 64, "application/vnd.oci.image.manifest.v1+json", body)
     entries = image_entries(top, "linux/arm64", {"os": "linux", "architecture": "arm64"})
-    assert entries == [{"mediaType": top.media_type, "digest": top.digest, "size": len(body),
-                        "platform": {"os": "linux", "architecture": "arm64"}}]  # fmt: skip
+    assert entries == [
+        {
+            "mediaType": top.media_type,
+            "digest": top.digest,
+            "size": len(body),
+            "platform": {"os": "linux", "architecture": "arm64"},
+        }
+    ]
     index = make_index(entries)
     assert index.is_index and index.json["manifests"] == entries
 

@@ -146,7 +146,7 @@ def test_without_a_mirror_an_unreachable_hub_points_at_base_mirror(
 
     def open_client(host: str) -> RegistryClient:
         return RegistryClient(
-            host, credentials=None, sleep=lambda s: None, transport=httpx.MockTransport(refuse)
+            host, credentials=None, sleep=lambda _: None, transport=httpx.MockTransport(refuse)
         )
 
     cfg = _config(write_config, mirror=None)

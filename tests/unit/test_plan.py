@@ -14,12 +14,12 @@ from aibase.build.plan import (
     BuildContext,
     Cell,
     build_args,
-    cache_args,
     cell_tag,
     descriptive_tag,
     floating_tag,
     immutable_tag,
     labels,
+    layer_cache,
     lock_labels,
     plan_build,
     plan_cells,
@@ -151,23 +151,25 @@ def test_build_command_load_and_compression(write_config: WriteConfig, tmp_path:
 def test_build_cache_in_the_registry_or_a_folder(write_config: WriteConfig, tmp_path: Path) -> None:
     c = cfg(write_config)
     cell = Cell("cpu", "linux/arm64")
-    assert cache_args(c, cell, None, "gzip") == []
-    assert cache_args(c, cell, "registry", "gzip") == [
-        "--cache-from",
+    assert layer_cache(c, cell, None, "gzip") == (None, None)
+    assert layer_cache(c, cell, "registry", "gzip") == (
         "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64",
-        "--cache-to",
         "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64,"
         "mode=max,compression=gzip,force-compression=true",
-    ]
-    assert cache_args(c, cell, str(tmp_path), "zstd") == [
-        "--cache-from",
+    )
+    assert layer_cache(c, cell, str(tmp_path), "zstd") == (
         f"type=local,src={tmp_path}/cpu-linux-arm64",
-        "--cache-to",
         f"type=local,dest={tmp_path}/cpu-linux-arm64,mode=max,compression=zstd,force-compression=true",
-    ]
+    )
     ctx = BuildContext(**{**CTX.__dict__, "build_cache": "registry"})
     plan = plan_build(c, c.variant("cpu"), cell, ctx, push=True, metadata_file=tmp_path / "m")
-    assert "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64" in plan.argv
+    argv = list(plan.argv)
+    assert argv[argv.index("--cache-from") + 1] == (
+        "type=registry,ref=localhost:5000/cerebral/ai-base:cache-cpu-linux-arm64"
+    )
+    assert argv[argv.index("--cache-to") + 1].endswith(
+        "mode=max,compression=gzip,force-compression=true"
+    )
 
 
 def test_a_buildkit_cluster_builds_on_its_builder_and_pushes_by_digest(
@@ -175,8 +177,15 @@ def test_a_buildkit_cluster_builds_on_its_builder_and_pushes_by_digest(
 ) -> None:
     c = cfg(write_config)
     ctx = BuildContext(**{**CTX.__dict__, "builder": "cluster"})
-    plan = plan_build(c, c.variant("cpu"), Cell("cpu", "linux/arm64"), ctx, push=True,
-                      by_digest=True, metadata_file=tmp_path / "m")  # fmt: skip
+    plan = plan_build(
+        c,
+        c.variant("cpu"),
+        Cell("cpu", "linux/arm64"),
+        ctx,
+        push=True,
+        by_digest=True,
+        metadata_file=tmp_path / "m",
+    )
     argv = list(plan.argv)
     assert argv[3:5] == ["--builder", "cluster"]
     assert argv[argv.index("--output") + 1] == (

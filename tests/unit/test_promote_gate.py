@@ -5,19 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from aibase.build.plan import REQUIRED_LABELS
-from aibase.config.loader import load_config
+from aibase.audit.allowlist import DEFAULT_ALLOWLIST
+from aibase.build.plan import REQUIRED_LABELS, BuildContext
+from aibase.build.run_context import RunContext
+from aibase.config.loader import load, load_config
 from aibase.config.model import Config
+from aibase.config.paths import Paths
 from aibase.errors import AibaseError, PromoteError, RegistryError, VerifyError
-from aibase.release.promote import Guards, Promotion, promote_variant
+from aibase.host import git
+from aibase.release.pipeline import promote_checked
+from aibase.release.promote import Promotion, promote_variant
+from aibase.release.promote_gate import FORWARD_ONLY, Guards
 from aibase.state import MergeRecord, SmokeRecord, VariantState, VerifyRecord
 
-from .conftest import FakeRegistry, WriteConfig
+from .conftest import REPO, FakeRegistry, WriteConfig
+from .test_build_inputs import with_variant_folder
 
 REPO_NAME = "cerebral/ai-base"
 REV = "f" * 40
@@ -295,8 +303,9 @@ def _promote_with(
     fake_registry: FakeRegistry, cfg: Config, state: VariantState, **guards: Any
 ) -> Promotion | None:
     with fake_registry.client() as client:
-        return promote_variant(client, cfg, cfg.variant("cpu"), state, revision=REV,
-                               guards=Guards(**guards))  # fmt: skip
+        return promote_variant(
+            client, cfg, cfg.variant("cpu"), state, revision=REV, guards=Guards(**guards)
+        )
 
 
 def test_moving_back_in_history_needs_to_be_asked_for(
@@ -318,8 +327,12 @@ def test_a_descendant_moves_forward(setup: Setup, fake_registry: FakeRegistry) -
     cfg, state, _ = setup
     theirs = _index(fake_registry, "2099-01-01T00:00:00Z", THEIRS)
     newer = _against(fake_registry, state, theirs, "2001-01-01T00:00:00Z")  # clock skew
-    done = _promote_with(fake_registry, cfg, newer,
-                         is_ancestor=lambda older, newer_: (older, newer_) == (THEIRS, REV))  # fmt: skip
+    done = _promote_with(
+        fake_registry,
+        cfg,
+        newer,
+        is_ancestor=lambda older, newer_: (older, newer_) == (THEIRS, REV),
+    )
     assert done is not None and done.previous == theirs
 
 
@@ -408,3 +421,91 @@ def test_a_platform_the_index_holds_beyond_images_toml_must_be_smoke_tested_too(
     extra = dict(images) | {"linux/386": "sha256:" + "3" * 64}
     stale = replace(state, verified=replace(verified(state), platforms=extra))
     _refused(fake_registry, cfg, stale, "linux/386 not smoke-tested or failed")
+
+
+def test_the_descriptive_tag_moves_forward_only_too(
+    setup: Setup, fake_registry: FakeRegistry
+) -> None:
+    """Every tag that moves is checked, not only the floating one: with `cpu` gone (deleted
+    by hand) and the descriptive tag, which pinned builds use, serving a later commit,
+    promoting an older commit over it is a rollback."""
+    cfg, state, _ = setup
+    theirs = _index(fake_registry, "2001-01-01T00:00:00Z", THEIRS)
+    older = _against(fake_registry, state, theirs, "2099-01-01T00:00:00Z")
+    del fake_registry.manifests[(REPO_NAME, "cpu")]
+    desc = "cpu-py3.11-torch2.4.1"
+    fake_registry.manifests[(REPO_NAME, desc)] = fake_registry.manifests[(REPO_NAME, theirs)]
+    before = {"cpu": None, desc: theirs}
+    older = replace(older, verified=replace(verified(older), promoted_before=before))
+    history = {"is_ancestor": lambda older, newer: (older, newer) == (REV, THEIRS)}
+    with pytest.raises(PromoteError) as info:
+        _promote_with(fake_registry, cfg, older, **history)
+    assert f"{REPO_NAME}:{desc} serves commit {THEIRS[:12]}" in info.value.render()
+    assert "that would be a rollback" in info.value.render() and fake_registry.puts == []
+    done = _promote_with(fake_registry, cfg, older, allow_rollback=True, **history)
+    assert done is not None and done.previous is None
+    assert fake_registry.puts == [(REPO_NAME, desc), (REPO_NAME, "cpu")]
+
+
+def test_a_dry_run_shows_the_puts_after_the_gate_and_writes_nothing(
+    setup: Setup, fake_registry: FakeRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg, state, _ = setup
+    with fake_registry.client() as client:
+        assert (
+            promote_variant(client, cfg, cfg.variant("cpu"), state, revision=REV, dry_run=True)
+            is None
+        )
+        # build-all --dry-run: nothing merged, no gate to ask yet
+        assert (
+            promote_variant(client, cfg, cfg.variant("cpu"), None, revision=REV, dry_run=True)
+            is None
+        )
+        # a dry run refuses what the real one would
+        with pytest.raises(PromoteError, match="never verified"):
+            promote_variant(
+                client,
+                cfg,
+                cfg.variant("cpu"),
+                replace(state, verified=None),
+                revision=REV,
+                dry_run=True,
+            )
+    err = capsys.readouterr().err
+    index = merged(state).index_digest
+    for tag in ("cpu", "cpu-py3.11-torch2.4.1"):
+        assert (
+            f"would PUT localhost:5000/{REPO_NAME}:{tag} -> {index} (after a fresh verify)" in err
+        )
+        assert f"would PUT localhost:5000/{REPO_NAME}:{tag} -> the index merged above" in err
+    assert fake_registry.puts == []
+
+
+@pytest.mark.parametrize("dirty", [DEFAULT_ALLOWLIST, "names.py", "install-group.sh"])
+def test_an_uncommitted_input_blocks_promote(
+    setup: Setup,
+    fake_registry: FakeRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    dirty: str,
+) -> None:
+    """The allowlist changes the image's labels; names.py how the renderer groups packages:
+    either one uncommitted, the tags stay where they are."""
+    cfg, state, _ = setup
+    with_variant_folder(cfg)
+
+    def uncommitted(_cwd: Path, paths: Sequence[Path]) -> list[str]:
+        return [str(p) for p in paths if p.name == dirty]
+
+    monkeypatch.setattr(git, "toplevel", lambda _: REPO)
+    monkeypatch.setattr(git, "uncommitted", uncommitted)
+    monkeypatch.setattr(git, "is_ancestor", lambda *_: None)
+    settings, _ = load({"config": str(cfg.path)}, env={})
+    build = BuildContext(REV, "2026-11-27T06:00:00Z", "20261127", "0a0b0c")
+    paths = Paths(tmp_path / "out", tmp_path)
+    with fake_registry.client() as client:
+        ctx = RunContext(settings, cfg, paths, build, client)
+        with pytest.raises(PromoteError) as info:
+            promote_checked(ctx, cfg.variant("cpu"), state, FORWARD_ONLY, dry_run=False)
+    assert "built from files that are not what commit" in info.value.render()
+    assert f"/{dirty}" in info.value.render() and fake_registry.puts == []

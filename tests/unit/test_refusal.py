@@ -30,12 +30,12 @@ BASE_FIX = "check the name in images.toml; without access to registry-1.docker.i
 def config(write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch) -> Config:
     """VALID (cpu, cuda) with no locks; preflight sees an engine that passes."""
     monkeypatch.setattr(engine, "gather_engine_facts", lambda: None)
-    monkeypatch.setattr(engine, "engine_problem", lambda facts, platforms: None)
+    monkeypatch.setattr(engine, "engine_problem", lambda *_: None)
     return load({"config": str(write_config())}, env={})[1]
 
 
 def _unreachable(*names: str) -> Callable[[RunContext, str, str], Check]:
-    def base(ctx: RunContext, mirrored: str, original: str) -> Check:
+    def base(_ctx: RunContext, mirrored: str, original: str) -> Check:
         if original in names:
             return Check(
                 f"base {mirrored}", "cannot be resolved", BASE_FIX, BuildError, offline=True

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from aibase.errors import NotFound, RegistryError
+from aibase.errors import NotFound, RegistryError, RegistryUnreachable
 from aibase.registry.client import RegistryClient
 from aibase.registry.credentials import Credentials, load_credentials
 from aibase.registry.trust import is_loopback, parse_challenge
@@ -57,17 +57,18 @@ def test_missing_manifest_is_a_typed_not_found(fake_registry: FakeRegistry) -> N
 def test_head_manifest_uses_head(fake_registry: FakeRegistry) -> None:
     digest = fake_registry.add_image("cerebral/x", "amd64", {})
     fake_registry.manifests[("cerebral/x", "t")] = fake_registry.manifests[("cerebral/x", digest)]
-    methods: list[str] = []
+    seen: list[tuple[str, str]] = []
     handle = fake_registry.handler
 
     def recording(request: httpx.Request) -> httpx.Response:
-        methods.append(request.method)
+        seen.append((request.method, request.url.path))
         return handle(request)
 
     fake_registry.handler = recording
     with fake_registry.client() as client:
         assert client.head_manifest("cerebral/x", "t") == digest
-    assert methods == ["HEAD"]
+    # the loopback registry's scheme ping, then the HEAD alone (no GET of the manifest)
+    assert seen == [("GET", "/v2/"), ("HEAD", "/v2/cerebral/x/manifests/t")]
 
 
 def test_challenge_parsing() -> None:
@@ -87,8 +88,9 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def _client(handler: Handler, sleeps: list[float]) -> RegistryClient:
+    """A client of a registry elsewhere: https, no scheme ping to count."""
     return RegistryClient(
-        "localhost:5000",
+        "reg.example.com",
         credentials=Credentials("ci", "s3cr3t-Pw"),
         sleep=sleeps.append,
         transport=httpx.MockTransport(handler),
@@ -109,14 +111,14 @@ def test_5xx_is_retried_with_backoff() -> None:
 
 
 def test_connection_refused_names_registry_operation_and_fix() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("Connection refused")
 
     sleeps: list[float] = []
     with _client(handler, sleeps) as client, pytest.raises(RegistryError) as info:
         client.get_manifest("cerebral/ai-base", "cpu")
     text = info.value.render()
-    assert "registry localhost:5000: GET manifest cerebral/ai-base:cpu: cannot connect" in text
+    assert "registry reg.example.com: GET manifest cerebral/ai-base:cpu: cannot connect" in text
     assert "invoke registry-up" in text and len(sleeps) == 3
 
 
@@ -130,7 +132,7 @@ def test_basic_challenge_is_answered_once_and_secret_never_in_errors() -> None:
     with _client(handler, []) as client, pytest.raises(RegistryError) as info:
         client.ping()
     assert seen[0] is None and (seen[1] or "").startswith("Basic ") and len(seen) == 2
-    assert "docker login localhost:5000" in info.value.render()
+    assert "docker login reg.example.com" in info.value.render()
     assert "s3cr3t-Pw" not in info.value.render()
 
 
@@ -151,7 +153,7 @@ def test_loopback_registry_without_tls_gets_plain_http_after_a_tls_try() -> None
     with RegistryClient(
         "127.0.0.1:5000",
         credentials=None,
-        sleep=lambda s: None,
+        sleep=lambda _: None,
         transport=httpx.MockTransport(handler),
     ) as client:
         client.ping()
@@ -173,7 +175,7 @@ def test_a_remote_registry_never_gets_plain_http(host: str) -> None:
 
     with (
         RegistryClient(
-            host, credentials=None, sleep=lambda s: None, transport=httpx.MockTransport(handler)
+            host, credentials=None, sleep=lambda _: None, transport=httpx.MockTransport(handler)
         ) as client,
         pytest.raises(RegistryError, match="cannot connect"),
     ):
@@ -205,7 +207,7 @@ def _client_for(host: str, handler: Handler, auth_hosts: tuple[str, ...] = ()) -
     return RegistryClient(
         host,
         credentials=Credentials("ci", "s3cr3t-Pw"),
-        sleep=lambda s: None,
+        sleep=lambda _: None,
         transport=httpx.MockTransport(handler),
         auth_hosts=auth_hosts,
     )
@@ -213,7 +215,7 @@ def _client_for(host: str, handler: Handler, auth_hosts: tuple[str, ...] = ()) -
 
 def test_bearer_token_from_the_registrys_own_host() -> None:
     handler, calls = _bearer(
-        "https://reg.example.com/token", lambda r: httpx.Response(200, json={"token": "good"})
+        "https://reg.example.com/token", lambda _: httpx.Response(200, json={"token": "good"})
     )
     with _client_for("reg.example.com", handler) as client:
         client.ping()
@@ -230,7 +232,7 @@ def test_bearer_token_from_the_registrys_own_host() -> None:
     ],
 )
 def test_credentials_never_go_to_a_doubtful_realm(realm: str, problem: str) -> None:
-    handler, calls = _bearer(realm, lambda r: httpx.Response(200, json={"token": "good"}))
+    handler, calls = _bearer(realm, lambda _: httpx.Response(200, json={"token": "good"}))
     with _client_for("reg.example.com", handler) as client, pytest.raises(RegistryError) as info:
         client.ping()
     assert problem in info.value.render()
@@ -240,12 +242,12 @@ def test_credentials_never_go_to_a_doubtful_realm(realm: str, problem: str) -> N
 
 def test_a_configured_or_known_token_host_is_allowed() -> None:
     handler, _calls = _bearer(
-        "https://auth.example.org/token", lambda r: httpx.Response(200, json={"token": "good"})
+        "https://auth.example.org/token", lambda _: httpx.Response(200, json={"token": "good"})
     )
     with _client_for("reg.example.com", handler, auth_hosts=("auth.example.org",)) as client:
         client.ping()
     hub, _ = _bearer(
-        "https://auth.docker.io/token", lambda r: httpx.Response(200, json={"token": "good"})
+        "https://auth.docker.io/token", lambda _: httpx.Response(200, json={"token": "good"})
     )
     with _client_for("registry-1.docker.io", hub) as client:
         client.ping()
@@ -253,7 +255,7 @@ def test_a_configured_or_known_token_host_is_allowed() -> None:
 
 def test_http_realm_is_allowed_for_a_loopback_registry() -> None:
     handler, _ = _bearer(
-        "http://127.0.0.1:5000/token", lambda r: httpx.Response(200, json={"token": "good"})
+        "http://127.0.0.1:5000/token", lambda _: httpx.Response(200, json={"token": "good"})
     )
     with _client_for("127.0.0.1:5000", handler) as client:
         client.ping()
@@ -261,7 +263,7 @@ def test_http_realm_is_allowed_for_a_loopback_registry() -> None:
 
 def test_a_token_answer_that_is_not_json_is_a_clear_error() -> None:
     handler, _ = _bearer(
-        "https://reg.example.com/token", lambda r: httpx.Response(200, text="<html>login</html>")
+        "https://reg.example.com/token", lambda _: httpx.Response(200, text="<html>login</html>")
     )
     with _client_for("reg.example.com", handler) as client, pytest.raises(RegistryError) as info:
         client.ping()
@@ -270,7 +272,7 @@ def test_a_token_answer_that_is_not_json_is_a_clear_error() -> None:
 
 def test_token_requests_are_retried_like_other_calls() -> None:
     answers = iter([httpx.Response(503), httpx.Response(200, json={"token": "good"})])
-    handler, _ = _bearer("https://reg.example.com/token", lambda r: next(answers))
+    handler, _ = _bearer("https://reg.example.com/token", lambda _: next(answers))
     with _client_for("reg.example.com", handler) as client:
         client.ping()
 
@@ -279,20 +281,19 @@ def test_an_expired_token_is_refreshed_once() -> None:
     tokens = iter(["old", "good", "good"])
     state = {"valid": "old"}
 
-    def token(request: httpx.Request) -> httpx.Response:
+    def token(_: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"token": next(tokens)})
 
     handler, calls = _bearer("https://reg.example.com/token", token)
-    with _client_for("reg.example.com", handler) as client:
-        # "old" is accepted once, then expires
-        def accept(request: httpx.Request) -> httpx.Response:
-            auth = request.headers.get("authorization")
-            if request.url.path != "/token" and auth == "Bearer old" and state["valid"] == "old":
-                state["valid"] = "expired"
-                return httpx.Response(200, json={})
-            return handler(request)
 
-        client._client._transport = httpx.MockTransport(accept)
+    def accept(request: httpx.Request) -> httpx.Response:  # "old" is accepted once, then expires
+        auth = request.headers.get("authorization")
+        if request.url.path != "/token" and auth == "Bearer old" and state["valid"] == "old":
+            state["valid"] = "expired"
+            return httpx.Response(200, json={})
+        return handler(request)
+
+    with _client_for("reg.example.com", accept) as client:
         client.ping()  # gets "old"
         client.ping()  # 401 with "old": one refresh, "good"
     assert calls[-1][1] == "Bearer good"
@@ -301,7 +302,7 @@ def test_an_expired_token_is_refreshed_once() -> None:
 def test_an_oversized_manifest_is_refused() -> None:
     big = b"{" + b" " * (4 * 1024 * 1024 + 10) + b"}"
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=big, headers={"Content-Type": "application/json"})
 
     with _client_for("localhost:5000", handler) as client, pytest.raises(RegistryError) as info:
@@ -320,6 +321,68 @@ def test_a_registry_answering_a_digest_with_other_bytes_is_refused(
     assert "does not match" in info.value.render()
 
 
+def test_a_loopback_registry_is_pinged_once_before_its_first_request() -> None:
+    """The scheme is decided by one GET /v2/ over TLS, before the request it serves, and
+    kept: the request itself is never sent twice."""
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.method} {request.url}")
+        return _tls_refused_by_plain_http(request)
+
+    transport = httpx.MockTransport(handler)
+    with RegistryClient("127.0.0.1:5000", credentials=None, transport=transport) as client:
+        assert client.origin is None
+        assert client.list_tags("cerebral/x") == []
+        assert client.origin == "http://127.0.0.1:5000"
+        client.catalog()
+    assert seen == [
+        "GET https://127.0.0.1:5000/v2/",
+        "GET http://127.0.0.1:5000/v2/cerebral/x/tags/list",
+        "GET http://127.0.0.1:5000/v2/_catalog?n=1000",
+    ]
+
+
+def test_a_registry_that_spoke_tls_is_never_asked_in_plain_http() -> None:
+    """Decided once: after the loopback registry answered over TLS, a later connection that
+    answers the handshake in plain HTTP (another program on the port) is an error, not a
+    quiet downgrade of every request after it."""
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.scheme)
+        if len(seen) <= 2:  # the ping and the first call: TLS
+            return httpx.Response(200, json={"repositories": []})
+        return _tls_refused_by_plain_http(request)
+
+    transport = httpx.MockTransport(handler)
+    with RegistryClient(
+        "127.0.0.1:5000", credentials=None, sleep=lambda _: None, transport=transport
+    ) as client:
+        client.catalog()
+        assert client.origin == "https://127.0.0.1:5000"
+        with pytest.raises(RegistryUnreachable, match="cannot connect"):
+            client.catalog()
+    assert set(seen) == {"https"}
+
+
+def test_a_loopback_registry_that_is_not_up_yet_is_asked_again() -> None:
+    """No answer to the ping decides nothing: the registry may be starting (ensure_registry
+    starts it after a first `answers()`), and may come up without TLS."""
+    up = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up:
+            raise httpx.ConnectError("Connection refused")
+        return _tls_refused_by_plain_http(request)
+
+    transport = httpx.MockTransport(handler)
+    with RegistryClient("127.0.0.1:5000", credentials=None, attempts=1, transport=transport) as c:
+        assert not c.answers() and c.origin is None
+        up = True
+        assert c.answers() and c.origin == "http://127.0.0.1:5000"
+
+
 def test_the_plain_http_fallback_is_not_a_failed_attempt() -> None:
     transport = httpx.MockTransport(_tls_refused_by_plain_http)
     with RegistryClient("127.0.0.1:5000", credentials=None, attempts=1, transport=transport) as c:
@@ -327,7 +390,7 @@ def test_the_plain_http_fallback_is_not_a_failed_attempt() -> None:
 
 
 def test_an_oversized_body_without_a_length_is_cut_off_while_streaming() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(_: httpx.Request) -> httpx.Response:
         chunks = (b" " * 65536 for _ in range(70))  # 4.4 MiB, no Content-Length
         return httpx.Response(200, content=chunks, headers={"Content-Type": "application/json"})
 
@@ -338,7 +401,7 @@ def test_an_oversized_body_without_a_length_is_cut_off_while_streaming() -> None
 
 def test_a_realm_on_another_port_of_the_registry_host_is_another_host() -> None:
     handler, _calls = _bearer(
-        "https://reg.example.com:8443/token", lambda r: httpx.Response(200, json={"token": "x"})
+        "https://reg.example.com:8443/token", lambda _: httpx.Response(200, json={"token": "x"})
     )
     with _client_for("reg.example.com", handler) as client, pytest.raises(RegistryError) as info:
         client.ping()

@@ -56,7 +56,7 @@ def test_every_setting_has_a_sample(tmp_path: Path) -> None:
     assert set(samples(tmp_path)) == set(SETTINGS)
 
 
-def test_names_are_derived(tmp_path: Path) -> None:
+def test_names_are_derived() -> None:
     s = SETTINGS["base_mirror"]
     assert (s.flag, s.env) == ("--base-mirror", "AIBASE_BASE_MIRROR")
     assert (SETTINGS["audit_service"].flag, SETTINGS["audit_service"].env) == (

@@ -108,7 +108,7 @@ def test_an_interrupted_write_leaves_the_old_file(
     path = tmp_path / "state.json"
     write_atomic(path, "old")
 
-    def crash(src: str, dst: str) -> None:
+    def crash(*_: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", crash)
@@ -123,6 +123,6 @@ def test_an_atomic_write_keeps_the_mode_a_plain_write_gives(tmp_path: Path) -> N
     plain.write_text("x")
     write_atomic(tmp_path / "new.txt", "x")
     assert (tmp_path / "new.txt").stat().st_mode == plain.stat().st_mode
-    os.chmod(plain, 0o640)
+    plain.chmod(0o640)
     write_atomic(plain, "y")  # an existing file keeps its own
     assert plain.stat().st_mode & 0o777 == 0o640

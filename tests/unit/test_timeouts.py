@@ -70,7 +70,7 @@ def fake_stream(monkeypatch: pytest.MonkeyPatch, child: FakeChild) -> list[tuple
     """Popen gives `child`; killpg kills it; returns the (pgid, signal) of every kill."""
     kills: list[tuple[int, int]] = []
 
-    def popen(argv: Sequence[str], **kwargs: Any) -> FakeChild:
+    def popen(_argv: Sequence[str], **kwargs: Any) -> FakeChild:
         assert kwargs["start_new_session"] is True  # a group of its own, killed as one
         return child
 
@@ -126,10 +126,10 @@ class FakeSdk:
         self.containers = self
         self.container = container
 
-    def pull(self, ref: str, platform: str) -> None:
+    def pull(self, *_args: object, **_kwargs: object) -> None:
         return None
 
-    def run(self, ref: str, **kwargs: Any) -> FakeContainer:
+    def run(self, *_args: object, **_kwargs: object) -> FakeContainer:
         return self.container
 
 

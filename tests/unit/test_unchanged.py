@@ -80,7 +80,7 @@ class _Blobs:
     def __init__(self, blobs: dict[str, bytes]) -> None:
         self.blobs, self.fetched = blobs, list[str]()
 
-    def get_blob(self, repo: str, digest: str, limit: int) -> bytes:
+    def get_blob(self, _repo: str, digest: str, **_limit: int) -> bytes:
         self.fetched.append(digest)
         return self.blobs[digest]
 

@@ -60,7 +60,7 @@ def test_a_torch_pin_is_put_back_in_images_toml(
 ) -> None:
     settings, config = project
 
-    def write_lock(variant: VariantConfig, spec: PlatformSpec) -> Path:
+    def write_lock(_variant: VariantConfig, _spec: PlatformSpec) -> Path:
         raise KeyboardInterrupt  # Ctrl-C while uv resolves
 
     monkeypatch.setattr(update, "write_lock", write_lock)

@@ -123,7 +123,7 @@ class AdvisoryDB:
 
 def _handler(db: AdvisoryDB) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
+        def log_message(self, *_: Any) -> None:  # quiet
             return
 
         def _send(self, code: int, body: Mapping[str, Any]) -> None:

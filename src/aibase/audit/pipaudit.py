@@ -100,23 +100,27 @@ def run_audit(
             f"unknown vulnerability service {service!r}",
             f"use one of {', '.join(SERVICES)} (and --osv-url for a mirror)",
         )
-    pip_audit = pip_audit or find_pip_audit()
-    workdir.mkdir(parents=True, exist_ok=True)
-    stem = requirements.name.removesuffix(".txt")
-    out = workdir / f"{stem}.audit.json"
-    out.unlink(missing_ok=True)  # a result left by an earlier run must never count
-    start = time.monotonic()
-    result = proc.run(
-        timeout=proc.QUICK * 15,
-        argv=audit_argv(
+    tool = pip_audit or find_pip_audit()
+
+    def audit_into(output: Path, fmt: str) -> proc.Result:
+        """One pip-audit run writing `output` (a file an earlier run left never counts)."""
+        output.unlink(missing_ok=True)
+        argv = audit_argv(
             requirements,
             service=service,
             osv_url=osv_url,
             hashed=hashed,
-            output=out,
-            pip_audit=pip_audit,
-        ),
-    )
+            output=output,
+            fmt=fmt,
+            pip_audit=tool,
+        )
+        return proc.run(argv, timeout=proc.QUICK * 15)
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    stem = requirements.name.removesuffix(".txt")
+    out = workdir / f"{stem}.audit.json"
+    start = time.monotonic()
+    result = audit_into(out, "json")
     endpoint = osv_url or ("https://api.osv.dev/v1/query" if service == "osv" else "PyPI JSON API")
     try:
         report = json.loads(out.read_text())
@@ -133,19 +137,7 @@ def run_audit(
     sbom_path: Path | None = None
     if sbom:
         sbom_path = workdir / f"{stem}.cdx.json"
-        sbom_path.unlink(missing_ok=True)
-        sb = proc.run(
-            timeout=proc.QUICK * 15,
-            argv=audit_argv(
-                requirements,
-                service=service,
-                osv_url=osv_url,
-                hashed=hashed,
-                output=sbom_path,
-                fmt="cyclonedx-json",
-                pip_audit=pip_audit,
-            ),
-        )
+        sb = audit_into(sbom_path, "cyclonedx-json")
         if not sbom_path.exists():
             raise AuditError(
                 f"SBOM for {requirements} not written: {sb.stderr[-300:]}", "rerun the audit"
@@ -211,8 +203,9 @@ def check_service(service: str, osv_url: str | None, workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     reqs.write_text(f"{name}=={version}\n")
     where = osv_url or service
-    run = run_audit(reqs, service=service, osv_url=osv_url, hashed=False, workdir=workdir,
-                    sbom=False)  # fmt: skip
+    run = run_audit(
+        reqs, service=service, osv_url=osv_url, hashed=False, workdir=workdir, sbom=False
+    )
     if not any(f.ids() & ids for f in run.findings):
         raise AuditError(
             f"the vulnerability service ({where}) did not report {sorted(ids)[0]} for "

@@ -1,7 +1,8 @@
 """From a validated config to pushed cells: planning, locks, the preflight, builds, merges.
 
 Pure: `plan` (cells, tags, labels, build args, the buildx command), `layers` (layer groups
-and the rendered Dockerfile), `lock_format` (the lock file format). With I/O: `locks`
+and the rendered Dockerfile), `lock_format` (the lock file format), `inputs` (the files a
+build is made from, the renderer's modules among them). With I/O: `locks`
 (hash-locked requirements resolved and checked with uv), `preflight` (every check before a
 build), `cell` (building and pushing one cell), `merge` (a variant's cells into one index
 under an immutable tag). `run_context` (what a run knows before its first step) lives here

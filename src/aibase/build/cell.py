@@ -14,7 +14,7 @@ from aibase.build.plan import Cell, lock_labels, plan_build
 from aibase.build.run_context import RunContext
 from aibase.config.model import Config, VariantConfig
 from aibase.errors import BuildError, LockError
-from aibase.host import engine
+from aibase.host import engine_build
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import Manifest, compressed_size, entry_platform, is_attestation
 from aibase.state import CellRecord, write_atomic, write_cell
@@ -79,9 +79,8 @@ def build_cell(
     log.info(f"cell {cell.variant}/{cell.platform}: {len(files) - 1} layer groups")
     if not dry_run:
         write_rendered(rendered, files)
-    by_digest = (
-        push and not dry_run and engine.builder_driver(ctx.build.builder) in engine.DIGEST_DRIVERS
-    )
+    driver = None if dry_run or not push else engine_build.builder_driver(ctx.build.builder)
+    by_digest = driver in engine_build.DIGEST_DRIVERS
     plan = plan_build(
         config,
         variant,
@@ -96,7 +95,7 @@ def build_cell(
         extra_labels=cell_lock_labels(config, variant, cell.platform),
     )
     start = time.monotonic()
-    metadata = engine.run_build(
+    metadata = engine_build.run_build(
         plan.argv,
         plan.metadata_file,
         f"{cell.variant}/{cell.platform}",

@@ -81,7 +81,7 @@ def uv_compile_argv(
     uv: str, variant: VariantConfig, spec: PlatformSpec, source: str = "-"
 ) -> list[str]:
     """`source`: `-` (the requirements on stdin) or the project render_project wrote."""
-    argv = [
+    return [
         uv,
         "pip",
         "compile",
@@ -105,7 +105,6 @@ def uv_compile_argv(
         # where each pin came from, checked by write_lock, then dropped
         "--emit-index-annotation",
     ]
-    return argv
 
 
 def render_lock(body: str, variant: VariantConfig, spec: PlatformSpec, digest: str) -> str:

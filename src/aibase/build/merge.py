@@ -87,11 +87,15 @@ def merge_variant(
         raise BuildError(
             f"merge {variant.name}: no cell result for {', '.join(missing)}; refusing to "
             "create an index without every platform images.toml requires"
-            + (" (--platforms / AIBASE_PLATFORMS narrows what is built, never what an "
-               "index must hold)" if narrowed else ""),
+            + (
+                " (--platforms / AIBASE_PLATFORMS narrows what is built, never what an "
+                "index must hold)"
+                if narrowed
+                else ""
+            ),
             f"build the missing cell(s): invoke build --variant {variant.name} "
             f"--platform {missing[0]} --push",
-        )  # fmt: skip
+        )
     for platform, cell in cells.items():
         problem = foreign(ctx, variant, platform, cell)
         if problem:

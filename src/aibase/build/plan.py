@@ -11,6 +11,7 @@ from aibase.audit.allowlist import AllowEntry
 from aibase.build.lock_format import parse_lock
 from aibase.config.model import Config, VariantConfig
 from aibase.errors import ConfigError
+from aibase.host.buildx import BuildxBuild, buildx_argv
 from aibase.registry.refs import is_valid_tag
 
 LABEL_NS = "io.cerebral.ai-base"
@@ -96,7 +97,7 @@ def check_tag(tag: str) -> str:
 
 
 def labels(config: Config, variant: VariantConfig, ctx: BuildContext) -> dict[str, str]:
-    out = {
+    return {
         "org.opencontainers.image.source": config.source,
         "org.opencontainers.image.revision": ctx.revision,
         "org.opencontainers.image.created": ctx.created,
@@ -112,7 +113,6 @@ def labels(config: Config, variant: VariantConfig, ctx: BuildContext) -> dict[st
         )
         or "none",
     }
-    return out
 
 
 REQUIRED_LABELS = (
@@ -182,52 +182,42 @@ def plan_build(
     load: a single-platform local image for development.
     rendered: the folder `layers.write_rendered` filled (Dockerfile, groups/).
     """
-    dockerfile = rendered / "Dockerfile" if rendered else variant.dockerfile
-    argv: list[str] = [
-        "docker",
-        "buildx",
-        "build",
-        *(["--builder", ctx.builder] if ctx.builder else []),
-        "--platform",
-        cell.platform,
-        "--file",
-        str(dockerfile),
-        "--build-context",
-        f"locks={variant.lock_dir}",
-        *(["--build-context", f"groups={rendered / 'groups'}"] if rendered else []),
-        "--metadata-file",
-        str(metadata_file),
-        "--progress",
-        "plain",
+    contexts: dict[str, Path | str] = {"locks": variant.lock_dir}
+    if rendered:
+        contexts["groups"] = rendered / "groups"
+    secrets = {"ca_bundle": ctx.ca_bundle, "pip_index_url": ctx.pip_index_url_file}
+    cache_from, cache_to = layer_cache(config, cell, ctx.build_cache, ctx.compression)
+    build = BuildxBuild(
+        # install-group.sh and .dockerignore come from the variant's folder
+        context=variant.dockerfile.parent,
+        platforms=(cell.platform,),
+        file=rendered / "Dockerfile" if rendered else variant.dockerfile,
+        builder=ctx.builder,
+        build_contexts=contexts,
+        metadata_file=metadata_file,
         # provenance attestations are kept: verify skips them by their annotation
-    ]
-    for key, value in build_args(config, variant).items():
-        argv += ["--build-arg", f"{key}={value}"]
-    for key, value in (labels(config, variant, ctx) | dict(extra_labels or {})).items():
-        argv += ["--label", f"{key}={value}"]
-    if ctx.ca_bundle is not None:
-        argv += ["--secret", f"id=ca_bundle,src={ctx.ca_bundle}"]
-    if ctx.pip_index_url_file is not None:
-        argv += ["--secret", f"id=pip_index_url,src={ctx.pip_index_url_file}"]
-    if ctx.no_cache:
-        argv.append("--no-cache")
-    elif ctx.refresh_os:  # apt runs again; the groups' layers, joined with --link, stay
-        argv += ["--no-cache-filter", REFRESH_STAGE]
-    argv += cache_args(config, cell, ctx.build_cache, ctx.compression)
-    if push and by_digest:  # no tag at all: the record carries the digest
-        output = ["type=image", f"name={config.image}", "push-by-digest=true",
-                  "name-canonical=true", "push=true"]  # fmt: skip
-    elif push:  # the docker driver needs a name: a unique tag nobody pulls
-        output = ["type=image", f"name={config.image}:{cell_tag(cell, ctx)}", "push=true"]
-    if push:
-        output.append(forced_compression(ctx.compression))
-        argv += ["--output", ",".join(output)]
-    elif load:
-        argv.append("--load")
-        for tag in tags:
-            argv += ["--tag", tag]
-    argv.append(str(variant.dockerfile.parent))
-    return BuildPlan(cell, tuple(argv), metadata_file)
+        build_args=build_args(config, variant),
+        labels=labels(config, variant, ctx) | dict(extra_labels or {}),
+        secrets={key: path for key, path in secrets.items() if path is not None},
+        no_cache=ctx.no_cache,
+        # apt runs again; the groups' layers, joined with --link, stay
+        no_cache_filter=(REFRESH_STAGE,) if ctx.refresh_os and not ctx.no_cache else (),
+        cache_from=cache_from,
+        cache_to=cache_to,
+        output=push_output(config, cell, ctx, by_digest=by_digest) if push else (),
+        load=load and not push,
+        tags=tags if load and not push else (),
+    )
+    return BuildPlan(cell, buildx_argv(build), metadata_file)
+
+
+def push_output(config: Config, cell: Cell, ctx: BuildContext, *, by_digest: bool) -> list[str]:
+    """The image exporter's attributes for a pushed cell."""
+    if by_digest:  # no tag at all: the record carries the digest
+        name = [f"name={config.image}", "push-by-digest=true", "name-canonical=true"]
+    else:  # the docker driver needs a name: a unique tag nobody pulls
+        name = [f"name={config.image}:{cell_tag(cell, ctx)}"]
+    return ["type=image", *name, "push=true", forced_compression(ctx.compression)]
 
 
 def forced_compression(compression: str) -> str:
@@ -239,15 +229,16 @@ def forced_compression(compression: str) -> str:
     return f"compression={compression},force-compression=true"
 
 
-def cache_args(config: Config, cell: Cell, build_cache: str | None, compression: str) -> list[str]:
-    """BuildKit's layer cache for one cell: in the registry beside the images, or a folder."""
+def layer_cache(
+    config: Config, cell: Cell, build_cache: str | None, compression: str
+) -> tuple[str | None, str | None]:
+    """BuildKit's layer cache for one cell, in the registry beside the images or in a
+    folder: where it comes from and where it goes (None, None: no cache)."""
     if not build_cache:
-        return []
+        return None, None
     forced = f"mode=max,{forced_compression(compression)}"
     if build_cache == "registry":
         ref = f"{config.image}:cache-{cell.slug}"
-        return ["--cache-from", f"type=registry,ref={ref}",
-                "--cache-to", f"type=registry,ref={ref},{forced}"]  # fmt: skip
+        return f"type=registry,ref={ref}", f"type=registry,ref={ref},{forced}"
     folder = Path(build_cache) / cell.slug
-    return ["--cache-from", f"type=local,src={folder}",
-            "--cache-to", f"type=local,dest={folder},{forced}"]  # fmt: skip
+    return f"type=local,src={folder}", f"type=local,dest={folder},{forced}"

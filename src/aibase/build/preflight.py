@@ -115,8 +115,12 @@ def _registry(ctx: RunContext, dry_run: bool) -> Check:
         answering = ctx.registry.answers()
         if answering or managed:
             return Check(f"registry {host}", "")  # a managed one would be started
-        return Check(f"registry {host}", "does not answer /v2/", "start it, or check --registry",
-                     RegistryUnreachable)  # fmt: skip
+        return Check(
+            f"registry {host}",
+            "does not answer /v2/",
+            "start it, or check --registry",
+            RegistryUnreachable,
+        )
     try:
         local_registry.ensure_registry(ctx.registry, ctx.paths if managed else None)
     except RegistryError as exc:  # named once, and "nothing was built" is raise_failed's
@@ -138,8 +142,10 @@ def _base(ctx: RunContext, mirrored: str, original: str) -> Check:
             with registry_client(ctx.settings, ref.api_host) as client:
                 found = client.head_manifest(ref.repository, ref.reference)
     except RegistryError as exc:
-        fix = f"check the name in images.toml; without access to {ref.api_host}, pull bases " \
-              "from a mirror (AIBASE_BASE_MIRROR)"  # fmt: skip
+        fix = (
+            f"check the name in images.toml; without access to {ref.api_host}, pull bases "
+            "from a mirror (AIBASE_BASE_MIRROR)"
+        )
         if ctx.config.base_mirror:  # the mirror is what does not answer
             fix = f"start the mirror {ctx.config.base_mirror}, or check --base-mirror"
         return Check(name, f"cannot be resolved: {exc.message}", fix, BuildError, offline=True)
@@ -147,7 +153,9 @@ def _base(ctx: RunContext, mirrored: str, original: str) -> Check:
         where = f"the mirror {ctx.config.base_mirror}" if ctx.config.base_mirror else ref.api_host
         fix = "check the base's name and tag in images.toml"
         if ctx.config.base_mirror:
-            fix = ("copy the real base there, or for tests and offline hosts push stand-ins: "
-                   f"invoke bases-bootstrap --base-mirror {ctx.config.base_mirror}")  # fmt: skip
+            fix = (
+                "copy the real base there, or for tests and offline hosts push stand-ins: "
+                f"invoke bases-bootstrap --base-mirror {ctx.config.base_mirror}"
+            )
         return Check(name, f"is not in {where} (for {original})", fix, BuildError)
     return Check(name, "")

@@ -254,10 +254,13 @@ class Settings:
     def as_rows(self, names: Sequence[str]) -> tuple[tuple[str, str, str], ...]:
         """For the report: a secret shows only whether it was set."""
         return tuple(
-            (n, "***" if SETTINGS[n].kind == "secret" and self.text(n) else self.text(n),
-             self.source(n))
+            (
+                n,
+                "***" if SETTINGS[n].kind == "secret" and self.text(n) else self.text(n),
+                self.source(n),
+            )
             for n in names
-        )  # fmt: skip
+        )
 
 
 def resolve(

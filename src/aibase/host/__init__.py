@@ -1,7 +1,9 @@
 """This machine and the programs it runs; whatever starts a program comes here.
 
-`proc` is the one subprocess runner (argument lists, echoed, with timeouts); `engine` is the
-only module that runs `docker` (CLI and SDK), `buildlog` reads a failed build's output;
+`proc` is the one subprocess runner (argument lists, echoed, with timeouts); `engine` (the
+engine, its containers and images; CLI and SDK) and `engine_build` (the builds) are the only
+modules that run `docker`; `buildx` writes a build's command line (pure); `buildlog` reads a
+failed build's output;
 `git` asks about the checkout; `local_registry` runs the default registry on loopback (a
 process or a container; reached over HTTP through registry/); `doctor` says whether this
 host can run the pipeline; `standins` builds stand-in base images for hosts without Docker

@@ -1,11 +1,12 @@
-"""The only module that runs `docker`: the CLI (buildx, containers) and the SDK.
+"""The Docker Engine itself: whether it can build here, its containers (the probe runs in
+one), GPUs and images, through the CLI and the SDK. With `host.engine_build` (the builds),
+the only module that runs `docker`.
 
-Every CLI call is an argument list echoed before it runs; long steps stream their output.
+Every CLI call is an argument list echoed before it runs.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import shutil
@@ -20,8 +21,8 @@ from docker.types import DeviceRequest
 from requests.exceptions import RequestException
 
 from aibase import log, probe
-from aibase.errors import BuildError, EngineError, RegistryUnreachable, Timeout
-from aibase.host import buildlog, proc
+from aibase.errors import EngineError, Timeout
+from aibase.host import proc
 
 PROBE_SOURCE = Path(probe.__file__)  # its source is what a container runs (stdlib only)
 PROBE_TIMEOUT = 1800.0  # the full stack's imports under QEMU take minutes; a hang, longer
@@ -82,83 +83,11 @@ def engine_problem(facts: EngineFacts, platforms: Sequence[str] = ()) -> str | N
     return None
 
 
-DIGEST_DRIVERS = ("docker-container", "remote", "kubernetes")  # can push by digest alone
-
-
-@functools.cache
-def builder_driver(builder: str | None) -> str:
-    """The buildx driver of a builder (the current one when None): "docker", ...."""
-    argv = ["docker", "buildx", "inspect", *([builder] if builder else [])]
-    result = proc.run(argv, echo=False, timeout=proc.QUICK * 2)
-    m = re.search(r"^Driver:\s*(\S+)", result.stdout, re.M)
-    if not result.ok or not m:
-        raise EngineError(
-            f"buildx builder {builder or '(current)'} not found: {result.stderr.strip()[-300:]}",
-            "list them with `docker buildx ls`; create one or pass another --builder",
-        )
-    return m.group(1)
-
-
 def require_engine(platforms: Sequence[str] = ()) -> None:
     """Fail before any build when the engine cannot build these platforms."""
     problem = engine_problem(gather_engine_facts(), platforms)
     if problem:
         raise EngineError(problem, f"start and set it up: {SETUP}; then `invoke doctor`")
-
-
-def build_retrying(argv: Sequence[str]) -> proc.Result:
-    result = proc.run(argv, capture=False, timeout=proc.LONG)
-    if not result.ok and buildlog.registry_failed(result.stderr):
-        log.warn("the registry answered 5xx during the push; retrying once (the build is cached)")
-        result = proc.run(argv, capture=False, timeout=proc.LONG)
-    return result
-
-
-def run_build(
-    argv: Sequence[str], metadata: Path, cell: str, *, registry: str = "", dry_run: bool = False
-) -> dict[str, object]:
-    """Run one cell's build (cell: VARIANT/OS/ARCH), streaming its progress; returns the
-    metadata buildx wrote. registry: the one it pushes to, named when it stops answering.
-    Takes the argv, not the build plan: the engine sits below the planning that calls it."""
-    if dry_run:
-        log.echo_command(argv, dry_run=True)
-        return {}
-    metadata.parent.mkdir(parents=True, exist_ok=True)
-    metadata.unlink(missing_ok=True)
-    result = build_retrying(argv)
-    stopped = buildlog.registry_stopped(result.stderr, registry) if registry else None
-    if not result.ok and stopped:
-        raise RegistryUnreachable(
-            f"registry {registry} stopped answering ({stopped}) while cell {cell} was built "
-            f"and pushed (exit {result.returncode}); nothing was merged or promoted",
-            "start the registry again (the local default: invoke registry-up), then rerun "
-            "the same command: the build is cached and the push resumes",
-        )
-    if not result.ok:
-        raise BuildError(
-            f"build of cell {cell} failed (exit {result.returncode}"
-            f"{buildlog.last_error(result.stderr)}); nothing was merged or promoted",
-            "read the failing step in the build log above; for a lock error run "
-            "`invoke lock --check`",
-        )
-    try:
-        data: dict[str, object] = json.loads(metadata.read_text())
-    except (FileNotFoundError, json.JSONDecodeError) as exc:
-        raise BuildError(
-            f"build of cell {cell} wrote no metadata ({exc})", "rerun the build"
-        ) from None
-    return data
-
-
-def build_and_push(argv: Sequence[str], what: str) -> None:
-    """A buildx build whose output is a push (stand-in bases); streams its progress."""
-    result = build_retrying(argv)
-    if not result.ok:
-        raise EngineError(
-            f"building {what} failed "
-            f"(exit {result.returncode}{buildlog.last_error(result.stderr)})",
-            "see the build output above; `invoke doctor` checks engine, QEMU, registry",
-        )
 
 
 @dataclass(frozen=True)
@@ -173,8 +102,10 @@ def _sdk() -> Any:  # docker.DockerClient (docker-py ships no type hints)
         client = docker.from_env(timeout=600)
         client.ping()
     except DockerException as exc:
-        raise EngineError(f"the Docker Engine is not reachable through the SDK ({exc})",
-                          f"start it: {SETUP}, then `invoke doctor`") from None  # fmt: skip
+        raise EngineError(
+            f"the Docker Engine is not reachable through the SDK ({exc})",
+            f"start it: {SETUP}, then `invoke doctor`",
+        ) from None
     return client
 
 
@@ -187,9 +118,11 @@ def run_probe(
     """
     client = _sdk()
     requests = gpu_requests(gpu)
-    log.info(f"$ docker pull --platform {platform} {ref}\n$ docker run --rm --platform {platform} "
-             f"{GPU_FLAGS.get(gpu or '', '')}--network none --entrypoint python {ref} -c "
-             f'"$(cat {PROBE_SOURCE.name})"')  # fmt: skip
+    log.info(
+        f"$ docker pull --platform {platform} {ref}\n$ docker run --rm --platform {platform} "
+        f"{GPU_FLAGS.get(gpu or '', '')}--network none --entrypoint python {ref} -c "
+        f'"$(cat {PROBE_SOURCE.name})"'
+    )
     try:
         # Always pull: a digest ref is immutable, but a tag may have moved since the last pull.
         client.images.pull(ref, platform=platform)
@@ -265,17 +198,29 @@ def gpu_access() -> str | None:
 def local_images(repository: str) -> list[str]:
     """This repository's local images by reference (an ID would take other repos' tags)."""
     show = "{{.Repository}} {{.Tag}} {{.Digest}}"
-    listed = proc.run(["docker", "image", "ls", "--digests", "--format", show], echo=False,
-                      timeout=proc.QUICK)  # fmt: skip
+    listed = proc.run(
+        ["docker", "image", "ls", "--digests", "--format", show], echo=False, timeout=proc.QUICK
+    )
     rows = [ln.split() for ln in listed.stdout.splitlines() if len(ln.split()) == 3]
-    return sorted({f"{r}:{t}" if t != "<none>" else f"{r}@{d}" for r, t, d in rows
-                   if r == repository or r.endswith(f"/{repository}")})  # fmt: skip
+    return sorted(
+        {
+            f"{r}:{t}" if t != "<none>" else f"{r}@{d}"
+            for r, t, d in rows
+            if r == repository or r.endswith(f"/{repository}")
+        }
+    )
 
 
 def reclaim(images: Sequence[str], builder: str | None) -> list[proc.Result]:
     """Remove those images, then the builder's whole cache (`invoke clean`, a cold bench)."""
-    prune = ["docker", "buildx", "prune", "--all", "--force",
-             *([f"--builder={builder}"] if builder else [])]  # fmt: skip
+    prune = [
+        "docker",
+        "buildx",
+        "prune",
+        "--all",
+        "--force",
+        *([f"--builder={builder}"] if builder else []),
+    ]
     done = [proc.run(["docker", "image", "rm", *images], timeout=proc.QUICK * 5)] if images else []
     return [*done, proc.run(prune, timeout=proc.LONG)]
 
@@ -288,9 +233,20 @@ def image_available(image: str) -> bool:
 
 def run_registry_container(name: str, port: int, image: str = "registry:2") -> proc.Result:
     return proc.run(
-        ["docker", "run", "-d", "--restart", "unless-stopped", "--name", name,
-         "-p", f"127.0.0.1:{port}:5000", image], timeout=proc.QUICK * 2
-    )  # fmt: skip
+        [
+            "docker",
+            "run",
+            "-d",
+            "--restart",
+            "unless-stopped",
+            "--name",
+            name,
+            "-p",
+            f"127.0.0.1:{port}:5000",
+            image,
+        ],
+        timeout=proc.QUICK * 2,
+    )
 
 
 def remove_container(name: str) -> bool:

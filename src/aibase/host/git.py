@@ -22,22 +22,31 @@ def revision(cwd: Path) -> str:
 
 def toplevel(cwd: Path) -> Path:
     """The checkout's root (images.toml may sit in a subfolder: the fixture's does)."""
-    result = proc.run(["git", "-C", str(cwd), "rev-parse", "--show-toplevel"], echo=False,
-                      timeout=proc.QUICK)  # fmt: skip
+    result = proc.run(
+        ["git", "-C", str(cwd), "rev-parse", "--show-toplevel"], echo=False, timeout=proc.QUICK
+    )
     if not result.ok:
         raise ConfigError(f"{cwd} is not in a git checkout", "run from a clone of the repository")
     return Path(result.stdout.strip())
 
 
 def uncommitted(cwd: Path, paths: Sequence[Path]) -> list[str]:
-    """The paths whose content is not what HEAD holds: changed, new, or outside the checkout."""
+    """The paths whose content is not what HEAD holds: changed, staged, deleted, new,
+    ignored, or outside the checkout. A path in neither HEAD nor the checkout is no change
+    (an optional input, such as an allowlist, that is not there)."""
     found = []
     for path in paths:
-        tracked = proc.run(["git", "-C", str(cwd), "ls-files", "--error-unmatch", "--", str(path)],
-                           echo=False, timeout=proc.QUICK)  # fmt: skip
-        changed = proc.run(["git", "-C", str(cwd), "diff", "--quiet", "HEAD", "--", str(path)],
-                           echo=False, timeout=proc.QUICK)  # fmt: skip
-        if not tracked.ok or not changed.ok:
+        argv = [
+            "git",
+            "-C",
+            str(cwd),
+            "status",
+            "--porcelain",
+            "--ignored",
+            "--untracked-files=all",
+        ]
+        status = proc.run([*argv, "--", str(path)], echo=False, timeout=proc.QUICK)
+        if not status.ok or status.stdout.strip():
             found.append(str(path))
     return found
 
@@ -46,10 +55,16 @@ def is_ancestor(cwd: Path, older: str, newer: str) -> bool | None:
     """True when `older` is an ancestor of `newer`; None when git does not know both (a
     shallow clone, a commit from elsewhere)."""
     for commit in (older, newer):
-        known = proc.run(["git", "-C", str(cwd), "cat-file", "-e", f"{commit}^{{commit}}"],
-                         echo=False, timeout=proc.QUICK)  # fmt: skip
+        known = proc.run(
+            ["git", "-C", str(cwd), "cat-file", "-e", f"{commit}^{{commit}}"],
+            echo=False,
+            timeout=proc.QUICK,
+        )
         if not known.ok:
             return None
-    result = proc.run(["git", "-C", str(cwd), "merge-base", "--is-ancestor", older, newer],
-                      echo=False, timeout=proc.QUICK)  # fmt: skip
+    result = proc.run(
+        ["git", "-C", str(cwd), "merge-base", "--is-ancestor", older, newer],
+        echo=False,
+        timeout=proc.QUICK,
+    )
     return result.returncode == 0

@@ -155,8 +155,10 @@ def collect_garbage(host: str, paths: Paths) -> int:
     with (state / "gc.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # start_registry refuses while this is held
         if not stop_registry(host, paths) or answers(host):
-            raise RegistryError(f"registry {host} could not be stopped for the sweep",
-                                f"stop whatever serves {host}, then rerun")  # fmt: skip
+            raise RegistryError(
+                f"registry {host} could not be stopped for the sweep",
+                f"stop whatever serves {host}, then rerun",
+            )
         try:
             argv = ["docker-registry", "garbage-collect", str(state / "config.yml")]
             result = proc.run(argv, timeout=proc.QUICK * 30)

@@ -22,7 +22,8 @@ from aibase import log
 from aibase.config.model import Config
 from aibase.config.paths import Paths
 from aibase.errors import EngineError
-from aibase.host import engine, local_registry, proc
+from aibase.host import engine_build, local_registry, proc
+from aibase.host.buildx import BuildxBuild, buildx_argv
 from aibase.registry.client import RegistryClient
 from aibase.registry.refs import parse_ref
 
@@ -181,18 +182,14 @@ def push_standins(
         for standin in plan_standins(config, mirror):
             (ctx / "Dockerfile").write_text(standin_dockerfile(standin))
             log.info(f"STAND-IN: {standin.target} is Debian {SUITE}, NOT {standin.real}")
-            argv = [
-                "docker",
-                "buildx",
-                "build",
-                "--platform",
-                ",".join(platforms),
-                "--provenance=false",
-                "--output",
-                f"type=image,name={standin.target},push=true",
-                str(ctx),
-            ]
-            engine.build_and_push(argv, f"the stand-in for {standin.real}")
+            build = BuildxBuild(
+                ctx,
+                platforms,
+                progress=None,
+                provenance=False,
+                output=("type=image", f"name={standin.target}", "push=true"),
+            )
+            engine_build.build_and_push(buildx_argv(build), f"the stand-in for {standin.real}")
             pushed.append(standin.target)
     return pushed
 

@@ -29,7 +29,8 @@ from aibase.release.pipeline import (
     state_path,
     verify_and_smoke,
 )
-from aibase.release.promote import Guards, Promotion, check_gate
+from aibase.release.promote import Promotion
+from aibase.release.promote_gate import Guards, check_gate
 from aibase.release.smoke import smoke_image
 from aibase.release.unchanged import check_unchanged
 from aibase.release.verify import VerifyResult

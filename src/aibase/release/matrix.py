@@ -101,8 +101,15 @@ def plan_matrix(
         for p in config.required_platforms:
             slug, label = f"{v.name}-{p.replace('/', '-')}", runners[p]
             emulated = native_platform(label) != p
-            jobs.append({"variant": v.name, "platform": p, "slug": slug, "runner": label,
-                         "emulated": emulated})  # fmt: skip
+            jobs.append(
+                {
+                    "variant": v.name,
+                    "platform": p,
+                    "slug": slug,
+                    "runner": label,
+                    "emulated": emulated,
+                }
+            )
     cuda = [j for j in jobs if config.variants[j["variant"]].platform(j["platform"]).cuda]
     if cuda and not gpu_runner and ci:
         raise ConfigError(

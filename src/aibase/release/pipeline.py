@@ -18,8 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from aibase import log
-from aibase.build import layers, lock_format
 from aibase.build.cell import build_cell
+from aibase.build.inputs import build_inputs
 from aibase.build.merge import merge_variant
 from aibase.build.plan import (
     Cell,
@@ -31,11 +31,12 @@ from aibase.build.preflight import preflight, raise_failed
 from aibase.build.run_context import RunContext, registry_client
 from aibase.config.model import VariantConfig
 from aibase.errors import AibaseError, ConfigError, SmokeError
-from aibase.host import engine, git
+from aibase.host import engine_build, git
 from aibase.registry.refs import ImageRef, parse_ref
 from aibase.release import notify
 from aibase.release.notify import Promoted
-from aibase.release.promote import FORWARD_ONLY, Guards, Promotion, promote_variant
+from aibase.release.promote import Promotion, promote_variant
+from aibase.release.promote_gate import FORWARD_ONLY, Guards
 from aibase.release.report import PromotionRow, RunReport, write_report
 from aibase.release.report_rows import platform_rows
 from aibase.release.smoke import smoke_index
@@ -105,16 +106,7 @@ def build_all(
 ) -> RunReport:
     """Every variant x platform, in order; stops at the first failure (fail-closed)."""
     config = ctx.config
-    if config.platforms != config.required_platforms:
-        left_out = [p for p in config.required_platforms if p not in config.platforms]
-        raise ConfigError(
-            "build-all merges, verifies and promotes: every index must hold "
-            f"{', '.join(config.required_platforms)} (images.toml), and "
-            f"{ctx.settings.origin('platforms')}={','.join(config.platforms)} leaves out "
-            f"{', '.join(left_out)}; nothing was built",
-            "build single cells with invoke build --variant V --platform P --push (a CI "
-            "matrix job), then invoke merge once every platform's cell exists",
-        )
+    refuse_narrowed_platforms(ctx)
     report = RunReport(
         started=ctx.build.created,
         revision=ctx.revision,
@@ -162,6 +154,23 @@ def build_all(
     return report
 
 
+def refuse_narrowed_platforms(ctx: RunContext) -> None:
+    """build-all promotes: an override that narrows the platforms would leave every index
+    short of what images.toml requires, so it is refused before anything is built."""
+    config = ctx.config
+    if config.platforms == config.required_platforms:
+        return
+    left_out = [p for p in config.required_platforms if p not in config.platforms]
+    raise ConfigError(
+        "build-all merges, verifies and promotes: every index must hold "
+        f"{', '.join(config.required_platforms)} (images.toml), and "
+        f"{ctx.settings.origin('platforms')}={','.join(config.platforms)} leaves out "
+        f"{', '.join(left_out)}; nothing was built",
+        "build single cells with invoke build --variant V --platform P --push (a CI "
+        "matrix job), then invoke merge once every platform's cell exists",
+    )
+
+
 def build_jobs(ctx: RunContext, cells: int) -> int:
     """--jobs, or by the builder: the docker driver builds one cell at a time well, a
     BuildKit cluster (a node per platform) all at once."""
@@ -170,7 +179,7 @@ def build_jobs(ctx: RunContext, cells: int) -> int:
         if not text.isdigit() or int(text) < 1:
             raise ConfigError(f"jobs: {text!r} is not a positive number", "e.g. --jobs 2")
         return int(text)
-    return 1 if engine.builder_driver(ctx.build.builder) == "docker" else cells
+    return 1 if engine_build.builder_driver(ctx.build.builder) == "docker" else cells
 
 
 def _build_variant(
@@ -221,26 +230,21 @@ def promote_checked(
     """The gate, told what git knows: are the build's inputs committed, and which commit
     descends from which."""
     cwd = Path.cwd()
-    # the whole build context (the template, install-group.sh, .dockerignore), not only
-    # the Dockerfile: an uncommitted script there changes every layer group
-    context = sorted(p for p in variant.dockerfile.parent.iterdir() if p.is_file())
-    # and the code that renders it into per-cell Dockerfiles (groups, uv platforms), when
-    # the tool runs from this checkout (an installed tool is its own release)
-    top = git.toplevel(cwd)
-    renderer = [
-        p for p in (Path(layers.__file__), Path(lock_format.__file__)) if p.is_relative_to(top)
-    ]
-    inputs = [ctx.config.path, *context, *renderer, *variant.requirements]
-    inputs += [variant.lock_file(p) for p in ctx.config.required_platforms]
+    inputs = build_inputs(ctx.config, variant, checkout=git.toplevel(cwd))
     guards = replace(
         permits,
         uncommitted=tuple(git.uncommitted(cwd, inputs)),
         is_ancestor=lambda older, newer: git.is_ancestor(cwd, older, newer),
     )
     done = promote_variant(
-        ctx.registry, ctx.config, variant, state, revision=ctx.revision, guards=guards,
+        ctx.registry,
+        ctx.config,
+        variant,
+        state,
+        revision=ctx.revision,
+        guards=guards,
         dry_run=dry_run,
-    )  # fmt: skip
+    )
     if done is not None and state is not None:
         notify_once(ctx, variant, state, done)
     return done

@@ -1,18 +1,19 @@
-"""The promotion gate and the tag moves: the one place the promoted tags change.
+"""The tag moves: the one place the promoted tags change.
 
-The gate reads what the run recorded (merged, verified, smoke-tested on every platform the
-index holds and every one images.toml requires), then re-reads the index from the registry,
-because the registry is the truth and a state file is not. Each promoted tag (the floating
-`cuda` and the descriptive `cuda-py3.11-torch2.4.1-cu121`) then moves only if it still serves
-what it served when this run verified (no last writer wins), never to an older index unless
-asked, and is read back. A promote that is run again (a CI job re-run) finds the tags already
-serving this run's index: that is success, and nothing is written.
+After the gate (`release.promote_gate`: what the run recorded, merged, verified and
+smoke-tested on every platform the index holds and every one images.toml requires), the
+index is read again from the registry, because the registry is the truth and a state file
+is not. Each promoted tag (the floating `cuda` and the descriptive
+`cuda-py3.11-torch2.4.1-cu121`) then moves only if it still serves what it served when this
+run verified (no last writer wins), never to an older index unless asked, and is read back.
+A promote that is run again (a CI job re-run) finds the tags already serving this run's
+index: that is success, and nothing is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from aibase import log
 from aibase.build.plan import floating_tag, promoted_tags
@@ -21,8 +22,15 @@ from aibase.errors import AibaseError, PromoteError
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import entry_platform, is_attestation
 from aibase.registry.refs import parse_ref
+from aibase.release.promote_gate import (
+    FORWARD_ONLY,
+    Guards,
+    Serving,
+    check_forward,
+    check_promotable,
+)
 from aibase.release.verify import fetch_index, raise_if_failed, verify_index
-from aibase.state import MergeRecord, VariantState, VerifyRecord
+from aibase.state import VariantState
 
 CREATED = "org.opencontainers.image.created"
 REVISION = "org.opencontainers.image.revision"
@@ -36,66 +44,6 @@ class Promotion:
     already: bool = False  # it served this index before this call (a re-run): it did not move
 
 
-def check_gate(
-    config: Config, variant: VariantConfig, state: VariantState | None, revision: str
-) -> tuple[MergeRecord, VerifyRecord]:
-    """What must be on record before the registry is even asked. Pure."""
-    name = variant.name
-    if state is None or state.merged is None:
-        raise PromoteError(
-            f"promote {name}: no merged index recorded", f"run invoke merge --variant {name} first"
-        )
-    merged, verified = state.merged, state.verified
-    expected = {
-        "registry": config.registry,
-        "repository": config.repository,
-        "revision": revision,
-        "config_digest": config.config_digest,
-    }
-    foreign = [k for k, v in expected.items() if getattr(merged, k) != v]
-    if foreign:
-        raise PromoteError(
-            f"promote {name}: the recorded index is from another run (its {', '.join(foreign)}: "
-            "not this checkout's; --debug shows both)",
-            f"merge and verify in this checkout first: invoke merge / verify --variant {name}",
-            details=tuple(
-                f"{k}: recorded {getattr(merged, k)!r}, this run {expected[k]!r}" for k in expected
-            ),
-        )
-    if verified is None or verified.index_digest != merged.index_digest:
-        raise PromoteError(
-            f"promote {name}: index {merged.index_digest} was never verified",
-            f"run invoke verify --variant {name} (it also smoke-tests)",
-        )
-    platforms = dict.fromkeys([*config.required_platforms, *verified.platforms])
-    failed = []
-    for platform in platforms:
-        smoke = state.smoke.get(platform)
-        if smoke is None or not smoke.ok or smoke.digest != verified.platforms.get(platform):
-            failed.append(platform)
-    if failed:
-        raise PromoteError(
-            f"promote {name}: {', '.join(failed)} not smoke-tested or failed; "
-            f"{config.image}:{floating_tag(variant)} left untouched",
-            f"fix the image and rerun invoke verify --variant {name}",
-        )
-    return merged, verified
-
-
-@dataclass(frozen=True)
-class Guards:
-    """What promote may do besides moving a tag forward, and what it knows of history."""
-
-    allow_rollback: bool = False
-    allow_narrowing: bool = False
-    require_gpu: bool = False  # a smoke test that skipped its GPU checks does not count
-    uncommitted: tuple[str, ...] = ()  # build inputs that are not what the commit holds
-    is_ancestor: Callable[[str, str], bool | None] = field(default=lambda older, newer: None)
-
-
-FORWARD_ONLY = Guards()  # no rollback, no narrowing, history unknown
-
-
 def promote_variant(
     client: RegistryClient,
     config: Config,
@@ -107,66 +55,51 @@ def promote_variant(
     dry_run: bool = False,
 ) -> Promotion | None:
     """Move the promoted tags to the recorded index, after the gate and a fresh verify."""
-    tags = promoted_tags(variant)
-    if dry_run and state is None:  # build-all --dry-run: nothing merged yet
-        for tag in tags:
-            log.info(
-                f"[dry-run] would PUT {config.image}:{tag} -> the index merged above, once "
-                "verified and smoke-tested"
-            )
-        return None
-    merged, verified = check_gate(config, variant, state, revision)
-    skipped = [n for s in (state.smoke.values() if state else ()) for n in s.skipped]
-    if guards.require_gpu and skipped:
-        raise PromoteError(
-            f"promote {variant.name} with --require-gpu: {'; '.join(skipped)}",
-            "smoke-test the CUDA platforms on a GPU runner: invoke smoke --variant V "
-            "--platform P --require-gpu (its result file reaches promote with the others)",
-        )
-    if guards.uncommitted:
-        raise PromoteError(
-            f"promote {variant.name}: built from files that are not what commit {revision[:12]} "
-            f"holds: {', '.join(guards.uncommitted)}; a tag every build uses must come from a "
-            "commit",
-            "commit them (or build in a clean clone), then rerun build-all",
-        )
-    digest = merged.index_digest
     if dry_run:
-        for tag in tags:
-            log.info(f"[dry-run] would PUT {config.image}:{tag} -> {digest} (after a fresh verify)")
+        show_promotion(config, variant, state, revision, guards)
         return None
+    merged, verified = check_promotable(config, variant, state, revision, guards)
+    digest, floating = merged.index_digest, floating_tag(variant)
     result = verify_index(client, config, variant, parse_ref(f"{config.image}@{digest}"), revision)
     raise_if_failed(result)
     if {i.platform: i.digest for i in result.images} != dict(verified.platforms):
         raise PromoteError(
             f"promote {variant.name}: index content changed since verify", "rerun invoke verify"
         )
-    now = {tag: client.head_manifest(config.repository, tag) for tag in tags}
+    now = {tag: client.head_manifest(config.repository, tag) for tag in promoted_tags(variant)}
     todo = tags_to_move(config, variant, digest, now, verified.promoted_before)
-    floating = tags[0]
+    for tag in sorted(now.keys() - todo):
+        log.info(
+            f"{config.image}:{tag} already serves {digest}, this run's verified index "
+            "(read back): not written again"
+        )
+    created = min(i.labels.get(CREATED, "") for i in result.images)
+    ours = Serving({i.platform for i in result.images}, revision, created)
+    for tag in todo:  # every tag that moves, not only the floating one, moves forward only
+        served = now[tag]
+        if served is not None:
+            check_forward(f"{config.image}:{tag}", serving(client, config, served), ours, guards)
+    # the floating tag last: it is the one every build uses
+    move_tags(client, config, sorted(todo, key=lambda tag: tag == floating), digest, now)
     previous = verified.promoted_before[floating]
-    for tag in tags:
-        if tag not in todo:
-            log.info(
-                f"{config.image}:{tag} already serves {digest}, this run's verified index "
-                "(read back): not written again"
-            )
-    if not todo:
-        return Promotion(f"{config.image}:{floating}", digest, previous, already=True)
-    current = now[floating]
-    if floating in todo and current:
-        ours = Serving({i.platform for i in result.images}, revision,
-                       min(i.labels.get(CREATED, "") for i in result.images))  # fmt: skip
-        check_forward(f"{config.image}:{floating}", serving(client, config, current), ours, guards)
-    moved: list[str] = []
-    try:
-        for tag in reversed(todo):  # the floating tag last: it is the one every build uses
-            promote_tag(client, config.repository, tag, digest, expected=now[tag])
-            moved.append(tag)
-    except AibaseError:
-        _restore(client, config, moved, now)
-        raise
     return Promotion(f"{config.image}:{floating}", digest, previous, already=floating not in todo)
+
+
+def show_promotion(
+    config: Config,
+    variant: VariantConfig,
+    state: VariantState | None,
+    revision: str,
+    guards: Guards,
+) -> None:
+    """What a promote would PUT, after the gate when there is a state to check (a dry
+    build-all has merged nothing yet: there is none)."""
+    target = "the index merged above, once verified and smoke-tested"
+    if state is not None:
+        merged, _ = check_promotable(config, variant, state, revision, guards)
+        target = f"{merged.index_digest} (after a fresh verify)"
+    for tag in promoted_tags(variant):
+        log.info(f"[dry-run] would PUT {config.image}:{tag} -> {target}")
 
 
 def tags_to_move(
@@ -176,9 +109,9 @@ def tags_to_move(
     now: Mapping[str, str | None],
     before: Mapping[str, str | None],
 ) -> list[str]:
-    """The promoted tags that must move to digest, in order (floating first). A tag that
-    serves digest already is done (this run promoted it: a re-run); one that still serves
-    what it served at verify moves; one that serves anything else was moved by another run."""
+    """The promoted tags that must move to digest. A tag that serves digest already is done
+    (this run promoted it: a re-run); one that still serves what it served at verify moves;
+    one that serves anything else was moved by another run."""
     todo = []
     for tag, serves in now.items():
         if tag not in before:
@@ -200,13 +133,6 @@ def tags_to_move(
     return todo
 
 
-@dataclass(frozen=True)
-class Serving:
-    platforms: set[str]
-    revision: str
-    created: str
-
-
 def serving(client: RegistryClient, config: Config, digest: str) -> Serving:
     """What an index the tag serves holds: its platforms, revision and creation labels."""
     fetched = fetch_index(client, parse_ref(f"{config.image}@{digest}"))
@@ -219,42 +145,33 @@ def serving(client: RegistryClient, config: Config, digest: str) -> Serving:
     )
 
 
-def check_forward(tag: str, theirs: Serving, ours: Serving, guards: Guards) -> None:
-    """Refuse to narrow the platforms a tag serves, or to move it back in history."""
-    lost = sorted(theirs.platforms - ours.platforms)
-    if lost and not guards.allow_narrowing:
-        raise PromoteError(
-            f"{tag} serves {', '.join(sorted(theirs.platforms))}; this index lacks "
-            f"{', '.join(lost)}: promoting it would narrow the tag every build uses",
-            "add the platforms back to images.toml, or pass --allow-narrowing after review",
-        )
-    if guards.allow_rollback or not theirs.revision or theirs.revision == ours.revision:
-        return  # a rebuild of the same commit (OS updates) moves forward in time only
-    older = guards.is_ancestor(ours.revision, theirs.revision)
-    newer = guards.is_ancestor(theirs.revision, ours.revision)
-    if older is None or newer is None:  # history unknown here (a shallow clone): use time
-        back = bool(ours.created and theirs.created and ours.created < theirs.created)
-    else:
-        back = not newer
-    if back:
-        raise PromoteError(
-            f"{tag} serves commit {theirs.revision[:12]} (created {theirs.created}); this index "
-            f"is commit {ours.revision[:12]}, not a descendant of it: that would be a rollback",
-            "pass --allow-rollback to move the tag back deliberately",
-        )
-
-
-def _restore(
-    client: RegistryClient, config: Config, moved: list[str], before: dict[str, str | None]
+def move_tags(
+    client: RegistryClient,
+    config: Config,
+    tags: Sequence[str],
+    digest: str,
+    before: Mapping[str, str | None],
 ) -> None:
-    """A tag moved before a later one failed: put it back, so they move together or not."""
-    for tag in moved:
-        old = before[tag]
-        if old is None:
-            log.warn(f"{config.image}:{tag} was moved and did not exist before: it stays")
-            continue
-        client.put_manifest(config.repository, tag, client.get_manifest(config.repository, old))
-        log.warn(f"{config.image}:{tag} put back to {old} (the promotion did not complete)")
+    """Move the tags to digest in this order, each only if it still serves what it served
+    before; when one fails, those moved already are put back: they move together or not."""
+    moved: list[str] = []
+    try:
+        for tag in tags:
+            promote_tag(client, config.repository, tag, digest, expected=before[tag])
+            moved.append(tag)
+    except AibaseError:
+        for tag in moved:
+            restore_tag(client, config, tag, before[tag])
+        raise
+
+
+def restore_tag(client: RegistryClient, config: Config, tag: str, old: str | None) -> None:
+    """Put a moved tag back to what it served before."""
+    if old is None:
+        log.warn(f"{config.image}:{tag} was moved and did not exist before: it stays")
+        return
+    client.put_manifest(config.repository, tag, client.get_manifest(config.repository, old))
+    log.warn(f"{config.image}:{tag} put back to {old} (the promotion did not complete)")
 
 
 def promote_tag(

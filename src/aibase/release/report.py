@@ -129,8 +129,10 @@ def _size_trend(report: RunReport) -> list[str]:
     for row in report.platforms:
         before = report.previous.get(f"{row.variant} {row.platform}")
         change = "new" if before is None else f"{row.compressed_mb - before:+.1f} MB"
-        lines.append(f"| {row.image} | {'-' if before is None else before} | {row.compressed_mb} | "
-                     f"{change} |")  # fmt: skip
+        lines.append(
+            f"| {row.image} | {'-' if before is None else before} | {row.compressed_mb} | "
+            f"{change} |"
+        )
     return lines
 
 

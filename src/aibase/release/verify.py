@@ -7,7 +7,8 @@ Fetching (I/O) and checking (pure) are separate: `fetch_index` reads everything 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,17 +106,7 @@ def check_index(
         )
         return VerifyResult(fetched.ref, fetched.index.digest, (), tuple(problems))
     entries = [e for e in fetched.index.json.get("manifests", []) if not is_attestation(e)]
-    by_platform: dict[str, list[Mapping[str, Any]]] = {}
-    for entry in entries:
-        by_platform.setdefault(entry_platform(entry), []).append(entry)
-    for platform in config.required_platforms:
-        found = by_platform.get(platform, [])
-        if not found:
-            problems.append(f"required platform {platform} is missing from the index")
-        elif len(found) > 1:
-            problems.append(
-                f"platform {platform} appears {len(found)} times (must be exactly once)"
-            )
+    problems += platform_problems(config.required_platforms, entries)
     budget = variant.size_budget_mb * 1_000_000
     for entry in entries:
         platform = entry_platform(entry)
@@ -157,6 +148,18 @@ def check_index(
             PlatformImage(platform, digest, size, labels, sizes, digests, layer_steps(cfg, sizes))
         )
     return VerifyResult(fetched.ref, fetched.index.digest, tuple(images), tuple(problems))
+
+
+def platform_problems(required: Sequence[str], entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each required platform exactly once among the index's images."""
+    counts = Counter(entry_platform(e) for e in entries)
+    return [
+        f"required platform {p} is missing from the index"
+        if not counts[p]
+        else f"platform {p} appears {counts[p]} times (must be exactly once)"
+        for p in required
+        if counts[p] != 1
+    ]
 
 
 def layer_steps(config: Mapping[str, Any], layers: tuple[int, ...]) -> tuple[str, ...]:

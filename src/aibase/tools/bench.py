@@ -26,7 +26,7 @@ from aibase.build.plan import Cell
 from aibase.build.run_context import RunContext
 from aibase.config.model import Config
 from aibase.errors import BuildError
-from aibase.host import engine, git, proc
+from aibase.host import engine, engine_build, git, proc
 from aibase.release.smoke import smoke_image
 from aibase.state import read_cell, write_atomic
 from aibase.tools.bench_plan import (
@@ -84,9 +84,11 @@ class CellBench:
 
 def render(results: list[CellBench], commit: str, foreign: dict[str, float]) -> str:
     """The Markdown table a pull request quotes."""
-    rows = ["| cell | shape | cold s | no-op s | bump s | bump/cold | pushed by bump | image "
-            "| uncompressed | payload | size/payload | smoke s |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    rows = [
+        "| cell | shape | cold s | no-op s | bump s | bump/cold | pushed by bump | image "
+        "| uncompressed | payload | size/payload | smoke s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         for name, sh in (("ours", r.ours), ("single layer", r.single)):
             rows.append(
@@ -150,8 +152,10 @@ def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Pa
     started = time.monotonic()
     smoked = smoke_image(config.variant(variant), config.image, platform, first, None, False)
     if smoked.problems:
-        raise BuildError(f"bench: the cold image fails its smoke test: {smoked.problems[0]}",
-                         "fix the image; a bench of a broken image measures nothing")  # fmt: skip
+        raise BuildError(
+            f"bench: the cold image fails its smoke test: {smoked.problems[0]}",
+            "fix the image; a bench of a broken image measures nothing",
+        )
     smoke_s = round(time.monotonic() - started, 1)
     lock = config.variant(variant).lock_file(platform).read_text()
     groups = plan_groups(tuple(parse_lock(lock)), config.variant(variant))
@@ -160,7 +164,7 @@ def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Pa
     _prune(builder)
     for plan in single_builds(ctx, cell, work, top):
         started = time.monotonic()
-        metadata = engine.run_build(plan.argv, plan.metadata_file, f"{variant}/{platform}")
+        metadata = engine_build.run_build(plan.argv, plan.metadata_file, f"{variant}/{platform}")
         digests.append(str(metadata["containerimage.digest"]))
         times.append(round(time.monotonic() - started, 1))
     single = _shape(ctx, platform, digests[0], digests[2], (times[0], times[1], times[2]), 0.0)
@@ -172,9 +176,15 @@ def _prune(builder: str | None) -> None:
         raise BuildError("could not prune the build cache: a cold build would be warm", "retry")
 
 
-def _shape(ctx: RunContext, platform: str, first: str, bumped: str,
-           seconds: tuple[float, float, float], smoke_s: float,
-           groups: Sequence[LayerGroup] = ()) -> Shape:  # fmt: skip
+def _shape(
+    ctx: RunContext,
+    platform: str,
+    first: str,
+    bumped: str,
+    seconds: tuple[float, float, float],
+    smoke_s: float,
+    groups: Sequence[LayerGroup] = (),
+) -> Shape:
     """seconds: cold, no-op, bump."""
     before = layers_of(ctx, first, platform, groups)
     after = layers_of(ctx, bumped, platform)
@@ -218,8 +228,9 @@ def run_bench(ctx: RunContext, cells: list[Cell], bump: str, dry_run: bool = Fal
     commit = git.revision(ctx.config.root)
     dirty = uncommitted_inputs(ctx.config, git.toplevel(ctx.config.root))
     if dirty:  # the bump builds from a clone of HEAD: both sides must be HEAD
-        raise BuildError(f"bench measures a commit; uncommitted: {', '.join(dirty)}",
-                         "commit (or stash) first")  # fmt: skip
+        raise BuildError(
+            f"bench measures a commit; uncommitted: {', '.join(dirty)}", "commit (or stash) first"
+        )
     results = []
     with tempfile.TemporaryDirectory(prefix="aibase-bench-") as tmp:
         for cell in cells:

@@ -17,6 +17,7 @@ from aibase.build.plan import CELL_TAG_PREFIX, BuildPlan, Cell, cell_tag
 from aibase.build.run_context import RunContext
 from aibase.config.model import Config
 from aibase.host import git
+from aibase.host.buildx import BuildxBuild, buildx_argv
 
 SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"  # in the checkout's root
 
@@ -47,16 +48,18 @@ def plan_single(
     config, dockerfile = ctx.config, top / SINGLE_LAYER
     base = config.base_for(config.variant(cell.variant))
     packages = "python3.11 python3.11-venv python3.11-dev" if "cuda" in cell.variant else ""
-    argv = ["docker", "buildx", "build", "--platform", cell.platform, "--file", str(dockerfile)]
-    argv += ["--build-context", f"locks={lock_dir}", "--metadata-file", str(metadata)]
-    argv += ["--progress", "plain", "--build-arg", f"BASE_IMAGE={base}"]
-    argv += ["--build-arg", f"VARIANT={cell.variant}", "--build-arg", f"OS_PACKAGES={packages}"]
-    argv += ["--output", f"type=image,name={config.image}:{tag},push=true"]
-    if ctx.build.ca_bundle is not None:
-        argv += ["--secret", f"id=ca_bundle,src={ctx.build.ca_bundle}"]
-    if ctx.build.builder:  # the builder ours ran on, and the one pruned before it
-        argv += ["--builder", ctx.build.builder]
-    return BuildPlan(cell, (*argv, str(dockerfile.parent)), metadata)
+    build = BuildxBuild(
+        dockerfile.parent,
+        (cell.platform,),
+        file=dockerfile,
+        builder=ctx.build.builder,  # the builder ours ran on, and the one pruned before it
+        build_contexts={"locks": lock_dir},
+        metadata_file=metadata,
+        build_args={"BASE_IMAGE": base, "VARIANT": cell.variant, "OS_PACKAGES": packages},
+        secrets={"ca_bundle": ctx.build.ca_bundle} if ctx.build.ca_bundle else {},
+        output=("type=image", f"name={config.image}:{tag}", "push=true"),
+    )
+    return BuildPlan(cell, buildx_argv(build), metadata)
 
 
 def single_builds(ctx: RunContext, cell: Cell, work: Path, top: Path) -> list[BuildPlan]:

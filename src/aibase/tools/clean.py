@@ -24,9 +24,11 @@ def clean(settings: Settings, config: Config, *, registry_gc: bool, dry_run: boo
     images = engine.local_images(config.repository)
     log.info(f"{len(images)} local image(s) of {config.repository}; the builder's cache")
     if dry_run:
-        log.info("dry run: would remove them, prune the build cache"
-                 + (", collect the registry's garbage" if registry_gc else "")
-                 + f" and delete {paths.out / 'dockerfiles'}")  # fmt: skip
+        log.info(
+            "dry run: would remove them, prune the build cache"
+            + (", collect the registry's garbage" if registry_gc else "")
+            + f" and delete {paths.out / 'dockerfiles'}"
+        )
         return 0.0
     before = free_gb(Path("/var/lib"))
     for result in engine.reclaim(images, builder):
@@ -35,8 +37,10 @@ def clean(settings: Settings, config: Config, *, registry_gc: bool, dry_run: boo
     shutil.rmtree(paths.out / "dockerfiles", ignore_errors=True)
     if registry_gc:
         freed = local_registry.collect_garbage(config.registry, paths)
-        log.info(f"registry {config.registry}: {freed / 1e9:.2f} GB of unreferenced blobs swept "
-                 "(every pushed manifest keeps its layers: only orphaned uploads go)")  # fmt: skip
+        log.info(
+            f"registry {config.registry}: {freed / 1e9:.2f} GB of unreferenced blobs swept "
+            "(every pushed manifest keeps its layers: only orphaned uploads go)"
+        )
     gained = free_gb(Path("/var/lib")) - before
     log.info(f"clean: {gained:.2f} GB freed under /var/lib")
     return gained

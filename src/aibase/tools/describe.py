@@ -130,14 +130,18 @@ def render(facts: Sequence[IndexFacts], as_json: bool, *, labels: bool = False) 
             )
         if f.tags:
             lines.append(f"  tags: {', '.join(sorted(f.tags))}")
-        lines.append(f"  created {f.created}  revision {f.revision[:12]}  python {f.python}  "
-                     f"torch {f.torch}  cuda {f.cuda}")  # fmt: skip
+        lines.append(
+            f"  created {f.created}  revision {f.revision[:12]}  python {f.python}  "
+            f"torch {f.torch}  cuda {f.cuda}"
+        )
         if labels:
             lines.append("  labels (every platform):")
             lines += [f"    {k}={v}" for k, v in f.labels.items()]
         for i in f.images:
-            lines.append(f"  {i.platform:<13} {i.digest}  {i.compressed_mb:>9.1f} MB  "
-                         f"{len(i.layers_mb)} layers")  # fmt: skip
+            lines.append(
+                f"  {i.platform:<13} {i.digest}  {i.compressed_mb:>9.1f} MB  "
+                f"{len(i.layers_mb)} layers"
+            )
             if labels:
                 lines += [f"    {k}={v}" for k, v in sorted(i.labels.items())]
     return "\n".join(lines)
@@ -159,13 +163,15 @@ def diff_packages(a: Mapping[str, str], b: Mapping[str, str]) -> tuple[tuple[str
     nb = {normalize_name(k): v for k, v in b.items()}
     added = tuple(f"{n} {nb[n]}" for n in sorted(nb.keys() - na.keys()))
     removed = tuple(f"{n} {na[n]}" for n in sorted(na.keys() - nb.keys()))
-    changed = tuple(f"{n} {na[n]} -> {nb[n]}" for n in sorted(na.keys() & nb.keys())
-                    if na[n] != nb[n])  # fmt: skip
+    changed = tuple(
+        f"{n} {na[n]} -> {nb[n]}" for n in sorted(na.keys() & nb.keys()) if na[n] != nb[n]
+    )
     return added, removed, changed
 
 
-def diff_indexes(client: RegistryClient, a: IndexFacts, b: IndexFacts,
-                 name_a: str, name_b: str) -> list[PlatformDiff]:  # fmt: skip
+def diff_indexes(
+    client: RegistryClient, a: IndexFacts, b: IndexFacts, name_a: str, name_b: str
+) -> list[PlatformDiff]:
     """Per platform both hold: the packages (each image's own, probed) and the sizes."""
     out = []
     images_b = {i.platform: i for i in b.images}
@@ -179,8 +185,16 @@ def diff_indexes(client: RegistryClient, a: IndexFacts, b: IndexFacts,
         repo_a, repo_b = name_a.split("/", 1)[1], name_b.split("/", 1)[1]
         layers_a = _layer_digests(client, repo_a, ia.digest)
         new_layers = [d for d in _layer_digests(client, repo_b, ib.digest) if d not in layers_a]
-        out.append(PlatformDiff(ia.platform, added, removed, changed,
-                                (ia.compressed_mb, ib.compressed_mb), len(new_layers)))  # fmt: skip
+        out.append(
+            PlatformDiff(
+                ia.platform,
+                added,
+                removed,
+                changed,
+                (ia.compressed_mb, ib.compressed_mb),
+                len(new_layers),
+            )
+        )
     return out
 
 
@@ -189,8 +203,10 @@ def render_diff(diffs: Sequence[PlatformDiff], a: str, b: str) -> str:
     lines = [f"### {a} -> {b}", ""]
     for d in diffs:
         delta = d.size_mb[1] - d.size_mb[0]
-        lines.append(f"**{d.platform}**: {d.size_mb[0]:.1f} MB -> {d.size_mb[1]:.1f} MB "
-                     f"({delta:+.1f} MB), {d.layers_changed} new layer(s)")  # fmt: skip
+        lines.append(
+            f"**{d.platform}**: {d.size_mb[0]:.1f} MB -> {d.size_mb[1]:.1f} MB "
+            f"({delta:+.1f} MB), {d.layers_changed} new layer(s)"
+        )
         for kind, items in (("added", d.added), ("removed", d.removed), ("changed", d.changed)):
             lines += [f"- {kind}: {item}" for item in items]
         if not (d.added or d.removed or d.changed):
