@@ -184,6 +184,8 @@ PURE = (
     "config.model",
     "config.validate",
     "config.settings",
+    "config.resolved",
+    "config.precedence",
     "registry.refs",
     "registry.oci",
     "registry.trust",
