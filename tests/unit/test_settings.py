@@ -220,6 +220,8 @@ def test_a_misspelt_setting_fails_the_type_check(tmp_path: Path) -> None:
         ("revision", "HEAD", "AIBASE_REVISION='HEAD' is not a full git commit hash"),
         ("debug", "maybe", "AIBASE_DEBUG='maybe' is not a boolean"),
         ("audit_service", "nvd", "AIBASE_AUDIT_SERVICE='nvd' is not one of osv, pypi"),
+        ("jobs", "0", "AIBASE_JOBS='0' is not a positive number"),
+        ("ca_bundle", "/nowhere/ca.pem", "AIBASE_CA_BUNDLE: CA bundle /nowhere/ca.pem not found"),
     ],
 )
 def test_bad_values_name_the_variable(
