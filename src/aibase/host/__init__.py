@@ -1,7 +1,9 @@
 """This machine and the programs it runs; whatever starts a program comes here.
 
 `proc` is the one subprocess runner (argument lists, echoed, with timeouts); `engine` is the
-only module that runs `docker` (CLI and SDK), `buildlog` reads a failed build's output;
+only module that runs `docker` (CLI and SDK), `sdk_errors` says what a failed SDK call means,
+`probe_report` parses the probe's report (once, into typed records), `buildlog` reads a
+failed build's output;
 `git` asks about the checkout; `local_registry` runs the default registry on loopback (a
 process or a container; reached over HTTP through registry/); `doctor` says whether this
 host can run the pipeline; `standins` builds stand-in base images for hosts without Docker
