@@ -144,7 +144,7 @@ def verify_one(
 ) -> VerifyResult:
     """The recorded index, or any --ref (its revision checked only when one is given)."""
     if ref is not None:
-        revision = ctx.revision if ctx.settings.revision is not None else None  # given
+        revision = ctx.revision if ctx.settings.revision else None  # checked only when given
         result, _, smoked = verify_and_smoke(ctx, variant, parse_ref(ref), revision, None, smoke)
         raise_if_smoke_failed(ctx, variant, smoked)
         return result
