@@ -14,7 +14,7 @@ from aibase.build.run_context import open_run, registry_client
 from aibase.cli import BUILD, COMMON, ONE_VARIANT, command, parse_day, split_list, variant_of
 from aibase.config.model import Config
 from aibase.config.paths import Paths
-from aibase.config.settings import Settings
+from aibase.config.resolved import Settings
 from aibase.errors import ConfigError
 from aibase.host import doctor as checks
 from aibase.host import local_registry
@@ -27,8 +27,6 @@ from aibase.tools import clean as cleaning
 from aibase.tools import update as updates
 from aibase.tools.bench import BUMP, run_bench, select_cells
 
-PROMOTES = (*COMMON, "revision", "require_gpu", "notify_url", "notify_token")
-BUILDS_ALL = (*BUILD, "platforms", "builder", "jobs", "require_gpu", "notify_url", "notify_token")
 IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"
 
 
@@ -93,14 +91,14 @@ def merge(s: Settings, cfg: Config, variant: str = "", dry_run: bool = False) ->
         jobs.merge_one(ctx, variant_of(cfg, variant), dry_run=dry_run)
 
 
-@command(*PROMOTES, variant=ONE_VARIANT)
+@command(*cli.PROMOTES, variant=ONE_VARIANT)
 def verify(s: Settings, cfg: Config, variant: str = "", ref: str = "", smoke: bool = True) -> None:
     """Check an index in the registry: platforms, config arch/os, labels, revision, size."""
     with open_run(s, cfg) as ctx:
         jobs.verify_one(ctx, variant_of(cfg, variant), ref or None, smoke=smoke)
 
 
-@command(*PROMOTES, variant=ONE_VARIANT)
+@command(*cli.PROMOTES, variant=ONE_VARIANT)
 def smoke(s: Settings, cfg: Config, variant: str = "", platform: str = "") -> None:
     """Smoke-test one platform of the verified index (a CI job on that platform's runner).
     Writes build/smoke/<variant>-<os>-<arch>.json for promote."""
@@ -108,7 +106,7 @@ def smoke(s: Settings, cfg: Config, variant: str = "", platform: str = "") -> No
         jobs.smoke_one(ctx, variant_of(cfg, variant), platform)
 
 
-@command(*PROMOTES, variant=ONE_VARIANT)
+@command(*cli.PROMOTES, variant=ONE_VARIANT)
 def promote(
     s: Settings,
     cfg: Config,
@@ -118,12 +116,12 @@ def promote(
     dry_run: bool = False,
 ) -> None:
     """Move the floating tag to the verified, smoke-tested index and read it back."""
-    permits = Guards(allow_rollback, allow_narrowing, require_gpu=s.flag("require_gpu"))
+    permits = Guards(allow_rollback, allow_narrowing, require_gpu=s.require_gpu)
     with open_run(s, cfg, dry_run=dry_run) as ctx:
         jobs.promote_one(ctx, variant_of(cfg, variant), permits=permits, dry_run=dry_run)
 
 
-@command(*BUILDS_ALL, name="build-all")
+@command(*cli.BUILDS_ALL, name="build-all")
 def build_all(
     s: Settings,
     cfg: Config,
@@ -134,7 +132,7 @@ def build_all(
     dry_run: bool = False,
 ) -> None:
     """Every variant x platform: build, merge, verify, smoke, promote, report (fail-closed)."""
-    permits = Guards(allow_rollback, allow_narrowing, require_gpu=s.flag("require_gpu"))
+    permits = Guards(allow_rollback, allow_narrowing, require_gpu=s.require_gpu)
     with open_run(s, cfg, dry_run=dry_run) as ctx:
         pipeline.build_all(
             ctx, cfg.select(variant), dry_run=dry_run, promote=not no_promote, permits=permits
@@ -226,8 +224,8 @@ def audit(
         AuditRequest(
             variants=cfg.select(variant),
             platforms=cfg.platforms,
-            service=s.text("audit_service") or None,
-            osv_url=s.text("audit_osv_url") or None,
+            service=s.audit_service,
+            osv_url=s.audit_osv_url,
             snapshot=Path(snapshot) if snapshot else None,
             image=image or None,
             image_platforms=split_list(platform) or cfg.platforms,

@@ -7,15 +7,14 @@ out=${OUT:-.}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvidia-smi.txt" 2>&1
 python3 src/aibase/probe.py --skip-imports > "$out/probe.json"
 PYTHONPATH=src python3 - "$out/probe.json" > "$out/check.txt" <<'PY'
-import json, sys
+import sys
 from aibase.config.loader import load_config
+from aibase.host.probe_report import parse_probe_output
 from aibase.release.smoke import check_probe
-report = json.load(open(sys.argv[1]))
+report = parse_probe_output(open(sys.argv[1]).read(), "this GPU host")
 cuda = load_config("images.toml", env={}).variant("cuda")
-t = report["torch"]
-print("torch", t["version"], "cuda", t["cuda"], "available", t["cuda_available"],
-      "devices", t["devices"], "cudnn", t["cudnn"], "matmul", t["matmul"])
-print("python", report["python"]["version"], report["platform"])
+print("torch", report.torch)
+print("python", report.python.version, report.platform)
 for p in check_probe(report, cuda, "linux/amd64", {}, gpu_required=True):
     print("PROBLEM:", p)
 PY

@@ -30,13 +30,14 @@ from invoke.tasks import Task
 from aibase import github, log
 from aibase.config import loader
 from aibase.config.model import Config, VariantConfig
-from aibase.config.settings import SETTINGS, debug_wanted
+from aibase.config.precedence import debug_wanted
+from aibase.config.settings import SETTINGS, SettingName
 from aibase.errors import INTERRUPTED_EXIT, AibaseError, ConfigError
 
 Body = Callable[..., object]
 
 # The settings most tasks take: where the config is, what it builds, where output goes.
-COMMON = (
+COMMON: tuple[SettingName, ...] = (
     "config",
     "registry",
     "repository",
@@ -47,7 +48,7 @@ COMMON = (
     "auth_hosts",
     "debug",
 )
-BUILD = (
+BUILD: tuple[SettingName, ...] = (
     *COMMON,
     "revision",
     "ca_bundle",
@@ -55,6 +56,24 @@ BUILD = (
     "compression",
     "build_cache",
     "refresh_os",
+)
+# verify, smoke and promote: what they check against, and whom they tell
+PROMOTES: tuple[SettingName, ...] = (
+    *COMMON,
+    "revision",
+    "require_gpu",
+    "notify_url",
+    "notify_token",
+)
+# build-all: a build's settings, and what its verify, smoke and promote need
+BUILDS_ALL: tuple[SettingName, ...] = (
+    *BUILD,
+    "platforms",
+    "builder",
+    "jobs",
+    "require_gpu",
+    "notify_url",
+    "notify_token",
 )
 ONE_VARIANT = "the variant (one of images.toml's [variants.*])"
 SOME_VARIANTS = "variants, comma-separated (default: all)"
@@ -100,7 +119,7 @@ FLAG_HELP = {
 
 
 def command(
-    *names: str, name: str | None = None, positional: tuple[str, ...] = (), **task_help: str
+    *names: SettingName, name: str | None = None, positional: tuple[str, ...] = (), **task_help: str
 ) -> Callable[[Body], Task[Any]]:
     """Make an Invoke task of body(settings, config, **task_flags) taking these settings.
 
@@ -117,7 +136,7 @@ def command(
                 task_help[p.name] = FLAG_HELP[p.name]
 
         def task_body(c: Context, **kwargs: Any) -> None:
-            flags = {n: kwargs.pop(SETTINGS[n].param, None) for n in names}
+            flags: dict[str, Any] = {n: kwargs.pop(SETTINGS[n].param, None) for n in names}
             if getattr(c.config.run, "dry", False):
                 if not takes_dry_run:
                     log.error(f"`invoke --dry {body.__name__}`: this task has no dry run")
@@ -125,7 +144,7 @@ def command(
                 kwargs["dry_run"] = True
             with _errors(flags):
                 settings, config = loader.load(flags, names=("config", *names))
-                log.info(settings.render(names, every=settings.flag("debug")))
+                log.info(settings.render(names, every=settings.debug))
                 log.reset_steps()
                 with log.step(task_name, fold=False):
                     body(settings, config, **kwargs)

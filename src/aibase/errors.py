@@ -91,6 +91,13 @@ class PromoteError(AibaseError):
     exit_code = 11
 
 
+class ProbeReportError(EngineError):
+    """The probe in an image printed no report this version of ai-base reads: none, one of
+    another version, or one missing a field."""
+
+    exit_code = 17
+
+
 class Timeout(AibaseError):
     """A command or a container did not finish in time (network calls: RegistryError)."""
 
@@ -131,5 +138,6 @@ ALL_ERRORS: tuple[type[AibaseError], ...] = (
     VulnerabilitiesFound,
     Timeout,
     NotifyError,
+    ProbeReportError,
 )
 INTERRUPTED_EXIT = 130  # SIGINT / SIGTERM, as shells report it

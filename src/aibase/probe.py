@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+REPORT_VERSION = 1  # the host refuses another (aibase.host.probe_report); bump on any change
 # Where a distribution's top-level names are not what proves it works, by metadata name.
 IMPORT_OVERRIDES: dict[str, list[str]] = {
     # namespace packages: every one maps to the bare `opentelemetry` namespace, which
@@ -129,6 +130,7 @@ def main(argv: list[str]) -> int:
             imports[name] = {m: try_import(m) for m in modules}
     nvidia_pkgs = sorted(n for n in packages if n.lower().startswith("nvidia-"))
     report = {
+        "version": REPORT_VERSION,
         "python": {
             "version": platform.python_version(),
             "executable": sys.executable,

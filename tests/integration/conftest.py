@@ -24,7 +24,8 @@ import pytest
 from aibase.build.plan import promoted_tags
 from aibase.config.loader import load_config
 from aibase.config.paths import Paths
-from aibase.config.settings import SETTINGS, resolve_one
+from aibase.config.precedence import resolve_one
+from aibase.config.settings import SETTINGS
 from aibase.host import engine, local_registry
 from aibase.host.local_registry import Tls
 from aibase.host.standins import plan_standins, push_standins

@@ -47,11 +47,8 @@ def test_image_holds_the_locked_python_and_packages_and_labels(built: Built, pla
     digest = built.platform_digests[platform]
     run = engine.run_probe(f"{REGISTRY}/{IT_REPO}@{digest}", platform)
     report = run.report
-    assert (
-        report["platform"]["machine"]
-        == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[platform]
-    )
-    assert report["python"]["version"].startswith("3.11.")
+    assert report.platform.machine == {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}[platform]
+    assert report.python.version.startswith("3.11.")
     locked = locked_packages(variant, platform)
     assert len(locked) >= 10
     assert check_probe(report, variant, platform, locked) == []

@@ -17,7 +17,8 @@ import pytest
 
 from aibase.config.loader import load_config
 from aibase.config.model import Config, VariantConfig
-from aibase.config.settings import SETTINGS, is_true, resolve_one
+from aibase.config.precedence import resolve_one
+from aibase.config.settings import SETTINGS, is_true
 from aibase.errors import EngineError, RegistryError
 from aibase.host import engine
 from aibase.registry.client import RegistryClient

@@ -33,9 +33,9 @@ def test_image_keeps_every_promise(
 def test_python_is_the_venv_first_on_path(
     target: Target, probes: dict[str, engine.ProbeRun], platform: str
 ) -> None:
-    py = probes[platform].report["python"]
-    assert py["executable"].startswith("/opt/venv/bin/python")
-    assert py["version"].rsplit(".", 1)[0] == target.variant.python
+    py = probes[platform].report.python
+    assert py.executable.startswith("/opt/venv/bin/python")
+    assert py.minor == target.variant.python
 
 
 def test_labels_and_size_in_the_registry(target: Target) -> None:

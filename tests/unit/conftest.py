@@ -52,6 +52,23 @@ cuda = "12.1"
 [variants.cuda.platforms."linux/arm64"]
 """
 
+# What probe.py prints in a good cpu image on arm64 (a field less, or one more, is refused).
+GOOD_PROBE: dict[str, Any] = {
+    "version": 1,  # probe.REPORT_VERSION
+    "python": {"version": "3.11.2", "executable": "/opt/venv/bin/python", "prefix": "/opt/venv"},
+    "packages": {"torch": "2.4.1", "fastapi": "0.115.0", "pip": "23.0.1"},
+    "imports": {"torch": {"torch": None}, "fastapi": {"fastapi": None}},
+    "pip_check": {"ok": True, "output": "No broken requirements found."},
+    "torch": {
+        **{"version": "2.4.1", "cuda": None, "cuda_compiled": False, "cuda_available": False},
+        **{"device_count": 0, "devices": [], "cudnn": None, "matmul": None},
+    },
+    "cuda_libraries": [],
+    "nvidia_packages": [],
+    "platform": {"machine": "aarch64", "system": "Linux"},
+    "env": {},
+}
+
 
 class RealWorldCall(AssertionError):
     """A unit test tried to reach a process, a socket or the engine."""

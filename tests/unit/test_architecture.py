@@ -185,6 +185,8 @@ PURE = (
     "config.model",
     "config.validate",
     "config.settings",
+    "config.resolved",
+    "config.precedence",
     "registry.refs",
     "registry.oci",
     "registry.trust",

@@ -16,7 +16,7 @@ from invoke.tasks import Task
 import tasks
 from aibase.cli import command
 from aibase.config.model import Config
-from aibase.config.settings import Settings
+from aibase.config.resolved import Settings
 from aibase.errors import ALL_ERRORS, AibaseError
 
 from .conftest import REPO, WriteConfig

@@ -10,25 +10,25 @@ from aibase import probe
 from aibase.config.loader import load_config
 from aibase.config.model import Config
 from aibase.host import engine
-from aibase.release.smoke import check_probe
+from aibase.host.probe_report import ProbeReport, parse_probe_report
+from aibase.release import smoke
 
+from .conftest import GOOD_PROBE as GOOD
 from .conftest import WriteConfig
 
-GOOD: dict[str, Any] = {
-    "python": {"version": "3.11.2", "executable": "/opt/venv/bin/python", "prefix": "/opt/venv"},
-    "packages": {"torch": "2.4.1", "fastapi": "0.115.0", "pip": "23.0.1"},
-    "imports": {"torch": {"torch": None}, "fastapi": {"fastapi": None}},
-    "pip_check": {"ok": True, "output": "No broken requirements found."},
-    "torch": {"version": "2.4.1", "cuda": None, "cuda_available": False, "device_count": 0},
-    "cuda_libraries": [],
-    "nvidia_packages": [],
-    "platform": {"machine": "aarch64", "system": "Linux"},
-}
 LOCK = {"torch": "2.4.1", "fastapi": "0.115.0"}
 
 
 def on_amd64(report: dict[str, Any]) -> dict[str, Any]:
     return report | {"platform": {"machine": "x86_64", "system": "Linux"}}
+
+
+def check_probe(
+    data: dict[str, Any], variant: Any, platform: str, locked: Any, *, gpu_required: bool = False
+) -> list[str]:
+    """smoke.check_probe over the report as the engine hands it on: parsed."""
+    report = parse_probe_report(data, "test")
+    return smoke.check_probe(report, variant, platform, locked, gpu_required=gpu_required)
 
 
 @pytest.fixture
@@ -81,7 +81,11 @@ def test_gpu_required(cfg: Config) -> None:
     rep = copy.deepcopy(GOOD) | {"torch": {**GOOD["torch"], "cuda": "12.1"}}
     probs = check_probe(on_amd64(rep), cfg.variant("cuda"), "linux/amd64", LOCK, gpu_required=True)
     assert probs == ["a GPU was requested but torch.cuda.is_available() is False"]
-    rep["torch"] |= {"cuda_available": True, "device_count": 1, "matmul": {"ok": True}}
+    rep["torch"] |= {
+        "cuda_available": True,
+        "device_count": 1,
+        "matmul": {"ok": True, "seconds": 0.01},
+    }
     assert (
         check_probe(on_amd64(rep), cfg.variant("cuda"), "linux/amd64", LOCK, gpu_required=True)
         == []
@@ -101,3 +105,46 @@ def test_the_engine_runs_the_probe_module_in_the_container() -> None:
     # the engine sends this file's source into the image: a moved module must not lose it
     assert Path(probe.__file__) == engine.PROBE_SOURCE
     assert engine.PROBE_SOURCE.is_file()
+
+
+def test_check_probe_reads_the_typed_report(cfg: Config) -> None:
+    report = parse_probe_report(GOOD, "test")
+    assert isinstance(report, ProbeReport)
+    assert smoke.check_probe(report, cfg.variant("cpu"), "linux/arm64", LOCK) == []
+
+
+# One broken promise each: exactly one check names it.
+BROKEN: dict[str, tuple[dict[str, Any], str]] = {
+    "check_machine": ({"platform": {"machine": "x86_64", "system": "Linux"}}, "linux/arm64"),
+    "check_python": ({"python": {**GOOD["python"], "prefix": "/usr"}}, "linux/arm64"),
+    "check_locked_versions": ({"packages": {"torch": "2.4.1"}}, "linux/arm64"),
+    "check_imports": (
+        {"imports": {"torch": {"torch": "ImportError: x"}, "fastapi": {}}},
+        "linux/arm64",
+    ),
+    "check_pip": ({"pip_check": {"ok": False, "output": "broken"}}, "linux/arm64"),
+    "check_torch_version": ({"torch": {**GOOD["torch"], "version": "2.5.0"}}, "linux/arm64"),
+    "check_torch_cuda": ({"torch": {**GOOD["torch"], "cuda": "12.1"}}, "linux/arm64"),
+    "check_no_cuda": ({"nvidia_packages": ["nvidia-cublas-cu12"]}, "linux/arm64"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+def test_each_promise_is_one_check(name: str, cfg: Config) -> None:
+    change, platform = BROKEN[name]
+    report = parse_probe_report(GOOD | change, "test")
+    promise = smoke.Promise(cfg.variant("cpu"), platform, LOCK)
+    fired = {c.__name__: c(report, promise) for c in smoke.CHECKS if c(report, promise)}
+    assert list(fired) == [name]
+    assert len(fired[name]) == 1
+    assert smoke.check_probe(report, cfg.variant("cpu"), platform, LOCK) == fired[name]
+
+
+def test_the_gpu_promise_is_checked_only_when_a_gpu_was_handed_in(cfg: Config) -> None:
+    report = parse_probe_report(on_amd64(GOOD), "test")
+    cuda = cfg.variant("cuda")
+    assert smoke.check_gpu(report, smoke.Promise(cuda, "linux/amd64", LOCK)) == []
+    assert smoke.check_gpu(report, smoke.Promise(cuda, "linux/amd64", LOCK, True)) == [
+        "a GPU was requested but torch.cuda.is_available() is False"
+    ]
+    assert smoke.check_gpu in smoke.CHECKS

@@ -11,9 +11,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
+from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ReadTimeout
+from urllib3 import HTTPConnectionPool
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from aibase.errors import Timeout
+from aibase.errors import EngineError, Timeout
 from aibase.host import engine, proc
 
 
@@ -108,13 +111,15 @@ def test_a_streamed_command_keeps_its_last_lines_to_name_its_failure(
 
 
 class FakeContainer:
-    def __init__(self) -> None:
+    def __init__(self, error: Exception | None = None) -> None:
         self.removed: list[dict[str, Any]] = []
         self.waited: list[float] = []
+        # what docker-py raises when the wait expires
+        self.error = error or ReadTimeout("read timed out")
 
     def wait(self, timeout: float) -> dict[str, int]:
         self.waited.append(timeout)
-        raise ReadTimeout("read timed out")  # what docker-py raises when the wait expires
+        raise self.error
 
     def remove(self, **kwargs: Any) -> None:
         self.removed.append(kwargs)
@@ -145,4 +150,49 @@ def test_a_probe_past_its_timeout_is_a_timeout_and_its_container_is_removed(
         f"the probe in {image} (linux/arm64) did not finish within 1 s (stopped)"
     )
     assert container.waited == [1]
+    assert container.removed == [{"force": True}]
+
+
+PROBED = "localhost:5000/cerebral/ai-base-fixture@sha256:" + "b" * 64
+# urllib3's own: the pool that timed out (docker-py's unix socket pool), the url, the message
+READ_TIMED_OUT = ReadTimeoutError(
+    HTTPConnectionPool("localhost"), "/containers/x/wait", "Read timed out. (read timeout=1)"
+)
+
+
+def test_a_wait_past_its_timeout_over_the_unix_socket_is_a_timeout_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docker-py reading the wait's answer over the socket wraps urllib3's read timeout in a
+    ConnectionError (docker/docker-py#1966): still a timeout."""
+    container = FakeContainer(RequestsConnectionError(READ_TIMED_OUT))
+    monkeypatch.setattr(engine, "_sdk", lambda: FakeSdk(container))
+    with pytest.raises(Timeout) as info:
+        engine.run_probe(PROBED, "linux/amd64", timeout=1)
+    assert info.value.message.endswith("did not finish within 1 s (stopped)")
+    assert container.removed == [{"force": True}]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RequestsConnectionError(ProtocolError("Connection aborted.", ConnectionResetError(104))),
+        RequestsConnectionError("UnixHTTPConnectionPool: connection refused"),
+    ],
+)
+def test_an_engine_that_stops_answering_during_a_probe_is_no_timeout(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a wait past its limit is a Timeout; an engine that went away says so (before, every
+    failure of the wait was reported as 'did not finish within 1800 s')."""
+    container = FakeContainer(error)
+    monkeypatch.setattr(engine, "_sdk", lambda: FakeSdk(container))
+    with pytest.raises(EngineError) as info:
+        engine.run_probe(PROBED, "linux/amd64", timeout=1800)
+    assert not isinstance(info.value, Timeout)
+    assert info.value.exit_code == EngineError.exit_code
+    assert info.value.message.startswith(
+        f"the Docker Engine stopped answering while the probe in {PROBED} (linux/amd64) ran: "
+    )
+    assert "did not finish" not in info.value.message
     assert container.removed == [{"force": True}]

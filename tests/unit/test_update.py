@@ -9,7 +9,7 @@ import pytest
 
 from aibase.config.loader import load
 from aibase.config.model import Config, PlatformSpec, VariantConfig
-from aibase.config.settings import Settings
+from aibase.config.resolved import Settings
 from aibase.errors import LockError
 from aibase.tools import update
 

@@ -68,7 +68,7 @@ def audit_all(req: AuditRequest) -> Summary:
             for p in req.image_platforms:
                 report = engine.run_probe(req.image, p).report
                 reqs = tmp / f"image-{p.replace('/', '-')}.txt"
-                reqs.write_text(requirements_from_packages(report["packages"]))
+                reqs.write_text(requirements_from_packages(report.packages))
                 targets.append((reqs, False))
         for path, hashed in targets:
             with log.step(f"audit {path.name}"):

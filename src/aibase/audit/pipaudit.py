@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,7 @@ def describe_finding(finding: Finding) -> str:
     return f"{finding.vuln_id} ({aliases})" if aliases else finding.vuln_id
 
 
-def requirements_from_packages(packages: dict[str, str]) -> str:
+def requirements_from_packages(packages: Mapping[str, str]) -> str:
     """`name==version` lines of what an image really holds (from the smoke probe)."""
     return "".join(f"{n}=={v}\n" for n, v in sorted(packages.items()))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from aibase.build.plan import BuildContext
 from aibase.config.model import Config
 from aibase.config.paths import Paths
-from aibase.config.settings import Settings
+from aibase.config.resolved import Settings
 from aibase.errors import ConfigError, StateError
 from aibase.host import git
 from aibase.registry.client import RegistryClient
@@ -41,31 +41,30 @@ def make_build_context(
     settings: Settings, *, no_cache: bool = False, now: datetime | None = None
 ) -> BuildContext:
     moment = now or datetime.now(UTC)
-    index_url_file = settings.path("pip_index_url_file")
+    index_url_file = settings.pip_index_url_file
     if index_url_file is not None and not index_url_file.is_file():
         raise ConfigError(
             f"pip index URL file {index_url_file} not found",
             "pass a file holding the index URL (with its token), or leave the setting unset",
         )
     return BuildContext(
-        revision=settings.text("revision") or git.revision(Path.cwd()),
+        revision=settings.revision or git.revision(Path.cwd()),
         created=moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         date=moment.strftime("%Y%m%d"),
         run_id=secrets.token_hex(3),
         ca_bundle=settings.ca_bundle,
         pip_index_url_file=index_url_file,
-        build_cache=settings.text("build_cache") or None,
-        compression=settings.text("compression"),
+        build_cache=settings.build_cache,
+        compression=settings.compression,
         no_cache=no_cache,
-        refresh_os=settings.flag("refresh_os"),
-        builder=settings.text("builder") or None,
+        refresh_os=settings.refresh_os,
+        builder=settings.builder,
     )
 
 
 def registry_client(settings: Settings, host: str) -> RegistryClient:
     """A client that trusts what the settings say: --registry-ca, --auth-hosts."""
-    hosts = tuple(h.strip() for h in settings.text("auth_hosts").split(",") if h.strip())
-    return RegistryClient(host, ca=settings.path("registry_ca"), auth_hosts=hosts)
+    return RegistryClient(host, ca=settings.registry_ca, auth_hosts=settings.auth_hosts)
 
 
 @contextmanager

@@ -14,11 +14,13 @@ from typing import Any
 
 from aibase.config import validate as vd
 from aibase.config.model import Config, PlatformSpec, TorchSpec, VariantConfig
-from aibase.config.settings import Settings, environ, resolve
+from aibase.config.precedence import file_keys, file_values, resolve
+from aibase.config.resolved import Settings
+from aibase.config.settings import SettingName, environ
 from aibase.config.validate import Where
 from aibase.errors import ConfigError
 
-_PROJECT_KEYS = {"repository", "registry", "platforms", "source", "title"}
+_PROJECT_KEYS = {"repository", "registry", "platforms", "source", "title"}  # and settings' keys
 _VARIANT_KEYS = {
     "dockerfile",
     "base",
@@ -41,6 +43,11 @@ _PLATFORM_KEYS = {"torch_index", "cuda"}
 
 def read_config(path: Path) -> Config:
     """Read and validate one file, as written (no settings applied)."""
+    return parse_config(*read_toml(path))
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], Path, str]:
+    """The file's TOML, its path and its sha256."""
     try:
         raw = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
@@ -52,16 +59,7 @@ def read_config(path: Path) -> Config:
         data = tomllib.loads(raw.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the syntax") from None
-    return parse_config(data, path, hashlib.sha256(raw).hexdigest())
-
-
-def file_values(config: Config) -> dict[str, Any]:
-    """The settings images.toml holds, by setting name."""
-    return {
-        "registry": config.registry,
-        "repository": config.repository,
-        "platforms": ",".join(config.platforms),
-    }
+    return data, path, hashlib.sha256(raw).hexdigest()
 
 
 def load(
@@ -72,15 +70,16 @@ def load(
 ) -> tuple[Settings, Config]:
     """Resolve the settings (flag > env > file > default; `names`: those a task takes, None:
     all) and the config they select."""
-    files: dict[Path, Config] = {}
 
     def read(path: Path) -> dict[str, Any]:
-        files[path] = read_config(path)
-        return file_values(files[path])
+        data, _, sha256 = read_toml(path)
+        files.append(parse_config(data, path, sha256))
+        return file_values(data)
 
+    files: list[Config] = []
     env = environ() if env is None else env
     settings = resolve(flags or {}, env, read, cwd or Path.cwd(), names)
-    return settings, apply_settings(files[settings.config], settings)
+    return settings, apply_settings(files[0], settings)
 
 
 def load_config(
@@ -96,18 +95,18 @@ def apply_settings(config: Config, settings: Settings) -> Config:
     """Flag and environment values over the file's; errors name the flag or variable."""
     changes: dict[str, Any] = {}
 
-    def given(name: str) -> Where | None:
+    def given(name: SettingName) -> Where | None:
         r = settings.resolved[name]
         if r.source not in ("flag", "env"):
             return None
         return Where(None, r.setting.flag if r.source == "flag" else r.setting.env)
 
     if w := given("registry"):
-        changes["registry"] = vd.registry(settings.text("registry"), w)
+        changes["registry"] = vd.registry(settings.registry, w)
     if w := given("repository"):
-        changes["repository"] = vd.repository(settings.text("repository"), w)
+        changes["repository"] = vd.repository(settings.repository, w)
     if w := given("platforms"):
-        plats = tuple(vd.platform(p.strip(), w) for p in settings.text("platforms").split(","))
+        plats = tuple(vd.platform(p, w) for p in settings.platforms)
         for variant in config.variants.values():
             missing = [p for p in plats if p not in variant.platforms]
             if missing:
@@ -117,8 +116,8 @@ def apply_settings(config: Config, settings: Settings) -> Config:
                     f'add [variants.{variant.name}.platforms."{missing[0]}"] or drop it',
                 )
         changes["platforms"] = plats
-    if w := given("base_mirror"):
-        changes["base_mirror"] = vd.registry_path(settings.text("base_mirror"), w)
+    if (w := given("base_mirror")) and settings.base_mirror:
+        changes["base_mirror"] = vd.registry_path(settings.base_mirror, w)
     return replace(config, **changes) if changes else config
 
 
@@ -127,7 +126,8 @@ def parse_config(data: Mapping[str, Any], path: Path, sha256: str = "") -> Confi
     vd.check_keys(data, {"project", "variants"}, root, required={"project", "variants"})
     pw = root.child("project")
     project = vd.table(data["project"], pw)
-    vd.check_keys(project, _PROJECT_KEYS, pw, required={"repository", "registry", "platforms"})
+    keys = _PROJECT_KEYS | file_keys()
+    vd.check_keys(project, keys, pw, required={"repository", "registry", "platforms"})
     platforms = vd.platform_list(project["platforms"], pw.child("platforms"))
     variants_raw = vd.table(data["variants"], root.child("variants"))
     if not variants_raw:

@@ -2,12 +2,12 @@
 
 `proc` is the one subprocess runner (argument lists, echoed, with timeouts); `engine` (the
 engine, its containers and images; CLI and SDK) and `engine_build` (the builds) are the only
-modules that run `docker`; `buildx` writes a build's command line (pure); `buildlog` reads a
-failed build's output;
-`git` asks about the checkout; `local_registry` runs the default registry on loopback (a
-process or a container; reached over HTTP through registry/); `doctor` says whether this
-host can run the pipeline; `standins` builds stand-in base images for hosts without Docker
-Hub.
+modules that run `docker`; `sdk_errors` says what a failed SDK call means, `probe_report`
+parses the probe's report (once, into typed records); `buildx` writes a build's command line
+(pure); `buildlog` reads a failed build's output; `git` asks about the checkout;
+`local_registry` runs the default registry on loopback (a process or a container; reached
+over HTTP through registry/); `doctor` says whether this host can run the pipeline;
+`standins` builds stand-in base images for hosts without Docker Hub.
 
 May import: errors, log, probe (the engine sends its source into a container), config,
 registry.

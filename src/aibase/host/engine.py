@@ -23,6 +23,8 @@ from requests.exceptions import RequestException
 from aibase import log, probe
 from aibase.errors import EngineError, Timeout
 from aibase.host import proc
+from aibase.host.probe_report import ProbeReport, parse_probe_output
+from aibase.host.sdk_errors import wait_failed
 
 PROBE_SOURCE = Path(probe.__file__)  # its source is what a container runs (stdlib only)
 PROBE_TIMEOUT = 1800.0  # the full stack's imports under QEMU take minutes; a hang, longer
@@ -94,7 +96,7 @@ def require_engine(platforms: Sequence[str] = ()) -> None:
 class ProbeRun:
     ref: str
     platform: str
-    report: dict[str, Any]
+    report: ProbeReport
 
 
 def _sdk() -> Any:  # docker.DockerClient (docker-py ships no type hints)
@@ -149,18 +151,12 @@ def run_probe(
                 f"{err[-1200:]}",
                 "the image cannot run its own python; rebuild it",
             )
-    except RequestException:
-        raise Timeout(
-            f"the probe in {ref} ({platform}) did not finish within {timeout:.0f} s (stopped)",
-            "an import hangs in the image, or QEMU is very slow here; run it by hand to see",
-        ) from None
+    except RequestException as exc:
+        slow = "an import hangs in the image, or QEMU is very slow here; run it by hand to see"
+        raise wait_failed(exc, f"the probe in {ref} ({platform})", timeout, slow) from None
     finally:
         container.remove(force=True)
-    try:
-        report = json.loads(out.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        raise EngineError(f"probe printed no JSON in {ref}: {out[-500:]!r}", "see output") from None
-    return ProbeRun(ref, platform, report)
+    return ProbeRun(ref, platform, parse_probe_output(out, f"{ref} ({platform})"))
 
 
 GPU_FLAGS = {"nvidia": "--gpus all ", "cdi": "--device nvidia.com/gpu=all "}

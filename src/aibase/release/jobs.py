@@ -17,7 +17,7 @@ from aibase.build.plan import Cell
 from aibase.build.preflight import preflight, raise_failed
 from aibase.build.run_context import RunContext, open_run
 from aibase.config.model import Config, VariantConfig
-from aibase.config.settings import Settings
+from aibase.config.resolved import Settings
 from aibase.errors import ConfigError, PromoteError
 from aibase.host import engine
 from aibase.registry.refs import parse_ref
@@ -60,10 +60,8 @@ def plan_jobs(
     if gate:
         plan_promotions(settings, config, variant)
         return
-    runners = parse_runners(settings.text("runners"))
-    matrix, waiting = plan_ready(
-        config, runners, settings.text("gpu_runner"), ci=ci, variant=variant
-    )
+    runners = parse_runners(settings.runners)
+    matrix, waiting = plan_ready(config, runners, settings.gpu_runner, ci=ci, variant=variant)
     emit(matrix, as_json, waiting)
     if dry_run and matrix["cells"]:
         show_cells(settings, config, matrix["cells"])
@@ -89,8 +87,8 @@ def plan_promotions(settings: Settings, config: Config, variant: str) -> list[di
     merged, verified and smoke-tested on every platform by the records handed on (the same
     check promote makes first). On GitHub: the step outputs `variants` (the promote matrix)
     and `promote`, and a summary table, so a reviewer is asked only for what can go out."""
-    runners = parse_runners(settings.text("runners"))
-    matrix, _ = plan_ready(config, runners, settings.text("gpu_runner"), ci=False, variant=variant)
+    runners = parse_runners(settings.runners)
+    matrix, _ = plan_ready(config, runners, settings.gpu_runner, ci=False, variant=variant)
     ready, rows = [], ["### Promotion gate", "", "| variant | decision |", "|---|---|"]
     with open_run(settings, config, dry_run=True) as ctx:
         for entry in matrix["variants"]:
@@ -147,8 +145,7 @@ def verify_one(
 ) -> VerifyResult:
     """The recorded index, or any --ref (its revision checked only when one is given)."""
     if ref is not None:
-        given = ctx.settings.source("revision") in ("flag", "env")
-        revision = ctx.revision if given else None
+        revision = ctx.revision if ctx.settings.revision else None  # checked only when given
         result, _, smoked = verify_and_smoke(ctx, variant, parse_ref(ref), revision, None, smoke)
         raise_if_smoke_failed(ctx, variant, smoked)
         return result
@@ -180,7 +177,7 @@ def smoke_one(ctx: RunContext, variant: VariantConfig, platform: str) -> SmokeRe
             f"one of: {', '.join(state.verified.platforms)}",
         )
     gpu = engine.gpu_access() if variant.platform(platform).cuda else None
-    require_gpu = ctx.settings.flag("require_gpu")
+    require_gpu = ctx.settings.require_gpu
     with log.step(f"smoke {variant.name}/{platform}"):
         record = smoke_image(variant, ctx.config.image, platform, digest, gpu, require_gpu)
     result = SmokeResult(variant.name, state.verified.index_digest, record)

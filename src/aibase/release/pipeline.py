@@ -74,7 +74,7 @@ def verify_and_smoke(
     smoked: dict[str, SmokeRecord] = {}
     if smoke:
         with log.step(f"smoke {variant.name}"):
-            smoked = smoke_index(variant, result, require_gpu=ctx.settings.flag("require_gpu"))
+            smoked = smoke_index(variant, result, require_gpu=ctx.settings.require_gpu)
     if state is not None:
         platforms = {i.platform: i.digest for i in result.images}
         verified = VerifyRecord(result.index_digest, platforms, before)
@@ -114,7 +114,7 @@ def build_all(
         repository=config.repository,
         dry_run=dry_run,
         base_mirror=config.base_mirror,
-        settings=ctx.settings.as_rows(list(ctx.settings.resolved)),
+        settings=ctx.settings.as_rows(),
         variants=[v.name for v in variants],
     )
     if config.base_mirror:
@@ -174,11 +174,8 @@ def refuse_narrowed_platforms(ctx: RunContext) -> None:
 def build_jobs(ctx: RunContext, cells: int) -> int:
     """--jobs, or by the builder: the docker driver builds one cell at a time well, a
     BuildKit cluster (a node per platform) all at once."""
-    text = ctx.settings.text("jobs")
-    if text:
-        if not text.isdigit() or int(text) < 1:
-            raise ConfigError(f"jobs: {text!r} is not a positive number", "e.g. --jobs 2")
-        return int(text)
+    if ctx.settings.jobs:  # a positive number: checked where it was resolved
+        return ctx.settings.jobs
     return 1 if engine_build.builder_driver(ctx.build.builder) == "docker" else cells
 
 
@@ -256,7 +253,7 @@ def notify_once(
     """Tell the dependents (their rebuilds) once per promoted index: a notice that failed is
     sent again by a re-run of promote; one that was delivered is recorded in the variant's
     state and not sent twice."""
-    url = ctx.settings.text("notify_url")
+    url = ctx.settings.notify_url
     if not url:
         return
     if state.notified == done.digest:
@@ -266,7 +263,7 @@ def notify_once(
         )
         return
     event = Promoted(variant.name, done.tag, done.digest, done.previous, ctx.revision)
-    notify.send(event, url, ctx.settings.text("notify_token"))
+    notify.send(event, url, ctx.settings.notify_token or "")
     save_state(ctx, replace(state, notified=done.digest))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from aibase import log
 from aibase.config.model import Config
 from aibase.config.paths import Paths
-from aibase.config.settings import Settings
+from aibase.config.resolved import Settings
 from aibase.host import engine, local_registry
 
 
@@ -20,7 +20,7 @@ def free_gb(path: Path) -> float:
 
 def clean(settings: Settings, config: Config, *, registry_gc: bool, dry_run: bool) -> float:
     """Reclaim; the GB the disk under /var/lib gained."""
-    paths, builder = Paths(settings.out, settings.cache), settings.text("builder") or None
+    paths, builder = Paths(settings.out, settings.cache), settings.builder
     images = engine.local_images(config.repository)
     log.info(f"{len(images)} local image(s) of {config.repository}; the builder's cache")
     if dry_run:

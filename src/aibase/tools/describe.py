@@ -179,8 +179,8 @@ def diff_indexes(
         ib = images_b.get(ia.platform)
         if ib is None:
             continue
-        pa = engine.run_probe(f"{name_a}@{ia.digest}", ia.platform).report["packages"]
-        pb = engine.run_probe(f"{name_b}@{ib.digest}", ib.platform).report["packages"]
+        pa = engine.run_probe(f"{name_a}@{ia.digest}", ia.platform).report.packages
+        pb = engine.run_probe(f"{name_b}@{ib.digest}", ib.platform).report.packages
         added, removed, changed = diff_packages(pa, pb)
         repo_a, repo_b = name_a.split("/", 1)[1], name_b.split("/", 1)[1]
         layers_a = _layer_digests(client, repo_a, ia.digest)

@@ -15,7 +15,7 @@ from aibase.build.lock_format import parse_lock
 from aibase.build.locks import write_lock
 from aibase.config.loader import apply_settings, read_config
 from aibase.config.model import Config, VariantConfig
-from aibase.config.settings import Settings
+from aibase.config.resolved import Settings
 from aibase.errors import ConfigError
 from aibase.names import normalize_name
 from aibase.state import write_atomic
