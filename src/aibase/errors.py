@@ -115,6 +115,13 @@ class NotifyError(AibaseError):
     exit_code = 16
 
 
+class BenchRefused(AibaseError):
+    """The bench would report a figure it did not measure: a cold build that hit the cache,
+    another build on the engine, a builder whose cache it may not prune."""
+
+    exit_code = 17
+
+
 ALL_ERRORS: tuple[type[AibaseError], ...] = (
     ConfigError,
     EngineError,
@@ -131,5 +138,6 @@ ALL_ERRORS: tuple[type[AibaseError], ...] = (
     VulnerabilitiesFound,
     Timeout,
     NotifyError,
+    BenchRefused,
 )
 INTERRUPTED_EXIT = 130  # SIGINT / SIGTERM, as shells report it

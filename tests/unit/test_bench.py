@@ -3,12 +3,18 @@ real builds: `invoke bench`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import pytest
 
 from aibase.build.plan import Cell
 from aibase.config.loader import load_config
-from aibase.errors import ConfigError
-from aibase.tools.bench import CellBench, Layer, Shape, foreign_ratios, render, select_cells
+from aibase.errors import BenchRefused, ConfigError
+from aibase.host import activity, engine, proc
+from aibase.host.activity import Entry
+from aibase.tools import bench
+from aibase.tools.bench import select_cells
+from aibase.tools.bench_report import CellBench, Layer, Shape, foreign_ratios, render
 from aibase.tools.imagesize import ImageSize
 
 from .conftest import WriteConfig
@@ -67,3 +73,81 @@ def test_foreign_cells_are_measured_against_the_native_one() -> None:
     assert foreign_ratios(results, "linux/amd64") == {
         "cuda/linux/arm64 (native cuda/linux/amd64)": 0.5
     }
+
+
+def _runs(output: str) -> Callable[..., proc.Result]:
+    def run(argv: Sequence[str], **_: object) -> proc.Result:
+        return proc.Result(tuple(argv), 0, output, "")
+
+    return run
+
+
+CACHED_RUN = """\
+#5 [installer 1/6] FROM localhost:5000/mirror/library/python:3.11-slim
+#5 CACHED
+#12 [group-numpy 2/2] RUN install-group /tmp/requirements.txt x86_64-manylinux_2_28 3.11
+#12 CACHED
+"""
+
+
+def test_a_cold_build_that_took_a_step_from_the_cache_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The issue's arm64 'cold' 6.6 s: the bench now says it was warm instead of timing it."""
+    monkeypatch.setattr(activity, "process_table", lambda root=activity.PROC: [])
+    monkeypatch.setattr(proc, "run", _runs(CACHED_RUN))
+    with pytest.raises(BenchRefused, match=r"took 1 step\(s\) from the cache, e.g. \[group-numpy"):
+        bench.timed_step(["invoke", "build"], "ours cold", cold=True)
+    assert bench.timed_step(["invoke", "build"], "ours noop")[1] == CACHED_RUN  # a no-op may
+
+
+def test_a_step_another_build_overlapped_is_refused_and_so_is_a_busy_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = Entry(4242, 1, ("docker", "buildx", "build", "--platform", "linux/arm64", "."))
+    monkeypatch.setattr(activity, "process_table", lambda root=activity.PROC: [other])
+    monkeypatch.setattr(proc, "run", _runs(""))
+    with pytest.raises(BenchRefused, match="ran beside another build: pid 4242: docker buildx"):
+        bench.timed_step(["invoke", "build"], "ours bump")
+    with pytest.raises(BenchRefused, match="another build is running on this host: pid 4242"):
+        bench.refuse_if_busy()
+    monkeypatch.setattr(activity, "process_table", lambda root=activity.PROC: [])
+    bench.refuse_if_busy()
+
+
+def test_the_bench_prunes_its_own_builder_and_no_other(monkeypatch: pytest.MonkeyPatch) -> None:
+    pruned: list[str | None] = []
+
+    def reclaim(images: Sequence[str], builder: str | None) -> list[proc.Result]:
+        pruned.append(builder)
+        return [proc.Result((), 0, "", "")]
+
+    monkeypatch.setattr(engine, "reclaim", reclaim)
+    bench.prune_own(None)  # the shared builder: cold builds run --no-cache instead
+    bench.prune_own("aibase-bench")
+    assert pruned == ["aibase-bench"]
+    monkeypatch.setattr(engine, "builder_driver", lambda builder: "docker")
+    with pytest.raises(BenchRefused, match="uses the docker driver: its cache is the engine's"):
+        bench.check_builder("default")
+    bench.check_builder(None)
+
+
+def test_the_table_shows_median_and_minimum_and_what_a_cold_rebuild_pushed() -> None:
+    from dataclasses import replace
+
+    ours = replace(
+        OURS,
+        cold_runs=(98.0, 102.0),
+        rebuild_pushed_bytes=130_000_000,
+        rebuild_python_pushed_bytes=0,
+    )
+    cell = CellBench("fixture/linux/amd64", "structlog==24.1.0", ours, SINGLE)
+    text = render([cell], "abc1234", {}, "Cold builds run every step (--no-cache).")
+    assert "| fixture/linux/amd64 | ours | 100.0 (min 98.0, n=2) | 1.0 | 8.0 |" in text
+    assert "Times: median (min, n runs). Cold builds run every step (--no-cache)." in text
+    assert (
+        "a cold rebuild of the unchanged commit pushed 130.0 MB of 3000.0 MB; of its Python "
+        "layers 0.0 MB" in text
+    )
+    once = render([CellBench("fixture/linux/amd64", "x==1", OURS, SINGLE)], "abc1234", {})
+    assert "not measured (--repeats 1)" in once
