@@ -59,5 +59,11 @@ def test_a_cold_rebuild_of_an_unchanged_commit_remakes_the_python_layers_byte_fo
         f"cold build {record.seconds} s, done {time.time() - started:.0f} s after the first "
         f"image was read; layers pushed again: {pushed}"
     )
+    print("Python layers, first build -> cold rebuild:")
+    print(
+        "\n".join(
+            f"  {a[1]} -> {b[1]}  {a[0][:40]}" for a, b in zip(python, python_again, strict=False)
+        )
+    )
     assert len(python) > 4  # the groups and the report
     assert python_again == python, f"pushed again: {pushed}"
