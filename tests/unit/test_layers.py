@@ -144,6 +144,8 @@ def test_the_template_gets_a_stage_and_a_copy_per_group(cuda: VariantConfig) -> 
         in (check)
     )
     assert "COPY --link --from=layers-check /report/ /\n" in rendered
+    assert "--mount=type=cache,id=layers-check,target=/cache" in check
+    assert "check-layers /groups /cache > /report/opt/ai-base/layers.txt" in check
     # the report's files, like the groups' (install-group.sh), get a fixed mtime
     assert f'&& find /report -exec touch -h -d "@{LAYER_EPOCH}" {{}} +\n' in check
     # the stages come before the image's FROM, the copies after its venv

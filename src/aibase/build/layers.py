@@ -147,10 +147,12 @@ def _check_stage(groups: Sequence[LayerGroup], lock_name: str) -> str:
         " \\\n"
         for g in groups
     )
+    # each group's reading is kept by its RECORDs' digest: a bump walks one group again
+    mounts += "    --mount=type=cache,id=layers-check,target=/cache \\\n"
     return (
         "FROM installer AS layers-check\n"
         f"COPY --from=locks {lock_name} {REPORT}/locks/requirements.txt\n"
-        f"RUN {mounts.lstrip()}    check-layers /groups > {REPORT}/layers.txt \\\n"
+        f"RUN {mounts.lstrip()}    check-layers /groups /cache > {REPORT}/layers.txt \\\n"
         f' && find /report -exec touch -h -d "@{LAYER_EPOCH}" {{}} +\n\n'
     )
 
