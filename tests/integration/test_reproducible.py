@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from aibase.build.cell import platform_manifest
 from aibase.registry.client import RegistryClient
 from aibase.state import read_cell
 
@@ -25,7 +26,7 @@ PYTHON_STEPS = ("COPY /layer/ ", "COPY /report/ ")
 def _layers(digest: str) -> list[tuple[str, str, int]]:
     """(history step, layer digest, compressed bytes) of a platform image, base first."""
     with RegistryClient(REGISTRY) as client:
-        manifest = client.get_manifest(IT_REPO, digest)
+        manifest = platform_manifest(client, IT_REPO, digest, PLATFORM)  # an index or not
         config = json.loads(client.get_blob(IT_REPO, manifest.json["config"]["digest"]))
     steps = [h.get("created_by", "") for h in config["history"] if not h.get("empty_layer")]
     layers = manifest.json["layers"]
