@@ -39,6 +39,13 @@ def test_a_cold_build_with_a_step_from_the_cache_is_caught_by_name() -> None:
     ]
 
 
+def test_a_bump_must_build_its_own_group_and_may_take_the_others_from_the_cache() -> None:
+    assert cached_steps(PROGRESS, "[group-bin-03 ") == []  # built: a bump of bin-03 passes
+    assert cached_steps(PROGRESS, "[group-numpy ") == [
+        "[group-numpy 2/2] RUN --mount=type=cache,id=uv-cache,target=/root/.cache/uv install-group"
+    ]
+
+
 def test_a_cold_build_that_built_every_step_passes_its_base_pulled_or_not() -> None:
     built = "\n".join(ln for ln in PROGRESS.splitlines() if ln not in ("#12 CACHED", "#14 CACHED"))
     assert cached_steps(built) == []

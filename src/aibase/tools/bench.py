@@ -7,7 +7,7 @@ in a clone of HEAD, by `invoke update`); the same for the single-layer shape. A 
 follows a prune of the bench's own builder (`--builder`; no other is ever pruned), or runs
 every step with --no-cache on a shared one. It refuses a figure it did not measure: a cold
 build with a CACHED step, a step another build on the engine overlapped (tools/bench_checks).
-The bytes a bump pushes are the bumped image's layers the first image did not have; those
+The bytes a bump pushes are the bumped image's layers the no-op image did not have; those
 a cold rebuild of the unchanged commit pushes, the second cold image's the first did not.
 """
 
@@ -33,6 +33,7 @@ from aibase.config.model import Config
 from aibase.errors import BenchRefused, BuildError, ConfigError
 from aibase.host import activity, engine, git, proc
 from aibase.host.buildlog import last_error
+from aibase.names import normalize_name
 from aibase.release.smoke import smoke_image
 from aibase.state import read_cell, write_atomic
 from aibase.tools.bench_checks import Timing, cached_steps, foreign_builds, new_bytes
@@ -93,10 +94,11 @@ def _run(argv: Sequence[str], what: str) -> str:
     return output
 
 
-def timed_step(argv: Sequence[str], what: str, *, cold: bool = False) -> tuple[float, str]:
+def timed_step(argv: Sequence[str], what: str, *, fresh: str | None = None) -> tuple[float, str]:
     """One timed run (an `invoke` of the user's path, or the single-layer shape's buildx),
     its output kept out of the table: (seconds, output). Refused when another build ran
-    beside it, or when a cold build took any step from the cache."""
+    beside it, or when it took from the cache a step whose name holds `fresh` ("": a cold
+    build, every step; a bump: its group's steps)."""
     with activity.watching(lambda table: foreign_builds(table, os.getpid())) as seen:
         started = time.monotonic()
         output = _run(argv, what)
@@ -106,19 +108,20 @@ def timed_step(argv: Sequence[str], what: str, *, cold: bool = False) -> tuple[f
             f"bench step {what} ran beside another build: {sorted(seen)[0]}",
             "rerun the bench when the engine is idle",
         )
-    cached = cached_steps(output) if cold else []
+    cached = cached_steps(output, fresh) if fresh is not None else []
     if cached:
         raise BenchRefused(
-            f"the cold build ({what}) took {len(cached)} step(s) from the cache, e.g. {cached[0]}",
-            "give the bench a builder of its own (--builder, it prunes it), or see what "
-            "filled the cache (a --cache-from, another build)",
+            f"bench step {what} took {len(cached)} step(s) it must build from the cache, "
+            f"e.g. {cached[0]}",
+            "give the bench a builder of its own (--builder, it prunes it); on a shared one "
+            "an earlier build of the same bump, or a --cache-from, fills the cache",
         )
     return seconds, output
 
 
-def _build(plan: BuildPlan, what: str, cold: bool) -> tuple[float, str]:
+def _build(plan: BuildPlan, what: str, fresh: str | None) -> tuple[float, str]:
     """One single-layer build, timed: (seconds, digest)."""
-    seconds, _ = timed_step(plan.argv, what, cold=cold)
+    seconds, _ = timed_step(plan.argv, what, fresh=fresh)
     return seconds, str(json.loads(plan.metadata_file.read_text())["containerimage.digest"])
 
 
@@ -132,27 +135,33 @@ def bench_cell(
     if not proc.run(["git", "clone", "--quiet", str(top), str(clone)], timeout=proc.QUICK * 5).ok:
         raise BuildError(f"could not clone {top} for the bump", "see git's message above")
     _run(runs["update"], "invoke update")
-    record = {k: work / k / "cells" / f"{cell.slug}.json" for k in ("cold", "bump")}
+    # what each timed step must build itself: a cold build everything, a bump its group
+    # (ours) or the one install (the single-layer shape)
+    fresh = {
+        "cold": "",
+        "noop": None,
+        "bump": f"[group-{bumped_group(config, cell, bump, clone, top)} ",
+    }
+    single_fresh = fresh | {"bump": "pip install"}
+    record = {k: work / k / "cells" / f"{cell.slug}.json" for k in ("cold", "noop", "bump")}
     ours: dict[str, list[float]] = {"cold": [], "noop": [], "bump": []}
     single: dict[str, list[float]] = {"cold": [], "noop": [], "bump": []}
-    firsts, bumped, single_first, single_bumped = [], "", "", ""
+    # digests: each run's cold image, and the first no-op and bumped ones (ours, single)
+    firsts: list[str] = []
+    made: dict[str, str] = {}
     for run in range(1, repeats + 1):
         steps = ("cold", "noop", "bump")[: 3 if bump_timed(builder, run) else 2]
         prune_own(builder)
         for step in steps:
-            ours[step].append(timed_step(runs[step], f"ours {step}", cold=step == "cold")[0])
-            if step == "cold":
-                firsts.append(read_cell(record["cold"]).digest)
-            if step == "bump":
-                bumped = bumped or read_cell(record["bump"]).digest
+            ours[step].append(timed_step(runs[step], f"ours {step}", fresh=fresh[step])[0])
+            digest = read_cell(record[step]).digest
+            firsts += [digest] if step == "cold" else []
+            made.setdefault(step, digest)
         prune_own(builder)
         for step, plan in zip(steps, single_builds(ctx, cell, work, top), strict=False):
-            seconds, digest = _build(plan, f"single-layer {step}", step == "cold")
+            seconds, digest = _build(plan, f"single-layer {step}", single_fresh[step])
             single[step].append(seconds)
-            if step == "cold":
-                single_first = single_first or digest
-            if step == "bump":
-                single_bumped = single_bumped or digest
+            made.setdefault(f"single {step}", digest)
     started = time.monotonic()
     smoked = smoke_image(config.variant(variant), config.image, platform, firsts[0], None, False)
     if smoked.problems:
@@ -161,7 +170,7 @@ def bench_cell(
     smoke_s = round(time.monotonic() - started, 1)
     lock = config.variant(variant).lock_file(platform).read_text()
     groups = plan_groups(tuple(parse_lock(lock)), config.variant(variant))
-    mine = _shape(ctx, platform, firsts[0], bumped, ours, smoke_s, groups)
+    mine = _shape(ctx, platform, (firsts[0], made["noop"], made["bump"]), ours, smoke_s, groups)
     if len(firsts) > 1:  # the second cold image: what a fresh builder pushes again
         again = layers_of(ctx, firsts[1], platform)
         old = {x.digest: x.bytes for x in mine.layers}
@@ -172,8 +181,19 @@ def bench_cell(
                 old, {x.digest: x.bytes for x in again if x.python}
             ),
         )
-    theirs = _shape(ctx, platform, single_first, single_bumped, single, 0.0)
+    singles = (made["single cold"], made["single noop"], made["single bump"])
+    theirs = _shape(ctx, platform, singles, single, 0.0)
     return CellBench(f"{variant}/{platform}", bump, mine, theirs)
+
+
+def bumped_group(config: Config, cell: Cell, bump: str, clone: Path, top: Path) -> str:
+    """The layer group holding the bumped package, by the clone's lock (the group settings
+    are this checkout's: a bump changes pins, not them)."""
+    variant = config.variant(cell.variant)
+    lock = clone / variant.lock_file(cell.platform).resolve().relative_to(top)
+    groups = plan_groups(tuple(parse_lock(lock.read_text())), variant)
+    name = normalize_name(bump.split("==")[0])
+    return next((g.name for g in groups if name in g.packages), name)
 
 
 def prune_own(builder: str | None) -> None:
@@ -194,13 +214,21 @@ def check_builder(builder: str | None) -> None:
         )
 
 
-def _shape(ctx: RunContext, platform: str, first: str, bumped: str,
-           seconds: dict[str, list[float]], smoke_s: float,
-           groups: Sequence[LayerGroup] = ()) -> Shape:  # fmt: skip
-    """seconds: each run's, by step (cold, noop, bump)."""
-    before = layers_of(ctx, first, platform, groups)
-    after = layers_of(ctx, bumped, platform)
-    pushed = new_bytes({x.digest: x.bytes for x in before}, {x.digest: x.bytes for x in after})
+def _shape(
+    ctx: RunContext,
+    platform: str,
+    images: tuple[str, str, str],
+    seconds: dict[str, list[float]],
+    smoke_s: float,
+    groups: Sequence[LayerGroup] = (),
+) -> Shape:
+    """images: the cold, no-op and bumped image; seconds: each run's, by step. What a bump
+    pushes is measured against the build before it, the no-op: after a --no-cache cold build
+    the cache holds two versions of the OS layers (apt's are not reproducible), and the
+    no-op and the bump take theirs from the same one."""
+    before = layers_of(ctx, images[0], platform, groups)
+    previous, after = (layers_of(ctx, digest, platform) for digest in images[1:])
+    pushed = new_bytes({x.digest: x.bytes for x in previous}, {x.digest: x.bytes for x in after})
     repo = ctx.config.repository  # every layer read once, whole (the largest is ~1 GB)
     size = measure(ctx.registry.get_blob(repo, x.digest, limit=1 << 34) for x in before)
     cold, noop, bump = (tuple(seconds[k]) for k in ("cold", "noop", "bump"))

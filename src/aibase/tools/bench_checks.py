@@ -24,16 +24,17 @@ _BUILD_WORDS = {"build", "bake"}
 _BUILDAH_BUILDS = {"bud", "build", "commit"}
 
 
-def cached_steps(progress: str) -> list[str]:
+def cached_steps(progress: str, among: str = "") -> list[str]:
     """The steps a build's plain progress (`--progress plain`) says came from the cache,
-    by name (`[group-numpy 2/2] RUN ...`), in order. FROM is left out: a base image the
-    engine's store already holds shows as CACHED on the docker driver, even after a prune;
-    pulling it is not building it."""
+    by name (`[group-numpy 2/2] RUN ...`), in order; `among`: only those whose name holds
+    it (a bump's group, `[group-bin-02 `). FROM is left out: a base image the engine's
+    store already holds shows as CACHED on the docker driver, even after a prune; pulling
+    it is not building it."""
     names = dict(_STEP.findall(progress))
     out: list[str] = []
     for step in _CACHED.findall(progress):
         name = names.get(step, f"#{step}")
-        if not re.match(r"^\[.+?\] FROM ", name) and name not in out:
+        if not re.match(r"^\[.+?\] FROM ", name) and among in name and name not in out:
             out.append(name)
     return out
 

@@ -123,7 +123,8 @@ def show_bench(ctx: RunContext, cells: list[Cell], bump: str, repeats: int) -> P
         for run in range(1, repeats + 1):
             n = 3 if bump_timed(builder, run) else 2  # cold, no-op(, bump)
             first = [prune] if builder else []
-            steps = "cold (no CACHED step allowed), no-op" + (", bump" if n == 3 else "")
+            steps = "cold (no CACHED step allowed), no-op"
+            steps += ", bump (its group not CACHED)" if n == 3 else ""
             log.info(f"run {run}/{repeats}, ours then the single-layer shape: {steps}")
             ours = [runs["cold"], runs["noop"], runs["bump"]][:n]
             single = [list(p.argv) for p in singles[:n]]

@@ -32,7 +32,7 @@ class Shape:
     noop_s: float
     bump_s: float
     image_bytes: int  # compressed, this platform
-    bump_pushed_bytes: int  # the bumped image's layers the first one did not have
+    bump_pushed_bytes: int  # the bumped image's layers the no-op one (built just before) lacked
     layers: tuple[Layer, ...]
     size: ImageSize  # uncompressed, payload and their ratio (imagesize.py)
     smoke_s: float  # the smoke probe of the cold image, pull included; ours only (0 else)
