@@ -186,13 +186,18 @@ def clean(s: Settings, cfg: Config, registry_gc: bool = False, dry_run: bool = F
     cleaning.clean(s, cfg, registry_gc=registry_gc, dry_run=dry_run)
 
 
-@command("config", "base_mirror", "debug")
+@command("config", "base_mirror", "builder", "debug", builder=cli.BENCH_BUILDER)
 def bench(
-    s: Settings, cfg: Config, cells: str = "", bump: str = BUMP, dry_run: bool = False
+    s: Settings,
+    cfg: Config,
+    cells: str = "",
+    bump: str = BUMP,
+    repeats: int = 2,
+    dry_run: bool = False,
 ) -> None:
     """Time cold/no-op/bumped builds against the single-layer shape (AIBASE_* env applies)."""
     with open_run(s, cfg, dry_run=dry_run) as ctx:
-        run_bench(ctx, select_cells(cfg, cells), bump, dry_run=dry_run)
+        run_bench(ctx, select_cells(cfg, cells), bump, dry_run=dry_run, repeats=repeats)
 
 
 @command("config", "debug", name="free-disk")

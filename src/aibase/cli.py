@@ -75,6 +75,11 @@ BUILDS_ALL: tuple[SettingName, ...] = (
     "notify_url",
     "notify_token",
 )
+BENCH_BUILDER = (
+    "the bench's own buildx builder (not the docker driver): the bench PRUNES its whole cache "
+    "before each cold build, and no other builder's; without one nothing is pruned and cold "
+    "builds run every step (--no-cache) [AIBASE_BUILDER]"
+)
 ONE_VARIANT = "the variant (one of images.toml's [variants.*])"
 SOME_VARIANTS = "variants, comma-separated (default: all)"
 # Task-specific flags, their help written once (a task may override it).
@@ -84,6 +89,8 @@ FLAG_HELP = {
     "platform": "one platform, e.g. linux/arm64",
     "cells": "cells to bench, variant/os/arch comma-separated (default: every cell)",
     "bump": "the one-pin bump each cell is rebuilt with (a shared-stack leaf package)",
+    "repeats": "how often each timing runs (the table shows the median and the minimum); "
+    "from 2 on, the bytes a cold rebuild of the unchanged commit pushes",
     "registry_gc": "also sweep the local registry's unreferenced blobs (stops it briefly)",
     "push": "push to the registry and write build/cells/<cell>.json (digest, size, seconds)",
     "load": "load a single-platform image into the local engine (development)",

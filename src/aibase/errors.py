@@ -122,6 +122,13 @@ class NotifyError(AibaseError):
     exit_code = 16
 
 
+class BenchRefused(AibaseError):
+    """The bench would report a figure it did not measure: a cold build that hit the cache,
+    another build on the engine, a builder whose cache it may not prune."""
+
+    exit_code = 18
+
+
 ALL_ERRORS: tuple[type[AibaseError], ...] = (
     ConfigError,
     EngineError,
@@ -139,5 +146,6 @@ ALL_ERRORS: tuple[type[AibaseError], ...] = (
     Timeout,
     NotifyError,
     ProbeReportError,
+    BenchRefused,
 )
 INTERRUPTED_EXIT = 130  # SIGINT / SIGTERM, as shells report it

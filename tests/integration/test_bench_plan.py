@@ -16,29 +16,64 @@ def _state() -> tuple[str, list[str]]:
     return status, sorted(p.name for p in (REPO / "bench" / "results").glob("*"))
 
 
+def _commands(output: str) -> tuple[list[str], list[str]]:
+    """The dry run's commands, and each one's program and first word."""
+    commands = [line for line in output.splitlines() if line.startswith("[dry-run] $ ")]
+    return commands, [" ".join([Path(c.split()[2]).name, *c.split()[3:4]]) for c in commands]
+
+
 def test_bench_dry_run_prints_the_plan_and_changes_nothing() -> None:
+    """Without a builder of its own the bench prunes nothing: its cold builds run every
+    step (--no-cache); each timing runs twice, the bump once (its layers stay cached)."""
     before = _state()
     run = ai(
         "bench", "--dry-run", "--cells", "fixture/linux/arm64", "--config", str(FIXTURE_CONFIG)
     )
     assert run.returncode == 0, run.output[-3000:]
-    commands = [line for line in run.output.splitlines() if line.startswith("[dry-run] $ ")]
-    kinds = [" ".join([Path(c.split()[2]).name, *c.split()[3:4]]) for c in commands]
+    commands, kinds = _commands(run.output)
     assert kinds == [
-        "docker buildx",  # prune: cold
-        "invoke build",  # cold
-        "invoke build",  # no-op
         "git clone",  # the bump happens in a clone of HEAD
         "invoke update",
+        "invoke build",  # run 1: cold
+        "invoke build",  # no-op
         "invoke build",  # bumped
-        "docker buildx",  # prune, then the single-layer shape: cold, no-op, bumped
+        "docker buildx",  # the single-layer shape: cold, no-op, bumped
         "docker buildx",
+        "docker buildx",
+        "invoke build",  # run 2: cold, no-op
+        "invoke build",
         "docker buildx",
         "docker buildx",
     ]
-    assert "prune --all --force" in commands[0] and "prune --all --force" in commands[6]
-    assert all("--platform linux/arm64" in c for c in commands[1:3] + commands[7:])
-    assert "update structlog==24.1.0" in commands[4]
-    assert "/clone/" in commands[9] and "/clone/" not in commands[7]
+    assert not any("prune" in c for c in commands)
+    cold = [commands[i] for i in (2, 5, 8, 10)]
+    assert all(c.endswith("--no-cache") or " --no-cache " in c for c in cold)
+    assert not any("--no-cache" in commands[i] for i in (3, 4, 6, 7, 9, 11))
+    assert all("--platform linux/arm64" in c for c in commands[2:])
+    assert "update structlog==24.1.0" in commands[1]
+    assert "/clone/" in commands[4] and "/clone/" in commands[7] and "/clone/" not in commands[5]
+    assert "refuse when another build runs on this host" in run.output
     assert "this dry run wrote nothing" in run.output
     assert _state() == before
+
+
+def test_bench_dry_run_on_its_own_builder_prunes_that_one_only() -> None:
+    own = ("--repeats", "1", "--builder", "aibase-bench-own")
+    run = ai(
+        "bench",
+        "--dry-run",
+        "--cells",
+        "fixture/linux/amd64",
+        *own,
+        "--config",
+        str(FIXTURE_CONFIG),
+    )
+    assert run.returncode == 0, run.output[-3000:]
+    commands, kinds = _commands(run.output)
+    prunes = [c for c in commands if "prune" in c]
+    assert kinds[2:] == ["docker buildx", *["invoke build"] * 3, *["docker buildx"] * 4]
+    assert prunes == [commands[2], commands[6]]
+    pruned = "docker buildx prune --all --force --builder=aibase-bench-own"
+    assert all(c.endswith(pruned) for c in prunes)
+    assert not any("--no-cache" in c for c in commands)
+    assert all("--builder aibase-bench-own" in c for c in commands if " build " in c)

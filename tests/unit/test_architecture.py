@@ -194,6 +194,8 @@ PURE = (
     "host.buildx",
     "audit.allowlist",
     "tools.imagesize",
+    "tools.bench_checks",
+    "tools.bench_report",
     "release.report",
     "release.promote_gate",
     "state",

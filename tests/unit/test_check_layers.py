@@ -69,3 +69,32 @@ def test_console_scripts_are_compared_where_they_land(
     _install(tmp_path, "bin-02", "tool-2.0", {})  # both write bin/tool, differently
     assert _script().main(tmp_path) == 1
     assert "bin/tool: bin-01/tool-1.0 vs bin-02/tool-2.0" in capsys.readouterr().err
+
+
+def test_an_unchanged_group_is_read_from_the_cache_a_changed_one_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a bump only the bumped group is walked: the others' readings are kept under
+    their RECORDs' digest. A file added behind RECORD's back shows that: counted only when
+    its group is walked."""
+    groups, cache = tmp_path / "groups", tmp_path / "cache"
+    cache.mkdir()
+    _install(groups, "numpy", "numpy-1.26.4", {"numpy/__init__.py": "n"})
+    _install(groups, "bin-03", "structlog-24.4.0", {"structlog/__init__.py": "s"})
+    assert _script().main(groups, cache) == 0
+    first = capsys.readouterr().out
+    assert "numpy: 2 files" in first and "bin-03: 2 files" in first
+    assert len(list(cache.glob("*.json"))) == 2
+    for group in ("numpy", "bin-03"):  # a .pyc, say: not in RECORD
+        (groups / group / SITE / "extra.pyc").write_text("x")
+    _install(groups, "bin-03", "structlog-24.4.0", {"structlog/__init__.py": "bumped"})
+    assert _script().main(groups, cache) == 0
+    second = capsys.readouterr().out
+    assert "numpy: 2 files" in second  # from the cache: not walked
+    assert "bin-03: 3 files" in second  # its RECORD changed: walked again
+    assert len(list(cache.glob("*.json"))) == 3
+    assert not list(cache.glob("*.tmp"))
+    # a clash with a cached group is still found
+    _install(groups, "bin-07", "other-1.0", {"numpy/__init__.py": "different"})
+    assert _script().main(groups, cache) == 1
+    assert "numpy/__init__.py: bin-07/other-1.0 vs numpy/numpy-1.26.4" in capsys.readouterr().err

@@ -67,3 +67,12 @@ def test_history_lines_up_with_the_layers_or_names_nothing() -> None:
     assert layer_steps(config, (10, 20)) == ("ADD a /", "RUN /bin/sh -c make")
     assert layer_steps(config, (10, 20, 30)) == ()  # a mismatch names nothing
     assert step_name("RUN /bin/sh -c make") == "RUN make"
+
+
+def test_groups_copied_to_the_root_are_named_like_those_copied_to_the_venv() -> None:
+    """Since the group layers are reproducible their copies go to / (the layer holds opt/venv
+    itself); images built before still name their groups."""
+    steps = tuple(s.replace("/layer/ /opt/venv/", "/layer/ /") for s in FIXTURE_STEPS)
+    assert steps != FIXTURE_STEPS
+    names = name_layers(steps, 1, GROUPS, stand_in=True)
+    assert names[4:13] == tuple(f"group {g}" for g in GROUPS)

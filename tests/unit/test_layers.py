@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from aibase.build.layers import (
+    LAYER_EPOCH,
     LAYERS_MARK,
     STAGES_MARK,
     bin_of,
@@ -126,20 +127,27 @@ def test_the_template_gets_a_stage_and_a_copy_per_group(cuda: VariantConfig) -> 
     for g in groups:
         assert f"FROM installer AS group-{g.name}\n" in rendered
         assert f"COPY --from=groups {g.name}.txt /tmp/requirements.txt\n" in rendered
-        assert f"COPY --link --from=group-{g.name} /layer/ /opt/venv/\n" in rendered
+        assert f"COPY --link --from=group-{g.name} /layer/ /\n" in rendered
     # every group installs the target's wheels natively, with the secrets mounted
-    assert rendered.count("install-group /tmp/requirements.txt aarch64-manylinux_2_28 3.11\n") == (
-        len(groups)
-    )
+    install = f"install-group /tmp/requirements.txt aarch64-manylinux_2_28 3.11 {LAYER_EPOCH}\n"
+    assert rendered.count(install) == len(groups)
     assert rendered.count("id=ca_bundle,target=/run/secrets/ca.pem") == len(groups) + 1
     # one check over all groups (bind mounts: nothing copied), its report in the image
     check = rendered[rendered.index("FROM installer AS layers-check\n") :]
     for g in groups:
         assert (
-            f"--mount=type=bind,from=group-{g.name},source=/layer,target=/groups/{g.name}" in check
+            f"--mount=type=bind,from=group-{g.name},source=/layer/opt/venv,target=/groups/{g.name}"
+            in check
         )
-    assert "COPY --from=locks cuda-linux-arm64.txt /report/locks/requirements.txt\n" in check
-    assert "COPY --link --from=layers-check /report/ /opt/ai-base/\n" in rendered
+    assert (
+        "COPY --from=locks cuda-linux-arm64.txt /report/opt/ai-base/locks/requirements.txt\n"
+        in (check)
+    )
+    assert "COPY --link --from=layers-check /report/ /\n" in rendered
+    assert "--mount=type=cache,id=layers-check,target=/cache" in check
+    assert "check-layers /groups /cache > /report/opt/ai-base/layers.txt" in check
+    # the report's files, like the groups' (install-group.sh), get a fixed mtime
+    assert f'&& find /report -exec touch -h -d "@{LAYER_EPOCH}" {{}} +\n' in check
     # the stages come before the image's FROM, the copies after its venv
     assert rendered.index("AS group-") < rendered.index("FROM ${BASE_IMAGE} AS os\n")
     assert rendered.index("-m venv /opt/venv \\") < rendered.index("COPY --link --from=group-")

@@ -27,6 +27,12 @@ from aibase.names import normalize_name
 STAGES_MARK = "# @ai-base:group-stages"
 LAYERS_MARK = "# @ai-base:group-layers"
 MAX_LAYERS = 60  # overlayfs stacks at most ~128; leave room for the services built on top
+# Every file in a group's layer and in the report's has this mtime (docker/install-group.sh):
+# a constant, so an unchanged group gives the same layer digest on any builder, any day, in
+# any commit. 1980-01-01, the oldest time a zip (a wheel built from the venv) can hold.
+LAYER_EPOCH = 315532800
+GROUP_VENV = "/layer/opt/venv"  # where a group stage leaves its files (install-group.sh)
+REPORT = "/report/opt/ai-base"  # the layers-check stage's report, at its path in the image
 
 
 @dataclass(frozen=True)
@@ -124,24 +130,30 @@ def render_dockerfile(
             )
     stages = "".join(_stage(g, uv_platform, python) for g in groups)
     stages += _check_stage(groups, lock_name)
-    copies = "".join(f"COPY --link --from=group-{g.name} /layer/ /opt/venv/\n" for g in groups)
+    # to /, not /opt/venv/: /layer holds opt/venv itself, so no parent gets the copy's clock
+    copies = "".join(f"COPY --link --from=group-{g.name} /layer/ /\n" for g in groups)
     # the check's report with the lock: one layer (it changes with every bump anyway),
     # and copied, so the build cannot skip the stage that checks
-    copies += "COPY --link --from=layers-check /report/ /opt/ai-base/\n"
+    copies += "COPY --link --from=layers-check /report/ /\n"
     return template.replace(STAGES_MARK + "\n", stages).replace(LAYERS_MARK + "\n", copies)
 
 
 def _check_stage(groups: Sequence[LayerGroup], lock_name: str) -> str:
     """No two distributions write one file differently, across groups or within one
-    (docker/check-layers.py); the groups are bind-mounted, not copied: seconds, natively."""
+    (docker/check-layers.py); the groups are bind-mounted, not copied: seconds, natively.
+    The report's files get the groups' fixed mtime: an unchanged lock, an unchanged layer."""
     mounts = "".join(
-        f"    --mount=type=bind,from=group-{g.name},source=/layer,target=/groups/{g.name} \\\n"
+        f"    --mount=type=bind,from=group-{g.name},source={GROUP_VENV},target=/groups/{g.name}"
+        " \\\n"
         for g in groups
     )
+    # each group's reading is kept by its RECORDs' digest: a bump walks one group again
+    mounts += "    --mount=type=cache,id=layers-check,target=/cache \\\n"
     return (
         "FROM installer AS layers-check\n"
-        f"COPY --from=locks {lock_name} /report/locks/requirements.txt\n"
-        f"RUN {mounts.lstrip()}    check-layers /groups > /report/layers.txt\n\n"
+        f"COPY --from=locks {lock_name} {REPORT}/locks/requirements.txt\n"
+        f"RUN {mounts.lstrip()}    check-layers /groups /cache > {REPORT}/layers.txt \\\n"
+        f' && find /report -exec touch -h -d "@{LAYER_EPOCH}" {{}} +\n\n'
     )
 
 
@@ -152,5 +164,5 @@ def _stage(group: LayerGroup, uv_platform: str, python: str) -> str:
         "RUN --mount=type=cache,id=uv-cache,target=/root/.cache/uv \\\n"
         "    --mount=type=secret,id=ca_bundle,target=/run/secrets/ca.pem \\\n"
         "    --mount=type=secret,id=pip_index_url,target=/run/secrets/pip_index_url \\\n"
-        f"    install-group /tmp/requirements.txt {uv_platform} {python}\n\n"
+        f"    install-group /tmp/requirements.txt {uv_platform} {python} {LAYER_EPOCH}\n\n"
     )

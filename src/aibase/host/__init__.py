@@ -7,7 +7,8 @@ parses the probe's report (once, into typed records); `buildx` writes a build's 
 (pure); `buildlog` reads a failed build's output; `git` asks about the checkout;
 `local_registry` runs the default registry on loopback (a process or a container; reached
 over HTTP through registry/); `doctor` says whether this host can run the pipeline;
-`standins` builds stand-in base images for hosts without Docker Hub.
+`standins` builds stand-in base images for hosts without Docker Hub; `activity` reads what
+else runs here (the bench refuses to time beside another build).
 
 May import: errors, log, probe (the engine sends its source into a container), config,
 registry.

@@ -7,9 +7,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-# Each group's `COPY --link --from=group-<name> /layer/ /opt/venv/` (layers.render_dockerfile)
-# as BuildKit records it in the history: the stage's name is not kept, the order is.
-GROUP_STEP = "COPY /layer/ /opt/venv/"
+# Each group's `COPY --link --from=group-<name> /layer/ /` (layers.render_dockerfile) as
+# BuildKit records it in the history: the stage's name is not kept, the order is. Images
+# built before the groups' layers were reproducible copied to /opt/venv/.
+GROUP_STEPS = ("COPY /layer/ /", "COPY /layer/ /opt/venv/")
 MAX_NAME = 40  # an x-axis label: long enough for a step, short enough to read
 _RUN_PREFIX = re.compile(r"^RUN (\|\d+ (\S+=\S* )*)?(/bin/sh -c )?")
 
@@ -48,7 +49,7 @@ def name_layers(
 
 
 def _is_group_copy(step: str) -> bool:
-    return step.strip().removesuffix("# buildkit").strip() == GROUP_STEP
+    return step.strip().removesuffix("# buildkit").strip() in GROUP_STEPS
 
 
 def _unique(name: str, taken: Sequence[str]) -> str:

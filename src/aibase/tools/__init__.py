@@ -1,7 +1,8 @@
 """Commands a person runs beside the pipeline, built on top of it; nothing imports them.
 
 `bench` measures how fast builds and updates are, ours against the old single-layer shape
-(`imagesize` is its size measure); `clean` gives back the disk builds took; `describe` says
+(`imagesize` is its size measure, `bench_checks` what keeps it honest, `bench_report` its
+table); `clean` gives back the disk builds took; `describe` says
 what the registry holds (images, inspect, diff); `update` moves a package pin and re-locks
 (the old guide's update steps); `base_pins` refreshes the base and installer image digest
 pins in images.toml.

@@ -2,19 +2,24 @@
 shape (bench/single-layer.Dockerfile, same base, OS packages and lock), side by side in one
 run. A benchmark, not a test: it reports ratios, committed with the commit it measured.
 
-Per cell: prune the builder's cache, build cold, again (no-op), then bump one pin in a clone
-of HEAD (`invoke update`) and build that; prune, and the same for the single-layer shape.
-The bytes a bump pushes are the bumped image's layers the first image did not have.
+Per cell, `--repeats` times: build cold, again (no-op), then the bump of one pin (made once,
+in a clone of HEAD, by `invoke update`); the same for the single-layer shape. A cold build
+follows a prune of the bench's own builder (`--builder`; no other is ever pruned), or runs
+every step with --no-cache on a shared one. It refuses a figure it did not measure: a cold
+build with a CACHED step, a step another build on the engine overlapped (tools/bench_checks).
+The bytes a bump pushes are the bumped image's layers the no-op image did not have; those
+a cold rebuild of the unchanged commit pushes, the second cold image's the first did not.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 from platform import machine
 
@@ -22,92 +27,30 @@ from aibase import log
 from aibase.build.cell import platform_manifest
 from aibase.build.layers import LayerGroup, plan_groups
 from aibase.build.lock_format import parse_lock
-from aibase.build.plan import Cell
+from aibase.build.plan import BuildPlan, Cell
 from aibase.build.run_context import RunContext
 from aibase.config.model import Config
-from aibase.errors import BuildError
-from aibase.host import engine, engine_build, git, proc
+from aibase.errors import BenchRefused, BuildError, ConfigError
+from aibase.host import activity, engine, engine_build, git, proc
+from aibase.host.buildlog import last_error
+from aibase.names import normalize_name
 from aibase.release.smoke import smoke_image
 from aibase.state import read_cell, write_atomic
+from aibase.tools.bench_checks import Timing, cached_steps, foreign_builds, new_bytes
 from aibase.tools.bench_plan import (
+    bump_timed,
+    cold_method,
     results_path,
     show_bench,
     single_builds,
     uncommitted_inputs,
     user_path,
 )
-from aibase.tools.imagesize import ImageSize, measure
+from aibase.tools.bench_report import CellBench, Layer, Shape, foreign_ratios, render
+from aibase.tools.imagesize import measure
 
 BUMP = "structlog==24.1.0"  # the default one-pin bump: a shared-stack leaf package
 NATIVE = {"x86_64": "linux/amd64", "aarch64": "linux/arm64", "arm64": "linux/arm64"}
-
-
-@dataclass(frozen=True)
-class Layer:
-    digest: str
-    bytes: int
-    step: str  # the instruction that made it (the image config's history)
-    holds: str = ""  # a layer group's packages
-
-
-@dataclass(frozen=True)
-class Shape:
-    cold_s: float
-    noop_s: float
-    bump_s: float
-    image_bytes: int  # compressed, this platform
-    bump_pushed_bytes: int  # the bumped image's layers the first one did not have
-    layers: tuple[Layer, ...]
-    size: ImageSize  # uncompressed, payload and their ratio (imagesize.py)
-    smoke_s: float  # the smoke probe of the cold image, pull included; ours only (0 else)
-
-
-@dataclass(frozen=True)
-class CellBench:
-    cell: str  # variant/os/arch
-    bump: str  # NAME==VERSION
-    ours: Shape
-    single: Shape
-
-    def ratios(self) -> dict[str, float]:
-        o, s = self.ours, self.single
-        return {
-            "bump_time_of_cold": o.bump_s / o.cold_s,
-            "bump_bytes_of_image": o.bump_pushed_bytes / o.image_bytes,
-            "cold_vs_single_layer": o.cold_s / s.cold_s,
-            "single_bump_time_of_cold": s.bump_s / s.cold_s,
-            "single_bump_bytes_of_image": s.bump_pushed_bytes / s.image_bytes,
-            "size_of_payload": o.size.ratio,
-            "single_size_of_payload": s.size.ratio,
-        }
-
-
-def render(results: list[CellBench], commit: str, foreign: dict[str, float]) -> str:
-    """The Markdown table a pull request quotes."""
-    rows = [
-        "| cell | shape | cold s | no-op s | bump s | bump/cold | pushed by bump | image "
-        "| uncompressed | payload | size/payload | smoke s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        for name, sh in (("ours", r.ours), ("single layer", r.single)):
-            rows.append(
-                f"| {r.cell} | {name} | {sh.cold_s:.1f} | {sh.noop_s:.1f} | {sh.bump_s:.1f} | "
-                f"{sh.bump_s / sh.cold_s:.0%} | {sh.bump_pushed_bytes / 1e6:.1f} MB "
-                f"({sh.bump_pushed_bytes / sh.image_bytes:.1%}) | {sh.image_bytes / 1e6:.1f} MB "
-                f"| {sh.size.uncompressed / 1e6:.1f} MB | {sh.size.payload / 1e6:.1f} MB "
-                f"| {sh.size.ratio:.3f} | {f'{sh.smoke_s:.1f}' if sh.smoke_s else '-'} |"
-            )
-    lines = [f"# bench at {commit[:7]} ({time.strftime('%Y-%m-%d')})", "", *rows, ""]
-    for r in results:
-        ratio = r.ratios()["cold_vs_single_layer"]
-        lines.append(f"- {r.cell}: cold build {ratio:.2f}x the single-layer shape's; bump {r.bump}")
-        big = sorted(r.ours.layers, key=lambda x: -x.bytes)[:3]
-        lines += [f"  - {b.bytes / 1e6:.1f} MB: {(b.holds or b.step)[:100]}" for b in big]
-    lines += [
-        f"- foreign-platform cold cell {k}: {v:.2f}x the native one" for k, v in foreign.items()
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def layers_of(
@@ -126,31 +69,101 @@ def layers_of(
     )
 
 
-def _invoke(argv: list[str]) -> float:
-    """One `invoke` run of the user's path, timed; its output kept out of the table."""
-    started = time.monotonic()
+def _other_builds() -> list[str]:
+    return foreign_builds(activity.process_table(), os.getpid())
+
+
+def refuse_if_busy() -> None:
+    """Another build on the engine would slow every step it overlaps: refuse to start."""
+    busy = _other_builds()
+    if busy:
+        raise BenchRefused(
+            f"another build is running on this host: {busy[0]}"
+            + (f" (and {len(busy) - 1} more)" if len(busy) > 1 else ""),
+            "wait for it to finish (or stop it), then rerun the bench",
+        )
+
+
+def _run(argv: Sequence[str], what: str) -> str:
+    """Run one step with its output kept out of the table (shown when it fails)."""
     result = proc.run(argv, timeout=proc.LONG)
+    output = result.stdout + result.stderr
     if not result.ok:
-        log.write_line(result.stderr[-3000:])
-        raise BuildError(f"bench step `invoke {argv[1]}` failed", "see its output above")
-    return round(time.monotonic() - started, 1)
+        log.write_line(output[-3000:])
+        raise BuildError(f"bench step {what} failed{last_error(output)}", "see its output above")
+    return output
 
 
-def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Path) -> CellBench:
+def timed_step(argv: Sequence[str], what: str, *, fresh: str | None = None) -> tuple[float, str]:
+    """One timed run (an `invoke` of the user's path, or the single-layer shape's buildx),
+    its output kept out of the table: (seconds, output). Refused when another build ran
+    beside it, or when it took from the cache a step whose name holds `fresh` ("": a cold
+    build, every step; a bump: its group's steps)."""
+    with activity.watching(lambda table: foreign_builds(table, os.getpid())) as seen:
+        started = time.monotonic()
+        output = _run(argv, what)
+        seconds = round(time.monotonic() - started, 1)
+    if seen:
+        raise BenchRefused(
+            f"bench step {what} ran beside another build: {sorted(seen)[0]}",
+            "rerun the bench when the engine is idle",
+        )
+    cached = cached_steps(output, fresh) if fresh is not None else []
+    if cached:
+        raise BenchRefused(
+            f"bench step {what} took {len(cached)} step(s) it must build from the cache, "
+            f"e.g. {cached[0]}",
+            "give the bench a builder of its own (--builder, it prunes it); on a shared one "
+            "an earlier build of the same bump, or a --cache-from, fills the cache",
+        )
+    return seconds, output
+
+
+def _build(plan: BuildPlan, what: str, fresh: str | None) -> tuple[float, str]:
+    """One single-layer build, timed: (seconds, digest)."""
+    seconds, _ = timed_step(plan.argv, what, fresh=fresh)
+    return seconds, str(json.loads(plan.metadata_file.read_text())["containerimage.digest"])
+
+
+def bench_cell(
+    ctx: RunContext, variant: str, platform: str, bump: str, work: Path, repeats: int = 1
+) -> CellBench:
     config, cell = ctx.config, Cell(variant, platform)
     builder, top = ctx.build.builder, git.toplevel(config.root)
-    runs = user_path(config, cell, bump, work, top)
-    _prune(builder)  # cold: nothing cached
-    cold, noop = _invoke(runs["cold"]), _invoke(runs["noop"])
-    first = read_cell(work / "cold" / "cells" / f"{cell.slug}.json").digest
+    runs = user_path(config, cell, bump, work, top, builder)
     clone = work / "clone"  # the bump, in a clone of HEAD: this checkout stays as it is
     if not proc.run(["git", "clone", "--quiet", str(top), str(clone)], timeout=proc.QUICK * 5).ok:
         raise BuildError(f"could not clone {top} for the bump", "see git's message above")
-    _invoke(runs["update"])
-    bumped_s = _invoke(runs["bump"])
-    bumped = read_cell(work / "bump" / "cells" / f"{cell.slug}.json").digest
+    _run(runs["update"], "invoke update")
+    # what each timed step must build itself: a cold build everything, a bump its group
+    # (ours) or the one install (the single-layer shape)
+    fresh = {
+        "cold": "",
+        "noop": None,
+        "bump": f"[group-{bumped_group(config, cell, bump, clone, top)} ",
+    }
+    single_fresh = fresh | {"bump": "pip install"}
+    record = {k: work / k / "cells" / f"{cell.slug}.json" for k in ("cold", "noop", "bump")}
+    ours: dict[str, list[float]] = {"cold": [], "noop": [], "bump": []}
+    single: dict[str, list[float]] = {"cold": [], "noop": [], "bump": []}
+    # digests: each run's cold image, and the first no-op and bumped ones (ours, single)
+    firsts: list[str] = []
+    made: dict[str, str] = {}
+    for run in range(1, repeats + 1):
+        steps = ("cold", "noop", "bump")[: 3 if bump_timed(builder, run) else 2]
+        prune_own(builder)
+        for step in steps:
+            ours[step].append(timed_step(runs[step], f"ours {step}", fresh=fresh[step])[0])
+            digest = read_cell(record[step]).digest
+            firsts += [digest] if step == "cold" else []
+            made.setdefault(step, digest)
+        prune_own(builder)
+        for step, plan in zip(steps, single_builds(ctx, cell, work, top), strict=False):
+            seconds, digest = _build(plan, f"single-layer {step}", single_fresh[step])
+            single[step].append(seconds)
+            made.setdefault(f"single {step}", digest)
     started = time.monotonic()
-    smoked = smoke_image(config.variant(variant), config.image, platform, first, None, False)
+    smoked = smoke_image(config.variant(variant), config.image, platform, firsts[0], None, False)
     if smoked.problems:
         raise BuildError(
             f"bench: the cold image fails its smoke test: {smoked.problems[0]}",
@@ -159,53 +172,71 @@ def bench_cell(ctx: RunContext, variant: str, platform: str, bump: str, work: Pa
     smoke_s = round(time.monotonic() - started, 1)
     lock = config.variant(variant).lock_file(platform).read_text()
     groups = plan_groups(tuple(parse_lock(lock)), config.variant(variant))
-    ours = _shape(ctx, platform, first, bumped, (cold, noop, bumped_s), smoke_s, groups)
-    times, digests = [], []
-    _prune(builder)
-    for plan in single_builds(ctx, cell, work, top):
-        started = time.monotonic()
-        metadata = engine_build.run_build(plan.argv, plan.metadata_file, f"{variant}/{platform}")
-        digests.append(str(metadata["containerimage.digest"]))
-        times.append(round(time.monotonic() - started, 1))
-    single = _shape(ctx, platform, digests[0], digests[2], (times[0], times[1], times[2]), 0.0)
-    return CellBench(f"{variant}/{platform}", bump, ours, single)
+    mine = _shape(ctx, platform, (firsts[0], made["noop"], made["bump"]), ours, smoke_s, groups)
+    if len(firsts) > 1:  # the second cold image: what a fresh builder pushes again
+        again = layers_of(ctx, firsts[1], platform)
+        old = {x.digest: x.bytes for x in mine.layers}
+        mine = replace(
+            mine,
+            rebuild_pushed_bytes=new_bytes(old, {x.digest: x.bytes for x in again}),
+            rebuild_python_pushed_bytes=new_bytes(
+                old, {x.digest: x.bytes for x in again if x.python}
+            ),
+        )
+    singles = (made["single cold"], made["single noop"], made["single bump"])
+    theirs = _shape(ctx, platform, singles, single, 0.0)
+    return CellBench(f"{variant}/{platform}", bump, mine, theirs)
 
 
-def _prune(builder: str | None) -> None:
-    if not all(r.ok for r in engine.reclaim([], builder)):
+def bumped_group(config: Config, cell: Cell, bump: str, clone: Path, top: Path) -> str:
+    """The layer group holding the bumped package, by the clone's lock (the group settings
+    are this checkout's: a bump changes pins, not them)."""
+    variant = config.variant(cell.variant)
+    lock = clone / variant.lock_file(cell.platform).resolve().relative_to(top)
+    groups = plan_groups(tuple(parse_lock(lock.read_text())), variant)
+    name = normalize_name(bump.split("==")[0])
+    return next((g.name for g in groups if name in g.packages), name)
+
+
+def prune_own(builder: str | None) -> None:
+    """Prune the bench's own builder; a shared one never (its cold builds run --no-cache)."""
+    if builder and not all(r.ok for r in engine.reclaim([], builder)):
         raise BuildError("could not prune the build cache: a cold build would be warm", "retry")
+
+
+def check_builder(builder: str | None) -> None:
+    """The bench prunes the builder it is given: never one whose cache is the engine's."""
+    if builder and engine_build.builder_driver(builder) == "docker":
+        raise BenchRefused(
+            f"builder {builder} uses the docker driver: its cache is the engine's, shared "
+            "with every build on it, and the bench prunes the builder it is given",
+            "create one for the bench: docker buildx create --name aibase-bench --driver "
+            "docker-container --driver-opt network=host; or leave --builder out (nothing "
+            "is pruned, cold builds run with --no-cache)",
+        )
 
 
 def _shape(
     ctx: RunContext,
     platform: str,
-    first: str,
-    bumped: str,
-    seconds: tuple[float, float, float],
+    images: tuple[str, str, str],
+    seconds: dict[str, list[float]],
     smoke_s: float,
     groups: Sequence[LayerGroup] = (),
 ) -> Shape:
-    """seconds: cold, no-op, bump."""
-    before = layers_of(ctx, first, platform, groups)
-    after = layers_of(ctx, bumped, platform)
-    old = {x.digest for x in before}
-    pushed = sum(x.bytes for x in after if x.digest not in old)
+    """images: the cold, no-op and bumped image; seconds: each run's, by step. What a bump
+    pushes is measured against the build before it, the no-op: after a --no-cache cold build
+    the cache holds two versions of the OS layers (apt's are not reproducible), and the
+    no-op and the bump take theirs from the same one."""
+    before = layers_of(ctx, images[0], platform, groups)
+    previous, after = (layers_of(ctx, digest, platform) for digest in images[1:])
+    pushed = new_bytes({x.digest: x.bytes for x in previous}, {x.digest: x.bytes for x in after})
     repo = ctx.config.repository  # every layer read once, whole (the largest is ~1 GB)
     size = measure(ctx.registry.get_blob(repo, x.digest, limit=1 << 34) for x in before)
-    return Shape(*seconds, sum(x.bytes for x in before), pushed, before, size, smoke_s)
-
-
-def foreign_ratios(results: list[CellBench], native: str) -> dict[str, float]:
-    """Each emulated cell's cold build against the same variant's native one (the build
-    machine's platform: the docker driver builds there)."""
-    cold = {r.cell: r.ours.cold_s for r in results}
-    out = {}
-    for r in results:
-        variant, cell_platform = r.cell.split("/", 1)
-        native_s = cold.get(f"{variant}/{native}")
-        if cell_platform != native and native_s:
-            out[f"{r.cell} (native {variant}/{native})"] = r.ours.cold_s / native_s
-    return out
+    cold, noop, bump = (tuple(seconds[k]) for k in ("cold", "noop", "bump"))
+    medians = (Timing(cold).median, Timing(noop).median, Timing(bump).median)
+    image = sum(x.bytes for x in before)
+    return Shape(*medians, image, pushed, before, size, smoke_s, cold, noop, bump)
 
 
 def select_cells(config: Config, cells: str) -> list[Cell]:
@@ -220,11 +251,17 @@ def select_cells(config: Config, cells: str) -> list[Cell]:
     return chosen
 
 
-def run_bench(ctx: RunContext, cells: list[Cell], bump: str, dry_run: bool = False) -> Path:
+def run_bench(
+    ctx: RunContext, cells: list[Cell], bump: str, dry_run: bool = False, repeats: int = 2
+) -> Path:
     """Bench every cell; write bench/results/<date>-<sha7>.{json,md}; the .md path. A dry
     run prints the plan (tools/bench_plan.py) and runs nothing."""
+    if repeats < 1:
+        raise ConfigError(f"--repeats {repeats}: at least 1", "pass --repeats 2 (the default)")
     if dry_run:
-        return show_bench(ctx, cells, bump)
+        return show_bench(ctx, cells, bump, repeats)
+    check_builder(ctx.build.builder)
+    refuse_if_busy()
     commit = git.revision(ctx.config.root)
     dirty = uncommitted_inputs(ctx.config, git.toplevel(ctx.config.root))
     if dirty:  # the bump builds from a clone of HEAD: both sides must be HEAD
@@ -236,13 +273,15 @@ def run_bench(ctx: RunContext, cells: list[Cell], bump: str, dry_run: bool = Fal
         for cell in cells:
             with log.step(f"bench {cell.variant}/{cell.platform}"):
                 work = Path(tmp) / cell.slug
-                results.append(bench_cell(ctx, cell.variant, cell.platform, bump, work))
+                results.append(bench_cell(ctx, cell.variant, cell.platform, bump, work, repeats))
                 shutil.rmtree(work / "clone", ignore_errors=True)
     foreign = foreign_ratios(results, NATIVE.get(machine(), ""))
     base = results_path(ctx.config, commit)
-    data = {"commit": commit, "cells": [asdict(r) | {"ratios": r.ratios()} for r in results]}
+    how = cold_method(ctx.build.builder)
+    data: dict[str, object] = {"commit": commit, "repeats": repeats, "cold": how}
+    data["cells"] = [asdict(r) | {"ratios": r.ratios()} for r in results]
     write_atomic(base.with_suffix(".json"), json.dumps(data, indent=2) + "\n")
-    write_atomic(base.with_suffix(".md"), render(results, commit, foreign))
+    write_atomic(base.with_suffix(".md"), render(results, commit, foreign, how))
     print(base.with_suffix(".md").read_text())
     # a full run leaves ~50 GB of unpacked images (four per native cell) and registry data
     log.info("the bench's images stay in the local store and registry: `invoke clean` frees them")

@@ -22,19 +22,24 @@ from aibase.host.buildx import BuildxBuild, buildx_argv
 SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"  # in the checkout's root
 
 
-def user_path(config: Config, cell: Cell, bump: str, work: Path, top: Path) -> dict[str, list[str]]:
+def user_path(
+    config: Config, cell: Cell, bump: str, work: Path, top: Path, builder: str | None = None
+) -> dict[str, list[str]]:
     """The `invoke` runs a cell is timed on: cold, no-op, the bump's update (in a clone of HEAD
     at work/clone: this checkout stays as it is) and the bumped build. Both shapes alike: no
-    external layer cache (it would survive the prune), gzip."""
+    external layer cache (it would survive the prune), gzip. On the bench's own builder the
+    cold build follows a prune of it; without one, nothing is pruned and the cold build runs
+    every step with --no-cache (base images and download caches kept)."""
     invoke = str(Path(sys.executable).with_name("invoke"))
     mirror = ["--base-mirror", config.base_mirror] if config.base_mirror else []
     build = [invoke, "build", "--variant", cell.variant, "--platform", cell.platform, "--push"]
     build += ["--build-cache", "", "--compression", "gzip", *mirror]
+    build += ["--builder", builder] if builder else []
     here = ["--config", str(config.path)]
     clone = ["--config", str(work / "clone" / config.path.resolve().relative_to(top))]
     update = [invoke, "update", bump, *clone, "--platforms", cell.platform]
     return {
-        "cold": [*build, *here, "--out", str(work / "cold")],
+        "cold": [*build, *here, "--out", str(work / "cold"), *([] if builder else ["--no-cache"])],
         "noop": [*build, *here, "--out", str(work / "noop")],
         "update": [*update, "--out", str(work / "upd")],
         "bump": [*build, *clone, "--out", str(work / "bump")],
@@ -42,7 +47,7 @@ def user_path(config: Config, cell: Cell, bump: str, work: Path, top: Path) -> d
 
 
 def plan_single(
-    ctx: RunContext, cell: Cell, lock_dir: Path, tag: str, metadata: Path, top: Path
+    ctx: RunContext, cell: Cell, lock_dir: Path, tag: str, metadata: Path, top: Path, cold: bool
 ) -> BuildPlan:
     """The old guide's shape: OS packages, a venv, one `pip install -r` of the lock."""
     config, dockerfile = ctx.config, top / SINGLE_LAYER
@@ -53,6 +58,8 @@ def plan_single(
         (cell.platform,),
         file=dockerfile,
         builder=ctx.build.builder,  # the builder ours ran on, and the one pruned before it
+        no_cache=cold and not ctx.build.builder,  # a shared builder is never pruned: its
+        # cold build runs every step instead
         build_contexts={"locks": lock_dir},
         metadata_file=metadata,
         build_args={"BASE_IMAGE": base, "VARIANT": cell.variant, "OS_PACKAGES": packages},
@@ -68,7 +75,7 @@ def single_builds(ctx: RunContext, cell: Cell, work: Path, top: Path) -> list[Bu
     runs = (lock_dir, lock_dir, work / "clone" / lock_dir.resolve().relative_to(top))
     stem = f"bench-single-{cell_tag(cell, ctx.build).removeprefix(CELL_TAG_PREFIX)}"
     return [
-        plan_single(ctx, cell, locks, f"{stem}-{i}", work / f"single-{i}.json", top)
+        plan_single(ctx, cell, locks, f"{stem}-{i}", work / f"single-{i}.json", top, i == 0)
         for i, locks in enumerate(runs)
     ]
 
@@ -86,26 +93,55 @@ def results_path(config: Config, commit: str) -> Path:
     )
 
 
-def show_bench(ctx: RunContext, cells: list[Cell], bump: str) -> Path:
+def cold_method(builder: str | None) -> str:
+    """How the bench makes a cold build, for its output and results."""
+    if builder:
+        return f"Cold builds follow a prune of builder {builder}, the bench's own (nothing else)."
+    return (
+        "Cold builds run every step (--no-cache) on the shared builder, which is never pruned "
+        "(base images and download caches kept); the bumps are timed once."
+    )
+
+
+def show_bench(ctx: RunContext, cells: list[Cell], bump: str, repeats: int) -> Path:
     """`invoke bench --dry-run`: each cell's steps in order, every command as it would run
     (the prune as engine.reclaim runs it); the results file a run would write."""
     top = git.toplevel(ctx.config.root)
     dirty = uncommitted_inputs(ctx.config, top)
     if dirty:
         log.warn(f"a run would refuse: bench measures a commit; uncommitted: {', '.join(dirty)}")
-    builder = [f"--builder={ctx.build.builder}"] if ctx.build.builder else []
-    prune = ["docker", "buildx", "prune", "--all", "--force", *builder]
+    builder = ctx.build.builder
+    prune = ["docker", "buildx", "prune", "--all", "--force", f"--builder={builder}"]
+    log.info(cold_method(builder))
+    log.info("first: refuse when another build runs on this host (read from /proc, and again")
+    log.info("  during every timed step: a step another build overlapped is refused)")
     for cell in cells:
         work = Path(tempfile.gettempdir()) / "aibase-bench-XXXXXXXX" / cell.slug
-        runs = user_path(ctx.config, cell, bump, work, top)
+        runs = user_path(ctx.config, cell, bump, work, top, builder)
         clone = ["git", "clone", "--quiet", str(top), str(work / "clone")]
-        log.info(f"bench {cell.variant}/{cell.platform}, ours: cold, no-op, bump {bump}")
-        for argv in (prune, runs["cold"], runs["noop"], clone, runs["update"], runs["bump"]):
-            log.echo_command(argv, dry_run=True)
-        log.info("then the smoke probe of the cold image, and the single-layer shape:")
-        log.echo_command(prune, dry_run=True)
-        for plan in single_builds(ctx, cell, work, top):
-            log.echo_command(plan.argv, dry_run=True)
+        log.info(f"bench {cell.variant}/{cell.platform}: the bump {bump}, in a clone of HEAD")
+        log.echo_command(clone, dry_run=True)
+        log.echo_command(runs["update"], dry_run=True)
+        singles = single_builds(ctx, cell, work, top)
+        for run in range(1, repeats + 1):
+            n = 3 if bump_timed(builder, run) else 2  # cold, no-op(, bump)
+            first = [prune] if builder else []
+            steps = "cold (no CACHED step allowed), no-op"
+            steps += ", bump (its group not CACHED)" if n == 3 else ""
+            log.info(f"run {run}/{repeats}, ours then the single-layer shape: {steps}")
+            ours = [runs["cold"], runs["noop"], runs["bump"]][:n]
+            single = [list(p.argv) for p in singles[:n]]
+            for argv in (*first, *ours, *first, *single):
+                log.echo_command(argv, dry_run=True)
+        log.info("then the smoke probe of the first cold image")
+        if repeats > 1:
+            log.info("and the bytes the second cold image (the unchanged commit) pushed again")
     path = results_path(ctx.config, git.revision(ctx.config.root)).with_suffix(".md")
     log.info(f"a run writes {path} (and .json); this dry run wrote nothing")
     return path
+
+
+def bump_timed(builder: str | None, run: int) -> bool:
+    """Whether run `run` (from 1) times the bump: every run on the bench's own builder (the
+    prune before it drops the bumped layers), only the first on a shared one (they stay)."""
+    return bool(builder) or run == 1
