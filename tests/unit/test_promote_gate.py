@@ -14,6 +14,7 @@ from aibase.build.plan import REQUIRED_LABELS
 from aibase.config.loader import load_config
 from aibase.config.model import Config
 from aibase.errors import AibaseError, PromoteError, RegistryError, VerifyError
+from aibase.registry.oci import is_attestation
 from aibase.release.promote import Guards, Promotion, promote_variant
 from aibase.state import MergeRecord, SmokeRecord, VariantState, VerifyRecord
 
@@ -282,7 +283,11 @@ def _against(
     fake_registry.manifests[(REPO_NAME, "cpu")] = fake_registry.manifests[(REPO_NAME, theirs)]
     with fake_registry.client() as client:
         entries = client.get_manifest(REPO_NAME, ours).json["manifests"]
-    images = {f"linux/{e['platform']['architecture']}": e["digest"] for e in entries}
+    images = {
+        f"linux/{e['platform']['architecture']}": e["digest"]
+        for e in entries
+        if not is_attestation(e)  # the provenance beside each image
+    }
     return replace(
         state,
         merged=replace(merged(state), index_digest=ours, cells=images),

@@ -199,8 +199,9 @@ def plan_build(
         str(metadata_file),
         "--progress",
         "plain",
-        # provenance attestations are kept: verify skips them by their annotation
     ]
+    if push:  # SLSA provenance with the build's parameters: verify checks it (no secret values)
+        argv += ["--provenance", "mode=max"]
     for key, value in build_args(config, variant).items():
         argv += ["--build-arg", f"{key}={value}"]
     for key, value in (labels(config, variant, ctx) | dict(extra_labels or {})).items():

@@ -7,5 +7,5 @@ is already promoted, `promote` holds the gate and the compare-and-swap tag move,
 process (`invoke build-all`); `jobs` runs one step per CI job, handing records on as files;
 `matrix` plans those jobs from images.toml.
 
-May import: errors, github, log, names, state, build, config, host, registry.
+May import: errors, github, log, names, state, audit, build, config, host, registry.
 """
