@@ -91,7 +91,7 @@ def merge(s: Settings, cfg: Config, variant: str = "", dry_run: bool = False) ->
         jobs.merge_one(ctx, variant_of(cfg, variant), dry_run=dry_run)
 
 
-@command(*cli.PROMOTES, variant=ONE_VARIANT)
+@command(*cli.PROMOTES, "ca_bundle", "pip_index_url_file", variant=ONE_VARIANT)
 def verify(s: Settings, cfg: Config, variant: str = "", ref: str = "", smoke: bool = True) -> None:
     """Check an index in the registry: platforms, config arch/os, labels, revision, size."""
     with open_run(s, cfg) as ctx:
@@ -147,12 +147,13 @@ def images(s: Settings, cfg: Config, json: bool = False) -> None:
 
 
 @command(*COMMON, positional=("ref",), ref="the index to inspect: REPO:TAG or REPO@sha256:...")
-def inspect(s: Settings, cfg: Config, ref: str | None = None, json: bool = False) -> None:
-    """One index, as `curl | jq` would show it: platforms, sizes, created, revision, labels.
-    ./ai inspect [REF] (default: the first variant's floating tag)"""
+def inspect(
+    s: Settings, cfg: Config, ref: str | None = None, json: bool = False, sbom: bool = False
+) -> None:
+    """One index as `curl | jq` shows it, with SBOM and provenance: ./ai inspect [REF] [--sbom]"""
     ref = ref or f"{cfg.image}:{next(iter(cfg.variants))}"
     with registry_client(s, parse_ref(ref).api_host) as client:
-        print(describe.render([describe.inspect_index(client, parse_ref(ref))], json, labels=True))
+        print(describe.show(client, parse_ref(ref), json, sbom))
 
 
 @command(*COMMON, positional=("before", "after"))
@@ -223,8 +224,7 @@ def audit(
 ) -> None:
     """Audit every committed lock (and optionally an image) against the allowlist policy.
     pip-audit --strict; writes JSON results and CycloneDX SBOMs to build/audit/, one table."""
-    if floating:  # what the one selected variant's floating tag serves now
-        image = f"{cfg.image}:{variant_of(cfg, variant).name}"
+    image = f"{cfg.image}:{variant_of(cfg, variant).name}" if floating else image  # serves now
     audit_all(
         AuditRequest(
             variants=cfg.select(variant),

@@ -108,7 +108,10 @@ FLAG_HELP = {
     "known gap, printed, never silently passed",
     "snapshot": "serve this advisory snapshot (pypa/advisory-database layout) on 127.0.0.1 for "
     "the run: air-gapped audits",
-    "image": "also audit what this image really holds (its installed distributions)",
+    "image": "also audit what this image holds: the SBOM attached to each platform image (no "
+    "container); an image without one is said so, and its layers are read instead",
+    "sbom": "print the SBOM (CycloneDX JSON) attached to each platform image (REF@<a platform "
+    "image's digest>: that image's alone)",
     "allowlist": "policy file (default: audit-allowlist.toml beside images.toml)",
     "today": "evaluate expiry dates as of this day (YYYY-MM-DD; default: today)",
     "json": "print JSON instead of the table",

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -205,6 +206,7 @@ class Built:
     index_digest: str
     platform_digests: dict[str, str]
     run: Run
+    ca_bundle: Path | None = None  # the bundle the build had as a secret (with a marker CA)
 
 
 def variant_state(out: Path, repo: str = IT_REPO, variant: str = "fixture") -> VariantState:
@@ -219,8 +221,14 @@ def built(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Built:
     out = tmp_path_factory.mktemp("built")
+    bundle = marker_ca_bundle(out / "ca-bundle.pem")  # a secret the provenance must not hold
     run = invoke(
-        "build-all", "--config", str(FIXTURE_CONFIG), "--repository", IT_REPO, env=env_for(out)
+        "build-all",
+        "--config",
+        str(FIXTURE_CONFIG),
+        "--repository",
+        IT_REPO,
+        env=env_for(out, AIBASE_CA_BUNDLE=str(bundle)),
     )
     assert run.returncode == 0, run.output[-3000:]
     state = variant_state(out)
@@ -229,7 +237,26 @@ def built(
     # floating tag serves by then
     BUILT_REF.parent.mkdir(parents=True, exist_ok=True)
     BUILT_REF.write_text(f"{REGISTRY}/{IT_REPO}@{state.merged.index_digest}\n")
-    return Built(out, state.merged.index_digest, dict(state.verified.platforms), run)
+    return Built(out, state.merged.index_digest, dict(state.verified.platforms), run, bundle)
+
+
+HOST_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def marker_ca_bundle(path: Path) -> Path:
+    """The host's CA bundle plus a CA made here: still a working bundle, and a certificate
+    found nowhere else (a marker for "the CA bundle leaked")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = path.with_suffix(".key")
+    one = ["-subj", "/CN=ai-base marker CA", "-keyout", str(key), "-out", f"{path}.one"]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", *one],
+        check=True,
+        capture_output=True,
+    )
+    host = HOST_BUNDLE.read_text() if HOST_BUNDLE.is_file() else ""
+    path.write_text(host + Path(f"{path}.one").read_text())
+    return path
 
 
 def docker_login(host: str, user: str, password: str, docker_config: Path) -> None:
@@ -300,7 +327,9 @@ def copy_fixture(
     shutil.copytree(FIXTURE / "locks", dest / "locks")
     docker_dir = REPO / "docker"
     if dockerfile_edit:
-        docker_dir = dest / "docker"
+        # inside this checkout (build/ is ignored): buildx records the checkout's revision in
+        # the provenance, which verify holds against the revision label
+        docker_dir = REPO / "build" / "docker-copies" / f"{dest.parent.name}-{uuid.uuid4().hex[:8]}"
         shutil.copytree(REPO / "docker", docker_dir)  # the template's context: install-group.sh
         original = (REPO / "docker" / "Dockerfile.ai-base.cpu").read_text()
         assert dockerfile_edit[0] in original

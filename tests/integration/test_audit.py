@@ -252,7 +252,8 @@ def test_committed_locks_against_the_snapshot(tmp_path: Path) -> None:
 def test_a_package_installed_outside_the_lock_cannot_hide(
     built: Built, tmp_path: Path, osv_url: str
 ) -> None:
-    """The image audit reads what the image really holds (the smoke probe), not the lock."""
+    """The image audit reads what the image really holds, not the lock: this image has no
+    SBOM attached (it was pushed by hand), so it says so and reads its layers instead."""
 
     from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY, push_image
 
@@ -291,6 +292,49 @@ def test_a_package_installed_outside_the_lock_cannot_hide(
     image = rows["image-linux-amd64.txt"]  # ...the image is not
     assert image["blocking vulnerabilities"] == "1"
     assert image["fix versions"].startswith("requests 2.25.0: PYSEC-2023-74 -> ")
+    assert f"{ref} linux/amd64: no SBOM attached to sha256:" in run.output
+    assert "auditing what its layers hold (read from the registry)" in run.output
+
+
+@pytest.mark.engine
+def test_an_image_s_attached_sbom_is_audited_without_a_container(
+    built: Built, tmp_path: Path, osv_url: str
+) -> None:
+    """The fixture's index carries an SBOM per platform image: the audit reads it from the
+    registry (no container starts) and audits exactly what it lists."""
+    from aibase.audit.sbom import SBOM_TYPE, read_sbom
+    from aibase.registry.client import RegistryClient
+    from aibase.registry.referrers import read_referrers
+
+    from .conftest import FIXTURE_CONFIG, IT_REPO, REGISTRY
+
+    allow = tmp_path / "allow.toml"
+    allow.write_text("")
+    ref = f"{REGISTRY}/{IT_REPO}@{built.index_digest}"
+    before = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True, check=True)
+    args = (
+        "--osv-url",
+        osv_url,
+        "--allowlist",
+        str(allow),
+        "--image",
+        ref,
+        "--platform",
+        "linux/amd64",
+    )
+    run = invoke(
+        "audit", "--config", str(FIXTURE_CONFIG), *args, env={"AIBASE_OUT": str(tmp_path / "out")}
+    )
+    assert run.returncode == 0, run.output[-3000:]
+    with RegistryClient(REGISTRY) as client:
+        amd64 = built.platform_digests["linux/amd64"]
+        (sbom,) = read_referrers(client, IT_REPO, amd64, SBOM_TYPE)
+    assert f"{ref} linux/amd64: auditing the SBOM {sbom.digest} attached to {amd64}" in run.output
+    rows = {Path(r["target"]).name: r for r in summary_rows(run.output)}
+    listed = {name for name, _, _ in read_sbom(sbom.payload).python}
+    assert rows["image-linux-amd64.txt"]["packages"] == str(len(listed))
+    after = subprocess.run(["docker", "ps", "-aq"], capture_output=True, text=True, check=True)
+    assert after.stdout == before.stdout  # no container ran (none left behind either way)
 
 
 def test_a_folder_that_is_not_an_advisory_database_fails(vulnerable: Path) -> None:

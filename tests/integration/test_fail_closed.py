@@ -25,9 +25,11 @@ from aibase.errors import (
 )
 from aibase.host import engine, proc
 from aibase.host.local_registry import start_registry, stop_registry
+from aibase.registry import oci
 from aibase.registry.client import RegistryClient
 from aibase.release.smoke import NO_GPU
 
+from .attested import push_attested
 from .conftest import (
     FIXTURE_CONFIG,
     REGISTRY,
@@ -39,9 +41,7 @@ from .conftest import (
     floating_digest,
     invoke,
     invoke_in_background,
-    make_index,
     make_tls,
-    push_image,
     run_smoke_suite,
 )
 
@@ -171,23 +171,21 @@ def test_a_broken_image_stops_build_all_before_promote(tmp_path: Path) -> None:
 
 
 def test_an_arm64_entry_with_amd64_binaries_fails_smoke(built: Built, tmp_path: Path) -> None:
-    """Config and index entry both say arm64 (verify passes), the files are amd64: the
-    probe's machine tells."""
+    """Config and index entry both say arm64, and the image is attested as a cell's is
+    (provenance, an SBOM of its layers): verify passes; the files are amd64: the probe's
+    machine tells."""
     amd = built.platform_digests["linux/amd64"]
-    push_image(
+    liar = push_attested(
         f"FROM --platform=linux/amd64 {REGISTRY}/cerebral/ai-base-fixture@{amd}\n",
-        f"{REGISTRY}/cerebral/ai-base-broken:arm64-liar",
-        tmp_path,
+        "cerebral/ai-base-fixture",
+        "broken-arm64-liar",
         platform="linux/arm64",
     )
-    with RegistryClient(REGISTRY) as client:
-        liar_digest = client.get_manifest("cerebral/ai-base-broken", "arm64-liar").digest
-    index = f"{REGISTRY}/cerebral/ai-base-broken:lying-index"
-    make_index(
-        index,
-        f"{REGISTRY}/cerebral/ai-base-fixture@{amd}",
-        f"{REGISTRY}/cerebral/ai-base-broken@{liar_digest}",
-    )
+    with RegistryClient(REGISTRY) as client:  # one repository: referrers do not cross them
+        fixture = client.get_manifest("cerebral/ai-base-fixture", built.index_digest)
+        lying = oci.make_index([*oci.image_entries(fixture, "linux/amd64", None), *liar.entries])
+        client.put_manifest("cerebral/ai-base-fixture", "broken-lying-index", lying)
+    index = f"{REGISTRY}/cerebral/ai-base-fixture:broken-lying-index"
     run = invoke("verify", *CFG, "--variant", "fixture", "--ref", index, env=env_for(tmp_path))
     assert f"verified {index} (sha256:" in run.output  # the registry checks pass...
     assert run.returncode == SmokeError.exit_code  # ...the probe does not
@@ -310,6 +308,10 @@ def test_a_tls_registry_with_a_password_end_to_end(tmp_path: Path) -> None:
         run = invoke("build-all", *CFG, "--registry", host, env=env)
         assert run.returncode == 0, run.output[-4000:]
         assert f"PUT {host}/cerebral/ai-base-fixture:fixture" in run.output
+        # each cell's SBOM went up through the same client (upload, fallback tag) and verify
+        # checked it and the provenance, with this registry's password among the secrets
+        assert run.output.count("SBOM sha256:") >= 2 and "attached to sha256:" in run.output
+        assert "<== verify fixture: ok" in run.output
         secrets_seen = (
             password,
             base64.b64encode(f"ci:{password}".encode()).decode(),

@@ -17,6 +17,10 @@ import httpx
 import pytest
 
 from aibase.registry.client import RegistryClient
+from aibase.registry.oci import Manifest
+from aibase.registry.referrers import EMPTY, referrers_tag
+
+from . import attested
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,6 +129,8 @@ class FakeRegistry:
         self.manifests: dict[tuple[str, str], tuple[str, bytes]] = {}  # (repo, ref) -> body
         self.blobs: dict[str, bytes] = {}
         self.puts: list[tuple[str, str]] = []  # (repo, tag) of every PUT, in order
+        self.images: dict[str, tuple[str, dict[str, str], dict[str, str]]] = {}  # digest ->
+        # (platform, labels, files) of each image add_image made
         # what the client's transport calls: a test wraps it to intercept or record requests
         self.handler: Callable[[httpx.Request], httpx.Response] = self.handle
 
@@ -140,20 +146,34 @@ class FakeRegistry:
             self.manifests[(repo, ref)] = (body["mediaType"], raw)
         return digest
 
-    def add_image(self, repo: str, arch: str, labels: dict[str, str], size: int = 1000) -> str:
+    def add_image(
+        self,
+        repo: str,
+        arch: str,
+        labels: dict[str, str],
+        size: int = 1000,
+        files: dict[str, str] | None = None,
+    ) -> str:
+        """An image of one (real, tiny) layer holding `files` (default: attested.image_files)."""
         config = {"architecture": arch, "os": "linux", "config": {"Labels": labels}}
         cfg_raw = json.dumps(config).encode()
         cfg = self.add_blob(cfg_raw)
-        return self.add_manifest(
+        held = files if files is not None else attested.image_files(arch)
+        layer = self.add_blob(attested.layer_tar(held))
+        digest = self.add_manifest(
             repo,
             {
                 "mediaType": OCI_MANIFEST,
                 "config": {"digest": cfg, "size": len(cfg_raw)},
-                "layers": [{"digest": digest_of(arch.encode()), "size": size}],
+                "layers": [{"mediaType": attested.LAYER_TYPE, "digest": layer, "size": size}],
             },
         )
+        self.images[digest] = (f"linux/{arch}", labels, held)
+        return digest
 
-    def add_index(self, repo: str, images: dict[str, str], *tags: str) -> str:
+    def add_index(self, repo: str, images: dict[str, str], *tags: str, attest: bool = True) -> str:
+        """An index of these images; attest: with the provenance BuildKit puts in it and
+        the SBOM each cell attaches (as build-all leaves them)."""
         entries = [
             {
                 "mediaType": OCI_MANIFEST,
@@ -162,7 +182,50 @@ class FakeRegistry:
             }
             for p, d in images.items()
         ]
+        for platform, digest in images.items() if attest else ():
+            _, labels, files = self.images[digest]
+            revision = labels.get("org.opencontainers.image.revision", "")
+            entries.append(
+                self.add_provenance(repo, digest, attested_statement(digest, platform, revision))
+            )
+            self.attach_sbom(
+                repo, digest, attested.sbom_document(repo, files, digest, platform, revision)
+            )
         return self.add_manifest(repo, {"mediaType": OCI_INDEX, "manifests": entries}, *tags)
+
+    def add_provenance(self, repo: str, image: str, statement: dict[str, Any]) -> dict[str, Any]:
+        """An attestation manifest holding `statement`; returns its index entry."""
+        blob = self.add_blob(json.dumps(statement).encode())
+        body = {
+            "mediaType": OCI_MANIFEST,
+            "config": {"digest": self.add_blob(b"{}"), "size": 2},
+            "layers": [
+                {
+                    "mediaType": "application/vnd.in-toto+json",
+                    "digest": blob,
+                    "size": 1,
+                    "annotations": {"in-toto.io/predicate-type": statement["predicateType"]},
+                }
+            ],
+        }
+        digest = self.add_manifest(repo, body)
+        return attested.attestation_entry(image, digest, len(json.dumps(body)))
+
+    def attach_sbom(self, repo: str, image: str, document: dict[str, Any]) -> str:
+        """An SBOM artifact referring to `image`, listed under the fallback tag (as `attach`
+        leaves it on a registry without the referrers API); returns its digest."""
+        media, raw = self.manifests[(repo, image)]
+        artifact, payload = attested.sbom_artifact(Manifest(image, media, raw), document)
+        self.add_blob(payload)
+        self.add_blob(EMPTY)
+        self.manifests[(repo, artifact.digest)] = (artifact.media_type, artifact.body)
+        tag = referrers_tag(image)
+        empty: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        known = (repo, tag) in self.manifests
+        listed = json.loads(self.manifests[(repo, tag)][1]) if known else empty
+        listed["manifests"].append(attested.fallback_entry(artifact))
+        self.add_manifest(repo, listed, tag)
+        return artifact.digest
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -172,7 +235,14 @@ class FakeRegistry:
             repo = path.removeprefix("/v2/").removesuffix("/tags/list")
             tags = sorted(r for (name, r) in self.manifests if name == repo and ":" not in r)
             return httpx.Response(200, json={"name": repo, "tags": tags})
+        if "/referrers/" in path:
+            return httpx.Response(404)  # distribution 2.8: no referrers API
         repo, kind, ref = _split_api_path(path)
+        if kind == "uploads":
+            if request.method == "POST":
+                return httpx.Response(202, headers={"Location": f"/v2/{repo}/blobs/uploads/1"})
+            self.blobs[request.url.params["digest"]] = request.content
+            return httpx.Response(201)
         if kind == "blobs":
             raw = self.blobs.get(ref)
             return httpx.Response(200, content=raw) if raw else httpx.Response(404)
@@ -198,13 +268,17 @@ class FakeRegistry:
         return RegistryClient(host, credentials=None, sleep=lambda _: None, transport=transport)
 
 
+def attested_statement(image: str, platform: str, revision: str) -> dict[str, Any]:
+    return attested.provenance(image, platform, revision=revision)
+
+
 def _split_api_path(path: str) -> tuple[str, str, str]:
     rest = path.removeprefix("/v2/")
-    for kind in ("manifests", "blobs"):
+    for kind in ("manifests", "blobs/uploads", "blobs"):
         marker = f"/{kind}/"
         if marker in rest:
             repo, _, ref = rest.partition(marker)
-            return repo, kind, ref
+            return repo, kind.split("/")[-1], ref
     raise AssertionError(f"unexpected registry path {path}")
 
 

@@ -19,6 +19,7 @@ from aibase.config.model import Config
 from aibase.config.paths import Paths
 from aibase.errors import AibaseError, PromoteError, RegistryError, VerifyError
 from aibase.host import git
+from aibase.registry.oci import is_attestation
 from aibase.release.pipeline import promote_checked
 from aibase.release.promote import Promotion, promote_variant
 from aibase.release.promote_gate import FORWARD_ONLY, Guards
@@ -290,7 +291,11 @@ def _against(
     fake_registry.manifests[(REPO_NAME, "cpu")] = fake_registry.manifests[(REPO_NAME, theirs)]
     with fake_registry.client() as client:
         entries = client.get_manifest(REPO_NAME, ours).json["manifests"]
-    images = {f"linux/{e['platform']['architecture']}": e["digest"] for e in entries}
+    images = {
+        f"linux/{e['platform']['architecture']}": e["digest"]
+        for e in entries
+        if not is_attestation(e)  # the provenance beside each image
+    }
     return replace(
         state,
         merged=replace(merged(state), index_digest=ours, cells=images),

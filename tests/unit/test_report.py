@@ -150,3 +150,19 @@ def test_a_stand_in_is_named_wherever_the_image_is_shown() -> None:
     assert "| cpu linux/amd64 (STAND-IN base) | - | 900.1 | new |" in md  # the size trend
     assert 'title "cpu linux/amd64 (STAND-IN base): compressed MB per layer"' in md
     assert "(a new tag) — built on a STAND-IN base" in md
+
+
+def test_the_report_names_each_image_s_checked_sbom_and_provenance_where_they_are() -> None:
+    """Registry references, never a file: the digests verify checked."""
+    report = _report()
+    sbom, provenance = "sha256:" + "5" * 64, "sha256:" + "6" * 64
+    report.platforms[0] = replace(report.platforms[0], sbom=sbom, provenance=provenance)
+    md = render_markdown(report)
+    assert (
+        f"| cpu linux/amd64 | `localhost:5000/cerebral/ai-base@{sbom}` | "
+        f"`localhost:5000/cerebral/ai-base@{provenance}` |" in md
+    )
+    assert ".cdx.json" not in md
+    assert (
+        "read one: `./ai inspect localhost:5000/cerebral/ai-base@<the image's digest> --sbom`" in md
+    )

@@ -1,20 +1,21 @@
-"""The audit of every committed lock (and of what an image really holds): one policy, one
-summary. "Could not run" (AuditError) and "found vulnerabilities" (VulnerabilitiesFound)
-are different failures with different exit codes; a missing lock fails unless it is named
-as a known gap.
+"""The audit of every committed lock (and of what an image holds, from the SBOM attached to
+it: no container): one policy, one summary. "Could not run" (AuditError) and "found
+vulnerabilities" (VulnerabilitiesFound) are different failures with different exit codes; a
+missing lock fails unless it is named as a known gap.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from aibase import github, log
 from aibase.audit.allowlist import PolicyResult, apply_policy, load_allowlist, stale_entries
+from aibase.audit.attached import attached, read_contents
 from aibase.audit.osv_mirror import serve
 from aibase.audit.pipaudit import (
     Summary,
@@ -25,7 +26,8 @@ from aibase.audit.pipaudit import (
 )
 from aibase.config.model import VariantConfig
 from aibase.errors import AuditError, VulnerabilitiesFound
-from aibase.host import engine
+from aibase.registry.client import RegistryClient
+from aibase.registry.refs import ImageRef, parse_ref
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class AuditRequest:
     today: date
     workdir: Path
     allow_missing: Sequence[str] = ()  # cells (variant/os/arch) whose lock may be absent
+    # a client for a registry host: trusts SSL_CERT_FILE and /etc/docker/certs.d/<host>/
+    registry: Callable[[str], RegistryClient] = RegistryClient
 
 
 def audit_all(req: AuditRequest) -> Summary:
@@ -65,10 +69,11 @@ def audit_all(req: AuditRequest) -> Summary:
             check_service(service, osv_url, req.workdir)
         if req.image:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            ref = parse_ref(req.image)
+            client = stack.enter_context(req.registry(ref.api_host))
             for p in req.image_platforms:
-                report = engine.run_probe(req.image, p).report
                 reqs = tmp / f"image-{p.replace('/', '-')}.txt"
-                reqs.write_text(requirements_from_packages(report.packages))
+                reqs.write_text(requirements_from_packages(image_packages(client, ref, p)))
                 targets.append((reqs, False))
         for path, hashed in targets:
             with log.step(f"audit {path.name}"):
@@ -94,6 +99,22 @@ def audit_all(req: AuditRequest) -> Summary:
             f"and an expiry in {req.allowlist}",
         )
     return summary
+
+
+def image_packages(client: RegistryClient, ref: ImageRef, platform: str) -> dict[str, str]:
+    """name -> version of the Python distributions ref's image holds for `platform`: from the
+    SBOM attached to it (no container); an image without one is said so, and its layers are
+    read instead (from the registry, still no container)."""
+    found = attached(client, ref, platform)
+    if found.facts is not None:
+        log.info(f"{ref} {platform}: auditing the SBOM {found.sbom} attached to {found.image}")
+        return {name: version for name, version, _ in found.facts.python}
+    log.warn(
+        f"{ref} {platform}: no SBOM attached to {found.image}; auditing what its layers hold "
+        "(read from the registry)"
+    )
+    manifest = client.get_manifest(ref.repository, found.image)
+    return {d.name: d.version for d in read_contents(client, ref.repository, manifest).dists}
 
 
 def _explain(verdict: PolicyResult) -> None:

@@ -188,7 +188,7 @@ def describe_finding(finding: Finding) -> str:
 
 
 def requirements_from_packages(packages: Mapping[str, str]) -> str:
-    """`name==version` lines of what an image really holds (from the smoke probe)."""
+    """`name==version` lines of what an image holds (its SBOM, or its layers)."""
     return "".join(f"{n}=={v}\n" for n, v in sorted(packages.items()))
 
 

@@ -12,6 +12,7 @@ from aibase.audit.allowlist import DEFAULT_ALLOWLIST, load_allowlist
 from aibase.build import layers
 from aibase.build.plan import Cell, lock_labels, plan_build
 from aibase.build.run_context import RunContext
+from aibase.build.sbom import attach_sbom
 from aibase.config.model import Config, VariantConfig
 from aibase.errors import BuildError, LockError
 from aibase.host import engine_build
@@ -102,6 +103,8 @@ def build_cell(
         registry=config.registry,
         dry_run=dry_run,
     )
+    if dry_run and push:
+        log.info(f"[dry-run] would attach the SBOM of {cell.variant}/{cell.platform}'s image to it")
     if dry_run or not push:
         return None
     seconds = time.monotonic() - start
@@ -109,6 +112,7 @@ def build_cell(
     if not digest.startswith("sha256:"):
         raise BuildError(f"cell {cell.slug}: buildx reported no pushed digest", "rerun the build")
     size = pushed_size(ctx.registry, config.repository, digest, cell.platform)
+    attach_sbom(ctx, variant, cell, digest)  # before the record: no record, no merge
     record = CellRecord(
         variant=variant.name,
         platform=cell.platform,

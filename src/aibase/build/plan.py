@@ -195,7 +195,8 @@ def plan_build(
         builder=ctx.builder,
         build_contexts=contexts,
         metadata_file=metadata_file,
-        # provenance attestations are kept: verify skips them by their annotation
+        # SLSA provenance with the build's parameters (no secret values): verify checks it
+        provenance="mode=max" if push else None,
         build_args=build_args(config, variant),
         labels=labels(config, variant, ctx) | dict(extra_labels or {}),
         secrets={key: path for key, path in secrets.items() if path is not None},

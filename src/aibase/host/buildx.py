@@ -29,7 +29,7 @@ class BuildxBuild:
     build_contexts: Mapping[str, Path | str] = field(default_factory=dict)
     metadata_file: Path | None = None
     progress: str | None = "plain"
-    provenance: bool | None = None  # None: buildx's default (an attestation is kept)
+    provenance: str | bool | None = None  # None: buildx's default; a str: `mode=max`
     build_args: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, Path] = field(default_factory=dict)
@@ -52,7 +52,9 @@ def buildx_argv(build: BuildxBuild) -> tuple[str, ...]:
         argv += ["--build-context", f"{name}={source}"]
     argv += _option("--metadata-file", build.metadata_file)
     argv += _option("--progress", build.progress)
-    if build.provenance is not None:
+    if isinstance(build.provenance, str):
+        argv.append(f"--provenance={build.provenance}")
+    elif build.provenance is not None:
         argv.append(f"--provenance={str(build.provenance).lower()}")
     argv += _repeated("--build-arg", build.build_args)
     argv += _repeated("--label", build.labels)

@@ -37,6 +37,12 @@ class RegistryClient:
         """Where the requests go (`https://HOST`, or `http://HOST` on loopback without TLS)."""
         return self._session.origin
 
+    @property
+    def session(self) -> RegistrySession:
+        """The transport under this client (auth, retries, errors), for the calls it has no
+        method for: blob uploads and the referrers API (registry.referrers)."""
+        return self._session
+
     def close(self) -> None:
         self._session.close()
 

@@ -7,5 +7,5 @@ compare-and-swap tag move, then `report` and `notify`. `pipeline` runs the steps
 process (`invoke build-all`); `jobs` runs one step per CI job, handing records on as files;
 `matrix` plans those jobs from images.toml.
 
-May import: errors, github, log, names, state, build, config, host, registry.
+May import: errors, github, log, names, state, audit, build, config, host, registry.
 """

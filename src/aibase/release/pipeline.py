@@ -34,6 +34,7 @@ from aibase.errors import AibaseError, ConfigError, SmokeError
 from aibase.host import engine_build, git
 from aibase.registry.refs import ImageRef, parse_ref
 from aibase.release import notify
+from aibase.release.attestations import build_secrets
 from aibase.release.notify import Promoted
 from aibase.release.promote import Promotion, promote_variant
 from aibase.release.promote_gate import FORWARD_ONLY, Guards
@@ -61,12 +62,13 @@ def verify_and_smoke(
     """Verify the index in the registry, smoke-test every platform it holds, and record both
     (with what the promoted tags serve now) in the variant's state when it has one.
     A failed verify raises; smoke problems are returned (raise_if_smoke_failed)."""
+    secrets = build_secrets(ctx.build, ref.api_host)  # none may show in a provenance
     with log.step(f"verify {variant.name}"):
         if ref.api_host == ctx.config.registry:
-            result = verify_index(ctx.registry, ctx.config, variant, ref, revision)
+            result = verify_index(ctx.registry, ctx.config, variant, ref, revision, secrets)
         else:
             with registry_client(ctx.settings, ref.api_host) as other:
-                result = verify_index(other, ctx.config, variant, ref, revision)
+                result = verify_index(other, ctx.config, variant, ref, revision, secrets)
         raise_if_failed(result)
         repo = ctx.config.repository
         before = {t: ctx.registry.head_manifest(repo, t) for t in promoted_tags(variant)}

@@ -26,6 +26,8 @@ class PlatformRow:
     accepted: str | None = None  # the image's accepted-vulnerabilities label (allowlist ids)
     layer_names: tuple[str, ...] = ()  # each layer's group or Dockerfile step; () unknown
     stand_in_of: str | None = None  # built on a STAND-IN for this base (its label)
+    sbom: str | None = None  # the SBOM artifact verify checked against the layers
+    provenance: str | None = None  # the attestation manifest of its checked provenance
 
     @property
     def image(self) -> str:
@@ -102,6 +104,7 @@ def render_markdown(report: RunReport) -> str:
         for row in report.platforms
         if row.accepted
     ]
+    lines += _attestations(report)
     promoted = {p.variant: p for p in report.promotions}
     for name in report.variants:
         if name in promoted:
@@ -119,6 +122,23 @@ def render_markdown(report: RunReport) -> str:
         lines += ["", "| setting | value | source |", "|---|---|---|"]
         lines += [f"| {n} | `{v or '-'}` | {src} |" for n, v, src in report.settings]
     return "\n".join(lines) + "\n"
+
+
+def _attestations(report: RunReport) -> list[str]:
+    """Where each image's checked SBOM and provenance are (registry references, nothing on
+    disk); images without either are left out, never named with a placeholder."""
+    rows = [r for r in report.platforms if r.sbom or r.provenance]
+    if not rows:
+        return []
+    at = f"{report.registry}/{report.repository}@"
+    header = "| image | SBOM (CycloneDX, refers to the image) | provenance (SLSA, in the index) |"
+    lines = ["", header, "|---|---|---|"]
+    for r in rows:
+        sbom = f"`{at}{r.sbom}`" if r.sbom else "-"
+        provenance = f"`{at}{r.provenance}`" if r.provenance else "-"
+        lines.append(f"| {r.image} | {sbom} | {provenance} |")
+    lines.append(f"\nread one: `./ai inspect {at}<the image's digest> --sbom`")
+    return lines
 
 
 def _size_trend(report: RunReport) -> list[str]:

@@ -52,6 +52,8 @@ def platform_rows(
                 accepted=image.labels.get(ACCEPTED_LABEL),
                 layer_names=names,
                 stand_in_of=(image.labels.get(f"{STANDIN_LABEL}.of") or "?") if stand_in else None,
+                sbom=image.sbom or None,
+                provenance=image.provenance or None,
             )
         )
     return rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aibase import log
@@ -19,6 +19,7 @@ from aibase.errors import VerifyError
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import Manifest, compressed_size, entry_platform, is_attestation
 from aibase.registry.refs import ImageRef
+from aibase.release.attestations import check_evidence, gather_evidence
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class PlatformImage:
     layers: tuple[int, ...] = ()  # compressed size of each layer, base first
     layer_digests: tuple[str, ...] = ()  # the same layers' digests
     steps: tuple[str, ...] = ()  # the history step that made each layer; () when unaligned
+    sbom: str = ""  # the SBOM artifact verify checked against the layers ("" none did)
+    provenance: str = ""  # the attestation manifest holding its checked provenance
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,24 @@ def verify_index(
     variant: VariantConfig,
     ref: ImageRef,
     revision: str | None,
+    secrets: Sequence[tuple[str, str]] = (),
 ) -> VerifyResult:
-    """Read the index through the registry API and check it; prints the platform table."""
-    result = check_index(config, variant, fetch_index(client, ref), revision)
+    """Read the index through the registry API and check it, with each image's SBOM and
+    provenance (`attestations`: never a secret's value in it); prints the platform table."""
+    fetched = fetch_index(client, ref)
+    result = check_index(config, variant, fetched, revision)
+    evidence = gather_evidence(client, ref.repository, fetched.index)
+    labels = {i.digest: i.labels for i in result.images}
+    checked = check_evidence(config, evidence, labels, secrets)
+    for note in checked.notes:
+        log.info(note)
+    images = tuple(
+        replace(
+            i, sbom=checked.sbom.get(i.digest, ""), provenance=checked.provenance.get(i.digest, "")
+        )
+        for i in result.images
+    )
+    result = replace(result, images=images, problems=result.problems + checked.problems)
     log.info(result.table())
     return result
 

@@ -7,5 +7,5 @@ what the registry holds (images, inspect, diff); `update` moves a package pin an
 (the old guide's update steps); `base_pins` refreshes the base and installer image digest
 pins in images.toml.
 
-May import: errors, log, names, state, build, config, host, registry, release.
+May import: errors, log, names, state, audit, build, config, host, registry, release.
 """

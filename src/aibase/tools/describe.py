@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from aibase import log
+from aibase.audit.attached import attached, no_sbom, platform_images
 from aibase.build.plan import CELL_TAG_PREFIX, LABEL_NS
+from aibase.errors import VerifyError
 from aibase.host import engine
 from aibase.host.standins import STANDIN_LABEL
 from aibase.names import normalize_name
@@ -28,6 +30,8 @@ class ImageFacts:
     compressed_mb: float
     layers_mb: tuple[float, ...]
     labels: Mapping[str, str] = field(default_factory=dict)  # those not shared by every image
+    sbom: str = ""  # the SBOM artifact attached to it (inspect only; verify checks it)
+    provenance: str = ""  # the attestation manifest of its provenance, in the index
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,17 @@ def inspect_index(client: RegistryClient, ref: ImageRef) -> IndexFacts:
         for t in client.list_tags(ref.repository)
         if client.head_manifest(ref.repository, t) == digest
     ]
-    return describe(client, ref, tags)
+    facts = describe(client, ref, tags)
+    return replace(facts, images=tuple(_with_attestations(client, ref, i) for i in facts.images))
+
+
+def _with_attestations(client: RegistryClient, ref: ImageRef, image: ImageFacts) -> ImageFacts:
+    """The image with what is attached to it: its SBOM's and its provenance's digests."""
+    try:
+        found = attached(client, ref, image.platform)
+    except VerifyError:
+        return replace(image, sbom="REFUSED (several, or another image's: ./ai verify says)")
+    return replace(image, sbom=found.sbom, provenance=found.provenance)
 
 
 def indexes_by_digest(client: RegistryClient, repository: str) -> dict[str, list[str]]:
@@ -144,6 +158,8 @@ def render(facts: Sequence[IndexFacts], as_json: bool, *, labels: bool = False) 
             )
             if labels:
                 lines += [f"    {k}={v}" for k, v in sorted(i.labels.items())]
+                lines.append(f"    sbom {i.sbom or 'none attached'}")
+                lines.append(f"    provenance {i.provenance or 'none in the index'}")
     return "\n".join(lines)
 
 
@@ -246,3 +262,25 @@ def compare(client: RegistryClient, a: ImageRef, b: ImageRef) -> str:
     """`invoke diff A B` (both in one registry): the Markdown of diff_indexes."""
     facts_a, facts_b = describe(client, a), describe(client, b)
     return render_diff(diff_indexes(client, facts_a, facts_b, a.name, b.name), str(a), str(b))
+
+
+def sbom_of(client: RegistryClient, ref: ImageRef) -> str:
+    """`inspect REF --sbom`: the SBOM of each platform image of ref (a platform image's own
+    digest: its document; an index: a JSON object by platform). An image without one is an
+    error that says so."""
+    documents = {}
+    for platform in sorted(platform_images(client, ref)[1]):
+        found = attached(client, ref, platform)
+        if not found.document:
+            raise no_sbom(ref, found)
+        documents[platform] = json.loads(found.document)
+    if len(documents) == 1:
+        return json.dumps(next(iter(documents.values())), indent=2, sort_keys=True)
+    return json.dumps(documents, indent=2, sort_keys=True)
+
+
+def show(client: RegistryClient, ref: ImageRef, as_json: bool, sbom: bool) -> str:
+    """`./ai inspect`: the index with every label (or, with sbom, its SBOMs)."""
+    if sbom:
+        return sbom_of(client, ref)
+    return render([inspect_index(client, ref)], as_json, labels=True)
