@@ -150,7 +150,8 @@ def images(s: Settings, cfg: Config, json: bool = False) -> None:
 def inspect(
     s: Settings, cfg: Config, ref: str | None = None, json: bool = False, sbom: bool = False
 ) -> None:
-    """One index as `curl | jq` shows it, with SBOM and provenance: ./ai inspect [REF] [--sbom]"""
+    """Show one index as `curl | jq` would, with each image's SBOM and provenance digests.
+    REF defaults to the first variant's floating tag; --sbom prints the SBOMs themselves."""
     ref = ref or f"{cfg.image}:{next(iter(cfg.variants))}"
     with registry_client(s, parse_ref(ref).api_host) as client:
         print(describe.show(client, parse_ref(ref), json, sbom))

@@ -347,3 +347,12 @@ SOURCE_PATH = re.compile(r"src/aibase/[\w/]+\.py")
 def test_source_paths_the_docs_quote_exist(page: Path) -> None:
     for path in SOURCE_PATH.findall(page.read_text()):
         assert (REPO / path).is_file(), f"{page.name} names {path}, which is not there"
+
+
+def test_each_task_says_what_it_does_in_one_sentence_first() -> None:
+    """`./ai --list` shows each task's first docstring line: a cut one reads as a fragment
+    (tests/integration/test_help.py checks the printed list; this one runs with the units)."""
+    tree = _tree(REPO / "tasks.py")
+    for fn in [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.decorator_list]:
+        first = (ast.get_docstring(fn) or "").splitlines()[0]
+        assert first.endswith("."), f"{fn.name}: --list shows a cut sentence: {first!r}"
