@@ -347,3 +347,15 @@ def test_an_sbom_naming_another_base_or_platform_is_refused(
         fake_registry.attach_sbom(REPO, digest, doc)
     result = verify(fake_registry, cfg, index_of(fake_registry, entries))
     assert len(result.problems) == 1 and refused in result.problems[0], result.problems
+
+
+def test_a_clone_of_a_local_clone_is_a_local_source_not_another_repository(
+    fake_registry: FakeRegistry, cfg: Config
+) -> None:
+    # the workflow replay's jobs check out from a file:// origin (on GitHub: the https URL);
+    # like a plain path it names no repository, and the revision still has to match
+    result = _verify_provenance(fake_registry, cfg, vcs_source="file:///tmp/replay/origin")
+    assert result.problems == ()
+    assert _verify_provenance(
+        fake_registry, cfg, vcs_source="file:///tmp/replay/origin", vcs_revision="e" * 40
+    ).problems

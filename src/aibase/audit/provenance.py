@@ -105,7 +105,11 @@ def _repository_id(url: str) -> str:
 
 
 def is_remote(source: str) -> bool:
-    """A URL (or scp-style address) of a remote repository, not a local path."""
+    """A URL (or scp-style address) of a remote repository, not a local path: a `file://`
+    URL is a path too (a clone of a clone on the same machine, as the workflow replay
+    makes; on GitHub the checkout's origin is the repository's https URL)."""
+    if source.startswith("file://"):
+        return False
     return bool(
         re.match(r"^[a-z][a-z0-9+.-]*://", source) or re.fullmatch(r"[\w.-]+@[\w.-]+:.+", source)
     )
