@@ -16,7 +16,7 @@ from aibase.audit.gate import AuditRequest
 from aibase.audit.osv_mirror import AdvisoryDB
 from aibase.audit.pipaudit import AuditRun
 from aibase.config.loader import load_config
-from aibase.errors import VulnerabilitiesFound
+from aibase.errors import AuditError, VulnerabilitiesFound
 from aibase.host import git
 from aibase.tools import lock_review
 from aibase.tools.lock_review import (
@@ -26,6 +26,7 @@ from aibase.tools.lock_review import (
     diff_lock,
     refusal,
     render_review,
+    version_key,
 )
 
 from .conftest import REPO
@@ -61,7 +62,9 @@ def findings(name: str, version: str) -> list[Finding]:
 
 
 def _real(changes: list[Change]) -> dict[tuple[str, str], list[Finding]]:
-    return {(c.package, c.after): findings(c.package, c.after) for c in changes if c.after}
+    return {
+        version_key(c.package, c.after): findings(c.package, c.after) for c in changes if c.after
+    }
 
 
 def test_the_diff_names_each_added_removed_changed_and_rehashed_package() -> None:
@@ -178,3 +181,47 @@ def test_the_review_audits_only_the_changes_and_writes_the_job_summary(
 
 def _now(path: Path) -> str | None:
     return path.read_text() if path.exists() else None
+
+
+def _played_audit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, reported: tuple[Finding, ...]
+) -> AuditRequest:
+    """pip-audit played: every run reports `reported`; the service is named, not served."""
+    monkeypatch.setattr(lock_review, "check_service", lambda *_: None)
+    monkeypatch.setattr(
+        lock_review, "run_audit", lambda reqs, **_: AuditRun(str(reqs), 1, reported)
+    )
+    cfg = load_config(REPO / "images.toml", env={})
+    return AuditRequest(
+        variants=cfg.select("cuda"),
+        platforms=cfg.platforms,
+        service="osv",
+        osv_url="http://127.0.0.1:9/v1/query",
+        snapshot=None,
+        image=None,
+        image_platforms=(),
+        allowlist=REPO / "audit-allowlist.toml",
+        today=TODAY,
+        workdir=tmp_path,
+    )
+
+
+def test_a_version_pip_audit_spells_otherwise_still_gets_its_advisory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    found = Finding("Requests", "2.25.0", "PYSEC-2023-74", (), ("2.31.0",))
+    req = _played_audit(monkeypatch, tmp_path, (found,))
+    change = Change("a.txt", "requests", "2.32.3", "2.25")
+    _, findings = lock_review.audit_changes(req, audit_batches([change]))
+    (row,) = annotate([change], findings, (), TODAY)
+    assert row.blocking == (found,)
+
+
+def test_a_finding_the_review_cannot_place_fails_closed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stray = Finding("requests", "2.0.0", "PYSEC-2023-74", (), ("2.31.0",))
+    req = _played_audit(monkeypatch, tmp_path, (stray,))
+    change = Change("a.txt", "requests", "2.32.3", "2.25.0")
+    with pytest.raises(AuditError, match="did not ask about"):
+        lock_review.audit_changes(req, audit_batches([change]))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from packaging.utils import canonicalize_version
+
 from aibase import github, log
 from aibase.audit.allowlist import AllowEntry, Finding, apply_policy, load_allowlist
 from aibase.audit.gate import AuditRequest, open_source
@@ -23,7 +25,7 @@ from aibase.audit.pipaudit import (
     run_audit,
 )
 from aibase.build.lock_format import parse_lock, split_blocks
-from aibase.errors import ConfigError, VulnerabilitiesFound
+from aibase.errors import AuditError, ConfigError, VulnerabilitiesFound
 from aibase.host import git
 from aibase.names import normalize_name
 
@@ -91,11 +93,11 @@ def annotate(
     allowlist: Sequence[AllowEntry],
     today: date,
 ) -> list[Annotated]:
-    """Each change with its version's findings, sorted by the allowlist (a removed package
-    brings nothing in: nothing to annotate)."""
+    """Each change with its version's findings (keyed by version_key), sorted by the
+    allowlist (a removed package brings nothing in: nothing to annotate)."""
     out = []
     for c in changes:
-        found = findings.get((c.package, c.after), ()) if c.after is not None else ()
+        found = findings.get(version_key(c.package, c.after), ()) if c.after else ()
         verdict = apply_policy(found, allowlist, today)
         out.append(Annotated(c, verdict.blocking, verdict.suppressed, verdict.expired))
     return out
@@ -164,6 +166,51 @@ def lock_paths(req: AuditRequest, base: str) -> list[Path]:
     return sorted(p for p in paths if p.suffix == ".txt")
 
 
+def audit_changes(
+    req: AuditRequest, batches: Sequence[Mapping[str, str]]
+) -> tuple[str, dict[tuple[str, str], list[Finding]]]:
+    """(where the advisories came from, the findings by (name, version)): pip-audit of each
+    batch against the configured source, after its canary. No batch: nothing is contacted.
+    A finding for a version the review did not ask about fails closed (never dropped)."""
+    if not batches:
+        return "nothing to audit (no package added or moved): no service contacted", {}
+    asked = {version_key(n, v) for b in batches for n, v in b.items()}
+    findings: dict[tuple[str, str], list[Finding]] = {}
+    with open_source(req) as (service, osv_url):
+        with log.step("check the vulnerability service (canary)"):
+            check_service(service, osv_url, req.workdir)
+        req.workdir.mkdir(parents=True, exist_ok=True)
+        for i, batch in enumerate(batches, 1):
+            reqs = req.workdir / f"review-{i}.txt"
+            reqs.write_text(requirements_from_packages(batch))
+            with log.step(f"audit {len(batch)} changed package(s) ({reqs.name})"):
+                run = run_audit(
+                    reqs,
+                    service=service,
+                    osv_url=osv_url,
+                    hashed=False,
+                    workdir=req.workdir,
+                    sbom=False,
+                )
+            for f in run.findings:
+                key = version_key(f.package, f.version)
+                if key not in asked:
+                    raise AuditError(
+                        f"pip-audit reported {f.vuln_id} for {f.package} {f.version}, which "
+                        f"the review did not ask about ({reqs})",
+                        "report this: the review cannot tell which change it belongs to",
+                    )
+                findings.setdefault(key, []).append(f)
+    where = f"the snapshot {req.snapshot}" if req.snapshot else (osv_url or "its public API")
+    return f"{service} ({where})", findings
+
+
+def version_key(name: str, version: str) -> tuple[str, str]:
+    """A findings key: one spelling per package and per PEP 440 version (pip-audit may not
+    echo a name or a version as the lock wrote it)."""
+    return normalize_name(name), canonicalize_version(version)
+
+
 def review_locks(req: AuditRequest, base: str) -> list[Annotated]:
     """The review of the lock changes since `base` (stdout and the job summary); raises
     VulnerabilitiesFound when a change brings an advisory the allowlist does not accept."""
@@ -181,29 +228,7 @@ def review_locks(req: AuditRequest, base: str) -> list[Annotated]:
     }
     texts = {p: t for p, t in texts.items() if t != (None, None)}  # a lock neither side has
     changes = [c for p, (was, now) in texts.items() for c in diff_lock(p.name, was, now)]
-    findings: dict[tuple[str, str], list[Finding]] = {}
-    source = "nothing to audit (no package added or moved): no service contacted"
-    batches = audit_batches(changes)
-    if batches:
-        with open_source(req) as (service, osv_url):
-            source = f"{service}" + (f" at {osv_url}" if osv_url else "")
-            with log.step("check the vulnerability service (canary)"):
-                check_service(service, osv_url, req.workdir)
-            req.workdir.mkdir(parents=True, exist_ok=True)
-            for i, batch in enumerate(batches, 1):
-                reqs = req.workdir / f"review-{i}.txt"
-                reqs.write_text(requirements_from_packages(batch))
-                with log.step(f"audit {len(batch)} changed package(s) ({reqs.name})"):
-                    run = run_audit(
-                        reqs,
-                        service=service,
-                        osv_url=osv_url,
-                        hashed=False,
-                        workdir=req.workdir,
-                        sbom=False,
-                    )
-                for f in run.findings:
-                    findings.setdefault((normalize_name(f.package), f.version), []).append(f)
+    source, findings = audit_changes(req, audit_batches(changes))
     rows = annotate(changes, findings, allowlist, req.today)
     markdown = render_review(base, source, [p.name for p in texts], rows)
     print(markdown)
