@@ -26,8 +26,10 @@ from aibase.tools import base_pins, describe
 from aibase.tools import clean as cleaning
 from aibase.tools import update as updates
 from aibase.tools.bench import BUMP, run_bench, select_cells
+from aibase.tools.lock_review import review_locks
 
 IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"
+BASE = "review only the lock changes since this git revision (a pull request's base)"
 
 
 @command("config", "registry", "platforms", "debug")
@@ -210,7 +212,9 @@ def free_disk(
     checks.free_disk(need_gb, remove_toolchains=runner_toolchains)
 
 
-@command("config", "out", "debug", "audit_service", "audit_osv_url", platform=IMAGE_PLATFORMS)
+@command(
+    "config", "out", "debug", "audit_service", "audit_osv_url", platform=IMAGE_PLATFORMS, base=BASE
+)
 def audit(
     s: Settings,
     cfg: Config,
@@ -222,25 +226,29 @@ def audit(
     today: str = "",
     allow_missing: str = "",
     floating: bool = False,
+    base: str = "",
 ) -> None:
     """Audit every committed lock (and optionally an image) against the allowlist policy.
-    pip-audit --strict; writes JSON results and CycloneDX SBOMs to build/audit/, one table."""
+    pip-audit --strict; writes JSON results and CycloneDX SBOMs to build/audit/, one table.
+    --base REV: a pull request's review, each lock change since REV with its advisories."""
     image = f"{cfg.image}:{variant_of(cfg, variant).name}" if floating else image  # serves now
-    audit_all(
-        AuditRequest(
-            variants=cfg.select(variant),
-            platforms=cfg.platforms,
-            service=s.audit_service,
-            osv_url=s.audit_osv_url,
-            snapshot=Path(snapshot) if snapshot else None,
-            image=image or None,
-            image_platforms=split_list(platform) or cfg.platforms,
-            allowlist=Path(allowlist) if allowlist else cfg.root / DEFAULT_ALLOWLIST,
-            today=parse_day(today),
-            workdir=Paths(s.out, s.cache).audit,
-            allow_missing=split_list(allow_missing),
-        )
+    request = AuditRequest(
+        variants=cfg.select(variant),
+        platforms=cfg.platforms,
+        service=s.audit_service,
+        osv_url=s.audit_osv_url,
+        snapshot=Path(snapshot) if snapshot else None,
+        image=image or None,
+        image_platforms=split_list(platform) or cfg.platforms,
+        allowlist=Path(allowlist) if allowlist else cfg.root / DEFAULT_ALLOWLIST,
+        today=parse_day(today),
+        workdir=Paths(s.out, s.cache).audit,
+        allow_missing=split_list(allow_missing),
     )
+    if base:
+        review_locks(request, base)
+    else:
+        audit_all(request)
 
 
 @command(*BUILD, "platforms", positional=("pins",))

@@ -68,3 +68,39 @@ def is_ancestor(cwd: Path, older: str, newer: str) -> bool | None:
         timeout=proc.QUICK,
     )
     return result.returncode == 0
+
+
+def resolve(cwd: Path, revision: str) -> str:
+    """The commit `revision` names; a clear error where this clone does not have it."""
+    result = proc.run(
+        ["git", "-C", str(cwd), "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+        echo=False,
+        timeout=proc.QUICK,
+    )
+    if not result.ok:
+        raise ConfigError(
+            f"{revision!r} is not a commit this clone of {cwd} has",
+            "fetch it (actions/checkout with fetch-depth: 2 has a pull request's base, HEAD^1), "
+            "or name another revision",
+        )
+    return result.stdout.strip()
+
+
+def files_at(folder: Path, commit: str) -> list[str]:
+    """The names of the files `folder` held at `commit` ([] where it did not exist)."""
+    result = proc.run(
+        ["git", "-C", str(folder), "ls-tree", "--name-only", commit, "--", "."],
+        echo=False,
+        timeout=proc.QUICK,
+    )
+    return result.stdout.split() if result.ok else []
+
+
+def file_at(path: Path, commit: str) -> str | None:
+    """`path`'s content at `commit` (`git show COMMIT:./NAME`); None where it had none."""
+    result = proc.run(
+        ["git", "-C", str(path.parent), "show", f"{commit}:./{path.name}"],
+        echo=False,
+        timeout=proc.QUICK,
+    )
+    return result.stdout if result.ok else None
