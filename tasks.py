@@ -22,11 +22,12 @@ from aibase.host.standins import bootstrap_standins
 from aibase.registry.refs import parse_ref
 from aibase.release import jobs, pipeline
 from aibase.release.promote_gate import Guards
-from aibase.tools import base_pins, describe
+from aibase.tools import base_pins, describe, rebuild_check
 from aibase.tools import clean as cleaning
 from aibase.tools import update as updates
 from aibase.tools.bench import BUMP, run_bench, select_cells
 
+REBUILT = "the index to rebuild and compare: REPO:TAG or REPO@sha256:..."
 IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"
 
 
@@ -200,6 +201,15 @@ def bench(
     """Time cold/no-op/bumped builds against the single-layer shape (AIBASE_* env applies)."""
     with open_run(s, cfg, dry_run=dry_run) as ctx:
         run_bench(ctx, select_cells(cfg, cells), bump, dry_run=dry_run, repeats=repeats)
+
+
+@command(*COMMON, "builder", "ca_bundle", name="rebuild-check", positional=("ref",), ref=REBUILT)
+def rebuild(
+    s: Settings, cfg: Config, ref: str | None = None, platform: str = "", dry_run: bool = False
+) -> None:
+    """Rebuild an index's Python layers from its revision; each one reproduced or differs.
+    ./ai rebuild-check REF [--platform P]: on a builder of its own, temporary worktree."""
+    rebuild_check.check_rebuild(s, cfg, ref or "", platform, dry_run=dry_run)
 
 
 @command("config", "debug", name="free-disk")

@@ -5,7 +5,8 @@
 table); `clean` gives back the disk builds took; `describe` says
 what the registry holds (images, inspect, diff); `update` moves a package pin and re-locks
 (the old guide's update steps); `base_pins` refreshes the base and installer image digest
-pins in images.toml.
+pins in images.toml; `rebuild_check` rebuilds an index's Python layers from its revision
+and compares them (`rebuild_plan` its planning, `layer_diff` the first differing file).
 
 May import: errors, log, names, state, audit, build, config, host, registry, release.
 """
