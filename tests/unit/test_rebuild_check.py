@@ -6,11 +6,14 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from aibase.errors import ConfigError
+from aibase.errors import ConfigError, EngineError
+from aibase.host import engine_build, git, proc
 from aibase.host.buildx import BuildxBuilder, create_builder_argv, remove_builder_argv
 from aibase.registry.refs import parse_ref
 from aibase.tools.layer_diff import first_difference, tar_entries
@@ -159,3 +162,39 @@ def test_a_builder_of_its_own_unless_one_is_given_or_none_can_be_made() -> None:
 def test_a_made_builder_is_removed_with_its_state() -> None:
     assert remove_builder_argv("rb-1") == ("docker", "buildx", "rm", "--force", "rb-1")
     assert create_builder_argv(BuildxBuilder("x"))[-1] == "--bootstrap"
+
+
+def _recording(monkeypatch: pytest.MonkeyPatch, fails: str = "") -> list[str]:
+    """proc.run stood in for: each command's first words; the one starting with `fails` fails."""
+    ran: list[str] = []
+
+    def run(argv: Sequence[str], **_: Any) -> proc.Result:
+        words = " ".join(argv[:4])
+        ran.append(words)
+        failed = bool(fails) and words.startswith(fails)
+        return proc.Result(tuple(argv), 1 if failed else 0, "", "boom" if failed else "")
+
+    monkeypatch.setattr(proc, "run", run)
+    return ran
+
+
+@pytest.mark.parametrize("fails", ["", "docker buildx create"])
+def test_a_made_builder_is_removed_after_an_interrupt_or_a_failed_start(
+    monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    ran = _recording(monkeypatch, fails)
+    expected = EngineError if fails else KeyboardInterrupt
+    with pytest.raises(expected), engine_build.own_builder(BuildxBuilder("rb-1")):
+        raise KeyboardInterrupt
+    assert ran == ["docker buildx create --name", "docker buildx rm --force"]
+
+
+@pytest.mark.parametrize("fails", ["", "git -C /repo worktree"])
+def test_the_worktree_is_removed_after_an_interrupt_or_a_failed_checkout(
+    monkeypatch: pytest.MonkeyPatch, fails: str, tmp_path: Path
+) -> None:
+    ran = _recording(monkeypatch, fails)
+    expected = ConfigError if fails else KeyboardInterrupt
+    with pytest.raises(expected), git.worktree(Path("/repo"), "a" * 40, tmp_path / "wt"):
+        raise KeyboardInterrupt
+    assert ran == ["git -C /repo worktree", "git -C /repo worktree"]

@@ -112,13 +112,8 @@ def check_rebuild(
             f"rebuild-check {ref}: revision {published.revision[:12]}, variant "
             f"{published.variant}, platforms {', '.join(plan.platforms)}"
         )
-        if plan.builder is None:
-            log.info(
-                f"builder: {plan.on_builder or 'the current one'}, the Python stages run again "
-                f"uncached (no {BUILDKIT_IMAGE} in the base mirror for a builder of its own)"
-                if not plan.on_builder
-                else f"builder: {plan.on_builder}, the Python stages run again uncached"
-            )
+        own = plan.builder.name if plan.builder else None
+        log.info(f"builder: {_builder_said(own, plan.on_builder)}")
         if dry_run:
             for argv in plan.commands(top):
                 log.echo_command(argv, dry_run=True)
@@ -126,7 +121,11 @@ def check_rebuild(
                 f"[dry-run] would rebuild the group stages of {published.variant} at "
                 f"{published.revision[:12]} per platform, compare each Python layer with "
                 f"{ref}, then remove the worktree"
-                + (f" and {remove_builder_argv(plan.builder.name)[-1]}" if plan.builder else "")
+                + (
+                    f" and the builder ({' '.join(remove_builder_argv(plan.builder.name))})"
+                    if plan.builder
+                    else ""
+                )
             )
             return []
         worktree = stack.enter_context(git.worktree(top, published.revision, plan.worktree))
@@ -136,7 +135,7 @@ def check_rebuild(
             else plan.on_builder
         )
         rebuilt_config = load_config(
-            worktree / config.path.resolve().relative_to(top),
+            worktree / _in_checkout(config.path, top),
             {
                 "registry": ref.registry,
                 "repository": ref.repository,
@@ -152,6 +151,28 @@ def check_rebuild(
     for r in results:
         print(r.line())
     return _summarize(results, time.monotonic() - started)
+
+
+def _in_checkout(path: Path, top: Path) -> Path:
+    """The config's path inside the checkout: the worktree holds the revision's copy."""
+    try:
+        return path.resolve().relative_to(top)
+    except ValueError:
+        raise ConfigError(
+            f"{path} is outside the checkout {top}: the revision's copy cannot be found",
+            "pass a --config inside the repository",
+        ) from None
+
+
+def _builder_said(own: str | None, given: str | None) -> str:
+    if own:
+        return f"{own}, made for this check (an empty cache), removed after it"
+    if given:
+        return f"{given} (--builder), the Python stages run again uncached"
+    return (
+        f"the current one, the Python stages run again uncached (no {BUILDKIT_IMAGE} in "
+        "the base mirror for a builder of its own)"
+    )
 
 
 def _client(settings: Settings, host: str) -> RegistryClient:
