@@ -22,14 +22,11 @@ from aibase.host.standins import bootstrap_standins
 from aibase.registry.refs import parse_ref
 from aibase.release import jobs, pipeline
 from aibase.release.promote_gate import Guards
-from aibase.tools import base_pins, describe
+from aibase.tools import base_pins, describe, rebuild_check
 from aibase.tools import clean as cleaning
 from aibase.tools import update as updates
 from aibase.tools.bench import BUMP, run_bench, select_cells
 from aibase.tools.lock_review import review_locks
-
-IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"
-BASE = "review only the lock changes since this git revision (a pull request's base)"
 
 
 @command("config", "registry", "platforms", "debug")
@@ -204,6 +201,14 @@ def bench(
         run_bench(ctx, select_cells(cfg, cells), bump, dry_run=dry_run, repeats=repeats)
 
 
+@command(*COMMON, "builder", "ca_bundle", name="rebuild-check", positional=("ref",), ref=cli.INDEX)
+def rebuild(
+    s: Settings, cfg: Config, ref: str | None = None, platform: str = "", dry_run: bool = False
+) -> None:
+    """Rebuild an index's Python layers from its revision (a worktree): reproduced or not."""
+    rebuild_check.check_rebuild(s, cfg, ref or "", platform, dry_run=dry_run)
+
+
 @command("config", "debug", name="free-disk")
 def free_disk(
     _s: Settings, _cfg: Config, need_gb: int = 30, runner_toolchains: bool = False
@@ -213,7 +218,7 @@ def free_disk(
 
 
 @command(
-    "config", "out", "debug", "audit_service", "audit_osv_url", platform=IMAGE_PLATFORMS, base=BASE
+    "config", "out", "debug", "audit_service", "audit_osv_url", platform=cli.IMAGES, base=cli.SINCE
 )
 def audit(
     s: Settings,
@@ -245,10 +250,7 @@ def audit(
         workdir=Paths(s.out, s.cache).audit,
         allow_missing=split_list(allow_missing),
     )
-    if base:
-        review_locks(request, base)
-    else:
-        audit_all(request)
+    review_locks(request, base) if base else audit_all(request)
 
 
 @command(*BUILD, "platforms", positional=("pins",))

@@ -80,3 +80,30 @@ def _option(flag: str, value: Path | str | None) -> list[str]:
 
 def _repeated(flag: str, pairs: Mapping[str, str]) -> list[str]:
     return [a for key, value in pairs.items() for a in (flag, f"{key}={value}")]
+
+
+@dataclass(frozen=True)
+class BuildxBuilder:
+    """A builder of a run's own (`docker buildx create`): an empty cache, removed after.
+
+    driver_opts: `network=host` lets it reach a registry on loopback; `image=` the BuildKit
+    image it runs (from a mirror where Docker Hub is out of reach).
+    """
+
+    name: str
+    driver: str = "docker-container"
+    driver_opts: Mapping[str, str] = field(default_factory=dict)
+
+
+def create_builder_argv(builder: BuildxBuilder) -> tuple[str, ...]:
+    """Create and start it (--bootstrap: a builder that cannot start fails here, not mid-build)."""
+    argv = ["docker", "buildx", "create", "--name", builder.name, "--driver", builder.driver]
+    argv += [
+        a for key, value in builder.driver_opts.items() for a in ("--driver-opt", f"{key}={value}")
+    ]
+    return (*argv, "--bootstrap")
+
+
+def remove_builder_argv(name: str) -> tuple[str, ...]:
+    """Remove it with its state (its cache goes with it)."""
+    return ("docker", "buildx", "rm", "--force", name)
