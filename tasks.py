@@ -22,12 +22,11 @@ from aibase.host.standins import bootstrap_standins
 from aibase.registry.refs import parse_ref
 from aibase.release import jobs, pipeline
 from aibase.release.promote_gate import Guards
-from aibase.tools import base_pins, describe
+from aibase.tools import base_pins, describe, rebuild_check
 from aibase.tools import clean as cleaning
 from aibase.tools import update as updates
 from aibase.tools.bench import BUMP, run_bench, select_cells
-
-IMAGE_PLATFORMS = "platforms of --image, comma-separated (default: every one in the config)"
+from aibase.tools.lock_review import review_locks
 
 
 @command("config", "registry", "platforms", "debug")
@@ -202,6 +201,14 @@ def bench(
         run_bench(ctx, select_cells(cfg, cells), bump, dry_run=dry_run, repeats=repeats)
 
 
+@command(*COMMON, "builder", "ca_bundle", name="rebuild-check", positional=("ref",), ref=cli.INDEX)
+def rebuild(
+    s: Settings, cfg: Config, ref: str | None = None, platform: str = "", dry_run: bool = False
+) -> None:
+    """Rebuild an index's Python layers from its revision (a worktree): reproduced or not."""
+    rebuild_check.check_rebuild(s, cfg, ref or "", platform, dry_run=dry_run)
+
+
 @command("config", "debug", name="free-disk")
 def free_disk(
     _s: Settings, _cfg: Config, need_gb: int = 30, runner_toolchains: bool = False
@@ -210,7 +217,9 @@ def free_disk(
     checks.free_disk(need_gb, remove_toolchains=runner_toolchains)
 
 
-@command("config", "out", "debug", "audit_service", "audit_osv_url", platform=IMAGE_PLATFORMS)
+@command(
+    "config", "out", "debug", "audit_service", "audit_osv_url", platform=cli.IMAGES, base=cli.SINCE
+)
 def audit(
     s: Settings,
     cfg: Config,
@@ -222,25 +231,26 @@ def audit(
     today: str = "",
     allow_missing: str = "",
     floating: bool = False,
+    base: str = "",
 ) -> None:
     """Audit every committed lock (and optionally an image) against the allowlist policy.
-    pip-audit --strict; writes JSON results and CycloneDX SBOMs to build/audit/, one table."""
+    pip-audit --strict; writes JSON results and CycloneDX SBOMs to build/audit/, one table.
+    --base REV: a pull request's review, each lock change since REV with its advisories."""
     image = f"{cfg.image}:{variant_of(cfg, variant).name}" if floating else image  # serves now
-    audit_all(
-        AuditRequest(
-            variants=cfg.select(variant),
-            platforms=cfg.platforms,
-            service=s.audit_service,
-            osv_url=s.audit_osv_url,
-            snapshot=Path(snapshot) if snapshot else None,
-            image=image or None,
-            image_platforms=split_list(platform) or cfg.platforms,
-            allowlist=Path(allowlist) if allowlist else cfg.root / DEFAULT_ALLOWLIST,
-            today=parse_day(today),
-            workdir=Paths(s.out, s.cache).audit,
-            allow_missing=split_list(allow_missing),
-        )
+    request = AuditRequest(
+        variants=cfg.select(variant),
+        platforms=cfg.platforms,
+        service=s.audit_service,
+        osv_url=s.audit_osv_url,
+        snapshot=Path(snapshot) if snapshot else None,
+        image=image or None,
+        image_platforms=split_list(platform) or cfg.platforms,
+        allowlist=Path(allowlist) if allowlist else cfg.root / DEFAULT_ALLOWLIST,
+        today=parse_day(today),
+        workdir=Paths(s.out, s.cache).audit,
+        allow_missing=split_list(allow_missing),
     )
+    review_locks(request, base) if base else audit_all(request)
 
 
 @command(*BUILD, "platforms", positional=("pins",))

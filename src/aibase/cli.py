@@ -75,6 +75,9 @@ BUILDS_ALL: tuple[SettingName, ...] = (
     "notify_url",
     "notify_token",
 )
+INDEX = "the index to rebuild and compare: REPO:TAG or REPO@sha256:..."
+IMAGES = "platforms of --image, comma-separated (default: every one in the config)"
+SINCE = "review only the lock changes since this git revision (a pull request's base)"
 BENCH_BUILDER = (
     "the bench's own buildx builder (not the docker driver): the bench PRUNES its whole cache "
     "before each cold build, and no other builder's; without one nothing is pruned and cold "

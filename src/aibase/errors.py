@@ -129,6 +129,13 @@ class BenchRefused(AibaseError):
     exit_code = 18
 
 
+class NotReproduced(AibaseError):
+    """A rebuild of an index's revision made a Python layer that differs from the published
+    one (rebuild-check)."""
+
+    exit_code = 19
+
+
 ALL_ERRORS: tuple[type[AibaseError], ...] = (
     ConfigError,
     EngineError,
@@ -147,5 +154,6 @@ ALL_ERRORS: tuple[type[AibaseError], ...] = (
     NotifyError,
     ProbeReportError,
     BenchRefused,
+    NotReproduced,
 )
 INTERRUPTED_EXIT = 130  # SIGINT / SIGTERM, as shells report it

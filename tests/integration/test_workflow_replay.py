@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aibase.audit.osv_mirror import serve
 from aibase.config.paths import Paths
 from aibase.host.local_registry import start_registry, stop_registry
 from aibase.registry.client import RegistryClient
@@ -28,6 +29,7 @@ from aibase.registry.credentials import Credentials
 from tests.replay.runner import Environment, Event, Org, Replay, Run, host_network
 
 from .conftest import MIRROR, REPO, make_tls, run_pytest
+from .test_audit import COMMITTED
 
 pytestmark = pytest.mark.engine
 PORT = 5543
@@ -162,10 +164,13 @@ def test_a_pull_request_plans_on_a_runner_without_qemu(org_registry: Org, tmp_pa
     run = replay.run(Event("pull_request", "refs/pull/7/merge"))
     text = _show(run)
     assert run.results["plan"] == "success", text
-    after = {j: r for j, r in run.results.items() if j != "plan"}
+    after = {j: r for j, r in run.results.items() if j not in ("plan", "review")}
     assert after == dict.fromkeys(
         ["cell", "merge", "smoke", "smoke-gpu", "gate", "promote"], "skipped"
     ), text
+    # the review: this working tree's locks against its commit (test_a_lock_change_... below)
+    assert run.results["review"] == "success", text
+    assert "### ai-base lock review since `HEAD^1`" in run.legs_of("review")[0].summary
     plan = run.legs_of("plan")[0]
     assert "cpu: waiting for lock.yml" in plan.summary
     assert "| cuda | linux/arm64 | ubuntu-24.04-arm | no |" in plan.summary
@@ -173,6 +178,32 @@ def test_a_pull_request_plans_on_a_runner_without_qemu(org_registry: Org, tmp_pa
     # every leg that can be built shows its command; the waiting one does not
     assert re.search(r"\[dry-run\] \$ docker buildx build .*--platform linux/arm64", log)
     assert "build cuda/linux/amd64" in log and "build cpu/linux/amd64" not in log
+
+
+def test_a_lock_change_with_a_real_advisory_fails_the_review(tmp_path: Path) -> None:
+    """A pull request whose lock moves requests to 2.25.0 (PYSEC-2023-74): build.yml's review
+    job, in its runner's two-commit clone, diffs against the base and fails, the advisory and
+    its fix in the job summary; the organisation's OSV mirror (AIBASE_AUDIT_OSV_URL) serves
+    the committed cut of the real advisory database on loopback."""
+    origin = _origin(tmp_path)
+    lock = origin / "requirements" / "locks" / "cuda-linux-arm64.txt"
+    lock.write_text(lock.read_text().replace("\nrequests==2.32.3 ", "\nrequests==2.25.0 "))
+    git = ["git", "-C", str(origin), "-c", "user.name=pr", "-c", "user.email=pr@localhost"]
+    subprocess.run([*git, "commit", "-q", "-am", "requests 2.25.0"], check=True)
+    with serve(COMMITTED) as osv_url:
+        org = Org(vars={"AIBASE_AUDIT_OSV_URL": osv_url})
+        replay = Replay(origin, "build.yml", org, tmp_path / "gh")
+        run = replay.run(
+            Event("pull_request", "refs/pull/8/merge"), only=lambda job, _m: job == "review"
+        )
+    text = _show(run)
+    assert run.results["review"] == "failure", text
+    summary = run.legs_of("review")[0].summary
+    row = "| requests | changed | 2.32.3 | 2.25.0 | **NOT ALLOWED** PYSEC-2023-74 ("
+    assert "#### cuda-linux-arm64.txt" in summary and row in summary, text
+    log = "\n".join(run.legs_of("review")[0].log)
+    assert "cuda-linux-arm64.txt: requests 2.25.0 has PYSEC-2023-74" in log
+    assert "move requests to 2.31.0" in log
 
 
 def test_a_failed_plan_skips_every_job_after_it(org_registry: Org, tmp_path: Path) -> None:

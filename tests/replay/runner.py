@@ -470,9 +470,14 @@ def _setup_python(r: _Runner, inputs: dict[str, str], env: dict[str, str]) -> No
     ).stdout.strip()
     site = next((venv / "lib").glob("python3*/site-packages"))
     (site / "runner-tools.pth").write_text(tools + "\n")
-    for tool in ("invoke", "nox", "pip"):
+    # the console scripts `pip install -e .` leaves on GitHub (pip-audit: `invoke audit`)
+    for tool, module in (
+        ("invoke", "invoke"),
+        ("nox", "nox"),
+        ("pip", "pip"),
+        ("pip-audit", "pip_audit"),
+    ):
         script = venv / "bin" / tool
-        module = tool
         script.write_text(f'#!/bin/sh\nexec "{venv}/bin/python" -m {module} "$@"\n')
         script.chmod(0o755)
     r.path[:0] = [str(r.bin), str(venv / "bin")]

@@ -51,7 +51,7 @@ ALLOWED: dict[str, set[str]] = {
         *("audit", "build", "config", "host", "registry"),
     },
     "tools": {
-        *("errors", "log", "names", "state"),
+        *("errors", "github", "log", "names", "state"),
         *("audit", "build", "config", "host", "registry", "release"),
     },
     "cli": {"errors", "github", "log", "config"},

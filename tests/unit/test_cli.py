@@ -147,6 +147,7 @@ def test_no_task_has_short_flags_so_none_collides_with_invokes_own() -> None:
         "matrix",
         "merge",
         "promote",
+        "rebuild-check",
         "registry-down",
         "registry-up",
         "smoke",

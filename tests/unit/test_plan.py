@@ -28,6 +28,7 @@ from aibase.build.plan import (
 from aibase.config.loader import load_config
 from aibase.config.model import Config
 from aibase.errors import ConfigError
+from aibase.host.buildx import BuildxBuild, buildx_argv
 
 from .conftest import REPO, VALID, WriteConfig
 
@@ -265,3 +266,17 @@ def test_the_accepted_label_follows_the_lock_not_the_variant() -> None:
     torch_lock = b"torch==2.4.1 \\\n    --hash=sha256:" + b"0" * 64 + b"\n"
     assert lock_labels(torch_lock, allowlist)[ACCEPTED_LABEL] == "CVE-2025-32434"
     assert ACCEPTED_LABEL not in lock_labels(torch_lock, ())
+
+
+def test_provenance_is_one_of_buildkit_s_modes_or_none() -> None:
+    """The mode is typed: a misspelt one is a type error (mypy runs over the tests; the
+    ignore below is needed, or --strict calls it unused), not a buildx failure mid-run."""
+    argv = {
+        mode: buildx_argv(BuildxBuild(context=".", platforms=("linux/amd64",), provenance=mode))
+        for mode in ("mode=max", "mode=min", False, None)
+    }
+    assert "--provenance=mode=max" in argv["mode=max"]
+    assert "--provenance=mode=min" in argv["mode=min"]
+    assert "--provenance=false" in argv[False]
+    assert not [a for a in argv[None] if a.startswith("--provenance")]
+    BuildxBuild(context=".", platforms=(), provenance="max")  # type: ignore[arg-type]

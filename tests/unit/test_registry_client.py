@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -406,3 +407,28 @@ def test_a_realm_on_another_port_of_the_registry_host_is_another_host() -> None:
     with _client_for("reg.example.com", handler) as client, pytest.raises(RegistryError) as info:
         client.ping()
     assert "is on another host (reg.example.com:8443)" in info.value.render()
+
+
+def test_a_blob_is_uploaded_through_the_client_and_only_to_this_registry(
+    fake_registry: FakeRegistry,
+) -> None:
+    """upload_blob: the POST that opens the upload, the PUT with the digest; an upload
+    location on another host is refused before any byte goes there. The client hands out no
+    transport: registry.referrers (and any other module) goes through its methods."""
+    with fake_registry.client() as client:
+        digest = client.upload_blob("cerebral/x", b"payload")
+        assert not hasattr(client, "session")
+    assert fake_registry.blobs[digest] == b"payload"
+    assert digest == "sha256:" + hashlib.sha256(b"payload").hexdigest()
+    sent: list[str] = []
+
+    def elsewhere(request: httpx.Request) -> httpx.Response:
+        sent.append(f"{request.method} {request.url.host}")
+        if request.method == "POST":
+            return httpx.Response(202, headers={"Location": "https://evil.example/v2/x/u/1"})
+        return httpx.Response(201)
+
+    fake_registry.handler = elsewhere
+    with fake_registry.client() as client, pytest.raises(RegistryError, match="not this regis"):
+        client.upload_blob("cerebral/x", b"payload")
+    assert sent[-1] == "POST localhost" and not [s for s in sent if s.startswith("PUT")]

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from aibase.log import Step
-from aibase.release.report import PlatformRow, PromotionRow, RunReport, render_markdown
+from aibase.release.report import (
+    PlatformRow,
+    PromotionRow,
+    RunReport,
+    render_markdown,
+    write_report,
+)
+
+from .conftest import REPO
 
 
 def _report(settings: tuple[tuple[str, str, str], ...] = ()) -> RunReport:
@@ -166,3 +175,45 @@ def test_the_report_names_each_image_s_checked_sbom_and_provenance_where_they_ar
     assert (
         "read one: `./ai inspect localhost:5000/cerebral/ai-base@<the image's digest> --sbom`" in md
     )
+
+
+# a file name as a report would write one: name.ext, with or without a folder
+FILE_NAME = re.compile(r"[\w./-]+\.(?:json|md|txt|toml|yaml|yml|html|spdx|sbom|log)\b")
+
+
+def test_every_file_the_report_names_exists_once_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Everything a report can show (SBOM and provenance digests, accepted vulnerabilities,
+    layers, a stand-in, a promotion): each file it names, in the Markdown, the job summary or
+    the log, is one that exists once the report is written: the report's own files, the
+    image's lock, the repository's allowlist. Digests are links to the registry; an SBOM or
+    audit result that was never written must never be named."""
+    lock = tmp_path / "locks" / "cpu-linux-amd64.txt"
+    lock.parent.mkdir()
+    lock.write_text("x==1\n")
+    report = _report()
+    report.platforms[0] = replace(
+        report.platforms[0],
+        lock=str(lock),
+        sbom="sha256:" + "5" * 64,
+        provenance="sha256:" + "6" * 64,
+        accepted="CVE-2025-32434",
+        layers_mb=(89.9, 0.0),
+        layer_names=("base", "group torch"),
+        stand_in_of="python:3.11-slim",
+    )
+    report.promotions.append(
+        PromotionRow("cpu", "localhost:5000/cerebral/ai-base:cpu", "sha256:" + "c" * 64, None)
+    )
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    out = tmp_path / "reports"
+    out.mkdir()
+    js, md = write_report(report, out)
+    shown = md.read_text() + summary.read_text() + "".join(capsys.readouterr())
+    named = set(FILE_NAME.findall(shown))
+    assert {js.name, md.name, lock.name, "audit-allowlist.toml"} <= {Path(n).name for n in named}
+    for name in named:
+        places = (Path(name), out / name, lock.parent / name, REPO / name)
+        assert any(p.is_file() for p in places), f"the report names {name}, never written"

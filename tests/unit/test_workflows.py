@@ -254,3 +254,21 @@ def test_a_stale_lock_is_an_error_not_a_wait(tmp_path: Path) -> None:
     stale = load_config(tmp_path / "images.toml", env={})
     with pytest.raises(LockError, match="lock cuda/linux/amd64: stale"):
         plan_ready(stale, parse_runners("linux/amd64=a,linux/arm64=b-arm"), "none", ci=False)
+
+
+def test_a_pull_request_reviews_its_lock_changes_with_the_base_in_its_clone() -> None:
+    """build.yml's review job: pull requests only, reads nothing but the checkout, whose two
+    commits hold the base (a merge commit's first parent) that `audit --base` diffs against."""
+    wf = _load(REPO / ".github" / "workflows" / "build.yml")
+    job = wf["jobs"]["review"]
+    assert _runs(job, *PULL_REQUEST, {}) and not _runs(job, *MAIN, {})
+    assert "needs" not in job and "environment" not in job  # no plan, no secret needed
+    assert job["permissions"] == {"contents": "read"}
+    checkout = job["steps"][0]
+    assert checkout["uses"].startswith("actions/checkout@")
+    assert checkout["with"]["fetch-depth"] == 2
+    runs = [s["run"] for s in job["steps"] if "run" in s]
+    assert runs[-1] == "invoke audit --base HEAD^1"
+    assert job["env"]["AIBASE_AUDIT_SERVICE"] == "osv"  # named: nothing is contacted by default
+    triggers = yaml.safe_load((REPO / ".github" / "workflows" / "build.yml").read_text())[True]
+    assert "requirements/**" in triggers["pull_request"]["paths"]

@@ -104,6 +104,13 @@ def _member_path(raw: str) -> str:
     return posixpath.normpath(name.lstrip("/")) if name.strip("/") else ""
 
 
+def layer_stream(blob: bytes) -> BinaryIO:
+    """A layer blob as a stream `tarfile.open(mode="r|*")` reads: gzip and plain as they
+    are, zstd (--compression zstd) decompressed, since tarfile does not know it."""
+    raw: BinaryIO = io.BytesIO(blob)
+    return zstandard.ZstdDecompressor().stream_reader(raw) if blob.startswith(ZSTD_MAGIC) else raw
+
+
 def read_layer(blob: bytes) -> LayerFacts:
     """One layer's tar (gzip, zstd or plain): the metadata files, dpkg status, os-release and
     whiteouts in it."""
@@ -111,10 +118,7 @@ def read_layer(blob: bytes) -> LayerFacts:
     dpkg = release = None
     removed: list[str] = []
     opaque: list[str] = []
-    raw: BinaryIO = io.BytesIO(blob)
-    if blob.startswith(ZSTD_MAGIC):  # --compression zstd; tarfile reads gzip and plain only
-        raw = zstandard.ZstdDecompressor().stream_reader(raw)
-    with tarfile.open(fileobj=raw, mode="r|*") as tar:
+    with tarfile.open(fileobj=layer_stream(blob), mode="r|*") as tar:
         for member in tar:
             name = _member_path(member.name)
             parent, base = posixpath.split(name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -49,21 +49,11 @@ class AuditRequest:
 
 def audit_all(req: AuditRequest) -> Summary:
     """Every committed lock of the variants (and the image), one policy, one summary."""
-    service = req.service or ("osv" if req.osv_url or req.snapshot else None)
-    if service is None:
-        raise AuditError(
-            "no vulnerability service chosen (nothing is contacted by default)",
-            "pass --service osv (public OSV API) or --service pypi, --osv-url URL of a mirror, "
-            "or --snapshot DIR to serve an advisory snapshot on loopback",
-        )
-    policy = load_allowlist(req.allowlist)
     summary = Summary()
     results: list[PolicyResult] = []
     with contextlib.ExitStack() as stack:
-        osv_url = req.osv_url
-        if req.snapshot is not None:
-            osv_url = stack.enter_context(serve(_advisory_db(req.snapshot)))
-            log.info(f"serving the advisory snapshot {req.snapshot} at {osv_url}")
+        service, osv_url = stack.enter_context(open_source(req))
+        policy = load_allowlist(req.allowlist)
         targets = _lock_targets(req)
         with log.step("check the vulnerability service (canary)"):
             check_service(service, osv_url, req.workdir)
@@ -99,6 +89,25 @@ def audit_all(req: AuditRequest) -> Summary:
             f"and an expiry in {req.allowlist}",
         )
     return summary
+
+
+@contextlib.contextmanager
+def open_source(req: AuditRequest) -> Iterator[tuple[str, str | None]]:
+    """The configured audit source as (service, osv_url); a snapshot is served on loopback
+    while the block runs. Nothing is chosen (so nothing contacted) by default."""
+    service = req.service or ("osv" if req.osv_url or req.snapshot else None)
+    if service is None:
+        raise AuditError(
+            "no vulnerability service chosen (nothing is contacted by default)",
+            "pass --service osv (public OSV API) or --service pypi, --osv-url URL of a mirror, "
+            "or --snapshot DIR to serve an advisory snapshot on loopback",
+        )
+    if req.snapshot is None:
+        yield service, req.osv_url
+        return
+    with serve(_advisory_db(req.snapshot)) as osv_url:
+        log.info(f"serving the advisory snapshot {req.snapshot} at {osv_url}")
+        yield service, osv_url
 
 
 def image_packages(client: RegistryClient, ref: ImageRef, platform: str) -> dict[str, str]:

@@ -175,12 +175,14 @@ def plan_build(
     rendered: Path | None = None,
     tags: Sequence[str] = (),
     extra_labels: Mapping[str, str] | None = None,
+    uncached: Sequence[str] = (),
 ) -> BuildPlan:
     """The exact `docker buildx build` for one cell.
 
     push: push under the cell's immutable tag: nothing a user pulls changes until promote.
     load: a single-platform local image for development.
     rendered: the folder `layers.write_rendered` filled (Dockerfile, groups/).
+    uncached: stages run again whatever the cache holds (rebuild-check's Python stages).
     """
     contexts: dict[str, Path | str] = {"locks": variant.lock_dir}
     if rendered:
@@ -202,7 +204,9 @@ def plan_build(
         secrets={key: path for key, path in secrets.items() if path is not None},
         no_cache=ctx.no_cache,
         # apt runs again; the groups' layers, joined with --link, stay
-        no_cache_filter=(REFRESH_STAGE,) if ctx.refresh_os and not ctx.no_cache else (),
+        no_cache_filter=(*uncached, *((REFRESH_STAGE,) if ctx.refresh_os else ()))
+        if not ctx.no_cache
+        else (),
         cache_from=cache_from,
         cache_to=cache_to,
         output=push_output(config, cell, ctx, by_digest=by_digest) if push else (),

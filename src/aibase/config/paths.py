@@ -55,8 +55,5 @@ class Paths:
     def variant_state(self, repository: str, variant: str) -> Path:
         return self.state / f"{repository.replace('/', '_')}-{variant}.json"
 
-    def sbom(self, lock_file: Path) -> Path:
-        return self.audit / lock_file.name.replace(".txt", ".cdx.json")
-
     def registry_dir(self, port: int) -> Path:
         return self.cache / f"registry-{port}"

@@ -11,6 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+# BuildKit's SLSA provenance: with the build's parameters (max: what verify checks, no secret
+# values) or without them (min); False: none (a stand-in base carries no attestation).
+ProvenanceMode = Literal["mode=max", "mode=min", False]
 
 
 @dataclass(frozen=True)
@@ -29,7 +34,7 @@ class BuildxBuild:
     build_contexts: Mapping[str, Path | str] = field(default_factory=dict)
     metadata_file: Path | None = None
     progress: str | None = "plain"
-    provenance: str | bool | None = None  # None: buildx's default; a str: `mode=max`
+    provenance: ProvenanceMode | None = None  # None: buildx's default
     build_args: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, Path] = field(default_factory=dict)
@@ -52,10 +57,8 @@ def buildx_argv(build: BuildxBuild) -> tuple[str, ...]:
         argv += ["--build-context", f"{name}={source}"]
     argv += _option("--metadata-file", build.metadata_file)
     argv += _option("--progress", build.progress)
-    if isinstance(build.provenance, str):
-        argv.append(f"--provenance={build.provenance}")
-    elif build.provenance is not None:
-        argv.append(f"--provenance={str(build.provenance).lower()}")
+    if build.provenance is not None:
+        argv.append(f"--provenance={build.provenance or 'false'}")
     argv += _repeated("--build-arg", build.build_args)
     argv += _repeated("--label", build.labels)
     argv += [a for key, src in build.secrets.items() for a in ("--secret", f"id={key},src={src}")]
@@ -77,3 +80,30 @@ def _option(flag: str, value: Path | str | None) -> list[str]:
 
 def _repeated(flag: str, pairs: Mapping[str, str]) -> list[str]:
     return [a for key, value in pairs.items() for a in (flag, f"{key}={value}")]
+
+
+@dataclass(frozen=True)
+class BuildxBuilder:
+    """A builder of a run's own (`docker buildx create`): an empty cache, removed after.
+
+    driver_opts: `network=host` lets it reach a registry on loopback; `image=` the BuildKit
+    image it runs (from a mirror where Docker Hub is out of reach).
+    """
+
+    name: str
+    driver: str = "docker-container"
+    driver_opts: Mapping[str, str] = field(default_factory=dict)
+
+
+def create_builder_argv(builder: BuildxBuilder) -> tuple[str, ...]:
+    """Create and start it (--bootstrap: a builder that cannot start fails here, not mid-build)."""
+    argv = ["docker", "buildx", "create", "--name", builder.name, "--driver", builder.driver]
+    argv += [
+        a for key, value in builder.driver_opts.items() for a in ("--driver-opt", f"{key}={value}")
+    ]
+    return (*argv, "--bootstrap")
+
+
+def remove_builder_argv(name: str) -> tuple[str, ...]:
+    """Remove it with its state (its cache goes with it)."""
+    return ("docker", "buildx", "rm", "--force", name)

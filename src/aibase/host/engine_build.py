@@ -8,12 +8,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from aibase import log
 from aibase.errors import BuildError, EngineError, RegistryUnreachable
 from aibase.host import buildlog, proc
+from aibase.host.buildx import BuildxBuilder, create_builder_argv, remove_builder_argv
 
 DIGEST_DRIVERS = ("docker-container", "remote", "kubernetes")  # can push by digest alone
 
@@ -30,6 +32,25 @@ def builder_driver(builder: str | None) -> str:
             "list them with `docker buildx ls`; create one or pass another --builder",
         )
     return m.group(1)
+
+
+@contextmanager
+def own_builder(builder: BuildxBuilder) -> Iterator[str]:
+    """A builder made for one run (an empty cache), removed afterwards: on failure and
+    interrupt too, and when it was made but would not start."""
+    try:
+        created = proc.run(create_builder_argv(builder), timeout=proc.QUICK * 10)
+        if not created.ok:
+            raise EngineError(
+                f"could not create buildx builder {builder.name}: {created.stderr.strip()[-300:]}",
+                "`./ai doctor` checks buildx; a docker-container builder runs the BuildKit "
+                "image: mirror it (--base-mirror) where Docker Hub is out of reach",
+            )
+        yield builder.name
+    finally:
+        removed = proc.run(remove_builder_argv(builder.name), timeout=proc.QUICK * 2)
+        if not removed.ok and "not found" not in removed.stderr:
+            log.warn(f"builder {builder.name} is left behind: docker buildx rm {builder.name}")
 
 
 def build_retrying(argv: Sequence[str]) -> proc.Result:

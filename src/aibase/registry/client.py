@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Unpack
+from typing import Any, Unpack
+from urllib.parse import urlsplit
 
 from aibase.errors import NotFound, RegistryError, RegistryUnreachable
 from aibase.registry.credentials import Credentials, load_credentials
@@ -36,12 +37,6 @@ class RegistryClient:
     def origin(self) -> str | None:
         """Where the requests go (`https://HOST`, or `http://HOST` on loopback without TLS)."""
         return self._session.origin
-
-    @property
-    def session(self) -> RegistrySession:
-        """The transport under this client (auth, retries, errors), for the calls it has no
-        method for: blob uploads and the referrers API (registry.referrers)."""
-        return self._session
 
     def close(self) -> None:
         self._session.close()
@@ -105,6 +100,36 @@ class RegistryClient:
         if got != digest:
             raise RegistryError(f"registry {self.host}: blob {digest} content mismatch", "retry")
         return resp.content
+
+    def upload_blob(self, repo: str, data: bytes) -> str:
+        """One blob, uploaded in one PUT after the POST that opens the session; its digest.
+        The upload goes only where this registry says, on this registry."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        what = f"upload blob {repo}@{digest}"
+        opened = self._session.request("POST", f"/v2/{repo}/blobs/uploads/", what, ok=(202,))
+        location = urlsplit(opened.headers.get("location", ""))
+        if not location.path.startswith("/v2/") or location.netloc not in ("", self.host):
+            raise RegistryError(
+                f"registry {self.host}: {what}: upload location {location.geturl()!r} is not "
+                "this registry's",
+                "check the registry's configured host name",
+            )
+        query = f"{location.query}&" if location.query else ""
+        self._session.request(
+            "PUT",
+            f"{location.path}?{query}digest={digest}",
+            what,
+            headers={"Content-Type": "application/octet-stream"},
+            content=data,
+            ok=(201,),
+        )
+        return digest
+
+    def get_referrers(self, repo: str, digest: str) -> Any:
+        """The referrers API's answer for `digest` (an image index); NotFound where the
+        registry has no such API (distribution 2.8: the fallback tag stands in)."""
+        what = f"GET referrers {repo}@{digest}"
+        return self._session.request("GET", f"/v2/{repo}/referrers/{digest}", what).json()
 
     def put_manifest(self, repo: str, tag: str, manifest: Manifest) -> str:
         resp = self._session.request(

@@ -9,7 +9,7 @@ subject, one descriptor per referrer, which whoever attaches one keeps up to dat
 Anyone who may push may add a referrer (or rewrite the fallback tag): a listing proves
 nothing. Each referrer read here is its manifest, fetched by digest (the client checks it),
 with the subject its manifest names; what to trust is the reader's decision (audit.sbom).
-The requests go through the client's one request path (auth, retries, size caps).
+Every request is one of the client's methods (auth, retries, size caps): no HTTP here.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from aibase import log
-from aibase.errors import NotFound, RegistryError
+from aibase.errors import NotFound
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import (
     ATTESTATION_ANNOTATION as REFERENCE_TYPE,
@@ -61,30 +60,6 @@ def referrers_tag(digest: str) -> str:
 
 def _digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def push_blob(client: RegistryClient, repo: str, data: bytes) -> str:
-    """One blob, uploaded in one PUT after the POST that opens the session."""
-    digest = _digest(data)
-    what = f"upload blob {repo}@{digest}"
-    opened = client.session.request("POST", f"/v2/{repo}/blobs/uploads/", what, ok=(202,))
-    location = urlsplit(opened.headers.get("location", ""))
-    if not location.path.startswith("/v2/") or location.netloc not in ("", client.host):
-        raise RegistryError(
-            f"registry {client.host}: {what}: upload location {location.geturl()!r} is not "
-            "this registry's",
-            "check the registry's configured host name",
-        )
-    query = f"{location.query}&" if location.query else ""
-    client.session.request(
-        "PUT",
-        f"{location.path}?{query}digest={digest}",
-        what,
-        headers={"Content-Type": "application/octet-stream"},
-        content=data,
-        ok=(201,),
-    )
-    return digest
 
 
 def artifact_manifest(
@@ -140,8 +115,8 @@ def attach(
     """Push an artifact that refers to `subject`; the fallback tag lists it where the
     registry has no referrers API. Returns the artifact's manifest digest."""
     manifest = artifact_manifest(subject, artifact_type, media_type, payload, annotations, title)
-    push_blob(client, repo, EMPTY)
-    push_blob(client, repo, payload)
+    client.upload_blob(repo, EMPTY)
+    client.upload_blob(repo, payload)
     client.put_manifest(repo, manifest.digest, manifest)
     if not has_referrers_api(client, repo, subject.digest):
         descriptor = {
@@ -157,9 +132,7 @@ def attach(
 
 def has_referrers_api(client: RegistryClient, repo: str, digest: str) -> bool:
     try:
-        client.session.request(
-            "GET", f"/v2/{repo}/referrers/{digest}", f"GET referrers {repo}@{digest}"
-        )
+        client.get_referrers(repo, digest)
     except NotFound:
         return False  # the spec's sign of a registry without it
     return True
@@ -185,9 +158,8 @@ def _add_to_fallback(
 
 def list_referrers(client: RegistryClient, repo: str, digest: str) -> list[dict[str, Any]]:
     """The descriptors listed as referrers of `digest` (the API's, else the fallback tag's)."""
-    what = f"GET referrers {repo}@{digest}"
     try:
-        listed = client.session.request("GET", f"/v2/{repo}/referrers/{digest}", what).json()
+        listed = client.get_referrers(repo, digest)
     except NotFound:
         try:
             listed = client.get_manifest(repo, referrers_tag(digest)).json

@@ -5,7 +5,10 @@
 table); `clean` gives back the disk builds took; `describe` says
 what the registry holds (images, inspect, diff); `update` moves a package pin and re-locks
 (the old guide's update steps); `base_pins` refreshes the base and installer image digest
-pins in images.toml.
+pins in images.toml; `lock_review` is a pull request's dependency review (`audit --base`:
+each lock change with its advisories, in the job summary); `rebuild_check` rebuilds an
+index's Python layers from its revision and compares them (`rebuild_plan` its planning,
+`layer_diff` the first differing file).
 
-May import: errors, log, names, state, audit, build, config, host, registry, release.
+May import: errors, github, log, names, state, audit, build, config, host, registry, release.
 """

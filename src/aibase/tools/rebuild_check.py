@@ -1,0 +1,295 @@
+"""`./ai rebuild-check REF`: does the commit an index says it was built from make its Python
+layers again, byte for byte? Reads the revision and variant from the index's labels, checks
+the commit out in a temporary worktree, rebuilds the group stages (and the layers-check
+report beside them) per platform on a builder of its own, and compares each Python layer's
+digest with the published one; a layer that differs is named with its first differing file
+(`layer_diff`). Worktree and builder are removed afterwards, on failure and interrupt too.
+
+The builder is a fresh docker-container one (an empty cache) running the BuildKit image from
+the base mirror where one is set; without that image in the mirror (an offline host) the
+check runs on the current builder with the Python stages run again uncached
+(--no-cache-filter), and says so. `--builder B` builds on B, also uncached.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aibase import log
+from aibase.build.cell import cell_lock_labels, platform_manifest, write_rendered
+from aibase.build.layers import plan_groups, render_cell
+from aibase.build.lock_format import parse_lock
+from aibase.build.plan import BuildContext, Cell, plan_build
+from aibase.config.loader import load_config
+from aibase.config.model import Config
+from aibase.config.resolved import Settings
+from aibase.errors import ConfigError, NotReproduced
+from aibase.host import engine_build, git
+from aibase.host.buildx import remove_builder_argv
+from aibase.registry.client import RegistryClient
+from aibase.registry.oci import entry_platform, is_attestation
+from aibase.registry.refs import ImageRef, parse_ref
+from aibase.release.verify import fetch_index
+from aibase.tools.layer_diff import first_difference, tar_entries
+from aibase.tools.rebuild_plan import (
+    BUILDKIT_IMAGE,
+    REVISION_LABEL,
+    VARIANT_LABEL,
+    LayerResult,
+    Published,
+    PublishedImage,
+    compression_of,
+    image_layers,
+    pair_layers,
+    plan_rebuild,
+    python_layers,
+)
+
+LAYER_LIMIT = 1 << 34  # a layer blob read whole (the largest CUDA one is ~3 GB)
+
+
+def read_published(client: RegistryClient, ref: ImageRef) -> Published:
+    """The index's revision and variant labels and each platform image's layers."""
+    fetched = fetch_index(client, ref)
+    if not fetched.index.is_index:
+        raise ConfigError(f"{ref} is not an index", "pass a merged index (REPO:TAG or REPO@...)")
+    images: list[PublishedImage] = []
+    labels: Mapping[str, str] = {}
+    for entry in fetched.index.json.get("manifests", []):
+        manifest = fetched.manifests.get(entry["digest"])
+        if is_attestation(entry) or manifest is None:
+            continue
+        config = fetched.configs.get(entry["digest"]) or {}
+        labels = (config.get("config") or {}).get("Labels") or {}
+        images.append(
+            PublishedImage(
+                entry_platform(entry), manifest.digest, image_layers(manifest.json, config)
+            )
+        )
+    revision, variant = labels.get(REVISION_LABEL, ""), labels.get(VARIANT_LABEL, "")
+    if not revision or not variant:
+        raise ConfigError(
+            f"{ref} carries no {REVISION_LABEL if not revision else VARIANT_LABEL} label",
+            "rebuild-check reads the commit and variant from an index this tool built",
+        )
+    return Published(ref, revision, variant, tuple(images))
+
+
+def check_rebuild(
+    settings: Settings, config: Config, ref_text: str, platform: str, *, dry_run: bool
+) -> list[LayerResult]:
+    """The whole check; raises NotReproduced when a Python layer differs."""
+    if not ref_text:
+        raise ConfigError("rebuild-check needs the index", "./ai rebuild-check REPO:TAG")
+    started = time.monotonic()
+    ref = parse_ref(ref_text)
+    top = git.toplevel(config.root)
+    with ExitStack() as stack:
+        client = stack.enter_context(_client(settings, ref.api_host))
+        published = read_published(client, ref)
+        if not git.has_commit(top, published.revision):
+            raise ConfigError(
+                f"{ref} was built from {published.revision}, which this clone does not hold",
+                f"git fetch origin {published.revision} (or the branch holding it), then rerun",
+            )
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aibase-rebuild-")))
+        plan = plan_rebuild(
+            published,
+            platform,
+            work=work,
+            builder=settings.builder,
+            buildkit=_buildkit_image(settings, client),
+            name=f"aibase-rebuild-{secrets.token_hex(3)}",
+        )
+        log.info(
+            f"rebuild-check {ref}: revision {published.revision[:12]}, variant "
+            f"{published.variant}, platforms {', '.join(plan.platforms)}"
+        )
+        own = plan.builder.name if plan.builder else None
+        log.info(f"builder: {_builder_said(own, plan.on_builder)}")
+        if dry_run:
+            for argv in plan.commands(top):
+                log.echo_command(argv, dry_run=True)
+            log.info(
+                f"[dry-run] would rebuild the group stages of {published.variant} at "
+                f"{published.revision[:12]} per platform, compare each Python layer with "
+                f"{ref}, then remove the worktree"
+                + (
+                    f" and the builder ({' '.join(remove_builder_argv(plan.builder.name))})"
+                    if plan.builder
+                    else ""
+                )
+            )
+            return []
+        worktree = stack.enter_context(git.worktree(top, published.revision, plan.worktree))
+        builder = (
+            stack.enter_context(engine_build.own_builder(plan.builder))
+            if plan.builder
+            else plan.on_builder
+        )
+        rebuilt_config = load_config(
+            worktree / _in_checkout(config.path, top),
+            {
+                "registry": ref.registry,
+                "repository": ref.repository,
+                "base_mirror": settings.base_mirror or "",
+            },
+            env={},
+        )
+        results = []
+        for image in (i for i in published.images if i.platform in plan.platforms):
+            results += _check_platform(
+                settings, rebuilt_config, published, image, builder, work, client
+            )
+    for r in results:
+        print(r.line())
+    return _summarize(results, time.monotonic() - started)
+
+
+def _in_checkout(path: Path, top: Path) -> Path:
+    """The config's path inside the checkout: the worktree holds the revision's copy."""
+    try:
+        return path.resolve().relative_to(top)
+    except ValueError:
+        raise ConfigError(
+            f"{path} is outside the checkout {top}: the revision's copy cannot be found",
+            "pass a --config inside the repository",
+        ) from None
+
+
+def _builder_said(own: str | None, given: str | None) -> str:
+    if own:
+        return f"{own}, made for this check (an empty cache), removed after it"
+    if given:
+        return f"{given} (--builder), the Python stages run again uncached"
+    return (
+        f"the current one, the Python stages run again uncached (no {BUILDKIT_IMAGE} in "
+        "the base mirror for a builder of its own)"
+    )
+
+
+def _client(settings: Settings, host: str) -> RegistryClient:
+    return RegistryClient(host, ca=settings.registry_ca, auth_hosts=settings.auth_hosts)
+
+
+def _buildkit_image(settings: Settings, client: RegistryClient) -> str | None:
+    """The BuildKit image a builder of the run's own runs: Docker Hub's, or the base
+    mirror's copy (None when the mirror, on the registry checked, lacks it)."""
+    ref = parse_ref(BUILDKIT_IMAGE).mirrored(settings.base_mirror)
+    if not settings.base_mirror:
+        return str(ref)
+    if ref.api_host != client.host:
+        with _client(settings, ref.api_host) as other:
+            return str(ref) if other.head_manifest(ref.repository, ref.reference) else None
+    return str(ref) if client.head_manifest(ref.repository, ref.reference) else None
+
+
+def _check_platform(
+    settings: Settings,
+    config: Config,
+    published: Published,
+    image: PublishedImage,
+    builder: str | None,
+    work: Path,
+    client: RegistryClient,
+) -> list[LayerResult]:
+    """Rebuild one platform's Python stages; each Python layer against the published one."""
+    variant = config.variant(published.variant)
+    lock = variant.lock_file(image.platform).read_text()
+    groups = [g.name for g in plan_groups(tuple(parse_lock(lock)), variant)]
+    cell = Cell(variant.name, image.platform)
+    rendered = work / "rendered" / cell.slug
+    write_rendered(
+        rendered, render_cell(variant.dockerfile.read_text(), lock, variant, image.platform)
+    )
+    now = datetime.now(UTC)
+    ctx = BuildContext(
+        revision=published.revision,
+        created=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        date=now.strftime("%Y%m%d"),
+        run_id=f"rchk{secrets.token_hex(2)}",
+        ca_bundle=settings.ca_bundle,
+        pip_index_url_file=settings.pip_index_url_file,
+        compression=compression_of(image.layers),
+        builder=builder,
+    )
+    driver = engine_build.builder_driver(builder)
+    plan = plan_build(
+        config,
+        variant,
+        cell,
+        ctx,
+        push=True,
+        by_digest=driver in engine_build.DIGEST_DRIVERS,  # no tag left behind where it can
+        metadata_file=work / f"{cell.slug}.json",
+        rendered=rendered,
+        extra_labels=cell_lock_labels(config, variant, image.platform),
+        uncached=(*(f"group-{g}" for g in groups), "layers-check", "image"),
+    )
+    with log.step(f"rebuild {cell.variant}/{cell.platform}"):
+        metadata = engine_build.run_build(
+            plan.argv,
+            plan.metadata_file,
+            f"{cell.variant}/{cell.platform}",
+            registry=config.registry,
+        )
+    digest = str(metadata.get("containerimage.digest", ""))
+    manifest = platform_manifest(client, config.repository, digest, image.platform)
+    rebuilt_config = json.loads(
+        client.get_blob(config.repository, manifest.json["config"]["digest"])
+    )
+    rebuilt = image_layers(manifest.json, rebuilt_config)
+    old = python_layers(image.layers, groups)
+    new = python_layers(rebuilt, groups)
+    results = pair_layers(image.platform, old, new)
+    return [_explain(client, published.ref.repository, config.repository, r) for r in results]
+
+
+def _explain(
+    client: RegistryClient, repo: str, rebuilt_repo: str, result: LayerResult
+) -> LayerResult:
+    """A differing layer's first differing file, from both blobs' tar entries."""
+    if result.reproduced:
+        return result
+    if not result.published or not result.rebuilt:
+        side = "the published index" if not result.published else "the rebuild"
+        return LayerResult(
+            result.platform,
+            result.name,
+            result.published,
+            result.rebuilt,
+            f"only in {side} ({result.published or result.rebuilt})",
+        )
+    old = tar_entries(client.get_blob(repo, result.published, limit=LAYER_LIMIT))
+    new = tar_entries(client.get_blob(rebuilt_repo, result.rebuilt, limit=LAYER_LIMIT))
+    diff = first_difference(old, new) or "the same files; only the compressed blob differs"
+    return LayerResult(
+        result.platform,
+        result.name,
+        result.published,
+        result.rebuilt,
+        f"{diff} ({result.published[:19]} -> {result.rebuilt[:19]})",
+    )
+
+
+def _summarize(results: Sequence[LayerResult], seconds: float) -> list[LayerResult]:
+    same = sum(r.reproduced for r in results)
+    log.info(f"rebuild-check: {same} of {len(results)} Python layers reproduced ({seconds:.0f} s)")
+    differ = [r for r in results if not r.reproduced]
+    if differ:
+        raise NotReproduced(
+            f"{len(differ)} Python layer(s) differ from the published ones, first "
+            f"{differ[0].platform} {differ[0].name}: {differ[0].difference}",
+            "the build is not reproducible: see which file differs above (a timestamp, a "
+            "path, a build's own state left in the layer)",
+        )
+    if not results:
+        raise NotReproduced("no Python layers found to compare", "pass an index this tool built")
+    return list(results)
