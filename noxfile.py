@@ -71,8 +71,12 @@ def unit(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Real engine, real local registry, the fixture variant (both platforms, QEMU)."""
     Path("build/integration-fixture.ref").unlink(missing_ok=True)  # never an earlier run's
-    # the slowest tests in the log: where a new machine's CI minutes go
-    _pytest(session, "tests/integration", "--durations=12")
+    # Two workers, a test file each at a time (module fixtures build once): the engine's
+    # waits (registry round trips, container starts) overlap the other worker's builds. A
+    # test that must see the whole registry unchanged is marked `alone` (its conftest).
+    # `nox -s integration -- -n 0` runs them one by one. The slowest tests go in the log:
+    # that is where a new machine's CI minutes go.
+    _pytest(session, "tests/integration", "-n", "2", "--dist", "loadfile", "--durations=20")
 
 
 def _smoke(session: nox.Session, variant: str, config: str = "images.toml", *extra: str) -> None:

@@ -4,20 +4,22 @@ with CI set they fail instead."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -57,11 +59,97 @@ def engine_ready() -> None:
         pytest.skip(f"needs a Docker Engine with buildx and QEMU: {problem}")
 
 
+T = TypeVar("T")
+
+
+# The files that take longest (a warm run's --durations, summed per file), run first: the
+# workers then end together instead of one finishing a long file alone (xdist hands whole
+# files out in collection order). Only the speed depends on this list, never a result.
+LONGEST_FIRST = (
+    "test_fail_closed.py",
+    "test_workflow_replay.py",
+    "test_job_graph.py",
+    "test_examples.py",
+    "test_images.py",
+    "test_attestations.py",
+    "test_rerun.py",
+    "test_pipeline.py",
+    "test_audit.py",
+    "test_update.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: keeps file order
+
+
+def once(
+    factory: pytest.TempPathFactory,
+    name: str,
+    make: Callable[[], T],
+    dump: Callable[[T], Any],
+    load: Callable[[Any], T],
+) -> T:
+    """`make()` once per test session, however many pytest-xdist workers it has: the first
+    worker to come makes it under a lock in the folder all workers share, and records it
+    (`dump`, as JSON); the others wait on the lock and read that record (`load`). A failed
+    `make` records nothing: the next worker tries again and fails with its own message."""
+    shared = shared_folder(factory)
+    record = shared / f"once-{name}.json"
+    with (shared / f"once-{name}.lock").open("a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when fh closes, also when make() fails
+        if record.exists():
+            return load(json.loads(record.read_text()))
+        value = make()
+        record.write_text(json.dumps(dump(value)))
+        return value
+
+
+def shared_folder(factory: pytest.TempPathFactory) -> Path:
+    """The folder every pytest-xdist worker of this session shares (the session's own when
+    it runs without workers)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Tests run on several xdist workers at once (noxfile.py), except one marked `alone`: it
+    asserts on the whole registry or the fixture's floating tags ("nothing changed"), so it
+    waits until no other test runs and holds the others off while it does. Each test holds
+    the session's lock shared, an `alone` one exclusive, for its whole protocol: the module
+    and session fixtures it sets up (which push too) and its teardowns. The turnstile makes
+    the others queue behind a waiting `alone` test instead of starving it."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:  # one process: nothing runs beside a test
+        return (yield)
+    shared = Path(tempfile.gettempdir()) / f"aibase-it-{run}"
+    shared.mkdir(exist_ok=True)
+    with (
+        (shared / "alone.turnstile").open("a+") as turnstile,
+        (shared / "alone.lock").open("a+") as lock,
+    ):
+        mine = fcntl.LOCK_EX if item.get_closest_marker("alone") else fcntl.LOCK_SH
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, mine)
+        finally:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        return (yield)  # the lock goes with the file when the test is done
+
+
 @pytest.fixture(scope="session")
-def registry(engine_ready: None) -> str:  # noqa: ARG001 (the engine is checked first)
-    local_registry.start_registry(REGISTRY, HOST_PATHS)
-    forget_promotions()
-    return REGISTRY
+def registry(
+    engine_ready: None,  # noqa: ARG001 (the engine is checked first)
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    def start() -> str:
+        local_registry.start_registry(REGISTRY, HOST_PATHS)
+        forget_promotions()  # once: a second worker must not unpromote the first one's work
+        return REGISTRY
+
+    return once(tmp_path_factory, "registry", start, str, str)
 
 
 def forget_promotions(repo: str = IT_REPO) -> list[str]:
@@ -83,8 +171,12 @@ def forget_promotions(repo: str = IT_REPO) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def standins(registry: str) -> str:
+def standins(registry: str, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Stand-in bases on the mirror (bootstrapped once; the rootfs tarballs are cached)."""
+    return once(tmp_path_factory, "standins", lambda: push_missing_standins(registry), str, str)
+
+
+def push_missing_standins(registry: str) -> str:
     cfg = load_config(FIXTURE_CONFIG, env={})
     wanted = plan_standins(cfg, MIRROR)
     with RegistryClient(registry) as client:
@@ -169,7 +261,8 @@ def run_pytest(*args: str, cwd: Path = REPO, env: Mapping[str, str] | None = Non
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=cwd,
-        env=dict(env) if env is not None else None,
+        # an xdist worker's own variables stay with it: the run inside is a session of its own
+        env=dict(env) if env is not None else without_xdist(os.environ),
         capture_output=True,
         text=True,
         check=False,
@@ -179,6 +272,10 @@ def run_pytest(*args: str, cwd: Path = REPO, env: Mapping[str, str] | None = Non
     summary = re.findall(r"^=+ (.*) in [\d.]+s(?: \(.*\))? =+$", out, re.M)
     counts = re.findall(r"(\d+) (\w+)", summary[-1]) if summary else []
     return PytestRun(proc.returncode, out, {word: int(n) for n, word in counts})
+
+
+def without_xdist(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if not k.startswith("PYTEST_XDIST_")}
 
 
 def run_smoke_suite(config: Path, image: str, *args: str, variant: str = "fixture") -> PytestRun:
@@ -208,6 +305,26 @@ class Built:
     run: Run
     ca_bundle: Path | None = None  # the bundle the build had as a secret (with a marker CA)
 
+    def dump(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "index_digest": self.index_digest,
+            "platform_digests": self.platform_digests,
+            "run": [self.run.returncode, self.run.output],
+            "ca_bundle": str(self.ca_bundle) if self.ca_bundle else None,
+        }
+
+    @classmethod
+    def load(cls, record: dict[str, Any]) -> Built:
+        bundle = record["ca_bundle"]
+        return cls(
+            Path(record["out"]),
+            record["index_digest"],
+            dict(record["platform_digests"]),
+            Run(*record["run"]),
+            Path(bundle) if bundle else None,
+        )
+
 
 def variant_state(out: Path, repo: str = IT_REPO, variant: str = "fixture") -> VariantState:
     state = read_variant(Paths(out, Path()).variant_state(repo, variant))
@@ -220,7 +337,15 @@ def built(
     standins: str,  # noqa: ARG001 (needed first: the fixture builds FROM the stand-ins)
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Built:
-    out = tmp_path_factory.mktemp("built")
+    """One build-all per session, shared by every xdist worker."""
+
+    def make() -> Built:
+        return build_fixture(tmp_path_factory.mktemp("built"))
+
+    return once(tmp_path_factory, "built", make, Built.dump, Built.load)
+
+
+def build_fixture(out: Path) -> Built:
     bundle = marker_ca_bundle(out / "ca-bundle.pem")  # a secret the provenance must not hold
     run = invoke(
         "build-all",

@@ -57,6 +57,7 @@ def _report(out: Path) -> dict[str, Any]:
     return report
 
 
+@pytest.mark.alone  # asserts on the whole registry or the fixture's floating tags
 @pytest.mark.usefixtures("built")
 def test_an_override_never_narrows_what_a_floating_tag_requires(tmp_path: Path) -> None:
     before = floating_digest()

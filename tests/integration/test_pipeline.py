@@ -44,6 +44,7 @@ pytestmark = pytest.mark.engine
 CFG = ("--config", str(FIXTURE_CONFIG))
 
 
+@pytest.mark.alone  # asserts on the whole registry or the fixture's floating tags
 def test_build_all_promotes_a_verified_two_platform_index(built: Built) -> None:
     assert floating_digest() == built.index_digest
     with RegistryClient(REGISTRY) as client:
@@ -119,6 +120,7 @@ def test_the_report_names_each_layer_the_stand_in_and_no_file_it_did_not_write(
         assert "under 0.05 MB, not charted: WORKDIR /app" in chart
 
 
+@pytest.mark.alone  # asserts on the whole registry or the fixture's floating tags
 @pytest.mark.usefixtures("built")
 def test_dry_run_changes_nothing(out_dir: Path) -> None:
     before = registry_snapshot()
@@ -168,6 +170,7 @@ def _arm64_only_index(built: Built, tag: str) -> str:
         return client.get_manifest(IT_REPO, tag).digest
 
 
+@pytest.mark.alone  # asserts on the whole registry or the fixture's floating tags
 def test_the_old_incident_arm64_only_index_is_never_promoted(built: Built, out_dir: Path) -> None:
     before = floating_digest()
     digest = _arm64_only_index(built, "incident-arm64-only")
@@ -194,6 +197,7 @@ def test_the_old_incident_arm64_only_index_is_never_promoted(built: Built, out_d
     assert floating_digest() == before
 
 
+@pytest.mark.alone  # asserts on the whole registry or the fixture's floating tags
 def test_promote_refuses_an_unverified_index(built: Built, out_dir: Path) -> None:
     before = floating_digest()
     _write_state(out_dir, built.index_digest)
@@ -243,6 +247,7 @@ def test_merge_refuses_without_every_platform(built: Built, out_dir: Path) -> No
     assert "no cell result for linux/amd64" in run.output
 
 
+@pytest.mark.alone  # asserts on the whole registry or the fixture's floating tags
 @pytest.mark.usefixtures("built")
 def test_a_failing_cell_stops_everything(tmp_path: Path, out_dir: Path) -> None:
     """A tampered hash in one platform's lock: refused before any build; and when the lock's
@@ -413,6 +418,7 @@ def test_missing_base_in_the_mirror_is_named_before_any_build(registry: str, out
     assert "docker buildx build" not in run.output
 
 
+@pytest.mark.alone  # asserts on the whole registry or the fixture's floating tags
 @pytest.mark.usefixtures("registry")
 def test_a_dry_run_runs_every_preflight_and_shows_what_would_fail(
     tmp_path: Path, out_dir: Path

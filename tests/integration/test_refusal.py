@@ -14,6 +14,7 @@ from aibase.errors import LockError
 from .conftest import IT_REPO, ai, copy_fixture, registry_snapshot
 
 
+@pytest.mark.alone  # asserts on the whole registry or the fixture's floating tags
 @pytest.mark.usefixtures("registry")
 def test_a_refusal_is_short_and_says_each_thing_once(tmp_path: Path) -> None:
     cfg = copy_fixture(tmp_path / "fx")

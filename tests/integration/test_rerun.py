@@ -52,7 +52,7 @@ def _serves(host: str, repo: str, tag: str) -> str | None:
 
 @pytest.mark.usefixtures("standins")
 def test_promote_run_again_writes_nothing_and_retries_only_a_failed_notice(tmp_path: Path) -> None:
-    host, repo = "127.0.0.1:5013", "cerebral/ai-base-promote22"
+    host, repo = "127.0.0.1:5023", "cerebral/ai-base-promote22"
     registry, paths = _own_registry(host, tmp_path)
     args = (*CFG, "--registry", host, "--repository", repo)
     out = tmp_path / "out"
@@ -92,7 +92,7 @@ def test_a_registry_that_stops_during_the_push_is_named_and_a_rerun_resumes(tmp_
     """The registry answers the preflight, then is stopped as the first cell's build starts:
     buildx's push is refused. The message names the registry and says a rerun resumes;
     after it is back, the same command promotes both platforms."""
-    host, repo = "127.0.0.1:5012", "cerebral/ai-base-regdown22"
+    host, repo = "127.0.0.1:5022", "cerebral/ai-base-regdown22"
     _, paths = _own_registry(host, tmp_path)
     args = (*CFG, "--registry", host, "--repository", repo)
     env = env_for(tmp_path / "out")
