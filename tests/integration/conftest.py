@@ -532,3 +532,27 @@ def make_tls(d: Path, name: str = "localhost") -> Tls:
         str(d / "srv.crt"),
     )
     return Tls(d / "srv.crt", d / "srv.key")
+
+
+def one_variant_project(tmp: Path, pins: str, repository: str, allow: str = "") -> Path:
+    """A one-variant, one-platform project in tmp: req/x.in holds pins, its lock goes to
+    locks/ (written by the test), allow.toml holds allow."""
+    (tmp / "req").mkdir(parents=True)
+    (tmp / "req" / "x.in").write_text(pins)
+    (tmp / "images.toml").write_text(f"""
+[project]
+repository = "{repository}"
+registry = "localhost:5000"
+platforms = ["linux/amd64"]
+[variants.x]
+dockerfile = "{REPO}/docker/Dockerfile.ai-base.cpu"
+base = "python:3.11-slim"
+python = "3.11"
+size_budget_mb = 100
+requirements = ["req/x.in"]
+heavy_roots = []
+lock_dir = "locks"
+[variants.x.platforms."linux/amd64"]
+""")
+    (tmp / "allow.toml").write_text(allow)
+    return tmp
