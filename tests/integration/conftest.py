@@ -4,22 +4,20 @@ with CI set they fail instead."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +33,9 @@ from aibase.host.standins import plan_standins, push_standins
 from aibase.registry.client import RegistryClient
 from aibase.registry.refs import parse_ref
 from aibase.state import VariantState, read_variant
+
+from .sharing import once
+from .sharing import pytest_runtest_protocol as pytest_runtest_protocol  # a hook: found here
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures"
@@ -59,9 +60,6 @@ def engine_ready() -> None:
         pytest.skip(f"needs a Docker Engine with buildx and QEMU: {problem}")
 
 
-T = TypeVar("T")
-
-
 # The files that take longest (a warm run's --durations, summed per file), run first: the
 # workers then end together instead of one finishing a long file alone (xdist hands whole
 # files out in collection order). Only the speed depends on this list, never a result.
@@ -82,61 +80,6 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: keeps file order
-
-
-def once(
-    factory: pytest.TempPathFactory,
-    name: str,
-    make: Callable[[], T],
-    dump: Callable[[T], Any],
-    load: Callable[[Any], T],
-) -> T:
-    """`make()` once per test session, however many pytest-xdist workers it has: the first
-    worker to come makes it under a lock in the folder all workers share, and records it
-    (`dump`, as JSON); the others wait on the lock and read that record (`load`). A failed
-    `make` records nothing: the next worker tries again and fails with its own message."""
-    shared = shared_folder(factory)
-    record = shared / f"once-{name}.json"
-    with (shared / f"once-{name}.lock").open("a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # released when fh closes, also when make() fails
-        if record.exists():
-            return load(json.loads(record.read_text()))
-        value = make()
-        record.write_text(json.dumps(dump(value)))
-        return value
-
-
-def shared_folder(factory: pytest.TempPathFactory) -> Path:
-    """The folder every pytest-xdist worker of this session shares (the session's own when
-    it runs without workers)."""
-    base = factory.getbasetemp()
-    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
-    """Tests run on several xdist workers at once (noxfile.py), except one marked `alone`: it
-    asserts on the whole registry or the fixture's floating tags ("nothing changed"), so it
-    waits until no other test runs and holds the others off while it does. Each test holds
-    the session's lock shared, an `alone` one exclusive, for its whole protocol: the module
-    and session fixtures it sets up (which push too) and its teardowns. The turnstile makes
-    the others queue behind a waiting `alone` test instead of starving it."""
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if not run:  # one process: nothing runs beside a test
-        return (yield)
-    shared = Path(tempfile.gettempdir()) / f"aibase-it-{run}"
-    shared.mkdir(exist_ok=True)
-    with (
-        (shared / "alone.turnstile").open("a+") as turnstile,
-        (shared / "alone.lock").open("a+") as lock,
-    ):
-        mine = fcntl.LOCK_EX if item.get_closest_marker("alone") else fcntl.LOCK_SH
-        fcntl.flock(turnstile, fcntl.LOCK_EX)
-        try:
-            fcntl.flock(lock, mine)
-        finally:
-            fcntl.flock(turnstile, fcntl.LOCK_UN)
-        return (yield)  # the lock goes with the file when the test is done
 
 
 @pytest.fixture(scope="session")
@@ -589,3 +532,27 @@ def make_tls(d: Path, name: str = "localhost") -> Tls:
         str(d / "srv.crt"),
     )
     return Tls(d / "srv.crt", d / "srv.key")
+
+
+def one_variant_project(tmp: Path, pins: str, repository: str, allow: str = "") -> Path:
+    """A one-variant, one-platform project in tmp: req/x.in holds pins, its lock goes to
+    locks/ (written by the test), allow.toml holds allow."""
+    (tmp / "req").mkdir(parents=True)
+    (tmp / "req" / "x.in").write_text(pins)
+    (tmp / "images.toml").write_text(f"""
+[project]
+repository = "{repository}"
+registry = "localhost:5000"
+platforms = ["linux/amd64"]
+[variants.x]
+dockerfile = "{REPO}/docker/Dockerfile.ai-base.cpu"
+base = "python:3.11-slim"
+python = "3.11"
+size_budget_mb = 100
+requirements = ["req/x.in"]
+heavy_roots = []
+lock_dir = "locks"
+[variants.x.platforms."linux/amd64"]
+""")
+    (tmp / "allow.toml").write_text(allow)
+    return tmp

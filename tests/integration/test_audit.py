@@ -17,7 +17,7 @@ import pytest
 from aibase.audit.osv_mirror import serve
 from aibase.errors import AuditError, VulnerabilitiesFound
 
-from .conftest import REPO, Answer, Built, Request, Run, answering, invoke
+from .conftest import REPO, Answer, Built, Request, Run, answering, invoke, one_variant_project
 
 # A real subset of pypa/advisory-database, committed (its README says what and why);
 # AIBASE_ADVISORIES points the tests at another copy, e.g. the full database.
@@ -59,25 +59,7 @@ def test_the_advisories_come_with_the_checkout() -> None:
 
 def _project(tmp: Path, pins: str, allow: str = "") -> Path:
     """A one-variant config whose lock we write by hand (hashes are real, from PyPI)."""
-    (tmp / "req").mkdir(parents=True)
-    (tmp / "req" / "x.in").write_text(pins)
-    (tmp / "images.toml").write_text(f"""
-[project]
-repository = "cerebral/audit-test"
-registry = "localhost:5000"
-platforms = ["linux/amd64"]
-[variants.x]
-dockerfile = "{REPO}/docker/Dockerfile.ai-base.cpu"
-base = "python:3.11-slim"
-python = "3.11"
-size_budget_mb = 100
-requirements = ["req/x.in"]
-heavy_roots = []
-lock_dir = "locks"
-[variants.x.platforms."linux/amd64"]
-""")
-    (tmp / "allow.toml").write_text(allow)
-    return tmp
+    return one_variant_project(tmp, pins, "cerebral/audit-test", allow)
 
 
 def summary_rows(output: str) -> list[dict[str, str]]:

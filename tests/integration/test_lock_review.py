@@ -13,7 +13,7 @@ import pytest
 from aibase.audit.osv_mirror import serve
 from aibase.errors import ConfigError, VulnerabilitiesFound
 
-from .conftest import REPO, Run, invoke
+from .conftest import Run, invoke, one_variant_project
 from .test_audit import SNAPSHOT
 
 HASH = "--hash=sha256:" + "0" * 64  # pip-audit reads name==version only (--no-deps)
@@ -41,27 +41,10 @@ def osv_url() -> Iterator[str]:
 def project(tmp_path: Path) -> Path:
     """A one-variant project in a git repository whose lock moves requests 2.32.3 to 2.25.0
     (PYSEC-2023-74, fixed in 2.31.0) in the working tree."""
-    (tmp_path / "req").mkdir()
-    (tmp_path / "req" / "x.in").write_text("requests\n")
-    (tmp_path / "images.toml").write_text(f"""
-[project]
-repository = "cerebral/review-test"
-registry = "localhost:5000"
-platforms = ["linux/amd64"]
-[variants.x]
-dockerfile = "{REPO}/docker/Dockerfile.ai-base.cpu"
-base = "python:3.11-slim"
-python = "3.11"
-size_budget_mb = 100
-requirements = ["req/x.in"]
-heavy_roots = []
-lock_dir = "locks"
-[variants.x.platforms."linux/amd64"]
-""")
+    one_variant_project(tmp_path, "requests\n", "cerebral/review-test")
     (tmp_path / "locks").mkdir()
     lock = tmp_path / "locks" / "x-linux-amd64.txt"
     lock.write_text(_lock("2.32.3"))
-    (tmp_path / "allow.toml").write_text("")
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@localhost"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
