@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import shutil
 import tarfile
 from collections.abc import Sequence
 from dataclasses import replace
@@ -19,14 +20,21 @@ from aibase.errors import BenchRefused, BuildError, LockError
 from aibase.host import activity, proc
 from aibase.host.activity import Entry
 from aibase.tools import bench_floor
-from aibase.tools.bench_floor import compress_tree, measure_floor, uv_error
+from aibase.tools.bench_floor import compress_tree, measure_floor, parts_of, uv_error
 from aibase.tools.bench_plan import floor_argv, show_floor
 from aibase.tools.bench_report import CellBench, Floor, render
 
 from .conftest import WriteConfig
 from .test_bench import OURS, SINGLE
 
-FLOOR = Floor((50.0, 54.0), (20.0, 20.0), 6_000_000_000, 2_500_000_000, "gzip -6", "0.13.9")
+FLOOR = Floor(
+    (50.0, 54.0),
+    (20.0, 20.0),
+    6_000_000_000,
+    2_500_000_000,
+    "gzip -6, 4 streams at a time",
+    "0.13.9",
+)
 
 
 def test_the_floor_is_the_median_of_its_runs_and_the_cold_build_is_judged_against_it() -> None:
@@ -49,7 +57,8 @@ def test_the_table_shows_each_floor_beside_the_cold_build() -> None:
         "| 6000.0 MB | 2500.0 MB | 100.0 | 1.39x | missed |" in text
     )
     assert "| cold/floor | goal <= 1.3x |" in text
-    assert "uv 0.13.9 downloads and unpacks" in text and "(gzip -6, one stream)" in text
+    assert "uv 0.13.9 downloads and unpacks" in text
+    assert "a tar of each distribution's files is compressed on its own (gzip -6, 4 str" in text
     assert "  - cold build 1.39x its floor of 72.0 s (goal <= 1.3x: missed)" in text
 
 
@@ -83,21 +92,53 @@ def test_the_dry_run_shows_the_floors_command(
     err = capsys.readouterr().err
     assert "[dry-run] $ /x/uv pip install --no-deps --require-hashes" in err
     assert "floor cuda/linux/amd64, 2 time(s)" in err
-    assert f"then a tar of {tmp_path / 'floor' / 'site'} compressed in-process (gzip -6)" in err
+    site = tmp_path / "floor" / "site"
+    assert f"then a tar of each distribution in {site}, compressed in-process (gzip -6, a" in err
 
 
-def test_the_floor_compresses_a_tar_of_the_folder_as_gzip_level_6(tmp_path: Path) -> None:
-    """As BuildKit writes a gzip layer (Go's compress/gzip at its default level, 6)."""
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "a.py").write_text("x = 1\n" * 50_000)
-    (tmp_path / "pkg" / "b.bin").write_bytes(bytes(range(256)) * 400)
+def _site(root: Path) -> Path:
+    """Two distributions as uv --target leaves them, and a file no RECORD names."""
+    site = root / "site"
+    for name, files in (("alpha", {"a.py": "x = 1\n" * 50_000}), ("beta", {"b.bin": "b" * 9})):
+        info = site / f"{name}-1.0.dist-info"
+        info.mkdir(parents=True)
+        (site / name).mkdir()
+        for file, text in files.items():
+            (site / name / file).write_text(text)
+        rows = [f"{name}/{f},sha256=x,1" for f in files] + [f"{info.name}/RECORD,,"]
+        (info / "RECORD").write_text("\n".join(rows) + "\n")
+    (site / ".lock").write_text("")
+    return site
+
+
+def test_the_floor_compresses_each_distribution_on_its_own_as_gzip_level_6(
+    tmp_path: Path,
+) -> None:
+    """As BuildKit writes gzip layers: Go's compress/gzip at its default level, 6, each layer
+    its own stream, compressed side by side; no layer is finer than a distribution (one
+    stream for all would overstate the floor)."""
+    site = _site(tmp_path)
+    parts = parts_of(site)
+    alpha = [site / "alpha" / "a.py", site / "alpha-1.0.dist-info" / "RECORD"]
+    assert parts == [
+        alpha,
+        [site / "beta" / "b.bin", site / "beta-1.0.dist-info" / "RECORD"],
+        [site / ".lock"],
+    ]
     tar = io.BytesIO()
     with tarfile.open(fileobj=tar, mode="w|", format=tarfile.PAX_FORMAT) as out:
-        out.add(tmp_path / "pkg", arcname=".")
-    unpacked, compressed = compress_tree(tmp_path / "pkg")
+        for path in alpha:
+            out.add(path, arcname=str(path.relative_to(site)), recursive=False)
+    both = compress_tree(site, streams=2)
+    assert both == compress_tree(site, streams=1)
+    (site / ".lock").unlink()
+    shutil.rmtree(site / "beta")
+    shutil.rmtree(site / "beta-1.0.dist-info")
+    unpacked, compressed = compress_tree(site, streams=2)  # alpha alone: one stream
     assert unpacked == len(tar.getvalue())
     assert compressed == len(gzip.compress(tar.getvalue(), compresslevel=6, mtime=0))
     assert compressed != len(gzip.compress(tar.getvalue(), compresslevel=1, mtime=0))
+    assert both[0] > unpacked and both[1] > compressed
 
 
 def test_uvs_innermost_cause_names_the_failure() -> None:
@@ -145,7 +186,7 @@ def test_the_floor_runs_each_repeat_from_empty_and_leaves_nothing(
     floor = measure_floor(cfg, cell, tmp_path / "floor", 2)
     assert [a[1] for a in ran] == ["--version", "pip", "pip"]
     assert len(floor.install_runs) == len(floor.compress_runs) == 2
-    assert floor.uv == "0.13.9" and floor.compression == "gzip -6"
+    assert floor.uv == "0.13.9" and floor.compression.startswith("gzip -6, ")
     assert floor.unpacked_bytes > floor.compressed_bytes > 0
     assert not (tmp_path / "floor").exists()
 

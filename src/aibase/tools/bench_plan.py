@@ -71,7 +71,8 @@ def show_floor(config: Config, cell: Cell, work: Path, repeats: int) -> None:
     """The floor's steps, for a dry run: uv's install, then the in-process compression."""
     log.info(f"floor {cell.variant}/{cell.platform}, {repeats} time(s), each from empty:")
     log.echo_command(floor_argv(find_uv(), config, cell, work), dry_run=True)
-    log.info(f"  then a tar of {work / 'site'} compressed in-process ({COMPRESSION} -{GZIP_LEVEL})")
+    site, how = work / "site", f"{COMPRESSION} -{GZIP_LEVEL}, a core each"
+    log.info(f"  then a tar of each distribution in {site}, compressed in-process ({how})")
 
 
 def plan_single(

@@ -63,7 +63,7 @@ class Floor:
     compress_runs: tuple[float, ...]
     unpacked_bytes: int
     compressed_bytes: int
-    compression: str  # e.g. `gzip -6`
+    compression: str  # e.g. `gzip -6, 16 streams at a time`
     uv: str  # uv's version
 
     def timing(self) -> Timing:
@@ -154,8 +154,10 @@ def floor_table(rows: Sequence[tuple[str, Floor, Timing | None]]) -> list[str]:
     out = [
         "",
         f"Floor: uv {first.uv} downloads and unpacks the lock's wheels into an empty folder "
-        f"(empty cache, no Docker), then a tar of them is compressed ({first.compression}, "
-        "one stream); the OS stage is not in it.",
+        f"(empty cache, no Docker), then a tar of each distribution's files is compressed on its "
+        f"own ({first.compression}); the OS stage is not in it. A cold build on a shared "
+        "builder keeps uv's download cache (only the bench's own builder is pruned); the floor "
+        "always downloads.",
         "",
         FLOOR_HEADER,
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
