@@ -25,7 +25,8 @@ from aibase.release.promote_gate import Guards
 from aibase.tools import base_pins, describe, rebuild_check
 from aibase.tools import clean as cleaning
 from aibase.tools import update as updates
-from aibase.tools.bench import BUMP, run_bench, select_cells
+from aibase.tools.bench import BUMP, run_bench
+from aibase.tools.bench_plan import select_cells
 from aibase.tools.lock_review import review_locks
 
 
@@ -195,10 +196,11 @@ def bench(
     bump: str = BUMP,
     repeats: int = 2,
     dry_run: bool = False,
+    floor_only: bool = False,
 ) -> None:
-    """Time cold/no-op/bumped builds against the single-layer shape (AIBASE_* env applies)."""
-    with open_run(s, cfg, dry_run=dry_run) as ctx:
-        run_bench(ctx, select_cells(cfg, cells), bump, dry_run=dry_run, repeats=repeats)
+    """Time cold/no-op/bumped builds against the single-layer shape and the floor."""
+    with open_run(s, cfg, dry_run=dry_run or floor_only) as ctx:  # the floor writes no out/
+        run_bench(ctx, select_cells(cfg, cells), bump, dry_run, repeats, floor_only)
 
 
 @command(*COMMON, "builder", "ca_bundle", name="rebuild-check", positional=("ref",), ref=cli.INDEX)

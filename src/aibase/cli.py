@@ -94,6 +94,8 @@ FLAG_HELP = {
     "bump": "the one-pin bump each cell is rebuilt with (a shared-stack leaf package)",
     "repeats": "how often each timing runs (the table shows the median and the minimum); "
     "from 2 on, the bytes a cold rebuild of the unchanged commit pushes",
+    "floor_only": "only each cell's floor: uv downloads and unpacks its lock's wheels into an "
+    "empty folder (empty cache, no Docker), then gzip of a tar of them; no build, no file",
     "registry_gc": "also sweep the local registry's unreferenced blobs (stops it briefly)",
     "push": "push to the registry and write build/cells/<cell>.json (digest, size, seconds)",
     "load": "load a single-platform image into the local engine (development)",

@@ -22,6 +22,19 @@ def _commands(output: str) -> tuple[list[str], list[str]]:
     return commands, [" ".join([Path(c.split()[2]).name, *c.split()[3:4]]) for c in commands]
 
 
+def _floor_first(
+    commands: list[str], kinds: list[str], lock: str, arch: str
+) -> tuple[list[str], list[str]]:
+    """A cell's first command is its floor's install (nothing built yet, the engine idle):
+    uv, the cell's lock into an empty folder with an empty cache; the rest as they were."""
+    assert kinds[0] == "uv pip", commands[:1]
+    floor = commands[0]
+    assert f"--python-platform {arch}-manylinux_2_28 " in floor and "--no-deps" in floor
+    assert floor.endswith(f"tests/fixtures/locks/{lock}.txt") and "--require-hashes" in floor
+    assert " --cache-dir " in floor and " --target " in floor
+    return commands[1:], kinds[1:]
+
+
 def test_bench_dry_run_prints_the_plan_and_changes_nothing() -> None:
     """Without a builder of its own the bench prunes nothing: its cold builds run every
     step (--no-cache); each timing runs twice, the bump once (its layers stay cached)."""
@@ -30,7 +43,7 @@ def test_bench_dry_run_prints_the_plan_and_changes_nothing() -> None:
         "bench", "--dry-run", "--cells", "fixture/linux/arm64", "--config", str(FIXTURE_CONFIG)
     )
     assert run.returncode == 0, run.output[-3000:]
-    commands, kinds = _commands(run.output)
+    commands, kinds = _floor_first(*_commands(run.output), "fixture-linux-arm64", "aarch64")
     assert kinds == [
         "git clone",  # the bump happens in a clone of HEAD
         "invoke update",
@@ -69,7 +82,7 @@ def test_bench_dry_run_on_its_own_builder_prunes_that_one_only() -> None:
         str(FIXTURE_CONFIG),
     )
     assert run.returncode == 0, run.output[-3000:]
-    commands, kinds = _commands(run.output)
+    commands, kinds = _floor_first(*_commands(run.output), "fixture-linux-amd64", "x86_64")
     prunes = [c for c in commands if "prune" in c]
     assert kinds[2:] == ["docker buildx", *["invoke build"] * 3, *["docker buildx"] * 4]
     assert prunes == [commands[2], commands[6]]

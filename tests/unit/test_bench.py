@@ -16,7 +16,7 @@ from aibase.errors import BenchRefused, ConfigError
 from aibase.host import activity, engine, engine_build, proc
 from aibase.host.activity import Entry
 from aibase.tools import bench
-from aibase.tools.bench import select_cells
+from aibase.tools.bench_plan import select_cells
 from aibase.tools.bench_report import CellBench, Layer, Shape, foreign_ratios, render
 from aibase.tools.imagesize import ImageSize
 

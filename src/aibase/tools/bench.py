@@ -2,8 +2,9 @@
 shape (bench/single-layer.Dockerfile, same base, OS packages and lock), side by side in one
 run. A benchmark, not a test: it reports ratios, committed with the commit it measured.
 
-Per cell, `--repeats` times: build cold, again (no-op), then the bump of one pin (made once,
-in a clone of HEAD, by `invoke update`); the same for the single-layer shape. A cold build
+Per cell, first its floor (tools/bench_floor: uv and gzip alone, no Docker), then `--repeats`
+times: build cold, again (no-op), then the bump of one pin (made once, in a clone of HEAD, by
+`invoke update`); the same for the single-layer shape. A cold build
 follows a prune of the bench's own builder (`--builder`; no other is ever pruned), or runs
 every step with --no-cache on a shared one. It refuses a figure it did not measure: a cold
 build with a CACHED step, a step another build on the engine overlapped (tools/bench_checks).
@@ -37,6 +38,7 @@ from aibase.names import normalize_name
 from aibase.release.smoke import smoke_image
 from aibase.state import read_cell, write_atomic
 from aibase.tools.bench_checks import Timing, cached_steps, foreign_builds, new_bytes
+from aibase.tools.bench_floor import measure_floor, run_floor
 from aibase.tools.bench_plan import (
     bump_timed,
     cold_method,
@@ -46,7 +48,7 @@ from aibase.tools.bench_plan import (
     uncommitted_inputs,
     user_path,
 )
-from aibase.tools.bench_report import CellBench, Layer, Shape, foreign_ratios, render
+from aibase.tools.bench_report import FLOOR_GOAL, CellBench, Layer, Shape, foreign_ratios, render
 from aibase.tools.imagesize import measure
 
 BUMP = "structlog==24.1.0"  # the default one-pin bump: a shared-stack leaf package
@@ -129,6 +131,7 @@ def bench_cell(
     ctx: RunContext, variant: str, platform: str, bump: str, work: Path, repeats: int = 1
 ) -> CellBench:
     config, cell = ctx.config, Cell(variant, platform)
+    floor = measure_floor(config, cell, work / "floor", repeats)  # before anything is built
     builder, top = ctx.build.builder, git.toplevel(config.root)
     runs = user_path(config, cell, bump, work, top, builder)
     clone = work / "clone"  # the bump, in a clone of HEAD: this checkout stays as it is
@@ -185,7 +188,7 @@ def bench_cell(
         )
     singles = (made["single cold"], made["single noop"], made["single bump"])
     theirs = _shape(ctx, platform, singles, single, 0.0)
-    return CellBench(f"{variant}/{platform}", bump, mine, theirs)
+    return CellBench(f"{variant}/{platform}", bump, mine, theirs, floor)
 
 
 def bumped_group(config: Config, cell: Cell, bump: str, clone: Path, top: Path) -> str:
@@ -239,25 +242,22 @@ def _shape(
     return Shape(*medians, image, pushed, before, size, smoke_s, cold, noop, bump)
 
 
-def select_cells(config: Config, cells: str) -> list[Cell]:
-    """`fixture/linux/amd64,...` -> cells, each checked against the config; '' -> all."""
-    if not cells:
-        return [Cell(v, p) for v in config.variants for p in config.platforms]
-    chosen = []
-    for item in (c.strip() for c in cells.split(",") if c.strip()):
-        variant, _, platform = item.partition("/")
-        config.variant(variant).platform(platform)  # a clear error for a typo
-        chosen.append(Cell(variant, platform))
-    return chosen
-
-
 def run_bench(
-    ctx: RunContext, cells: list[Cell], bump: str, dry_run: bool = False, repeats: int = 2
-) -> Path:
+    ctx: RunContext,
+    cells: list[Cell],
+    bump: str,
+    dry_run: bool = False,
+    repeats: int = 2,
+    floor_only: bool = False,
+) -> Path | None:
     """Bench every cell; write bench/results/<date>-<sha7>.{json,md}; the .md path. A dry
-    run prints the plan (tools/bench_plan.py) and runs nothing."""
+    run prints the plan (tools/bench_plan.py) and runs nothing; `floor_only` measures (or
+    plans) the cells' floors alone and writes nothing."""
     if repeats < 1:
         raise ConfigError(f"--repeats {repeats}: at least 1", "pass --repeats 2 (the default)")
+    if floor_only:
+        run_floor(ctx, cells, repeats, dry_run)
+        return None
     if dry_run:
         return show_bench(ctx, cells, bump, repeats)
     check_builder(ctx.build.builder)
@@ -274,12 +274,16 @@ def run_bench(
             with log.step(f"bench {cell.variant}/{cell.platform}"):
                 work = Path(tmp) / cell.slug
                 results.append(bench_cell(ctx, cell.variant, cell.platform, bump, work, repeats))
+                log.info(f"{cell.variant}/{cell.platform}: {results[-1].floor_text()}")
                 shutil.rmtree(work / "clone", ignore_errors=True)
     foreign = foreign_ratios(results, NATIVE.get(machine(), ""))
     base = results_path(ctx.config, commit)
     how = cold_method(ctx.build.builder)
     data: dict[str, object] = {"commit": commit, "repeats": repeats, "cold": how}
-    data["cells"] = [asdict(r) | {"ratios": r.ratios()} for r in results]
+    data["floor_goal"] = FLOOR_GOAL  # each cell's cold build at most this times its floor
+    data["cells"] = [
+        asdict(r) | {"ratios": r.ratios(), "floor_goal_met": r.floor_goal_met()} for r in results
+    ]
     write_atomic(base.with_suffix(".json"), json.dumps(data, indent=2) + "\n")
     write_atomic(base.with_suffix(".md"), render(results, commit, foreign, how))
     print(base.with_suffix(".md").read_text())

@@ -1,6 +1,7 @@
 """What `./ai bench` runs, planned without running it: the task runs a cell is timed on,
-the single-layer shape's builds, and `./ai bench --dry-run`, which prints every command in
-order and changes nothing (no prune, no build, no clone, no results file).
+the single-layer shape's builds, the floor's install, and `./ai bench --dry-run`, which
+prints every command in order and changes nothing (no prune, no build, no clone, no
+download, no results file).
 
 May import: build, config, host, log.
 """
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 
 from aibase import log
+from aibase.build.lock_format import UV_PLATFORMS
+from aibase.build.locks import find_uv
 from aibase.build.plan import CELL_TAG_PREFIX, BuildPlan, Cell, cell_tag
 from aibase.build.run_context import RunContext
 from aibase.config.model import Config
@@ -20,6 +23,10 @@ from aibase.host import git
 from aibase.host.buildx import BuildxBuild, buildx_argv
 
 SINGLE_LAYER = Path("bench") / "single-layer.Dockerfile"  # in the checkout's root
+# Both shapes push gzip (every puller reads it), which BuildKit writes at Go's compress/gzip
+# default, level 6 (moby/buildkit util/compression/gzip.go): the floor compresses alike.
+COMPRESSION = "gzip"
+GZIP_LEVEL = 6
 
 
 def user_path(
@@ -33,7 +40,7 @@ def user_path(
     invoke = str(Path(sys.executable).with_name("invoke"))
     mirror = ["--base-mirror", config.base_mirror] if config.base_mirror else []
     build = [invoke, "build", "--variant", cell.variant, "--platform", cell.platform, "--push"]
-    build += ["--build-cache", "", "--compression", "gzip", *mirror]
+    build += ["--build-cache", "", "--compression", COMPRESSION, *mirror]
     build += ["--builder", builder] if builder else []
     here = ["--config", str(config.path)]
     clone = ["--config", str(work / "clone" / config.path.resolve().relative_to(top))]
@@ -44,6 +51,28 @@ def user_path(
         "update": [*update, "--out", str(work / "upd")],
         "bump": [*build, *clone, "--out", str(work / "bump")],
     }
+
+
+def floor_argv(uv: str, config: Config, cell: Cell, work: Path) -> list[str]:
+    """The floor's install: the cell's lock as the image installs it (hash-checked wheels, no
+    resolution; its own `--extra-index-url` line applies, so torch comes from the same index),
+    into an empty folder (work/site) with an empty cache (work/uv-cache): every wheel is
+    downloaded. No Docker, no bytecode: the least a cold build of these wheels can do."""
+    variant = config.variant(cell.variant)
+    return [
+        *(uv, "pip", "install", "--no-deps", "--require-hashes", "--only-binary", ":all:"),
+        *("--target", str(work / "site"), "--cache-dir", str(work / "uv-cache")),
+        *("--python-platform", UV_PLATFORMS[cell.platform], "--python-version", variant.python),
+        *("-r", str(variant.lock_file(cell.platform))),
+    ]
+
+
+def show_floor(config: Config, cell: Cell, work: Path, repeats: int) -> None:
+    """The floor's steps, for a dry run: uv's install, then the in-process compression."""
+    log.info(f"floor {cell.variant}/{cell.platform}, {repeats} time(s), each from empty:")
+    log.echo_command(floor_argv(find_uv(), config, cell, work), dry_run=True)
+    site, how = work / "site", f"{COMPRESSION} -{GZIP_LEVEL}, a core each"
+    log.info(f"  then a tar of each distribution in {site}, compressed in-process ({how})")
 
 
 def plan_single(
@@ -78,6 +107,18 @@ def single_builds(ctx: RunContext, cell: Cell, work: Path, top: Path) -> list[Bu
         plan_single(ctx, cell, locks, f"{stem}-{i}", work / f"single-{i}.json", top, i == 0)
         for i, locks in enumerate(runs)
     ]
+
+
+def select_cells(config: Config, cells: str) -> list[Cell]:
+    """`fixture/linux/amd64,...` -> cells, each checked against the config; '' -> all."""
+    if not cells:
+        return [Cell(v, p) for v in config.variants for p in config.platforms]
+    chosen = []
+    for item in (c.strip() for c in cells.split(",") if c.strip()):
+        variant, _, platform = item.partition("/")
+        config.variant(variant).platform(platform)  # a clear error for a typo
+        chosen.append(Cell(variant, platform))
+    return chosen
 
 
 def uncommitted_inputs(config: Config, top: Path) -> list[str]:
@@ -117,6 +158,7 @@ def show_bench(ctx: RunContext, cells: list[Cell], bump: str, repeats: int) -> P
     log.info("  during every timed step: a step another build overlapped is refused)")
     for cell in cells:
         work = Path(tempfile.gettempdir()) / "aibase-bench-XXXXXXXX" / cell.slug
+        show_floor(ctx.config, cell, work / "floor", repeats)  # first: nothing built yet
         runs = user_path(ctx.config, cell, bump, work, top, builder)
         clone = ["git", "clone", "--quiet", str(top), str(work / "clone")]
         log.info(f"bench {cell.variant}/{cell.platform}: the bump {bump}, in a clone of HEAD")
