@@ -5,6 +5,7 @@ mirror does (pip-audit's part runs in tests/integration/test_lock_review.py)."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ from aibase.audit.allowlist import AllowEntry, Finding
 from aibase.audit.gate import AuditRequest
 from aibase.audit.osv_mirror import AdvisoryDB
 from aibase.audit.pipaudit import AuditRun
+from aibase.build.lock_format import body_digest, split_header
 from aibase.config.loader import load_config
-from aibase.errors import AuditError, VulnerabilitiesFound
+from aibase.errors import AuditError, LockError, VulnerabilitiesFound
 from aibase.host import git
 from aibase.tools import lock_review
 from aibase.tools.lock_review import (
@@ -225,3 +227,46 @@ def test_a_finding_the_review_cannot_place_fails_closed(
     change = Change("a.txt", "requests", "2.32.3", "2.25.0")
     with pytest.raises(AuditError, match="did not ask about"):
         lock_review.audit_changes(req, audit_batches([change]))
+
+
+def _request(cfg_path: Path, workdir: Path) -> AuditRequest:
+    cfg = load_config(cfg_path, env={})
+    return AuditRequest(
+        variants=cfg.select("cuda"),
+        platforms=cfg.platforms,
+        service="osv",
+        osv_url="http://127.0.0.1:9/v1/query",
+        snapshot=None,
+        image=None,
+        image_platforms=(),
+        allowlist=REPO / "audit-allowlist.toml",
+        today=TODAY,
+        workdir=workdir,
+    )
+
+
+def test_a_changed_lock_line_the_review_cannot_read_is_refused_not_skipped(
+    tmp_path: Path,
+) -> None:
+    """A pull request that adds a URL requirement (or edits a lock by hand) to a lock: the
+    diff reads pins only, so without this check the line went unaudited and the review
+    passed."""
+    req = _request(REPO / "images.toml", tmp_path)
+    lock = req.variants[0].lock_file("linux/arm64")
+    real = lock.read_text()
+    lock_review.check_changed_lock(req, lock, real)  # a lock as `./ai lock` wrote it passes
+    head, body = split_header(real)
+    body += "evil @ https://example.invalid/evil-1.0-py3-none-any.whl\n"
+    with pytest.raises(LockError, match="edited: its body does not match"):
+        lock_review.check_changed_lock(req, lock, head + body)
+    resealed = re.sub(r"body-sha256: [0-9a-f]{64}", f"body-sha256: {body_digest(body)}", head)
+    with pytest.raises(LockError, match=re.escape("evil @ https://example.invalid")) as caught:
+        lock_review.check_changed_lock(req, lock, resealed + body)
+    assert "./ai lock" in caught.value.fix
+
+
+def test_a_changed_lock_no_platform_builds_is_refused(tmp_path: Path) -> None:
+    req = _request(REPO / "images.toml", tmp_path)
+    stray = req.variants[0].lock_dir / "cuda-linux-s390x.txt"
+    with pytest.raises(LockError, match="no configured variant and platform builds it"):
+        lock_review.check_changed_lock(req, stray, "requests==2.32.3\n")

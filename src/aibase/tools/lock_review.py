@@ -24,8 +24,8 @@ from aibase.audit.pipaudit import (
     requirements_from_packages,
     run_audit,
 )
-from aibase.build.lock_format import parse_lock, split_blocks
-from aibase.errors import AuditError, ConfigError, VulnerabilitiesFound
+from aibase.build.lock_format import lock_problem, parse_lock, split_blocks
+from aibase.errors import AuditError, ConfigError, LockError, VulnerabilitiesFound
 from aibase.host import git
 from aibase.names import normalize_name
 
@@ -156,6 +156,28 @@ def refusal(rows: Sequence[Annotated], allowlist: Path) -> VulnerabilitiesFound 
     )
 
 
+def check_changed_lock(req: AuditRequest, path: Path, text: str) -> None:
+    """A changed lock is reviewed only as a build would install it: a line the review cannot
+    read as a pin (a URL, an option, an edited body) is refused here, never skipped."""
+    specs = [
+        v.platform(p)
+        for v in req.variants
+        for p in v.platforms
+        if v.lock_file(p).resolve() == path.resolve()
+    ]
+    if not specs:
+        raise LockError(
+            f"lock {path.name} changed, but no configured variant and platform builds it",
+            "remove it, or add its platform to images.toml and run `./ai lock`",
+        )
+    problem = lock_problem(text, specs[0])
+    if problem:
+        raise LockError(
+            f"lock {path.name} {problem}: the review cannot vouch for it",
+            "write locks with `./ai lock` only, then push again",
+        )
+
+
 def lock_paths(req: AuditRequest, base: str) -> list[Path]:
     """Every lock of the variants, in the working tree, the config, or at `base`."""
     paths = {v.lock_file(p) for v in req.variants for p in req.platforms if p in v.platforms}
@@ -227,6 +249,9 @@ def review_locks(req: AuditRequest, base: str) -> list[Annotated]:
         for p in lock_paths(req, commit)
     }
     texts = {p: t for p, t in texts.items() if t != (None, None)}  # a lock neither side has
+    for path, (was, now) in texts.items():
+        if now is not None and now != was:
+            check_changed_lock(req, path, now)
     changes = [c for p, (was, now) in texts.items() for c in diff_lock(p.name, was, now)]
     source, findings = audit_changes(req, audit_batches(changes))
     rows = annotate(changes, findings, allowlist, req.today)
