@@ -1,7 +1,8 @@
 """`./ai rebuild-check REF` on the fixture (one platform: CI stays fast): the session's index
 rebuilt from its revision reproduces every Python layer; an index whose group layer was
-tampered with after the build is named, with the file that differs. Either way no worktree
-or builder is left behind."""
+tampered with after the build is named, with the file that differs. Both run on a private,
+empty Docker Engine, and neither leaves a worktree, that engine, its root or its bridge
+behind, nor a current builder in ~/.docker/buildx, nor touches the shared engine's docker0."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import json
 import secrets
 import subprocess
 import tarfile
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -28,13 +31,34 @@ pytestmark = pytest.mark.engine
 PLATFORM = "linux/amd64"
 
 
-def _leftovers() -> tuple[str, str]:
-    """This checkout's worktrees and the builders buildx knows: neither may grow."""
+def _leftovers() -> tuple[str, list[str], list[str], str, str, list[str]]:
+    """This checkout's worktrees, the private engines running and their roots, buildx's
+    current builder in ~/.docker, the shared engine's docker0 (its interface index: a
+    private dockerd under --bridge none deleted it) and the private engines' bridges: none
+    may change."""
     worktrees = subprocess.run(
         ["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True, check=True
     ).stdout
-    builders = subprocess.run(["docker", "buildx", "ls"], capture_output=True, text=True).stdout
-    return worktrees, " ".join(w for w in builders.split() if w.startswith("aibase-rebuild-"))
+    engines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # it ended meanwhile
+        if argv[0].endswith(b"dockerd") and b"aibase-engine-" in b" ".join(argv):
+            engines.append(b" ".join(argv).decode())
+    roots = sorted(str(p) for p in Path(tempfile.gettempdir()).glob("aibase-engine-*"))
+    current = Path.home() / ".docker" / "buildx" / "current"
+    docker0 = Path("/sys/class/net/docker0/ifindex")
+    bridges = sorted(p.name for p in Path("/sys/class/net").glob("aibase-*"))
+    return (
+        worktrees,
+        engines,
+        roots,
+        current.read_text() if current.exists() else "",
+        docker0.read_text() if docker0.exists() else "",
+        bridges,
+    )
 
 
 def _rebuild_check(built: Built, ref: str) -> tuple[int, str]:
@@ -48,7 +72,13 @@ def _rebuild_check(built: Built, ref: str) -> tuple[int, str]:
         PLATFORM,
         env=env_for(built.out),
     )
-    assert _leftovers() == before, "a worktree or a builder was left behind"
+    assert _leftovers() == before, "a worktree, an engine, its root, bridge or builder was left"
+    # the check's first line: where it builds
+    said = run.output.split("==> rebuild-check\n", 1)[1].splitlines()[0]
+    assert said.startswith("builder: a private, empty Docker Engine (dockerd "), said
+    root = said.split("data root ")[1].split(")")[0].removesuffix("/data")
+    assert root.startswith(tempfile.gettempdir()) and not Path(root).exists(), said
+    assert f"DOCKER_HOST=unix://{root}/docker.sock BUILDX_CONFIG=" in run.output
     return run.returncode, run.output
 
 

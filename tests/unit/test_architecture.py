@@ -174,8 +174,9 @@ def test_only_the_engine_runs_docker() -> None:
                     and ast.unparse(node.func) in ("proc.run", "subprocess.run")
                 ):
                     runners.add(name)
-    # the engine in two parts: itself (facts, containers, images) and the builds it runs
-    assert runners == {"host.engine", "host.engine_build"}
+    # the engine in three parts: itself (facts, containers, images), the builds it runs, and
+    # a private one started for a run (rebuild-check's empty builder)
+    assert runners == {"host.engine", "host.engine_build", "host.engine_private"}
 
 
 PURE = (
@@ -260,8 +261,9 @@ def test_environment_is_read_in_one_place() -> None:
         if "os.environ" in text or "getenv" in text:
             readers.add(name)
     # settings resolves AIBASE_*; the others read variables of other programs:
-    # DOCKER_CONFIG (credentials), GITHUB_* (github), the image's own (probe)
-    assert readers == {"config.settings", "registry.credentials", "github", "probe"}
+    # DOCKER_CONFIG (credentials), GITHUB_* (github), the image's own (probe); proc passes
+    # its own on to a child with a few set on top (a private engine's DOCKER_HOST)
+    assert readers == {"config.settings", "registry.credentials", "github", "probe", "host.proc"}
 
 
 def test_git_and_ruff_see_every_package() -> None:

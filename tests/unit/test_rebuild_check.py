@@ -1,10 +1,15 @@
 """rebuild-check's pure parts: the first differing tar entry of two layers, which layers are
-the Python ones and what each is called, the pairing, and the plan (platform, builder)."""
+the Python ones and what each is called, the pairing, and the plan (platform, builder); the
+private engine's command line and its life (stopped and removed on failure and interrupt)."""
 
 from __future__ import annotations
 
 import gzip
 import io
+import os
+import shutil
+import signal
+import subprocess
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,9 +19,17 @@ import pytest
 import zstandard
 
 from aibase.errors import ConfigError, EngineError
-from aibase.host import engine_build, git, proc
-from aibase.host.buildx import BuildxBuilder, create_builder_argv, remove_builder_argv
+from aibase.host import engine_private, git, proc
+from aibase.host.buildx import BuildxBuild, buildx_argv
+from aibase.host.engine_private import (
+    PrivateEngine,
+    bridge_argv,
+    dockerd_argv,
+    mounts_under,
+    plan_engine,
+)
 from aibase.registry.refs import parse_ref
+from aibase.tools import rebuild_check
 from aibase.tools.layer_diff import first_difference, tar_entries
 from aibase.tools.rebuild_plan import (
     REPORT_NAME,
@@ -141,36 +154,171 @@ PUBLISHED = Published(
 
 def test_the_plan_covers_every_platform_of_the_index_or_the_one_asked() -> None:
     work = Path("/tmp/w")
-    every = plan_rebuild(PUBLISHED, "", work=work, builder=None, buildkit="m/b:1", name="rb")
-    assert every.platforms == ("linux/amd64", "linux/arm64")
-    one = plan_rebuild(
-        PUBLISHED, "linux/arm64", work=work, builder=None, buildkit="m/b:1", name="rb"
+    assert plan_rebuild(PUBLISHED, "", work=work, builder=None).platforms == (
+        "linux/amd64",
+        "linux/arm64",
     )
+    one = plan_rebuild(PUBLISHED, "linux/arm64", work=work, builder=None)
     assert one.platforms == ("linux/arm64",)
     with pytest.raises(ConfigError, match="holds no linux/s390x"):
-        plan_rebuild(PUBLISHED, "linux/s390x", work=work, builder=None, buildkit=None, name="rb")
+        plan_rebuild(PUBLISHED, "linux/s390x", work=work, builder=None)
 
 
-def test_a_builder_of_its_own_unless_one_is_given_or_none_can_be_made() -> None:
+def test_the_private_engine_unless_a_builder_is_given() -> None:
+    """The private engine has no bridge (RUN needs --network host) and an empty cache (no
+    stage needs marking uncached); a given builder keeps its network, its stages uncached."""
     work = Path("/tmp/w")
-    own = plan_rebuild(PUBLISHED, "", work=work, builder=None, buildkit="m/b:1", name="rb-1")
-    assert own.builder == BuildxBuilder("rb-1", driver_opts={"network": "host", "image": "m/b:1"})
-    assert own.commands(Path("/repo")) == [
-        ("git", "-C", "/repo", "worktree", "add", "--detach", "/tmp/w/worktree", "a" * 40),
-        (
-            *("docker", "buildx", "create", "--name", "rb-1", "--driver", "docker-container"),
-            *("--driver-opt", "network=host", "--driver-opt", "image=m/b:1", "--bootstrap"),
-        ),
+    own = plan_rebuild(PUBLISHED, "", work=work, builder=None)
+    assert (own.builder, own.network, own.uncached(["numpy"])) == (None, "host", ())
+    assert own.worktree_argv(Path("/repo")) == (
+        *("git", "-C", "/repo", "worktree", "add", "--detach", "/tmp/w/worktree", "a" * 40),
+    )
+    given = plan_rebuild(PUBLISHED, "", work=work, builder="mine")
+    assert (given.builder, given.network) == ("mine", None)
+    assert given.uncached(["numpy"]) == ("group-numpy", "layers-check", "image")
+
+
+def test_the_build_on_the_private_engine_runs_on_the_host_network() -> None:
+    argv = buildx_argv(BuildxBuild(".", ("linux/amd64",), network="host"))
+    assert argv == (
+        *("docker", "buildx", "build", "--platform", "linux/amd64", "--network", "host"),
+        *("--progress", "plain", "."),
+    )
+    assert "--network" not in buildx_argv(BuildxBuild(".", ("linux/amd64",)))
+
+
+ENGINE = PrivateEngine(Path("/tmp/aibase-engine-1"))
+
+
+def test_the_private_engine_keeps_everything_under_its_root() -> None:
+    assert dockerd_argv(ENGINE) == (
+        *("dockerd", "--config-file", "/tmp/aibase-engine-1/daemon.json"),
+        *("--data-root", "/tmp/aibase-engine-1/data"),
+        *("--exec-root", "/tmp/aibase-engine-1/exec"),
+        *("--pidfile", "/tmp/aibase-engine-1/dockerd.pid"),
+        *("--host", "unix:///tmp/aibase-engine-1/docker.sock"),
+        *("--bridge", "aibase-1", "--iptables=false", "--ip6tables=false"),
+        "--ip-forward=false",
+    )
+    # never --bridge none: that deletes the host's docker0, the shared engine's bridge
+    assert bridge_argv(ENGINE, "add") == ("ip", "link", "add", "aibase-1", "type", "bridge")
+    assert bridge_argv(ENGINE, "delete") == ("ip", "link", "delete", "aibase-1")
+    assert len(plan_engine(Path("/tmp")).bridge) <= 15  # IFNAMSIZ
+    # buildx's state (its current builder) goes there too, not into ~/.docker
+    assert ENGINE.env == {
+        "DOCKER_HOST": "unix:///tmp/aibase-engine-1/docker.sock",
+        "BUILDX_CONFIG": "/tmp/aibase-engine-1/buildx",
+    }
+    fresh = plan_engine(Path("/tmp"))
+    assert fresh.root.name.startswith("aibase-engine-") and fresh != plan_engine(Path("/tmp"))
+
+
+def test_a_missing_dockerd_says_how_to_get_it_or_what_else_to_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    with pytest.raises(EngineError, match="dockerd is not on PATH") as caught:
+        engine_private.dockerd_version()
+    assert "scripts/setup-host-debian.sh" in caught.value.fix
+    assert "--builder" in caught.value.fix
+
+
+def _interrupt_on(engine: PrivateEngine) -> None:
+    assert (engine.root / "daemon.json").exists()  # it ran, in its own root
+    raise KeyboardInterrupt
+
+
+class _Dockerd:
+    """A started dockerd stood in for: it exits on the first signal it gets."""
+
+    pid = 4242
+
+    def __init__(self, signals: list[tuple[int, int]]) -> None:
+        self.signals = signals
+
+    def poll(self) -> int | None:
+        return 0 if self.signals else None
+
+
+def _engine_world(
+    monkeypatch: pytest.MonkeyPatch, ran: list[str], *, answers: bool
+) -> list[tuple[int, int]]:
+    """proc.start/run and the kills stood in for; returns the signals sent, by pid. ran: the
+    commands' first three words (the engine, when it does not answer, fails `docker version`)."""
+    signals: list[tuple[int, int]] = []
+
+    def run(argv: Sequence[str], **_: Any) -> proc.Result:
+        ran.append(" ".join(argv[:3]))
+        ok = answers or argv[0] != "docker"
+        return proc.Result(tuple(argv), 0 if ok else 1, "", "")
+
+    def start(*_a: Any, **_k: Any) -> _Dockerd:
+        ran.append("dockerd")
+        return _Dockerd(signals)
+
+    monkeypatch.setattr(proc, "start", start)
+    monkeypatch.setattr(proc, "run", run)
+    monkeypatch.setattr(os, "kill", lambda pid, sig: signals.append((pid, sig)))
+    monkeypatch.setattr(os, "killpg", lambda pid, sig: signals.append((pid, sig)))
+    monkeypatch.setattr(engine_private, "START_S", 0.1)
+    return signals
+
+
+def test_the_private_engine_is_stopped_and_removed_after_an_interrupt(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ran: list[str] = []
+    signals = _engine_world(monkeypatch, ran, answers=True)
+    engine = plan_engine(tmp_path)
+    with pytest.raises(KeyboardInterrupt), engine_private.private_engine(engine) as running:
+        _interrupt_on(running)
+    assert signals == [(4242, signal.SIGTERM)]
+    assert not engine.root.exists()
+    assert [ran[0], ran[1], ran[-1]] == ["ip link add", "dockerd", "ip link delete"]
+
+
+def test_a_private_engine_that_does_not_start_is_stopped_and_removed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ran: list[str] = []
+    signals = _engine_world(monkeypatch, ran, answers=False)
+    engine = plan_engine(tmp_path)
+    with (
+        pytest.raises(EngineError, match="did not answer"),
+        engine_private.private_engine(engine),
+    ):
+        pytest.fail("the engine never answered")
+    assert signals == [(4242, signal.SIGTERM)]
+    assert not engine.root.exists()
+    assert [ran[0], ran[1], ran[-1]] == ["ip link add", "dockerd", "ip link delete"]
+
+
+def test_what_a_killed_engine_left_mounted_is_unmounted_deepest_first() -> None:
+    mountinfo = (
+        "36 35 98:0 / /tmp/aibase-engine-1/data rw - ext4 /dev/vda rw\n"
+        "37 36 0:1 / /tmp/aibase-engine-1/data/overlay/x/merged rw - overlay overlay rw\n"
+        "38 35 0:2 / /tmp/aibase-engine-10 rw - tmpfs tmpfs rw\n"
+    )
+    assert mounts_under(ENGINE.root, mountinfo) == [
+        "/tmp/aibase-engine-1/data/overlay/x/merged",
+        "/tmp/aibase-engine-1/data",
     ]
-    given = plan_rebuild(PUBLISHED, "", work=work, builder="mine", buildkit="m/b:1", name="rb")
-    assert given.builder is None and given.on_builder == "mine"
-    offline = plan_rebuild(PUBLISHED, "", work=work, builder=None, buildkit=None, name="rb")
-    assert offline.builder is None and offline.on_builder is None
 
 
-def test_a_made_builder_is_removed_with_its_state() -> None:
-    assert remove_builder_argv("rb-1") == ("docker", "buildx", "rm", "--force", "rb-1")
-    assert create_builder_argv(BuildxBuilder("x"))[-1] == "--bootstrap"
+def test_a_build_on_another_engine_is_echoed_with_where_it_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def run(argv: list[str], **kwargs: Any) -> Any:
+        seen.update(kwargs)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    proc.run(["docker", "version"], timeout=1, extra_env=ENGINE.env)
+    echoed = capsys.readouterr().err
+    assert "$ DOCKER_HOST=unix:///tmp/aibase-engine-1/docker.sock BUILDX_CONFIG=" in echoed
+    assert seen["env"]["DOCKER_HOST"] == ENGINE.host and "PATH" in seen["env"]
 
 
 def _recording(monkeypatch: pytest.MonkeyPatch, fails: str = "") -> list[str]:
@@ -187,17 +335,6 @@ def _recording(monkeypatch: pytest.MonkeyPatch, fails: str = "") -> list[str]:
     return ran
 
 
-@pytest.mark.parametrize("fails", ["", "docker buildx create"])
-def test_a_made_builder_is_removed_after_an_interrupt_or_a_failed_start(
-    monkeypatch: pytest.MonkeyPatch, fails: str
-) -> None:
-    ran = _recording(monkeypatch, fails)
-    expected = EngineError if fails else KeyboardInterrupt
-    with pytest.raises(expected), engine_build.own_builder(BuildxBuilder("rb-1")):
-        raise KeyboardInterrupt
-    assert ran == ["docker buildx create --name", "docker buildx rm --force"]
-
-
 @pytest.mark.parametrize("fails", ["", "git -C /repo worktree"])
 def test_the_worktree_is_removed_after_an_interrupt_or_a_failed_checkout(
     monkeypatch: pytest.MonkeyPatch, fails: str, tmp_path: Path
@@ -207,3 +344,18 @@ def test_the_worktree_is_removed_after_an_interrupt_or_a_failed_checkout(
     with pytest.raises(expected), git.worktree(Path("/repo"), "a" * 40, tmp_path / "wt"):
         raise KeyboardInterrupt
     assert ran == ["git -C /repo worktree", "git -C /repo worktree"]
+
+
+def test_the_first_line_says_the_build_runs_on_a_private_empty_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/sbin/{name}")
+    out = "Docker version 26.1.5+dfsg1, build 411e817\n"
+    monkeypatch.setattr(proc, "run", lambda argv, **_k: proc.Result(tuple(argv), 0, out, ""))
+    assert rebuild_check._builder_said(ENGINE, None) == (
+        "a private, empty Docker Engine (dockerd 26.1.5+dfsg1, data root "
+        "/tmp/aibase-engine-1/data), removed afterwards"
+    )
+    assert rebuild_check._builder_said(None, "mine") == (
+        "mine (--builder), the Python stages run again uncached"
+    )

@@ -47,6 +47,7 @@ class BuildContext:
     no_cache: bool = False  # rebuild every step (e.g. to prove what a step leaves behind)
     refresh_os: bool = False  # rebuild the OS stage (the weekly refresh); groups stay cached
     builder: str | None = None  # a buildx builder other than the current one
+    network: str | None = None  # RUN steps' network: "host" on an engine without a bridge
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,7 @@ def plan_build(
         builder=ctx.builder,
         build_contexts=contexts,
         metadata_file=metadata_file,
+        network=ctx.network,
         # SLSA provenance with the build's parameters (no secret values): verify checks it
         provenance="mode=max" if push else None,
         build_args=build_args(config, variant),

@@ -33,6 +33,7 @@ class BuildxBuild:
     builder: str | None = None
     build_contexts: Mapping[str, Path | str] = field(default_factory=dict)
     metadata_file: Path | None = None
+    network: str | None = None  # RUN steps' network ("host": an engine without a bridge)
     progress: str | None = "plain"
     provenance: ProvenanceMode | None = None  # None: buildx's default
     build_args: Mapping[str, str] = field(default_factory=dict)
@@ -56,6 +57,7 @@ def buildx_argv(build: BuildxBuild) -> tuple[str, ...]:
     for name, source in build.build_contexts.items():
         argv += ["--build-context", f"{name}={source}"]
     argv += _option("--metadata-file", build.metadata_file)
+    argv += _option("--network", build.network)
     argv += _option("--progress", build.progress)
     if build.provenance is not None:
         argv.append(f"--provenance={build.provenance or 'false'}")
@@ -80,30 +82,3 @@ def _option(flag: str, value: Path | str | None) -> list[str]:
 
 def _repeated(flag: str, pairs: Mapping[str, str]) -> list[str]:
     return [a for key, value in pairs.items() for a in (flag, f"{key}={value}")]
-
-
-@dataclass(frozen=True)
-class BuildxBuilder:
-    """A builder of a run's own (`docker buildx create`): an empty cache, removed after.
-
-    driver_opts: `network=host` lets it reach a registry on loopback; `image=` the BuildKit
-    image it runs (from a mirror where Docker Hub is out of reach).
-    """
-
-    name: str
-    driver: str = "docker-container"
-    driver_opts: Mapping[str, str] = field(default_factory=dict)
-
-
-def create_builder_argv(builder: BuildxBuilder) -> tuple[str, ...]:
-    """Create and start it (--bootstrap: a builder that cannot start fails here, not mid-build)."""
-    argv = ["docker", "buildx", "create", "--name", builder.name, "--driver", builder.driver]
-    argv += [
-        a for key, value in builder.driver_opts.items() for a in ("--driver-opt", f"{key}={value}")
-    ]
-    return (*argv, "--bootstrap")
-
-
-def remove_builder_argv(name: str) -> tuple[str, ...]:
-    """Remove it with its state (its cache goes with it)."""
-    return ("docker", "buildx", "rm", "--force", name)

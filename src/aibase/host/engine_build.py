@@ -8,14 +8,12 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aibase import log
 from aibase.errors import BuildError, EngineError, RegistryUnreachable
 from aibase.host import buildlog, proc
-from aibase.host.buildx import BuildxBuilder, create_builder_argv, remove_builder_argv
 
 DIGEST_DRIVERS = ("docker-container", "remote", "kubernetes")  # can push by digest alone
 
@@ -34,45 +32,34 @@ def builder_driver(builder: str | None) -> str:
     return m.group(1)
 
 
-@contextmanager
-def own_builder(builder: BuildxBuilder) -> Iterator[str]:
-    """A builder made for one run (an empty cache), removed afterwards: on failure and
-    interrupt too, and when it was made but would not start."""
-    try:
-        created = proc.run(create_builder_argv(builder), timeout=proc.QUICK * 10)
-        if not created.ok:
-            raise EngineError(
-                f"could not create buildx builder {builder.name}: {created.stderr.strip()[-300:]}",
-                "`./ai doctor` checks buildx; a docker-container builder runs the BuildKit "
-                "image: mirror it (--base-mirror) where Docker Hub is out of reach",
-            )
-        yield builder.name
-    finally:
-        removed = proc.run(remove_builder_argv(builder.name), timeout=proc.QUICK * 2)
-        if not removed.ok and "not found" not in removed.stderr:
-            log.warn(f"builder {builder.name} is left behind: docker buildx rm {builder.name}")
-
-
-def build_retrying(argv: Sequence[str]) -> proc.Result:
-    result = proc.run(argv, capture=False, timeout=proc.LONG)
+def build_retrying(argv: Sequence[str], extra_env: Mapping[str, str] | None = None) -> proc.Result:
+    """extra_env: where the build runs (DOCKER_HOST of a private engine), echoed with it."""
+    result = proc.run(argv, capture=False, timeout=proc.LONG, extra_env=extra_env)
     if not result.ok and buildlog.registry_failed(result.stderr):
         log.warn("the registry answered 5xx during the push; retrying once (the build is cached)")
-        result = proc.run(argv, capture=False, timeout=proc.LONG)
+        result = proc.run(argv, capture=False, timeout=proc.LONG, extra_env=extra_env)
     return result
 
 
 def run_build(
-    argv: Sequence[str], metadata: Path, cell: str, *, registry: str = "", dry_run: bool = False
+    argv: Sequence[str],
+    metadata: Path,
+    cell: str,
+    *,
+    registry: str = "",
+    dry_run: bool = False,
+    extra_env: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """Run one cell's build (cell: VARIANT/OS/ARCH), streaming its progress; returns the
     metadata buildx wrote. registry: the one it pushes to, named when it stops answering.
+    extra_env: set for the build (a private engine's DOCKER_HOST).
     Takes the argv, not the build plan: the engine sits below the planning that calls it."""
     if dry_run:
         log.echo_command(argv, dry_run=True)
         return {}
     metadata.parent.mkdir(parents=True, exist_ok=True)
     metadata.unlink(missing_ok=True)
-    result = build_retrying(argv)
+    result = build_retrying(argv, extra_env)
     stopped = buildlog.registry_stopped(result.stderr, registry) if registry else None
     if not result.ok and stopped:
         raise RegistryUnreachable(

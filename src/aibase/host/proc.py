@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from aibase.errors import Timeout
 from aibase.log import echo_command, write_line
@@ -39,13 +40,17 @@ def run(
     timeout: float,
     capture: bool = True,
     env: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
     input_text: str | None = None,
     echo: bool = True,
 ) -> Result:
     """Run argv; capture=False streams output (long steps show progress) and keeps its
-    last lines as `stderr`, so a caller can tell one failure from another."""
+    last lines as `stderr`, so a caller can tell one failure from another. extra_env: set
+    on top of env (or this process's), and echoed as `NAME=value` before the command."""
     if echo:
-        echo_command(argv)
+        echo_command([*(f"{k}={v}" for k, v in (extra_env or {}).items()), *argv])
+    if extra_env:
+        env = {**(os.environ if env is None else env), **extra_env}
     if not capture:
         return _stream(argv, timeout=timeout, env=env)
     try:
@@ -105,6 +110,16 @@ def _stream(argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | Non
     if expired.is_set():
         raise _timeout(argv, timeout)
     return Result(tuple(argv), returncode, "", "".join(tail))
+
+
+def start(argv: Sequence[str], log_file: Path) -> subprocess.Popen[bytes]:
+    """Start a long-running program (a daemon) in its own session, its output in log_file;
+    echoed. The caller stops it (a Ctrl-C at the terminal does not reach it first)."""
+    echo_command(argv)
+    with log_file.open("ab") as out:
+        return subprocess.Popen(
+            list(argv), stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True
+        )
 
 
 def _kill_group(child: subprocess.Popen[str]) -> None:

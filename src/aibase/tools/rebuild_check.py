@@ -1,14 +1,15 @@
 """`./ai rebuild-check REF`: does the commit an index says it was built from make its Python
 layers again, byte for byte? Reads the revision and variant from the index's labels, checks
 the commit out in a temporary worktree, rebuilds the group stages (and the layers-check
-report beside them) per platform on a builder of its own, and compares each Python layer's
-digest with the published one; a layer that differs is named with its first differing file
-(`layer_diff`). Worktree and builder are removed afterwards, on failure and interrupt too.
+report beside them) per platform on an isolated, empty builder, and compares each Python
+layer's digest with the published one; a layer that differs is named with its first
+differing file (`layer_diff`).
 
-The builder is a fresh docker-container one (an empty cache) running the BuildKit image from
-the base mirror where one is set; without that image in the mirror (an offline host) the
-check runs on the current builder with the Python stages run again uncached
-(--no-cache-filter), and says so. `--builder B` builds on B, also uncached.
+That builder is a private Docker Engine started for the check (`host.engine_private`): its
+image store and cache are empty, so every stage really runs and nothing of the shared
+engine's is used. It and the worktree are removed afterwards, on failure and interrupt too.
+`--builder B` builds on B instead, the Python stages run again uncached (--no-cache-filter),
+and says so.
 """
 
 from __future__ import annotations
@@ -31,20 +32,19 @@ from aibase.config.loader import load_config
 from aibase.config.model import Config
 from aibase.config.resolved import Settings
 from aibase.errors import ConfigError, NotReproduced
-from aibase.host import engine_build, git
-from aibase.host.buildx import remove_builder_argv
+from aibase.host import engine_build, engine_private, git
 from aibase.registry.client import RegistryClient
 from aibase.registry.oci import entry_platform, is_attestation
 from aibase.registry.refs import ImageRef, parse_ref
 from aibase.release.verify import fetch_index
 from aibase.tools.layer_diff import first_difference, tar_entries
 from aibase.tools.rebuild_plan import (
-    BUILDKIT_IMAGE,
     REVISION_LABEL,
     VARIANT_LABEL,
     LayerResult,
     Published,
     PublishedImage,
+    RebuildPlan,
     compression_of,
     image_layers,
     pair_layers,
@@ -91,6 +91,9 @@ def check_rebuild(
     started = time.monotonic()
     ref = parse_ref(ref_text)
     top = git.toplevel(config.root)
+    engine = None if settings.builder else engine_private.plan_engine()
+    # first: where it runs (a missing dockerd fails here, before anything is read)
+    log.info(f"builder: {_builder_said(engine, settings.builder)}")
     with ExitStack() as stack:
         client = stack.enter_context(_client(settings, ref.api_host))
         published = read_published(client, ref)
@@ -100,40 +103,30 @@ def check_rebuild(
                 f"git fetch origin {published.revision} (or the branch holding it), then rerun",
             )
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aibase-rebuild-")))
-        plan = plan_rebuild(
-            published,
-            platform,
-            work=work,
-            builder=settings.builder,
-            buildkit=_buildkit_image(settings, client),
-            name=f"aibase-rebuild-{secrets.token_hex(3)}",
-        )
+        plan = plan_rebuild(published, platform, work=work, builder=settings.builder)
         log.info(
             f"rebuild-check {ref}: revision {published.revision[:12]}, variant "
             f"{published.variant}, platforms {', '.join(plan.platforms)}"
         )
-        own = plan.builder.name if plan.builder else None
-        log.info(f"builder: {_builder_said(own, plan.on_builder)}")
         if dry_run:
-            for argv in plan.commands(top):
-                log.echo_command(argv, dry_run=True)
+            log.echo_command(plan.worktree_argv(top), dry_run=True)
+            if engine:
+                log.echo_command(engine_private.bridge_argv(engine, "add"), dry_run=True)
+                log.echo_command(engine_private.dockerd_argv(engine), dry_run=True)
             log.info(
                 f"[dry-run] would rebuild the group stages of {published.variant} at "
                 f"{published.revision[:12]} per platform, compare each Python layer with "
                 f"{ref}, then remove the worktree"
                 + (
-                    f" and the builder ({' '.join(remove_builder_argv(plan.builder.name))})"
-                    if plan.builder
+                    f", stop the engine, delete its bridge and remove {engine.root}"
+                    if engine
                     else ""
                 )
             )
             return []
         worktree = stack.enter_context(git.worktree(top, published.revision, plan.worktree))
-        builder = (
-            stack.enter_context(engine_build.own_builder(plan.builder))
-            if plan.builder
-            else plan.on_builder
-        )
+        if engine:
+            stack.enter_context(engine_private.private_engine(engine))
         rebuilt_config = load_config(
             worktree / _in_checkout(config.path, top),
             {
@@ -146,7 +139,7 @@ def check_rebuild(
         results = []
         for image in (i for i in published.images if i.platform in plan.platforms):
             results += _check_platform(
-                settings, rebuilt_config, published, image, builder, work, client
+                settings, rebuilt_config, published, image, plan, engine, work, client
             )
     for r in results:
         print(r.line())
@@ -164,31 +157,17 @@ def _in_checkout(path: Path, top: Path) -> Path:
         ) from None
 
 
-def _builder_said(own: str | None, given: str | None) -> str:
-    if own:
-        return f"{own}, made for this check (an empty cache), removed after it"
-    if given:
-        return f"{given} (--builder), the Python stages run again uncached"
-    return (
-        f"the current one, the Python stages run again uncached (no {BUILDKIT_IMAGE} in "
-        "the base mirror for a builder of its own)"
-    )
+def _builder_said(engine: engine_private.PrivateEngine | None, given: str | None) -> str:
+    if engine:
+        return (
+            f"a private, empty Docker Engine (dockerd {engine_private.dockerd_version()}, "
+            f"data root {engine.data_root}), removed afterwards"
+        )
+    return f"{given} (--builder), the Python stages run again uncached"
 
 
 def _client(settings: Settings, host: str) -> RegistryClient:
     return RegistryClient(host, ca=settings.registry_ca, auth_hosts=settings.auth_hosts)
-
-
-def _buildkit_image(settings: Settings, client: RegistryClient) -> str | None:
-    """The BuildKit image a builder of the run's own runs: Docker Hub's, or the base
-    mirror's copy (None when the mirror, on the registry checked, lacks it)."""
-    ref = parse_ref(BUILDKIT_IMAGE).mirrored(settings.base_mirror)
-    if not settings.base_mirror:
-        return str(ref)
-    if ref.api_host != client.host:
-        with _client(settings, ref.api_host) as other:
-            return str(ref) if other.head_manifest(ref.repository, ref.reference) else None
-    return str(ref) if client.head_manifest(ref.repository, ref.reference) else None
 
 
 def _check_platform(
@@ -196,7 +175,8 @@ def _check_platform(
     config: Config,
     published: Published,
     image: PublishedImage,
-    builder: str | None,
+    rebuild: RebuildPlan,
+    engine: engine_private.PrivateEngine | None,
     work: Path,
     client: RegistryClient,
 ) -> list[LayerResult]:
@@ -218,9 +198,11 @@ def _check_platform(
         ca_bundle=settings.ca_bundle,
         pip_index_url_file=settings.pip_index_url_file,
         compression=compression_of(image.layers),
-        builder=builder,
+        builder=rebuild.builder,
+        network=rebuild.network,
     )
-    driver = engine_build.builder_driver(builder)
+    # the private engine's builder is its default one: the docker driver
+    driver = engine_build.builder_driver(rebuild.builder) if rebuild.builder else "docker"
     plan = plan_build(
         config,
         variant,
@@ -231,7 +213,7 @@ def _check_platform(
         metadata_file=work / f"{cell.slug}.json",
         rendered=rendered,
         extra_labels=cell_lock_labels(config, variant, image.platform),
-        uncached=(*(f"group-{g}" for g in groups), "layers-check", "image"),
+        uncached=rebuild.uncached(groups),
     )
     with log.step(f"rebuild {cell.variant}/{cell.platform}"):
         metadata = engine_build.run_build(
@@ -239,6 +221,7 @@ def _check_platform(
             plan.metadata_file,
             f"{cell.variant}/{cell.platform}",
             registry=config.registry,
+            extra_env=engine.env if engine else None,
         )
     digest = str(metadata.get("containerimage.digest", ""))
     manifest = platform_manifest(client, config.repository, digest, image.platform)

@@ -1,6 +1,6 @@
 """Pure planning for `./ai rebuild-check` (`rebuild_check` runs it): what the index says it
-was built from, which of its layers are the Python ones and what each is called, which
-builder the rebuild runs on, and published against rebuilt, layer by layer. No I/O.
+was built from, which of its layers are the Python ones and what each is called, where the
+rebuild runs, and published against rebuilt, layer by layer. No I/O.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any
 
 from aibase.build.plan import LABEL_NS
 from aibase.errors import ConfigError
-from aibase.host.buildx import BuildxBuilder, create_builder_argv
 from aibase.registry.refs import ImageRef
 
 REVISION_LABEL = "org.opencontainers.image.revision"
@@ -20,7 +19,6 @@ VARIANT_LABEL = f"{LABEL_NS}.variant"
 # the history's steps of the layers the groups' files and the report make (build/layers.py)
 GROUP_STEP, REPORT_STEP = "COPY /layer/ ", "COPY /report/ "
 REPORT_NAME = "layers-check report"
-BUILDKIT_IMAGE = "moby/buildkit:buildx-stable-1"  # what `docker buildx create` runs
 
 
 @dataclass(frozen=True)
@@ -52,17 +50,21 @@ class RebuildPlan:
     published: Published
     platforms: tuple[str, ...]
     worktree: Path
-    builder: BuildxBuilder | None  # one made for this run; None: build on `on_builder`
-    on_builder: str | None  # the given builder (None: the current one) when none is made
+    builder: str | None  # --builder B; None: a private engine started for the check
+    # the private engine's RUN steps: it has no bridge network; the given builder's own
+    network: str | None
 
-    def commands(self, top: Path) -> list[tuple[str, ...]]:
-        """What a dry run prints (each build's command needs the worktree's files)."""
+    def uncached(self, groups: Sequence[str]) -> tuple[str, ...]:
+        """The stages run again although a given builder's cache may hold them (buildx's
+        no-cache filter); none on the private engine, whose cache is empty."""
+        if not self.builder:
+            return ()
+        return (*(f"group-{g}" for g in groups), "layers-check", "image")
+
+    def worktree_argv(self, top: Path) -> tuple[str, ...]:
+        """What a dry run prints first (each build's command needs the worktree's files)."""
         rev = self.published.revision
-        argv: list[tuple[str, ...]] = [
-            ("git", "-C", str(top), "worktree", "add", "--detach", str(self.worktree), rev)
-        ]
-        argv += [create_builder_argv(self.builder)] if self.builder else []
-        return argv
+        return ("git", "-C", str(top), "worktree", "add", "--detach", str(self.worktree), rev)
 
 
 @dataclass(frozen=True)
@@ -124,25 +126,20 @@ def compression_of(layers: Sequence[Layer]) -> str:
 
 
 def plan_rebuild(
-    published: Published,
-    platform: str,
-    *,
-    work: Path,
-    builder: str | None,
-    buildkit: str | None,
-    name: str,
+    published: Published, platform: str, *, work: Path, builder: str | None
 ) -> RebuildPlan:
-    """platform: "" every platform the index holds. buildkit: the BuildKit image for a
-    builder of the run's own (None: none can be made; build on `builder`, or the current)."""
+    """platform: "" every platform the index holds. builder: --builder B, else None (the
+    private engine: empty, so nothing needs to be marked uncached)."""
     held = tuple(i.platform for i in published.images)
     if platform and platform not in held:
         raise ConfigError(
             f"{published.ref} holds no {platform} image (it holds {', '.join(held)})",
             "pass one of those to --platform, or leave it out",
         )
-    own = None
-    if not builder and buildkit:
-        own = BuildxBuilder(name, driver_opts={"network": "host", "image": buildkit})
     return RebuildPlan(
-        published, (platform,) if platform else held, work / "worktree", own, builder
+        published,
+        (platform,) if platform else held,
+        work / "worktree",
+        builder,
+        None if builder else "host",
     )
