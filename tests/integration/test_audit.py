@@ -278,6 +278,7 @@ def test_a_package_installed_outside_the_lock_cannot_hide(
     assert "auditing what its layers hold (read from the registry)" in run.output
 
 
+@pytest.mark.alone  # counts the engine's containers, which other workers change
 @pytest.mark.engine
 def test_an_image_s_attached_sbom_is_audited_without_a_container(
     built: Built, tmp_path: Path, osv_url: str

@@ -260,6 +260,7 @@ def _running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
+@pytest.mark.alone  # counts the engine's containers, which other workers change
 def test_a_probe_past_its_timeout_is_stopped_and_its_container_removed(built: Built) -> None:
     """The real container behind the unit test: the probe needs more than 1 s under QEMU."""
     image = f"{REGISTRY}/cerebral/ai-base-fixture@{built.platform_digests['linux/arm64']}"

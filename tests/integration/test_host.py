@@ -145,6 +145,7 @@ def _docker(*args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.alone  # counts the engine's images, which other workers change
 @pytest.mark.usefixtures("engine_ready")
 def test_clean_dry_run_counts_and_changes_nothing(tmp_path: Path) -> None:
     """Two images planted under a repository of the test's own (one with the registry in its

@@ -60,10 +60,11 @@ def _session(tmp_path: Path) -> tuple[dict[str, list[tuple[float, float]]], int]
     (project / "conftest.py").write_text(CONFTEST.format(log=str(log)))
     (project / "pytest.ini").write_text("[pytest]\nmarkers =\n    alone: runs alone\n")
     (project / "test_a.py").write_text(BUSY.format(alone="", count=4, sleep=0.4))
-    (project / "test_b.py").write_text(BUSY.format(alone="", count=4, sleep=0.4))
+    # test_b outlasts test_a: the alone file, next on test_a's worker, meets it running
+    (project / "test_b.py").write_text(BUSY.format(alone="", count=8, sleep=0.4))
     (project / "test_c.py").write_text(BUSY.format(alone="@pytest.mark.alone", count=2, sleep=0.6))
     run = run_pytest("-n", "2", "--dist", "loadfile", "-p", "xdist", cwd=project)
-    assert run.returncode == 0 and run.ran == {"passed": 10}, run.output[-3000:]
+    assert run.returncode == 0 and run.ran == {"passed": 14}, run.output[-3000:]
     spans: dict[str, list[tuple[float, float]]] = {}
     for line in log.read_text().splitlines():
         nodeid, start, end = json.loads(line)
