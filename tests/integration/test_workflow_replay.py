@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -160,8 +161,12 @@ def test_a_pull_request_plans_on_a_runner_without_qemu(org_registry: Org, tmp_pa
     """Item 1: the plan job of a pull request, on an x86 runner whose builder lists no
     linux/arm64, with cpu/linux/amd64's lock missing, plans what it can and says the rest;
     no other job runs."""
-    replay = Replay(_origin(tmp_path), "build.yml", org_registry, tmp_path / "gh")
-    run = replay.run(Event("pull_request", "refs/pull/7/merge"))
+    # the review's advisories from loopback, never the public OSV API: the origin holds this
+    # working tree, so an uncommitted lock edit here would be looked up there
+    with serve(COMMITTED) as osv_url:
+        org = replace(org_registry, vars={**org_registry.vars, "AIBASE_AUDIT_OSV_URL": osv_url})
+        replay = Replay(_origin(tmp_path), "build.yml", org, tmp_path / "gh")
+        run = replay.run(Event("pull_request", "refs/pull/7/merge"))
     text = _show(run)
     assert run.results["plan"] == "success", text
     after = {j: r for j, r in run.results.items() if j not in ("plan", "review")}
