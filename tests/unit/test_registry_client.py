@@ -12,6 +12,7 @@ import pytest
 from aibase.errors import NotFound, RegistryError, RegistryUnreachable
 from aibase.registry.client import RegistryClient
 from aibase.registry.credentials import Credentials, load_credentials
+from aibase.registry.referrers import has_referrers_api, list_referrers
 from aibase.registry.trust import is_loopback, parse_challenge
 
 from .conftest import FakeRegistry
@@ -432,3 +433,21 @@ def test_a_blob_is_uploaded_through_the_client_and_only_to_this_registry(
     with fake_registry.client() as client, pytest.raises(RegistryError, match="not this regis"):
         client.upload_blob("cerebral/x", b"payload")
     assert sent[-1] == "POST localhost" and not [s for s in sent if s.startswith("PUT")]
+
+
+def test_a_referrers_answer_that_is_no_image_index_is_no_referrers_api(
+    fake_registry: FakeRegistry,
+) -> None:
+    """A proxy answering 200 with an HTML page for a path it does not know: attaching an SBOM
+    took that for the API and crashed on the page's JSON; it is the registry without one."""
+
+    def html(request: httpx.Request) -> httpx.Response:
+        if "/referrers/" in request.url.path:
+            return httpx.Response(200, text="<html>welcome</html>")
+        return httpx.Response(404)
+
+    fake_registry.handler = html
+    digest = "sha256:" + "a" * 64
+    with fake_registry.client() as client:
+        assert has_referrers_api(client, "cerebral/x", digest) is False
+        assert list_referrers(client, "cerebral/x", digest) == []

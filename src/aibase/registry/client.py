@@ -129,7 +129,19 @@ class RegistryClient:
         """The referrers API's answer for `digest` (an image index); NotFound where the
         registry has no such API (distribution 2.8: the fallback tag stands in)."""
         what = f"GET referrers {repo}@{digest}"
-        return self._session.request("GET", f"/v2/{repo}/referrers/{digest}", what).json()
+        resp = self._session.request("GET", f"/v2/{repo}/referrers/{digest}", what)
+        try:
+            listed = resp.json()
+        except ValueError:
+            listed = None
+        if not isinstance(listed, dict) or not isinstance(listed.get("manifests"), list):
+            # a proxy's or an old registry's page for a path it does not know: no API
+            raise NotFound(
+                f"registry {self.host}: {what} answered {resp.status_code} without an image "
+                "index: taken as no referrers API",
+                "nothing to do: the referrers tag (sha256-<hex>) stands in",
+            )
+        return listed
 
     def put_manifest(self, repo: str, tag: str, manifest: Manifest) -> str:
         resp = self._session.request(
