@@ -212,3 +212,11 @@ def test_a_floor_that_failed_or_ran_beside_a_build_is_not_reported(
     # --floor-only says so instead: its figure reads high, and it is not the bench's
     assert measure_floor(cfg, cell, tmp_path / "floor", 1, strict=False).unpacked_bytes > 0
     assert "ran beside another build: pid 4242" in capsys.readouterr().err
+
+
+def test_a_floor_that_rounds_to_nothing_still_gives_a_ratio() -> None:
+    """A tiny lock on a fast disk: both runs round to 0.0 s. The report divides by the
+    floor; without the 0.1 s minimum the whole bench run ended in ZeroDivisionError there."""
+    tiny = replace(FLOOR, install_runs=(0.0, 0.0), compress_runs=(0.0, 0.0))
+    bench = CellBench("fixture/linux/amd64", "x==1", replace(OURS, cold_s=0.1), SINGLE, tiny)
+    assert bench.ratios()["cold_of_floor"] == 1.0

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from aibase.errors import ConfigError, EngineError
+from aibase.errors import ConfigError, EngineError, NotReproduced
 from aibase.host import engine_private, git, proc
 from aibase.host.buildx import BuildxBuild, buildx_argv
 from aibase.host.engine_private import (
@@ -37,6 +37,7 @@ from aibase.tools.rebuild_plan import (
     Published,
     PublishedImage,
     compression_of,
+    image_layers,
     pair_layers,
     plan_rebuild,
     python_layers,
@@ -359,3 +360,13 @@ def test_the_first_line_says_the_build_runs_on_a_private_empty_engine(
     assert rebuild_check._builder_said(None, "mine") == (
         "mine (--builder), the Python stages run again uncached"
     )
+
+
+def test_an_image_whose_history_and_layers_disagree_is_not_compared() -> None:
+    """Zipped loosely, a history one step short named each layer by its neighbour's step:
+    group layers taken for other layers, or none found at all (review finding)."""
+    steps = [{"created_by": "COPY /layer/ /"}, {"created_by": "COPY /report/ /"}]
+    layers = [{"digest": "sha256:" + c * 64} for c in "ab"]
+    assert len(image_layers({"layers": layers}, {"history": steps})) == 2
+    with pytest.raises(NotReproduced, match="history names 1 layers, its manifest holds 2"):
+        image_layers({"layers": layers}, {"history": steps[:1]})

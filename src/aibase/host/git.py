@@ -119,8 +119,8 @@ def worktree(cwd: Path, commit: str, path: Path) -> Iterator[Path]:
     """A detached checkout of `commit` at `path`, beside this one (which stays as it is),
     removed afterwards, on failure and interrupt too."""
     add = ["git", "-C", str(cwd), "worktree", "add", "--detach", str(path), commit]
-    result = proc.run(add, timeout=proc.QUICK * 5)
-    try:
+    try:  # an interrupt during the checkout leaves a registered worktree: removed below too
+        result = proc.run(add, timeout=proc.QUICK * 5)
         if not result.ok:
             raise ConfigError(
                 f"could not check out {commit} in a worktree: {result.stderr.strip()[-300:]}",
@@ -134,3 +134,9 @@ def worktree(cwd: Path, commit: str, path: Path) -> Iterator[Path]:
         )
         if not removed.ok and path.exists():
             log.warn(f"worktree {path} is left behind: `git worktree remove --force {path}`")
+
+
+def differs(cwd: Path, commit: str, paths: Sequence[str]) -> bool:
+    """Whether `paths` hold anything else at `commit` than in this checkout's HEAD."""
+    argv = ["git", "-C", str(cwd), "diff", "--quiet", commit, "HEAD", "--", *paths]
+    return proc.run(argv, echo=False, timeout=proc.QUICK).returncode != 0

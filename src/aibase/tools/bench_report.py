@@ -72,7 +72,9 @@ class Floor:
 
     @property
     def seconds(self) -> float:
-        return self.timing().median
+        # timings are rounded to 0.1 s: a floor below that counts as 0.1 s, so every ratio
+        # to it is a number (a division by zero would end a whole bench run at its report)
+        return max(self.timing().median, 0.1)
 
 
 @dataclass(frozen=True)

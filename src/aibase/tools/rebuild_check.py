@@ -82,6 +82,10 @@ def read_published(client: RegistryClient, ref: ImageRef) -> Published:
     return Published(ref, revision, variant, tuple(images))
 
 
+# what renders and plans a cell's build: the rebuild uses this checkout's (HEAD's)
+BUILD_CODE = ("src/aibase/build", "docker")
+
+
 def check_rebuild(
     settings: Settings, config: Config, ref_text: str, platform: str, *, dry_run: bool
 ) -> list[LayerResult]:
@@ -124,6 +128,13 @@ def check_rebuild(
                 )
             )
             return []
+        if git.differs(top, published.revision, BUILD_CODE):
+            log.warn(
+                f"this checkout's build code ({', '.join(BUILD_CODE)}) differs from "
+                f"{published.revision[:12]}'s: the rebuild renders with this checkout's, so a "
+                "difference may come from that; run rebuild-check from a checkout of the "
+                "revision to rule it out"
+            )
         worktree = stack.enter_context(git.worktree(top, published.revision, plan.worktree))
         if engine:
             stack.enter_context(engine_private.private_engine(engine))
@@ -231,6 +242,11 @@ def _check_platform(
     rebuilt = image_layers(manifest.json, rebuilt_config)
     old = python_layers(image.layers, groups)
     new = python_layers(rebuilt, groups)
+    if not old:  # one platform with nothing compared must not pass beside the others
+        raise NotReproduced(
+            f"{image.platform}: the published image holds no Python layer to compare",
+            "pass an index that build-all pushed (group layers, `COPY /layer/`)",
+        )
     results = pair_layers(image.platform, old, new)
     return [_explain(client, published.ref.repository, config.repository, r) for r in results]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aibase.build.plan import LABEL_NS
-from aibase.errors import ConfigError
+from aibase.errors import ConfigError, NotReproduced
 from aibase.registry.refs import ImageRef
 
 REVISION_LABEL = "org.opencontainers.image.revision"
@@ -87,9 +87,15 @@ class LayerResult:
 def image_layers(manifest: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[Layer, ...]:
     history = config.get("history") or []
     steps = [h.get("created_by", "") for h in history if not h.get("empty_layer")]
+    layers = manifest.get("layers", [])
+    if len(steps) != len(layers):  # then no layer can be named by the step that made it
+        raise NotReproduced(
+            f"an image's history names {len(steps)} layers, its manifest holds {len(layers)}",
+            "pass an index that build-all pushed: its history names every layer",
+        )
     return tuple(
         Layer(step, x["digest"], x.get("mediaType", ""))
-        for step, x in zip(steps, manifest.get("layers", []), strict=False)
+        for step, x in zip(steps, layers, strict=True)
     )
 
 
