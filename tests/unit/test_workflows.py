@@ -272,3 +272,20 @@ def test_a_pull_request_reviews_its_lock_changes_with_the_base_in_its_clone() ->
     assert job["env"]["AIBASE_AUDIT_SERVICE"] == "osv"  # named: nothing is contacted by default
     triggers = yaml.safe_load((REPO / ".github" / "workflows" / "build.yml").read_text())[True]
     assert "requirements/**" in triggers["pull_request"]["paths"]
+
+
+def test_a_new_runner_restores_the_stand_in_root_filesystems_from_the_cache() -> None:
+    """The stand-ins' rootfs tarballs (minutes of debootstrap, arm64 under QEMU) come back
+    from actions/cache on a new runner: the cache's path is the rootfs folder of the host
+    cache .ci/run really uses (AIBASE_CACHE, kept through sudo), keyed by standins.py."""
+    job = _load(REPO / ".github" / "workflows" / "ci.yml")["jobs"]["test"]
+    cached = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/cache@")]
+    assert len(cached) == 1
+    (step,) = [s for s in job["steps"] if "run" in s]
+    run, cache_dir = step["run"], step["env"]["AIBASE_CACHE"]
+    assert cached[0]["with"]["path"] == f"{cache_dir}/rootfs"  # Paths.rootfs: <cache>/rootfs
+    assert "hashFiles('src/aibase/host/standins.py')" in cached[0]["with"]["key"]
+    kept = re.search(r"--preserve-env=(\S+)", run)
+    assert kept and "AIBASE_CACHE" in kept.group(1).split(","), run
+    first_run = next(i for i, s in enumerate(job["steps"]) if "run" in s)
+    assert job["steps"].index(cached[0]) < first_run  # restored before .ci/run needs it
