@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from aibase.build.lock_format import BODY_RE, body_digest, split_header
 from aibase.build.plan import promoted_tags
 from aibase.config.loader import load_config
 from aibase.config.paths import Paths
@@ -556,3 +557,12 @@ lock_dir = "locks"
 """)
     (tmp / "allow.toml").write_text(allow)
     return tmp
+
+
+def resealed(lock_text: str) -> str:
+    """A lock edited by a test, its body-sha256 written again, as `./ai lock` writes it: the
+    lock a pull request brings after `./ai update` (a hand edit is refused as edited)."""
+    head, body = split_header(lock_text)
+    if not BODY_RE.search(head):
+        return head + f"# body-sha256: {body_digest(body)}\n" + body
+    return BODY_RE.sub(f"# body-sha256: {body_digest(body)}", head) + body

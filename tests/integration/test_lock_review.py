@@ -13,7 +13,7 @@ import pytest
 from aibase.audit.osv_mirror import serve
 from aibase.errors import ConfigError, VulnerabilitiesFound
 
-from .conftest import Run, invoke, one_variant_project
+from .conftest import Run, invoke, one_variant_project, resealed
 from .test_audit import SNAPSHOT
 
 HASH = "--hash=sha256:" + "0" * 64  # pip-audit reads name==version only (--no-deps)
@@ -28,7 +28,7 @@ expires = 2099-12-31
 
 def _lock(requests: str) -> str:
     pins = {"idna": "3.7", "requests": requests, "urllib3": "2.2.2"}
-    return "# a lock\n" + "".join(f"{n}=={v} \\\n    {HASH}\n" for n, v in pins.items())
+    return resealed("# a lock\n" + "".join(f"{n}=={v} \\\n    {HASH}\n" for n, v in pins.items()))
 
 
 @pytest.fixture(scope="module")

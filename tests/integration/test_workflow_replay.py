@@ -29,7 +29,7 @@ from aibase.registry.client import RegistryClient
 from aibase.registry.credentials import Credentials
 from tests.replay.runner import Environment, Event, Org, Replay, Run, host_network
 
-from .conftest import MIRROR, REPO, make_tls, run_pytest
+from .conftest import MIRROR, REPO, make_tls, resealed, run_pytest
 from .test_audit import COMMITTED
 
 pytestmark = pytest.mark.engine
@@ -192,7 +192,10 @@ def test_a_lock_change_with_a_real_advisory_fails_the_review(tmp_path: Path) -> 
     the committed cut of the real advisory database on loopback."""
     origin = _origin(tmp_path)
     lock = origin / "requirements" / "locks" / "cuda-linux-arm64.txt"
-    lock.write_text(lock.read_text().replace("\nrequests==2.32.3 ", "\nrequests==2.25.0 "))
+    # as `./ai update` leaves it: the review refuses a hand-edited lock before any advisory
+    lock.write_text(
+        resealed(lock.read_text().replace("\nrequests==2.32.3 ", "\nrequests==2.25.0 "))
+    )
     git = ["git", "-C", str(origin), "-c", "user.name=pr", "-c", "user.email=pr@localhost"]
     subprocess.run([*git, "commit", "-q", "-am", "requests 2.25.0"], check=True)
     with serve(COMMITTED) as osv_url:
