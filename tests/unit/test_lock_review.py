@@ -161,18 +161,7 @@ def test_the_review_audits_only_the_changes_and_writes_the_job_summary(
     monkeypatch.setattr(lock_review, "run_audit", audit)
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    req = AuditRequest(
-        variants=cfg.select("cuda"),
-        platforms=cfg.platforms,
-        service="osv",
-        osv_url="http://127.0.0.1:9/v1/query",
-        snapshot=None,
-        image=None,
-        image_platforms=(),
-        allowlist=REPO / "audit-allowlist.toml",
-        today=TODAY,
-        workdir=tmp_path / "audit",
-    )
+    req = _request(REPO / "images.toml", tmp_path / "audit")
     rows = lock_review.review_locks(req, "HEAD^1")
     assert audited == ["requests==2.32.3\n"]
     assert [(r.change.lock, r.change.package) for r in rows] == [(lock.name, "requests")]
@@ -193,19 +182,7 @@ def _played_audit(
     monkeypatch.setattr(
         lock_review, "run_audit", lambda reqs, **_: AuditRun(str(reqs), 1, reported)
     )
-    cfg = load_config(REPO / "images.toml", env={})
-    return AuditRequest(
-        variants=cfg.select("cuda"),
-        platforms=cfg.platforms,
-        service="osv",
-        osv_url="http://127.0.0.1:9/v1/query",
-        snapshot=None,
-        image=None,
-        image_platforms=(),
-        allowlist=REPO / "audit-allowlist.toml",
-        today=TODAY,
-        workdir=tmp_path,
-    )
+    return _request(REPO / "images.toml", tmp_path)
 
 
 def test_a_version_pip_audit_spells_otherwise_still_gets_its_advisory(
